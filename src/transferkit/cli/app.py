@@ -1,0 +1,219 @@
+"""The `transferkit` command line: thin commands over the Python API."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.panel import Panel
+from rich.table import Table
+
+from ..errors import TransferKitError
+
+app = typer.Typer(
+    name="transferkit",
+    help="Choose a pretrained model and transfer it to your small labelled data set.",
+    no_args_is_help=True,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,
+)
+console = Console()
+err = Console(stderr=True)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        from .. import __version__
+
+        console.print(f"transferkit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[Optional[bool], typer.Option("--version", callback=_version_callback, is_eager=True, help="Show the version and exit.")] = None,
+) -> None:
+    """transferkit: frozen-base and fine-tuned transfer learning for small data sets."""
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[bold red]error:[/] {exc}")
+    raise typer.Exit(code=1) from None
+
+
+def _metrics_table(metrics: dict, title: str) -> Table:
+    table = Table(title=title, show_header=True, header_style="bold")
+    table.add_column("split")
+    cols = ["accuracy", "balanced_accuracy", "macro_f1"]
+    binary = any("binary" in m for m in metrics.values())
+    table_cols = cols + (["roc_auc", "sensitivity", "specificity"] if binary else [])
+    for c in table_cols:
+        table.add_column(c.replace("_", " "), justify="right")
+    for split, m in metrics.items():
+        row = [f"{m[c]:.3f}" for c in cols]
+        if binary:
+            b = m["binary"]
+            row += [f"{b['roc_auc']:.3f}", f"{b['sensitivity']:.3f}", f"{b['specificity']:.3f}"]
+        table.add_row(split, *row)
+    return table
+
+
+def _print_data_notes(summary: dict) -> None:
+    if summary.get("num_skipped"):
+        reasons = ", ".join(f"{n} {r}" for r, n in summary["skipped_by_reason"].items())
+        err.print(f"[yellow]skipped {summary['num_skipped']} file(s):[/] {reasons} (listed in config.json)")
+    for d in summary.get("cross_split_duplicates", [])[:5]:
+        err.print(f"[yellow]leakage warning:[/] identical files in {d['a_split']} and {d['b_split']}: {d['a']} == {d['b']}")
+    n = len(summary.get("cross_split_duplicates", []))
+    if n > 5:
+        err.print(f"[yellow]... and {n - 5} more identical cross-split pairs[/]")
+
+
+@app.command(
+    epilog="Example: transferkit fit data/pneumonia --model mobilenet_v2 --positive PNEUMONIA --out runs/pneu-mnv2",
+)
+def fit(
+    data: Annotated[Path, typer.Argument(help="Image folder: train/ + test/ [+ val/], or one sub-folder per class.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Backbone name (see `transferkit models`).")] = "mobilenet_v2",
+    weights: Annotated[str, typer.Option(help="'auto' (offline first), 'none' (random init) or a .pth/.safetensors file.")] = "auto",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder to write (default: runs/<data>-<model>).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of splits, initialisation and training.")] = 0,
+    positive: Annotated[Optional[str], typer.Option(help="Positive class of a binary task (sensitivity/specificity). Default: the second class.")] = None,
+    hidden_dim: Annotated[Optional[int], typer.Option(help="Add one hidden layer of this width to the head.")] = None,
+    dropout: Annotated[float, typer.Option(help="Dropout in the head.")] = 0.0,
+    epochs: Annotated[int, typer.Option(help="Maximum head epochs (early stopping on validation loss).")] = 200,
+    batch_size: Annotated[int, typer.Option(help="Batch size for feature extraction.")] = 32,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Feature cache folder (default: ~/.cache/transferkit/features).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Train a new head on a frozen pretrained backbone, evaluate it, and save the run."""
+    from ..api import fit as api_fit
+
+    out = out or Path("runs") / f"{data.resolve().name}-{model}"
+    try:
+        result = api_fit(data, model=model, weights=weights, out=out, seed=seed, positive=positive, hidden_dim=hidden_dim,
+                         dropout=dropout, epochs=epochs, batch_size=batch_size, device=device, cache_dir=cache_dir, progress=not quiet)
+    except TransferKitError as exc:
+        _fail(exc)
+    _print_data_notes(result.metrics["data"])
+    console.print(_metrics_table({s: result.metrics[s] for s in ("val", "test")}, f"{model} on {data.name}"))
+    w = result.model.backbone.weights_record
+    t = result.metrics["timing_s"]
+    console.print(Panel.fit(
+        f"weights: {w['source']}" + (f" sha256 {w['sha256'][:16]}…" if w.get("sha256") else "") + "\n"
+        f"head: best epoch {result.metrics['training']['best_epoch']} of {result.metrics['training']['epochs_run']}; "
+        f"features: {t['features_computed']} computed, {t['features_cached']} from cache; {t['total']:.1f} s in all\n"
+        f"saved: {out}/model  (metrics.json, config.json beside it)\n"
+        f"next: transferkit predict {out} IMAGE…",
+        title="run",
+    ))
+
+
+@app.command(epilog="Example: transferkit evaluate runs/pneu-mnv2 data/pneumonia/test --json")
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="Run folder or model folder.")],
+    data: Annotated[Path, typer.Argument(help="Folder with one sub-folder per class (or a root with test/).")],
+    positive: Annotated[Optional[str], typer.Option(help="Positive class for sensitivity/specificity.")] = None,
+    threshold: Annotated[Optional[float], typer.Option(help="Decision threshold on P(positive) (default: the model's).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Evaluate a saved model on a labelled image folder."""
+    from ..api import evaluate as api_evaluate
+
+    try:
+        metrics = api_evaluate(model, data, positive=positive, threshold=threshold, progress=not (quiet or as_json))
+    except TransferKitError as exc:
+        _fail(exc)
+    if as_json:
+        console.print_json(json.dumps(metrics))
+        return
+    if metrics["skipped"]:
+        err.print(f"[yellow]skipped {len(metrics['skipped'])} unreadable file(s)[/]")
+    console.print(_metrics_table({data.name: metrics}, f"{model}"))
+
+
+@app.command(epilog="Example: transferkit predict runs/pneu-mnv2 xray1.jpeg xray2.jpeg --json")
+def predict(
+    model: Annotated[Path, typer.Argument(help="Run folder or model folder.")],
+    paths: Annotated[list[Path], typer.Argument(help="Image files or folders of images.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object per image).")] = False,
+) -> None:
+    """Predict the class of image files."""
+    from ..api import predict as api_predict
+    from ..data.images import IMAGE_EXTENSIONS
+
+    files: list[Path] = []
+    for p in paths:
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        else:
+            files.append(p)
+    if not files:
+        _fail(TransferKitError(f"no image files found in {', '.join(map(str, paths))}."))
+    try:
+        results = api_predict(model, files)
+    except TransferKitError as exc:
+        _fail(exc)
+    if as_json:
+        console.print_json(json.dumps(results))
+    else:
+        table = Table(show_header=True, header_style="bold")
+        table.add_column("file")
+        table.add_column("label")
+        table.add_column("probability", justify="right")
+        for r in results:
+            if "error" in r:
+                table.add_row(r["path"], "[red]error[/]", r["error"])
+            else:
+                table.add_row(r["path"], r["label"], f"{r['probabilities'][r['label']]:.3f}")
+        console.print(table)
+    if any("error" in r for r in results):
+        raise typer.Exit(code=1)
+
+
+@app.command(epilog="Example: transferkit models --offline")
+def models(
+    pattern: Annotated[str, typer.Argument(help="Wildcard pattern, e.g. '*mobilenet*'.")] = "*",
+    offline: Annotated[bool, typer.Option("--offline", help="Only backbones whose weights are on this machine.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List the registered backbones and whether their weights are available right now."""
+    from ..backbones import get_backbone_spec, list_backbones
+
+    rows = []
+    for name in list_backbones(pattern, offline=offline):
+        spec = get_backbone_spec(name)
+        available, where = spec.weights_available()
+        rows.append({
+            "name": name, "library": spec.library, "family": spec.family, "num_features": spec.num_features,
+            "num_params": spec.num_params, "imagenet_top1": spec.imagenet_top1, "top1_source": spec.top1_source,
+            "input_size": spec.weights.input_size[1], "tags": list(spec.tags), "weights_available": available, "weights_where": where,
+        })
+    if as_json:
+        console.print_json(json.dumps(rows))
+        return
+    table = Table(title="backbones", header_style="bold")
+    for c in ("name", "lib", "dim", "params M", "top-1", "size", "weights"):
+        table.add_column(c, justify="right" if c in ("dim", "params M", "top-1", "size") else "left", no_wrap=True)
+    for r in rows:
+        table.add_row(r["name"], r["library"], str(r["num_features"]), f"{r['num_params'] / 1e6:.1f}",
+                      f"{r['imagenet_top1']:.1f}" if r["imagenet_top1"] else "-", str(r["input_size"]),
+                      f"[green]{r['weights_where'].split(' ')[0]}[/]" if r["weights_available"] else "[yellow]missing[/]")
+    console.print(table)
+    if not all(r["weights_available"] for r in rows):
+        console.print("Missing weights: pass --weights PATH to `fit`, or place torchvision's file in the torch hub cache "
+                      "(~/.cache/torch/hub/checkpoints).")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]")
+        sys.exit(130)

@@ -1,0 +1,256 @@
+"""Image folders -> labelled train/val/test splits, with every skipped file counted.
+
+Two layouts are understood:
+
+* ``root/train/<class>/*``, ``root/test/<class>/*`` and optionally ``root/val/<class>/*``;
+* ``root/<class>/*``: split into train/test stratified, with a seed.
+
+Validation is carved (stratified) from train when there is no ``val/``. Every file is fully
+decoded once while scanning, so broken files are known, counted and listed before any
+training starts; its sha256 is kept (feature cache key, leakage check).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sklearn.model_selection import train_test_split
+
+from ..errors import DataError
+from ..progress import track
+from .images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, BadImageError, open_image
+
+SPLIT_NAMES = ("train", "val", "test")
+_ALIASES = {"train": ("train", "training"), "val": ("val", "valid", "validation"), "test": ("test", "testing")}
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One usable image: its path, class index and content hash."""
+
+    path: Path
+    label: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: Path
+    reason: str
+
+
+@dataclass
+class ImageSplits:
+    """A labelled data set split three ways, plus what was skipped and why."""
+
+    root: Path
+    classes: list[str]
+    train: list[ImageRecord]
+    val: list[ImageRecord]
+    test: list[ImageRecord]
+    layout: str
+    val_source: str
+    skipped: list[SkippedFile] = field(default_factory=list)
+    duplicates: list[tuple[str, Path, str, Path]] = field(default_factory=list)  # (split, path, split, path)
+
+    def split(self, name: str) -> list[ImageRecord]:
+        return getattr(self, name)
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        return {s: {c: sum(r.label == i for r in self.split(s)) for i, c in enumerate(self.classes)} for s in SPLIT_NAMES}
+
+    def summary(self) -> dict[str, Any]:
+        """Plain data for config.json / metrics.json."""
+        reasons = Counter(s.reason.split(" (")[0] for s in self.skipped)
+        return {
+            "root": str(self.root),
+            "layout": self.layout,
+            "val_source": self.val_source,
+            "classes": self.classes,
+            "counts": self.counts(),
+            "num_skipped": len(self.skipped),
+            "skipped_by_reason": dict(reasons),
+            "skipped": [{"path": str(s.path), "reason": s.reason} for s in self.skipped],
+            "cross_split_duplicates": [
+                {"a_split": a, "a": str(pa), "b_split": b, "b": str(pb)} for a, pa, b, pb in self.duplicates
+            ],
+        }
+
+
+def _find_split_dir(root: Path, split: str) -> Path | None:
+    for child in sorted(root.iterdir()):
+        if child.is_dir() and child.name.lower() in _ALIASES[split]:
+            return child
+    return None
+
+
+def _class_dirs(folder: Path) -> list[Path]:
+    return sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+
+
+def _scan_files(class_dirs: dict[str, Path]) -> list[tuple[Path, str]]:
+    files = []
+    for cls, d in class_dirs.items():
+        files += [(p, cls) for p in sorted(d.rglob("*")) if p.is_file()]
+    return files
+
+
+def _read_records(
+    files: list[tuple[Path, str]], class_index: dict[str, int], *, max_pixels: int, progress: bool, label: str
+) -> tuple[list[ImageRecord], list[SkippedFile]]:
+    records, skipped = [], []
+    with track(f"checking {label} images", len(files), unit="img", enabled=progress) as advance:
+        for path, cls in files:
+            advance()
+            if path.suffix.lower() not in IMAGE_EXTENSIONS:
+                skipped.append(SkippedFile(path, f"not an image file (extension '{path.suffix or 'none'}')"))
+                continue
+            try:
+                open_image(path, max_pixels=max_pixels)
+                digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            except BadImageError as exc:
+                skipped.append(SkippedFile(path, exc.reason))
+                continue
+            records.append(ImageRecord(path, class_index[cls], digest))
+    return records, skipped
+
+
+def _stratified(records: list[ImageRecord], fraction: float, seed: int, what: str, classes: list[str]):
+    labels = [r.label for r in records]
+    counts = Counter(labels)
+    too_few = [classes[c] for c, n in counts.items() if n < 2]
+    if too_few:
+        raise DataError(
+            f"cannot carve a stratified {what} split: class(es) {too_few} have fewer than 2 usable images. "
+            f"Add images, or provide an explicit {what}/ folder."
+        )
+    n_hold = max(len(counts), round(len(records) * fraction))
+    if len(records) - n_hold < len(counts):
+        raise DataError(f"too few images ({len(records)}) to carve a {what} split for {len(counts)} classes.")
+    keep, hold = train_test_split(records, test_size=n_hold, stratify=labels, random_state=seed)
+    return sorted(keep, key=lambda r: str(r.path)), sorted(hold, key=lambda r: str(r.path))
+
+
+def load_image_folder(
+    root: str | Path,
+    *,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    progress: bool = True,
+) -> ImageSplits:
+    """Scan an image folder into :class:`ImageSplits` (see the module docstring for layouts)."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"data folder '{root}' does not exist or is not a folder. Pass a folder with one sub-folder per class.")
+    split_dirs = {s: _find_split_dir(root, s) for s in SPLIT_NAMES}
+    has_split_layout = any(split_dirs.values())
+
+    if has_split_layout:
+        for required in ("train", "test"):
+            if split_dirs[required] is None:
+                present = [s for s, d in split_dirs.items() if d]
+                raise DataError(
+                    f"'{root}' has {'/'.join(p + '/' for p in present)} but no {required}/ folder. "
+                    "Use the layout train/<class>/, test/<class>/ (val/ optional), or put class folders directly in the root."
+                )
+        layout = "train/test" + ("/val" if split_dirs["val"] else "")
+        class_dirs = {s: {d.name: d for d in _class_dirs(split_dirs[s])} for s in SPLIT_NAMES if split_dirs[s]}
+        classes = sorted(class_dirs["train"])
+    else:
+        layout = "class folders (split with seed)"
+        class_dirs = {"all": {d.name: d for d in _class_dirs(root)}}
+        classes = sorted(class_dirs["all"])
+
+    where = split_dirs["train"] if has_split_layout else root
+    if not classes:
+        raise DataError(f"no class folders in '{where}'. Expected one sub-folder per class (e.g. NORMAL/, PNEUMONIA/).")
+    if len(classes) < 2:
+        raise DataError(f"only one class folder ('{classes[0]}') in '{where}': a classifier needs at least two classes.")
+    for split, dirs in class_dirs.items():
+        unknown = sorted(set(dirs) - set(classes))
+        if unknown:
+            raise DataError(
+                f"{split}/ has class folder(s) {unknown} that train/ does not have (train classes: {classes}). "
+                "Rename or remove them so every split uses the same class names."
+            )
+    class_index = {c: i for i, c in enumerate(classes)}
+
+    scanned: dict[str, list[ImageRecord]] = {}
+    skipped: list[SkippedFile] = []
+    for split, dirs in class_dirs.items():
+        recs, skip = _read_records(_scan_files(dirs), class_index, max_pixels=max_pixels, progress=progress, label=split)
+        scanned[split] = recs
+        skipped += skip
+
+    def check_classes(records: list[ImageRecord], split: str) -> None:
+        have = Counter(r.label for r in records)
+        empty = [c for c in classes if have[class_index[c]] == 0]
+        if empty:
+            n_skip = sum(1 for s in skipped if s.path.parent.name in empty)
+            raise DataError(
+                f"class(es) {empty} have no usable images in {split}"
+                + (f" ({n_skip} file(s) skipped as unreadable)" if n_skip else "")
+                + ". Every class needs images in every split."
+            )
+
+    if has_split_layout:
+        check_classes(scanned["train"], "train/")
+        test = scanned["test"]
+        check_classes(test, "test/")
+        if "val" in scanned:
+            val, train, val_source = scanned["val"], scanned["train"], "val/ folder"
+            check_classes(val, "val/")
+        else:
+            train, val = _stratified(scanned["train"], val_fraction, seed, "validation", classes)
+            val_source = f"carved from train ({val_fraction:.0%}, stratified, seed {seed})"
+    else:
+        check_classes(scanned["all"], "the data folder")
+        rest, test = _stratified(scanned["all"], test_fraction, seed, "test", classes)
+        train, val = _stratified(rest, val_fraction, seed, "validation", classes)
+        val_source = f"carved from train ({val_fraction:.0%}, stratified, seed {seed})"
+
+    splits = ImageSplits(root, classes, train, val, test, layout, val_source, skipped)
+    splits.duplicates = find_cross_split_duplicates(splits)
+    return splits
+
+
+def find_cross_split_duplicates(splits: ImageSplits) -> list[tuple[str, Path, str, Path]]:
+    """Byte-identical files in two different splits (leakage: the test score is inflated)."""
+    first_seen: dict[str, tuple[str, Path]] = {}
+    dups = []
+    for split in SPLIT_NAMES:
+        for r in splits.split(split):
+            if r.sha256 in first_seen and first_seen[r.sha256][0] != split:
+                dups.append((*first_seen[r.sha256], split, r.path))
+            first_seen.setdefault(r.sha256, (split, r.path))
+    return dups
+
+
+def load_labelled_folder(
+    folder: str | Path, classes: list[str], *, max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = True
+) -> tuple[list[ImageRecord], list[SkippedFile]]:
+    """Read a folder of class sub-folders against a known class list (for ``evaluate``).
+
+    A ``train/test`` root is accepted too: its ``test/`` folder is used. Unknown class folders
+    are an error naming the classes the model knows.
+    """
+    folder = Path(folder).expanduser()
+    if not folder.is_dir():
+        raise DataError(f"'{folder}' is not a folder. Pass a folder with one sub-folder per class.")
+    test_dir = _find_split_dir(folder, "test")
+    if test_dir is not None:
+        folder = test_dir
+    dirs = {d.name: d for d in _class_dirs(folder)}
+    if not dirs:
+        raise DataError(f"no class folders in '{folder}'. Expected sub-folders named after the classes: {classes}.")
+    unknown = sorted(set(dirs) - set(classes))
+    if unknown:
+        raise DataError(f"class folder(s) {unknown} in '{folder}' are not classes of this model (it knows {classes}).")
+    class_index = {c: i for i, c in enumerate(classes)}
+    return _read_records(_scan_files(dirs), class_index, max_pixels=max_pixels, progress=progress, label=folder.name)

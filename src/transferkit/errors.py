@@ -1,0 +1,34 @@
+"""Exceptions raised by transferkit.
+
+Every error says what was wrong, what was expected and what to do. Each subclasses
+``TransferKitError`` and the matching built-in, so ``except ValueError`` still works.
+"""
+
+from __future__ import annotations
+
+
+class TransferKitError(Exception):
+    """Base class of every error transferkit raises on purpose."""
+
+
+class WeightsNotFoundError(TransferKitError, FileNotFoundError):
+    """No pretrained weights could be found for a backbone (and downloading was off or failed)."""
+
+
+class UnknownBackboneError(TransferKitError, KeyError):
+    """A backbone name that is not in the registry."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable.
+        return str(self.args[0]) if self.args else ""
+
+
+class DataError(TransferKitError, ValueError):
+    """The data set cannot be used as given (layout, classes, splits, files)."""
+
+
+class NotFittedError(TransferKitError, AttributeError):
+    """A component was used before ``fit`` was called."""
+
+
+class ModelFolderError(TransferKitError, ValueError):
+    """A saved model folder is missing files or has an unreadable config."""

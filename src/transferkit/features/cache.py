@@ -1,0 +1,91 @@
+"""On-disk cache of frozen-backbone features, one vector per image file content.
+
+The key of a feature set is (backbone name, weights sha256, preprocessing, extractor
+version); inside it, vectors are looked up by the sha256 of each image file's bytes. So a
+second fit, another head, a re-split, or model ranking over the same files reuses every
+vector already computed, and a changed file or changed weights never reuse a stale one.
+
+Layout: ``<cache_dir>/<key>/meta.json`` and ``shard-*.safetensors`` files, each holding a
+``features`` matrix whose row order is given by the JSON list of content hashes in the
+shard's metadata. New vectors are appended as new shards, written atomically.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import uuid
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+FEATURES_VERSION = 1
+
+
+def default_cache_dir() -> Path:
+    """``$TRANSFERKIT_CACHE`` or ``$XDG_CACHE_HOME/transferkit`` (``~/.cache/transferkit``), + ``/features``."""
+    env = os.environ.get("TRANSFERKIT_CACHE")
+    base = Path(env) if env else Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "transferkit"
+    return base / "features"
+
+
+def feature_key(backbone: str, weights_sha256: str | None, data_cfg: dict[str, Any]) -> str:
+    """Stable key of one feature space. Random-init backbones (no sha) are never cached."""
+    payload = json.dumps(
+        {"backbone": backbone, "weights_sha256": weights_sha256, "preprocessing": data_cfg, "version": FEATURES_VERSION},
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:24]
+
+
+class FeatureCache:
+    """Feature vectors by (feature space key, file content hash)."""
+
+    def __init__(self, cache_dir: str | Path | None = None):
+        self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self._loaded: dict[str, dict[str, np.ndarray]] = {}
+
+    def _dir(self, key: str) -> Path:
+        return self.cache_dir / key
+
+    def _index(self, key: str) -> dict[str, np.ndarray]:
+        if key not in self._loaded:
+            from safetensors import safe_open
+
+            index: dict[str, np.ndarray] = {}
+            for shard in sorted(self._dir(key).glob("shard-*.safetensors")):
+                try:
+                    with safe_open(str(shard), framework="numpy") as f:
+                        hashes = json.loads(f.metadata()["hashes"])
+                        feats = f.get_tensor("features")
+                except Exception:  # a damaged shard is ignored: its vectors are recomputed
+                    continue
+                index.update(zip(hashes, feats))
+            self._loaded[key] = index
+        return self._loaded[key]
+
+    def get(self, key: str, hashes: list[str]) -> dict[str, np.ndarray]:
+        """The cached vectors among ``hashes`` (missing ones are simply absent)."""
+        index = self._index(key)
+        return {h: index[h] for h in hashes if h in index}
+
+    def put(self, key: str, hashes: list[str], features: np.ndarray, meta: dict[str, Any] | None = None) -> None:
+        """Store new vectors as one shard (atomic write: a crash never leaves half a shard)."""
+        from safetensors.numpy import save_file
+
+        if len(hashes) == 0:
+            return
+        folder = self._dir(key)
+        folder.mkdir(parents=True, exist_ok=True)
+        if meta is not None and not (folder / "meta.json").exists():
+            (folder / "meta.json").write_text(json.dumps(meta, indent=2))
+        name = f"shard-{uuid.uuid4().hex[:12]}.safetensors"
+        tmp = folder / (name + ".tmp")
+        save_file({"features": np.ascontiguousarray(features, dtype=np.float32)}, str(tmp), metadata={"hashes": json.dumps(list(hashes))})
+        os.replace(tmp, folder / name)
+        self._index(key).update(zip(hashes, np.asarray(features, dtype=np.float32)))
+
+    def __len__(self) -> int:
+        return sum(len(self._index(p.name)) for p in self.cache_dir.glob("*") if p.is_dir())

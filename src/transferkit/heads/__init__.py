@@ -1,0 +1,5 @@
+"""Classifier heads."""
+
+from .dense import DenseHead
+
+__all__ = ["DenseHead"]

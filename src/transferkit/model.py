@@ -1,0 +1,160 @@
+"""A transferred model: backbone + head + labels + preprocessing, saved as one folder.
+
+``save_pretrained(dir)`` writes ``config.json`` and ``model.safetensors`` (full weights, so
+the folder is self-contained); ``transferkit.load(dir)`` rebuilds it offline, with no
+pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .backbones import Backbone, load_backbone
+from .data import BadImageError, make_transforms, open_image
+from .errors import ModelFolderError
+from .evaluation import predict_labels, resolve_positive
+from .heads import DenseHead
+
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT = "transferkit.image-classifier"
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+class TransferModel(nn.Module):
+    """Images -> logits over ``classes``; the unit that is saved, loaded, evaluated and exported."""
+
+    def __init__(
+        self,
+        backbone: Backbone,
+        head: DenseHead,
+        classes: Sequence[str],
+        *,
+        positive: str | None = None,
+        threshold: float = 0.5,
+        extra: dict[str, Any] | None = None,
+    ):
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.classes = list(classes)
+        self.positive_index = resolve_positive(self.classes, positive)
+        self.threshold = float(threshold)
+        self.extra = dict(extra or {})
+
+    @property
+    def data_cfg(self) -> dict[str, Any]:
+        return self.backbone.data_cfg
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.backbone(x))
+
+    # ---- inference -------------------------------------------------------------------------
+    @torch.inference_mode()
+    def predict_proba_tensor(self, x: torch.Tensor) -> np.ndarray:
+        self.eval()
+        return self(x).softmax(1).float().cpu().numpy()
+
+    def predict(self, paths: Sequence[str | os.PathLike], *, batch_size: int = 32) -> list[dict[str, Any]]:
+        """Predict image files. Unreadable files get an ``error`` entry instead of a crash."""
+        transform = make_transforms(self.data_cfg)
+        results: list[dict[str, Any]] = [{} for _ in paths]
+        good: list[tuple[int, torch.Tensor]] = []
+        for i, p in enumerate(paths):
+            try:
+                good.append((i, transform(open_image(p))))
+            except BadImageError as exc:
+                results[i] = {"path": str(p), "error": exc.reason}
+        for start in range(0, len(good), batch_size):
+            chunk = good[start : start + batch_size]
+            proba = self.predict_proba_tensor(torch.stack([t for _, t in chunk]))
+            labels = predict_labels(proba, self.positive_index, self.threshold)
+            for (i, _), pr, lab in zip(chunk, proba, labels):
+                results[i] = {
+                    "path": str(paths[i]),
+                    "label": self.classes[int(lab)],
+                    "probabilities": {c: float(v) for c, v in zip(self.classes, pr)},
+                }
+        return results
+
+    # ---- persistence -----------------------------------------------------------------------
+    def config(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "transferkit_version": _version(),
+            "backbone": {
+                "name": self.backbone.name,
+                "library": self.backbone.spec.library,
+                "arch": self.backbone.spec.arch,
+                "weights": self.backbone.weights_record,
+            },
+            "head": self.head.config(),
+            "num_classes": len(self.classes),
+            "id2label": {str(i): c for i, c in enumerate(self.classes)},
+            "label2id": {c: i for i, c in enumerate(self.classes)},
+            "preprocessing": self.data_cfg,
+            "positive_label": self.classes[self.positive_index] if self.positive_index is not None else None,
+            "threshold": self.threshold,
+            **({"extra": self.extra} if self.extra else {}),
+        }
+
+    def save_pretrained(self, directory: str | os.PathLike) -> Path:
+        from safetensors.torch import save_model
+
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        tmp = directory / (WEIGHTS_NAME + ".tmp")
+        save_model(self, str(tmp))
+        os.replace(tmp, directory / WEIGHTS_NAME)
+        (directory / CONFIG_NAME).write_text(json.dumps(self.config(), indent=2))
+        return directory
+
+    @classmethod
+    def from_pretrained(cls, directory: str | os.PathLike, *, device: str | torch.device = "cpu") -> "TransferModel":
+        from safetensors.torch import load_model
+
+        directory = Path(directory)
+        if (directory / "model" / CONFIG_NAME).is_file():  # a run folder: its model/ sub-folder
+            directory = directory / "model"
+        cfg_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+        if not cfg_path.is_file() or not weights_path.is_file():
+            raise ModelFolderError(
+                f"'{directory}' is not a transferkit model folder: expected {CONFIG_NAME} and {WEIGHTS_NAME} "
+                "(as written by `transferkit fit --out RUN`, in RUN/model/)."
+            )
+        try:
+            cfg = json.loads(cfg_path.read_text())
+            if cfg.get("format") != FORMAT:
+                raise ModelFolderError(f"{cfg_path} has format {cfg.get('format')!r}; expected {FORMAT!r}.")
+            classes = [cfg["id2label"][str(i)] for i in range(cfg["num_classes"])]
+            backbone = load_backbone(cfg["backbone"]["name"], weights="none")
+            backbone.weights_record = cfg["backbone"]["weights"]
+            head = DenseHead.from_config(cfg["head"])
+        except (KeyError, ValueError, TypeError) as exc:
+            if isinstance(exc, ModelFolderError):
+                raise
+            raise ModelFolderError(f"{cfg_path} is not a valid transferkit config ({type(exc).__name__}: {exc}).") from None
+        model = cls(backbone, head, classes, positive=cfg.get("positive_label"), threshold=cfg.get("threshold", 0.5), extra=cfg.get("extra"))
+        try:
+            load_model(model, str(weights_path), strict=True)
+        except Exception as exc:
+            raise ModelFolderError(f"{weights_path} does not match its config.json ({str(exc).splitlines()[0][:300]}).") from None
+        return model.to(device).eval()
+
+
+def load(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> TransferModel:
+    """Load a saved model folder (or a run folder) offline."""
+    return TransferModel.from_pretrained(path, device=device)

@@ -1,0 +1,102 @@
+"""Training a head on cached features: fast, because the frozen base never runs again."""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..config import HeadConfig, HeadTrainConfig
+from ..errors import NotFittedError
+from ..heads import DenseHead
+from ..progress import track
+from .seed import seed_everything
+
+
+def class_weights(y: np.ndarray, num_classes: int) -> torch.Tensor:
+    """Inverse-frequency weights ``n / (k * n_c)`` (scikit-learn's 'balanced')."""
+    counts = np.bincount(y, minlength=num_classes).astype(np.float64)
+    counts[counts == 0] = 1.0
+    return torch.tensor(len(y) / (num_classes * counts), dtype=torch.float32)
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    train_loss: float
+    val_loss: float
+    val_accuracy: float
+
+
+@dataclass
+class HeadTrainer:
+    """Fits a :class:`DenseHead` on features with early stopping on validation loss.
+
+    ``fit`` returns ``self``; the fitted head is ``head_``, the per-epoch history
+    ``history_`` and the epoch whose state was kept ``best_epoch_``.
+    """
+
+    head_config: HeadConfig = field(default_factory=HeadConfig)
+    train_config: HeadTrainConfig = field(default_factory=HeadTrainConfig)
+    progress: bool = True
+
+    def fit(self, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray, num_classes: int | None = None) -> "HeadTrainer":
+        cfg = self.train_config
+        X_train, X_val = np.asarray(X_train, np.float32), np.asarray(X_val, np.float32)
+        y_train, y_val = np.asarray(y_train, np.int64), np.asarray(y_val, np.int64)
+        if X_train.ndim != 2 or len(X_train) != len(y_train):
+            raise ValueError(f"X_train must be (n, d) with n = len(y_train); got {X_train.shape} and {len(y_train)} labels.")
+        if len(X_val) == 0:
+            raise ValueError("the validation split is empty: early stopping needs validation data.")
+        num_classes = num_classes or int(max(y_train.max(), y_val.max()) + 1)
+        seed_everything(cfg.seed)
+        xt, yt = torch.from_numpy(X_train), torch.from_numpy(y_train)
+        xv, yv = torch.from_numpy(X_val), torch.from_numpy(y_val)
+        head = DenseHead(X_train.shape[1], num_classes, hidden_dim=self.head_config.hidden_dim, dropout=self.head_config.dropout)
+        head.set_feature_stats(xt)
+        weight = class_weights(y_train, num_classes) if cfg.class_weighted else None
+        loss_fn = nn.CrossEntropyLoss(weight=weight)
+        optimizer = torch.optim.AdamW(head.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        generator = torch.Generator().manual_seed(cfg.seed)
+
+        best_loss, best_state, best_epoch, stale = math.inf, None, 0, 0
+        self.history_: list[EpochRecord] = []
+        with track("training head", cfg.epochs, unit="epoch", enabled=self.progress) as advance:
+            for epoch in range(1, cfg.epochs + 1):
+                head.train()
+                order = torch.randperm(len(xt), generator=generator)
+                total = 0.0
+                for start in range(0, len(order), cfg.batch_size):
+                    idx = order[start : start + cfg.batch_size]
+                    optimizer.zero_grad(set_to_none=True)
+                    loss = loss_fn(head(xt[idx]), yt[idx])
+                    loss.backward()
+                    optimizer.step()
+                    total += loss.item() * len(idx)
+                head.eval()
+                with torch.no_grad():
+                    logits = head(xv)
+                    val_loss = loss_fn(logits, yv).item()
+                    val_acc = (logits.argmax(1) == yv).float().mean().item()
+                self.history_.append(EpochRecord(epoch, total / len(xt), val_loss, val_acc))
+                advance(info=f"val loss {val_loss:.4f} acc {val_acc:.3f}")
+                if val_loss < best_loss - 1e-6:
+                    best_loss, best_state, best_epoch, stale = val_loss, copy.deepcopy(head.state_dict()), epoch, 0
+                else:
+                    stale += 1
+                    if stale >= cfg.patience:
+                        break
+        head.load_state_dict(best_state)
+        head.eval()
+        self.head_, self.best_epoch_, self.best_val_loss_ = head, best_epoch, best_loss
+        return self
+
+    def predict_proba(self, X: np.ndarray) -> np.ndarray:
+        if not hasattr(self, "head_"):
+            raise NotFittedError("this HeadTrainer is not fitted yet: call fit(X_train, y_train, X_val, y_val) first.")
+        with torch.no_grad():
+            return self.head_(torch.from_numpy(np.asarray(X, np.float32))).softmax(1).numpy()
