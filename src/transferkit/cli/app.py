@@ -211,6 +211,10 @@ def models(
                       "(~/.cache/torch/hub/checkpoints).")
 
 
+# Feature modules add their commands to `app` (one module per feature, no edits here needed).
+from . import export_commands, rank_commands, report_commands  # noqa: E402,F401
+
+
 def main() -> None:
     try:
         app()
