@@ -46,6 +46,7 @@ class TransferModel(nn.Module):
         positive: str | None = None,
         threshold: float = 0.5,
         extra: dict[str, Any] | None = None,
+        temperature: float = 1.0,
     ):
         super().__init__()
         self.backbone = backbone
@@ -53,6 +54,7 @@ class TransferModel(nn.Module):
         self.classes = list(classes)
         self.positive_index = resolve_positive(self.classes, positive)
         self.threshold = float(threshold)
+        self.temperature = float(temperature)  # calibration: predict divides logits by it (forward does not)
         self.extra = dict(extra or {})
 
     @property
@@ -66,7 +68,7 @@ class TransferModel(nn.Module):
     @torch.inference_mode()
     def predict_proba_tensor(self, x: torch.Tensor) -> np.ndarray:
         self.eval()
-        return self(x).softmax(1).float().cpu().numpy()
+        return (self(x).float() / self.temperature).softmax(1).cpu().numpy()
 
     def predict(self, paths: Sequence[str | os.PathLike], *, batch_size: int = 32) -> list[dict[str, Any]]:
         """Predict image files. Unreadable files get an ``error`` entry instead of a crash."""
@@ -108,6 +110,7 @@ class TransferModel(nn.Module):
             "preprocessing": self.data_cfg,
             "positive_label": self.classes[self.positive_index] if self.positive_index is not None else None,
             "threshold": self.threshold,
+            "temperature": self.temperature,
             **({"extra": self.extra} if self.extra else {}),
         }
 
@@ -147,7 +150,8 @@ class TransferModel(nn.Module):
             if isinstance(exc, ModelFolderError):
                 raise
             raise ModelFolderError(f"{cfg_path} is not a valid transferkit config ({type(exc).__name__}: {exc}).") from None
-        model = cls(backbone, head, classes, positive=cfg.get("positive_label"), threshold=cfg.get("threshold", 0.5), extra=cfg.get("extra"))
+        model = cls(backbone, head, classes, positive=cfg.get("positive_label"), threshold=cfg.get("threshold", 0.5), extra=cfg.get("extra"),
+                    temperature=cfg.get("temperature", 1.0))
         try:
             load_model(model, str(weights_path), strict=True)
         except Exception as exc:
