@@ -62,7 +62,7 @@ def open_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
             with Image.open(path) as img:
                 width, height = img.size
                 if width * height > max_pixels:
-                    raise BadImageError(path, f"too large: {width}x{height} = {width * height:,} pixels > limit {max_pixels:,}")
+                    raise BadImageError(path, f"too large ({width}x{height} = {width * height:,} pixels > limit {max_pixels:,})")
                 img.load()  # decode now: truncated data fails here, not later in a worker
                 img = ImageOps.exif_transpose(img)
                 return to_rgb(img)

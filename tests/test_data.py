@@ -1,0 +1,292 @@
+"""Image folders -> splits: both layouts, every bad file kind, clear errors, leakage check."""
+
+from __future__ import annotations
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import make_image_folder, write_class_image
+from transferkit.data import BadImageError, load_image_folder, load_labelled_folder, open_image
+from transferkit.errors import DataError
+
+
+def _paths(records) -> set[str]:
+    return {r.path.name for r in records}
+
+
+# ---- layouts -------------------------------------------------------------------------------
+
+
+def test_train_test_layout_carves_stratified_val_from_train(tmp_path):
+    root = make_image_folder(tmp_path / "d", classes=("cat", "dog"), per_class=20)
+    splits = load_image_folder(root, val_fraction=0.25, seed=0, progress=False)
+    assert splits.classes == ["cat", "dog"]
+    assert splits.layout == "train/test"
+    assert "carved from train" in splits.val_source
+    counts = splits.counts()
+    # 40 train images -> 10 validation, 5 per class (stratified); the test folder is untouched
+    assert counts["val"] == {"cat": 5, "dog": 5}
+    assert counts["train"] == {"cat": 15, "dog": 15}
+    assert counts["test"] == {"cat": 10, "dog": 10}
+    # val comes from train/ only, and never overlaps train
+    assert all(r.path.parent.parent.name == "train" for r in splits.val)
+    assert not _paths(splits.train) & _paths(splits.val)
+    # labels follow the class folders
+    assert all(splits.classes[r.label] == r.path.parent.name for r in splits.train + splits.val + splits.test)
+
+
+def test_explicit_val_folder_is_used(tmp_path):
+    root = make_image_folder(tmp_path / "d", per_class=8, splits=("train", "val", "test"))
+    splits = load_image_folder(root, progress=False)
+    assert splits.layout == "train/test/val"
+    assert splits.val_source == "val/ folder"
+    assert all(r.path.parent.parent.name == "val" for r in splits.val)
+    assert len(splits.train) == 16 and len(splits.val) == 8 and len(splits.test) == 8
+
+
+def test_flat_class_folders_are_split_stratified_and_reproducibly(tmp_path):
+    root = tmp_path / "flat"
+    rng = np.random.default_rng(0)
+    for ci, cls in enumerate(("a", "b", "c")):
+        for i in range(20):
+            write_class_image(root / cls / f"{cls}{i}.png", ci, rng, size=16)
+    s0 = load_image_folder(root, test_fraction=0.2, val_fraction=0.25, seed=0, progress=False)
+    assert s0.layout.startswith("class folders")
+    assert s0.classes == ["a", "b", "c"]
+    counts = s0.counts()
+    assert counts["test"] == {"a": 4, "b": 4, "c": 4}  # 20 % of 60, stratified
+    assert counts["val"] == {"a": 4, "b": 4, "c": 4}  # 25 % of the remaining 48
+    assert sum(counts["train"].values()) == 36
+    all_names = [_paths(s0.split(s)) for s in ("train", "val", "test")]
+    assert sum(map(len, all_names)) == 60 and not (all_names[0] & all_names[1] or all_names[0] & all_names[2] or all_names[1] & all_names[2])
+
+    again = load_image_folder(root, test_fraction=0.2, val_fraction=0.25, seed=0, progress=False)
+    other = load_image_folder(root, test_fraction=0.2, val_fraction=0.25, seed=1, progress=False)
+    assert [r.path for r in again.test] == [r.path for r in s0.test]
+    assert [r.path for r in again.val] == [r.path for r in s0.val]
+    assert _paths(other.test) != _paths(s0.test)
+
+
+def test_split_folder_aliases_and_case(tmp_path):
+    root = tmp_path / "d"
+    make_image_folder(root, per_class=6, splits=("train", "test"))
+    (root / "train").rename(root / "Training")
+    (root / "test").rename(root / "Testing")
+    splits = load_image_folder(root, progress=False)
+    assert splits.layout == "train/test" and len(splits.test) == 8  # max(4, 6 // 2) per class
+
+
+# ---- bad and odd files ---------------------------------------------------------------------
+
+
+def _write_bad_and_odd_files(folder: Path) -> dict[str, str]:
+    """Writes one file of every kind into ``folder``; returns name -> expected outcome."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    rgb = (rng.random((40, 30, 3)) * 255).astype(np.uint8)
+    # bad files
+    Image.fromarray(rgb).save(folder / "full.jpg", quality=90)
+    data = (folder / "full.jpg").read_bytes()
+    (folder / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (folder / "full.jpg").unlink()
+    (folder / "corrupt.png").write_bytes(rng.integers(0, 256, 500, dtype=np.uint8).tobytes())
+    (folder / "empty.jpg").write_bytes(b"")
+    (folder / "notes.txt").write_text("not an image")
+    Image.fromarray(rgb).resize((120, 100)).save(folder / "huge.png")  # 12 000 px > the test limit
+    # odd but good files
+    Image.new("CMYK", (30, 20), (0, 255, 255, 0)).save(folder / "cmyk.jpg")
+    Image.fromarray((np.arange(30 * 20).reshape(20, 30) * 100).astype(np.uint16)).save(folder / "gray16.png")
+    rgba = Image.fromarray(rgb).convert("RGBA")
+    rgba.putalpha(128)
+    rgba.save(folder / "rgba.png")
+    pal = Image.new("P", (30, 20))
+    pal.putpalette([255, 0, 0, 0, 255, 0] + [0] * 762)
+    pal.save(folder / "palette.png")
+    pal.save(folder / "palette_transparent.png", transparency=0)
+    rotated = Image.fromarray(rgb)  # 30 wide x 40 high, stored with "rotate 90" in EXIF
+    exif = rotated.getexif()
+    exif[0x0112] = 6
+    rotated.save(folder / "exif6.jpg", exif=exif)
+    Image.fromarray(rgb[..., 0]).save(folder / "gray8.png")
+    return {
+        "truncated.jpg": "corrupt or truncated",
+        "corrupt.png": "not an image",
+        "empty.jpg": "empty file",
+        "notes.txt": "not an image file",
+        "huge.png": "too large",
+    }
+
+
+def test_bad_files_are_skipped_counted_and_listed_odd_modes_become_rgb(tmp_path):
+    root = make_image_folder(tmp_path / "d", per_class=8)
+    expected_bad = _write_bad_and_odd_files(root / "train" / "cat")
+    splits = load_image_folder(root, max_pixels=10_000, progress=False)
+
+    skipped = {s.path.name: s.reason for s in splits.skipped}
+    assert set(skipped) == set(expected_bad)
+    for name, fragment in expected_bad.items():
+        assert fragment in skipped[name], (name, skipped[name])
+
+    summary = splits.summary()
+    assert summary["num_skipped"] == len(expected_bad)
+    assert sum(summary["skipped_by_reason"].values()) == len(expected_bad)
+    assert {s["path"] for s in summary["skipped"]} == {str(root / "train" / "cat" / n) for n in expected_bad}
+
+    # every odd-mode file was kept (in train or the carved val) with the right label
+    kept = {r.path.name: r for r in splits.train + splits.val}
+    odd = ["cmyk.jpg", "gray16.png", "rgba.png", "palette.png", "palette_transparent.png", "exif6.jpg", "gray8.png"]
+    for name in odd:
+        assert name in kept, name
+        assert splits.classes[kept[name].label] == "cat"
+        img = open_image(kept[name].path)
+        assert img.mode == "RGB", name
+    assert len(splits.train) + len(splits.val) == 16 + len(odd)
+
+
+def test_odd_modes_are_normalised_correctly(tmp_path):
+    _write_bad_and_odd_files(tmp_path)
+    assert open_image(tmp_path / "exif6.jpg").size == (40, 30)  # stored 30x40, orientation 6 -> rotated
+    assert Image.open(tmp_path / "exif6.jpg").size == (30, 40)
+    r, g, b = open_image(tmp_path / "cmyk.jpg").getpixel((5, 5))
+    assert r > 200 and g < 60 and b < 60  # cyan-free, magenta+yellow = red
+    g16 = np.asarray(open_image(tmp_path / "gray16.png"))
+    assert g16.min() == 0 and g16.max() == 255  # the 16-bit range is stretched, not clipped to white
+    assert (g16[..., 0] == g16[..., 1]).all()
+    assert open_image(tmp_path / "palette.png").getpixel((0, 0)) == (255, 0, 0)
+    assert open_image(tmp_path / "palette_transparent.png").getpixel((0, 0)) == (255, 255, 255)  # on white
+    px = np.asarray(open_image(tmp_path / "rgba.png"), dtype=float)
+    src = np.asarray(Image.open(tmp_path / "rgba.png").convert("RGB"), dtype=float)
+    assert np.allclose(px, src * (128 / 255) + 255 * (127 / 255), atol=2)  # half-transparent over white
+
+
+@pytest.mark.parametrize(
+    ("name", "fragment"),
+    [("truncated.jpg", "truncated"), ("corrupt.png", "not an image"), ("empty.jpg", "empty"), ("huge.png", "too large")],
+)
+def test_open_image_raises_bad_image_error_with_reason(tmp_path, name, fragment):
+    _write_bad_and_odd_files(tmp_path)
+    with pytest.raises(BadImageError) as info:
+        open_image(tmp_path / name, max_pixels=10_000)
+    assert fragment in info.value.reason
+    assert info.value.path == tmp_path / name
+
+
+def test_missing_file_is_a_bad_image_not_an_oserror(tmp_path):
+    with pytest.raises(BadImageError, match="cannot read"):
+        open_image(tmp_path / "nope.png")
+
+
+def test_skip_reasons_are_grouped_by_kind(tmp_path):
+    root = make_image_folder(tmp_path / "d", per_class=8)
+    for i, size in enumerate((120, 150)):
+        Image.new("RGB", (size, 100)).save(root / "train" / "dog" / f"big{i}.png")
+    (root / "train" / "dog" / "e1.jpg").write_bytes(b"")
+    (root / "test" / "dog" / "e2.jpg").write_bytes(b"")
+    summary = load_image_folder(root, max_pixels=10_000, progress=False).summary()
+    assert summary["num_skipped"] == 4
+    assert Counter(summary["skipped_by_reason"]) == Counter({"too large": 2, "empty file": 2})
+
+
+# ---- data set errors -----------------------------------------------------------------------
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(DataError, match="does not exist"):
+        load_image_folder(tmp_path / "nowhere", progress=False)
+
+
+def test_empty_class_folder_is_a_clear_error(tmp_path):
+    root = make_image_folder(tmp_path / "d", classes=("cat", "dog"), per_class=6)
+    (root / "train" / "bird").mkdir()
+    (root / "test" / "bird").mkdir()
+    with pytest.raises(DataError) as info:
+        load_image_folder(root, progress=False)
+    assert "bird" in str(info.value) and "no usable images" in str(info.value)
+
+
+def test_class_with_only_unreadable_files_names_the_skips(tmp_path):
+    root = make_image_folder(tmp_path / "d", classes=("cat", "dog"), per_class=6)
+    for i in range(3):
+        (root / "train" / "bird" / f"b{i}.jpg").parent.mkdir(parents=True, exist_ok=True)
+        (root / "train" / "bird" / f"b{i}.jpg").write_bytes(b"garbage")
+    with pytest.raises(DataError) as info:
+        load_image_folder(root, progress=False)
+    msg = str(info.value)
+    assert "bird" in msg and "3 file(s) skipped" in msg
+
+
+def test_single_class_is_a_clear_error(tmp_path):
+    root = make_image_folder(tmp_path / "d", classes=("cat",), per_class=6)
+    with pytest.raises(DataError) as info:
+        load_image_folder(root, progress=False)
+    assert "only one class" in str(info.value) and "cat" in str(info.value) and "two classes" in str(info.value)
+
+
+def test_no_class_folders_is_a_clear_error(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "x.png").write_bytes(b"")
+    with pytest.raises(DataError, match="no class folders"):
+        load_image_folder(tmp_path / "d", progress=False)
+
+
+@pytest.mark.parametrize("missing", ["test", "train"])
+def test_missing_split_is_a_clear_error(tmp_path, missing):
+    root = make_image_folder(tmp_path / "d", per_class=6, splits=("train", "val", "test"))
+    shutil.rmtree(root / missing)
+    with pytest.raises(DataError) as info:
+        load_image_folder(root, progress=False)
+    msg = str(info.value)
+    assert f"no {missing}/ folder" in msg and "train/<class>/" in msg
+
+
+def test_unknown_class_in_test_is_a_clear_error(tmp_path):
+    root = make_image_folder(tmp_path / "d", per_class=6)
+    write_class_image(root / "test" / "horse" / "h.png", 0, np.random.default_rng(0))
+    with pytest.raises(DataError) as info:
+        load_image_folder(root, progress=False)
+    msg = str(info.value)
+    assert "test/" in msg and "horse" in msg and "cat" in msg and "dog" in msg
+
+
+def test_too_few_images_to_carve_validation(tmp_path):
+    root = make_image_folder(tmp_path / "d", per_class=1)  # 1 train image per class
+    with pytest.raises(DataError, match="fewer than 2 usable images"):
+        load_image_folder(root, progress=False)
+
+
+# ---- leakage -------------------------------------------------------------------------------
+
+
+def test_exact_cross_split_duplicates_are_reported(tmp_path):
+    root = make_image_folder(tmp_path / "d", per_class=8)
+    leaked = sorted((root / "train" / "dog").glob("*.png"))[0]
+    shutil.copy(leaked, root / "test" / "dog" / "copy_of_train.png")
+    splits = load_image_folder(root, progress=False)
+    assert len(splits.duplicates) == 1
+    a_split, a_path, b_split, b_path = splits.duplicates[0]
+    assert {a_path.name, b_path.name} == {leaked.name, "copy_of_train.png"}
+    assert a_split in ("train", "val") and b_split == "test"
+    assert splits.summary()["cross_split_duplicates"][0]["b"].endswith("copy_of_train.png")
+
+
+def test_no_duplicates_reported_on_distinct_files(image_folder):
+    assert load_image_folder(image_folder, progress=False).duplicates == []
+
+
+# ---- evaluation folders --------------------------------------------------------------------
+
+
+def test_labelled_folder_against_known_classes(tmp_path):
+    root = make_image_folder(tmp_path / "d", per_class=6)
+    (root / "test" / "cat" / "bad.jpg").write_bytes(b"")
+    records, skipped = load_labelled_folder(root, ["cat", "dog"], progress=False)  # a root: its test/ is used
+    assert len(records) == 8 and [s.path.name for s in skipped] == ["bad.jpg"]
+    records, _ = load_labelled_folder(root / "test", ["dog", "cat"], progress=False)  # the model's class order
+    assert all(["dog", "cat"][r.label] == r.path.parent.name for r in records)
+    with pytest.raises(DataError, match="not classes of this model"):
+        load_labelled_folder(root / "test", ["cat", "bird"], progress=False)
