@@ -7,6 +7,7 @@ the ImageNet classifier off and keeps the pooled feature extractor.
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Any
 
@@ -88,6 +89,29 @@ def _blocks(family: str, library: str, body: nn.Module) -> list[nn.Module]:
     raise ValueError(f"no blocks defined for family '{family}'")
 
 
+def _build_without_init(spec: BackboneSpec) -> nn.Module:
+    """The architecture on the meta device: no time spent on a random init that the weights replace
+    (seconds for VGG). Falls back to a normal build for builders that cannot run on meta."""
+    try:
+        with torch.device("meta"):
+            return spec.build()
+    except Exception:  # noqa: BLE001 - any builder failure on meta just means "build normally"
+        return spec.build()
+
+
+def _load_into(spec: BackboneSpec, model: nn.Module, state_dict: dict[str, torch.Tensor]) -> nn.Module:
+    """``load_state_dict(strict=True)``; a meta-built model takes the tensors themselves (as float32)."""
+    if not any(t.is_meta for t in itertools.chain(model.parameters(), model.buffers())):
+        model.load_state_dict(state_dict, strict=True)
+        return model
+    state_dict = {k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}
+    model.load_state_dict(state_dict, strict=True, assign=True)
+    if any(t.is_meta for t in itertools.chain(model.parameters(), model.buffers())):  # non-persistent buffers
+        model = spec.build()
+        model.load_state_dict(state_dict, strict=True)
+    return model
+
+
 def load_backbone(name: str, weights: str | os.PathLike | None = "auto") -> Backbone:
     """Build a registered backbone with its pretrained weights.
 
@@ -95,16 +119,17 @@ def load_backbone(name: str, weights: str | os.PathLike | None = "auto") -> Back
     ``"none"``/``None`` (random init: the no-transfer baseline) or a file path.
     """
     spec = get_backbone_spec(name)
-    model = spec.build()
     if weights is None or str(weights).lower() == "none":
+        model = spec.build()
         record: dict[str, Any] = {"source": "none", "path": None, "sha256": None}
     else:
-        resolved = resolve_weights(name, spec.weights, weights)
+        resolved = resolve_weights(name, spec.weights, weights)  # before building: missing weights fail fast
+        model = _build_without_init(spec)
         state_dict = resolved.state_dict
         if spec.library == "timm" and spec.family == "efficientnet":
             state_dict = efficientnet_pytorch_to_timm(state_dict, [len(s) for s in model.blocks])
         try:
-            model.load_state_dict(state_dict, strict=True)
+            model = _load_into(spec, model, state_dict)
         except RuntimeError as exc:
             first = str(exc).splitlines()
             raise WeightsMismatchError(
