@@ -1,0 +1,139 @@
+"""Bootstrap confidence intervals for metrics computed from test predictions.
+
+A test set of a few hundred images has a sampling error of several points; every metric in a
+report carries a percentile-bootstrap interval. All metrics are computed on the *same*
+resamples (one index matrix), so their intervals are consistent with each other; resamples on
+which a metric is undefined (e.g. ROC-AUC with one class present) are dropped for that metric
+and counted. ``scipy.stats.bootstrap`` computes one statistic at a time and fails on such
+degenerate resamples, which is why the (short) resampling loop lives here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass
+
+import warnings
+
+import numpy as np
+from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
+
+from ..errors import TransferKitError
+from .metrics import predict_labels, resolve_positive
+
+MetricFn = Callable[[np.ndarray, np.ndarray], float]
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A point estimate with its bootstrap confidence interval."""
+
+    estimate: float
+    low: float
+    high: float
+    confidence: float
+    num_resamples: int  # resamples on which the metric was defined
+
+    def to_dict(self) -> dict[str, float]:
+        return asdict(self)
+
+    def __str__(self) -> str:
+        return f"{self.estimate:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
+
+def bootstrap_metrics(
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    metrics: Mapping[str, MetricFn],
+    *,
+    num_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Interval]:
+    """Percentile-bootstrap intervals of ``metric(y_true, proba)`` for each named metric.
+
+    Resamples rows (examples) with replacement; ``proba`` may be any per-example array (scores,
+    probabilities, predicted labels).
+    """
+    y_true, proba = np.asarray(y_true), np.asarray(proba)
+    if len(y_true) != len(proba):
+        raise TransferKitError(f"y_true has {len(y_true)} rows but proba has {len(proba)}; they must match.")
+    if len(y_true) < 2:
+        raise TransferKitError(f"a bootstrap needs at least 2 examples; got {len(y_true)}.")
+    if not 0 < confidence < 1:
+        raise TransferKitError(f"confidence must be in (0, 1); got {confidence}.")
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(y_true), size=(num_resamples, len(y_true)))
+    alpha = (1 - confidence) / 2
+    out: dict[str, Interval] = {}
+    for name, fn in metrics.items():
+        with warnings.catch_warnings():  # undefined resamples are counted below, not warned about 1000 times
+            warnings.simplefilter("ignore", UndefinedMetricWarning)
+            estimate = _safe(fn, y_true, proba)
+            values = np.array([_safe(fn, y_true[i], proba[i]) for i in idx])
+        values = values[np.isfinite(values)]
+        if len(values) == 0 or not np.isfinite(estimate):
+            out[name] = Interval(estimate, float("nan"), float("nan"), confidence, len(values))
+            continue
+        low, high = np.quantile(values, [alpha, 1 - alpha])
+        out[name] = Interval(float(estimate), float(low), float(high), confidence, len(values))
+    return out
+
+
+def _safe(fn: MetricFn, y: np.ndarray, p: np.ndarray) -> float:
+    try:
+        return float(fn(y, p))
+    except ValueError:  # undefined on this resample (e.g. one class only)
+        return float("nan")
+
+
+def classification_metric_fns(classes: list[str], *, positive: str | None = None, threshold: float = 0.5) -> dict[str, MetricFn]:
+    """The report's headline metrics as ``fn(y_true, proba)`` (scikit-learn underneath)."""
+    labels = list(range(len(classes)))
+    pos = resolve_positive(classes, positive)
+
+    def pred(p: np.ndarray) -> np.ndarray:
+        return predict_labels(p, pos, threshold)
+
+    fns: dict[str, MetricFn] = {
+        "accuracy": lambda y, p: accuracy_score(y, pred(p)),
+        "balanced_accuracy": lambda y, p: _balanced_accuracy(y, pred(p), labels),
+        "macro_f1": lambda y, p: f1_score(y, pred(p), labels=labels, average="macro", zero_division=0),
+    }
+    if pos is not None:
+        fns["roc_auc"] = lambda y, p: roc_auc_score(y == pos, p[:, pos])
+        fns["sensitivity"] = lambda y, p: _rate(pred(p)[y == pos] == pos)
+        fns["specificity"] = lambda y, p: _rate(pred(p)[y != pos] != pos)
+    elif len(classes) > 2:
+        fns["roc_auc_ovr_macro"] = lambda y, p: roc_auc_score(y, p, multi_class="ovr", average="macro", labels=labels)
+    return fns
+
+
+def _balanced_accuracy(y: np.ndarray, pred: np.ndarray, labels: list[int]) -> float:
+    if len(np.unique(y)) < len(labels):
+        raise ValueError("a class is missing from this resample")
+    return balanced_accuracy_score(y, pred)
+
+
+def _rate(hits: np.ndarray) -> float:
+    if len(hits) == 0:
+        raise ValueError("no examples of this class in the resample")
+    return float(np.mean(hits))
+
+
+def bootstrap_classification(
+    y_true: np.ndarray,
+    proba: np.ndarray,
+    classes: list[str],
+    *,
+    positive: str | None = None,
+    threshold: float = 0.5,
+    num_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, Interval]:
+    """Bootstrap intervals of accuracy, balanced accuracy, macro F1, ROC-AUC (and, for binary
+    tasks, sensitivity and specificity at ``threshold``)."""
+    fns = classification_metric_fns(classes, positive=positive, threshold=threshold)
+    return bootstrap_metrics(y_true, proba, fns, num_resamples=num_resamples, confidence=confidence, seed=seed)

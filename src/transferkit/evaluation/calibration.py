@@ -1,0 +1,109 @@
+"""Calibration: expected calibration error, reliability bins, temperature scaling.
+
+Temperature scaling (Guo et al., 2017) divides the logits by one scalar ``T`` fitted by
+minimising the negative log-likelihood on the *validation* split; it changes confidence, never
+the arg-max. The fitted ``T`` is stored in the model folder's ``config.json`` (``temperature``)
+and applied by ``TransferModel.predict``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy.optimize import minimize_scalar
+from scipy.special import log_softmax, softmax
+
+from ..errors import ModelFolderError, NotFittedError, TransferKitError
+
+
+def logits_from_proba(proba: np.ndarray, eps: float = 1e-30) -> np.ndarray:
+    """Log-probabilities: logits up to a per-row constant, which softmax ignores."""
+    return np.log(np.clip(np.asarray(proba, dtype=np.float64), eps, None))
+
+
+def negative_log_likelihood(logits: np.ndarray, y_true: np.ndarray, temperature: float = 1.0) -> float:
+    """Mean cross-entropy of ``softmax(logits / temperature)``."""
+    logp = log_softmax(np.asarray(logits, dtype=np.float64) / temperature, axis=1)
+    return float(-logp[np.arange(len(y_true)), np.asarray(y_true)].mean())
+
+
+@dataclass(frozen=True)
+class ReliabilityBins:
+    """Top-label confidence vs accuracy in equal-width bins (the reliability diagram's data)."""
+
+    edges: np.ndarray
+    confidence: np.ndarray  # mean confidence per bin (nan when empty)
+    accuracy: np.ndarray  # accuracy per bin (nan when empty)
+    counts: np.ndarray
+    ece: float
+
+
+def reliability_bins(y_true: np.ndarray, proba: np.ndarray, *, num_bins: int = 15) -> ReliabilityBins:
+    """Bin the top-label confidence; ECE = sum over bins of |accuracy - confidence| * share."""
+    proba, y_true = np.asarray(proba, dtype=np.float64), np.asarray(y_true)
+    conf = proba.max(1)
+    correct = (proba.argmax(1) == y_true).astype(np.float64)
+    edges = np.linspace(0.0, 1.0, num_bins + 1)
+    which = np.clip(np.digitize(conf, edges[1:-1], right=True), 0, num_bins - 1)
+    counts = np.bincount(which, minlength=num_bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean_conf = np.bincount(which, weights=conf, minlength=num_bins) / counts
+        mean_acc = np.bincount(which, weights=correct, minlength=num_bins) / counts
+    filled = counts > 0
+    ece = float(np.sum(np.abs(mean_acc[filled] - mean_conf[filled]) * counts[filled]) / max(len(y_true), 1))
+    return ReliabilityBins(edges, mean_conf, mean_acc, counts, ece)
+
+
+def expected_calibration_error(y_true: np.ndarray, proba: np.ndarray, *, num_bins: int = 15) -> float:
+    """Top-label ECE with ``num_bins`` equal-width bins."""
+    return reliability_bins(y_true, proba, num_bins=num_bins).ece
+
+
+class TemperatureScaler:
+    """One temperature for all classes, fitted on validation logits by minimising the NLL.
+
+    >>> scaler = TemperatureScaler().fit(val_logits, y_val)
+    >>> scaler.temperature_, scaler.predict_proba(test_logits)
+    """
+
+    def __init__(self, *, bounds: tuple[float, float] = (0.05, 20.0)):
+        self.bounds = bounds
+
+    def fit(self, logits: np.ndarray, y_true: np.ndarray) -> "TemperatureScaler":
+        logits, y_true = np.asarray(logits, dtype=np.float64), np.asarray(y_true)
+        if logits.ndim != 2 or len(logits) != len(y_true) or len(y_true) == 0:
+            raise TransferKitError(f"expected logits (N, C) and N labels; got shapes {logits.shape} and {y_true.shape}.")
+        lo, hi = np.log(self.bounds[0]), np.log(self.bounds[1])
+        res = minimize_scalar(lambda log_t: negative_log_likelihood(logits, y_true, float(np.exp(log_t))), bounds=(lo, hi), method="bounded")
+        t = float(np.exp(res.x))
+        # never worse than doing nothing (the optimiser is bounded and 1-D, so this is a guard)
+        self.nll_before_ = negative_log_likelihood(logits, y_true, 1.0)
+        nll_t = negative_log_likelihood(logits, y_true, t)
+        self.temperature_ = t if nll_t <= self.nll_before_ else 1.0
+        self.nll_after_ = min(nll_t, self.nll_before_)
+        return self
+
+    def predict_proba(self, logits: np.ndarray) -> np.ndarray:
+        if not hasattr(self, "temperature_"):
+            raise NotFittedError("TemperatureScaler is not fitted yet: call fit(val_logits, y_val) first.")
+        return softmax(np.asarray(logits, dtype=np.float64) / self.temperature_, axis=1)
+
+
+def save_temperature(model_dir: str | os.PathLike, temperature: float) -> Path:
+    """Write ``temperature`` into a model folder's config.json (atomically); predict uses it."""
+    model_dir = Path(model_dir)
+    if (model_dir / "model" / "config.json").is_file():
+        model_dir = model_dir / "model"
+    path = model_dir / "config.json"
+    if not path.is_file():
+        raise ModelFolderError(f"no config.json in '{model_dir}': expected a model folder (RUN/model).")
+    cfg = json.loads(path.read_text())
+    cfg["temperature"] = float(temperature)
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(cfg, indent=2))
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,149 @@
+"""Per-example predictions of a run, saved at fit time so reports need no recomputation.
+
+``RUN/predictions/{val,test}.csv``: one row per image: ``path``, ``label`` (true class index),
+``true`` (class name), then ``p_<class>`` per class: probabilities of the model *before*
+temperature scaling (temperature 1). Reports recompute them from ``RUN/model`` and the data
+root in ``RUN/config.json`` when the file is missing.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TransferKitError
+
+PREDICTIONS_DIR = "predictions"
+
+
+@dataclass
+class Predictions:
+    """True labels and (uncalibrated) class probabilities of one split."""
+
+    split: str
+    paths: list[str]
+    y_true: np.ndarray
+    proba: np.ndarray
+    classes: list[str]
+
+
+def predictions_path(run_dir: str | os.PathLike, split: str) -> Path:
+    return Path(run_dir) / PREDICTIONS_DIR / f"{split}.csv"
+
+
+def save_predictions(
+    run_dir: str | os.PathLike,
+    split: str,
+    paths: Sequence[str | os.PathLike],
+    y_true: Sequence[int] | np.ndarray,
+    proba: np.ndarray,
+    *,
+    classes: Sequence[str] | None = None,
+) -> Path:
+    """Write ``RUN/predictions/<split>.csv`` (atomically). ``proba``: (N, C), temperature 1."""
+    proba = np.asarray(proba, dtype=np.float64)
+    y_true = np.asarray(y_true, dtype=np.int64)
+    if proba.ndim != 2 or len(proba) != len(y_true) or len(paths) != len(y_true):
+        raise TransferKitError(
+            f"save_predictions: got {len(paths)} paths, {len(y_true)} labels and proba of shape {proba.shape}; "
+            "expected N paths, N labels and an (N, num_classes) array."
+        )
+    classes = list(classes) if classes is not None else [str(i) for i in range(proba.shape[1])]
+    out = predictions_path(run_dir, split)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["path", "label", "true", *[f"p_{c}" for c in classes]])
+        for p, y, row in zip(paths, y_true, proba):
+            w.writerow([str(p), int(y), classes[int(y)], *[repr(float(v)) for v in row]])
+    os.replace(tmp, out)
+    return out
+
+
+def load_predictions(run_dir: str | os.PathLike, split: str) -> Predictions:
+    path = predictions_path(run_dir, split)
+    if not path.is_file():
+        raise TransferKitError(f"no saved predictions at '{path}'.")
+    with path.open(newline="") as f:
+        rows = list(csv.reader(f))
+    header, body = rows[0], rows[1:]
+    if header[:3] != ["path", "label", "true"] or len(header) < 5:
+        raise TransferKitError(f"'{path}' is not a transferkit predictions file (header {header[:4]}…).")
+    classes = [h[2:] for h in header[3:]]
+    return Predictions(
+        split,
+        [r[0] for r in body],
+        np.array([int(r[1]) for r in body], dtype=np.int64),
+        np.array([[float(v) for v in r[3:]] for r in body], dtype=np.float64).reshape(len(body), len(classes)),
+        classes,
+    )
+
+
+def _run_config(run_dir: Path) -> dict:
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise TransferKitError(f"'{run_dir}' is not a run folder: no config.json (written by `transferkit fit --out RUN`).")
+    return json.loads(path.read_text())
+
+
+def load_run_splits(run_dir: str | os.PathLike, *, progress: bool = True):
+    """Rebuild the run's train/val/test splits from the data root and split settings in config.json."""
+    from ..data import load_image_folder
+
+    run_dir = Path(run_dir)
+    cfg = _run_config(run_dir)
+    data_cfg = (cfg.get("fit") or {}).get("data") or {}
+    root = data_cfg.get("root") or (cfg.get("data") or {}).get("root")
+    if not root:
+        raise TransferKitError(f"{run_dir}/config.json does not name its data root; cannot recompute predictions.")
+    root = Path(root)
+    if not root.is_dir():
+        raise TransferKitError(
+            f"the run's data folder '{root}' is not here (relative paths are read from the current folder); "
+            "run the command where `fit` ran, or save predictions at fit time."
+        )
+    kwargs = {k: data_cfg[k] for k in ("val_fraction", "test_fraction", "seed", "max_pixels") if k in data_cfg}
+    return load_image_folder(root, progress=progress, **kwargs)
+
+
+def compute_predictions(run_dir: str | os.PathLike, splits, split: str, *, batch_size: int = 32, device: str = "auto",
+                        progress: bool = True) -> Predictions:
+    """Uncalibrated probabilities of ``RUN/model`` on one split of ``splits`` (an ImageSplits)."""
+    import torch
+    from torch.utils.data import DataLoader
+
+    from ..data import make_transforms
+    from ..features import ImageRecordDataset, resolve_device
+    from ..model import load
+    from ..progress import track
+
+    model = load(run_dir)
+    dev = resolve_device(device)
+    model.eval().to(dev)
+    records = splits.split(split)
+    loader = DataLoader(ImageRecordDataset(records, make_transforms(model.data_cfg)), batch_size=batch_size)
+    chunks = []
+    with track(f"{split} predictions", len(records), unit="img", enabled=progress) as advance, torch.inference_mode():
+        for x, _ in loader:
+            chunks.append(model(x.to(dev)).float().softmax(1).cpu().numpy())  # forward = raw logits (temperature 1)
+            advance(len(x))
+    proba = np.concatenate(chunks).astype(np.float64)
+    return Predictions(split, [str(r.path) for r in records], np.array([r.label for r in records], dtype=np.int64), proba, list(model.classes))
+
+
+def get_predictions(run_dir: str | os.PathLike, split: str, *, splits=None, save: bool = True, progress: bool = True) -> Predictions:
+    """Saved predictions of ``split``, or recomputed (and then saved) when the file is missing."""
+    if predictions_path(run_dir, split).is_file():
+        return load_predictions(run_dir, split)
+    splits = splits if splits is not None else load_run_splits(run_dir, progress=progress)
+    preds = compute_predictions(run_dir, splits, split, progress=progress)
+    if save:
+        save_predictions(run_dir, split, preds.paths, preds.y_true, preds.proba, classes=preds.classes)
+    return preds

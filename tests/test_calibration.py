@@ -1,0 +1,73 @@
+"""Calibration: ECE on known cases, temperature scaling on simulated over-confident logits."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy.special import softmax
+
+from transferkit.errors import ModelFolderError, NotFittedError
+from transferkit.evaluation.calibration import (
+    TemperatureScaler,
+    expected_calibration_error,
+    logits_from_proba,
+    negative_log_likelihood,
+    save_temperature,
+)
+
+
+def _simulated(n, num_classes, true_temperature, seed):
+    """Labels drawn from softmax(z); the model reports z * true_temperature (over-confident)."""
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0, 1.5, size=(n, num_classes))
+    y = np.array([rng.choice(num_classes, p=p) for p in softmax(z, 1)])
+    return z * true_temperature, y
+
+
+def test_ece_known_case():
+    # every prediction says 0.9 for its top class, and 60 % are right -> ECE = 0.3
+    proba = np.tile([0.9, 0.1], (10, 1))
+    y = np.array([0] * 6 + [1] * 4)
+    assert expected_calibration_error(y, proba) == pytest.approx(0.3)
+    # perfectly calibrated in one bin: confidence 0.75, 3 of 4 right
+    assert expected_calibration_error(np.array([0, 0, 0, 1]), np.tile([0.75, 0.25], (4, 1))) == pytest.approx(0.0)
+
+
+def test_temperature_scaling_lowers_validation_nll_and_recovers_temperature():
+    logits, y = _simulated(3000, 4, true_temperature=3.0, seed=0)
+    scaler = TemperatureScaler().fit(logits, y)
+    assert scaler.nll_after_ < scaler.nll_before_ - 0.05
+    assert negative_log_likelihood(logits, y, scaler.temperature_) < negative_log_likelihood(logits, y)
+    assert scaler.temperature_ == pytest.approx(3.0, rel=0.15)
+    # and it transfers to fresh data from the same model (lower ECE on a held-out set)
+    test_logits, y_test = _simulated(3000, 4, true_temperature=3.0, seed=1)
+    assert expected_calibration_error(y_test, scaler.predict_proba(test_logits)) < expected_calibration_error(y_test, softmax(test_logits, 1))
+    # arg-max never changes
+    assert (scaler.predict_proba(test_logits).argmax(1) == test_logits.argmax(1)).all()
+
+
+def test_temperature_from_probabilities_equals_from_logits():
+    logits, y = _simulated(500, 3, true_temperature=2.0, seed=2)
+    t_logits = TemperatureScaler().fit(logits, y).temperature_
+    t_proba = TemperatureScaler().fit(logits_from_proba(softmax(logits, 1)), y).temperature_
+    assert t_proba == pytest.approx(t_logits, rel=1e-3)
+
+
+def test_calibrated_model_stays_near_one():
+    logits, y = _simulated(4000, 3, true_temperature=1.0, seed=3)
+    assert TemperatureScaler().fit(logits, y).temperature_ == pytest.approx(1.0, abs=0.12)
+
+
+def test_unfitted_scaler_says_what_to_do():
+    with pytest.raises(NotFittedError, match="call fit"):
+        TemperatureScaler().predict_proba(np.zeros((2, 2)))
+
+
+def test_save_temperature_writes_model_config(tmp_path):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text(json.dumps({"format": "x", "threshold": 0.5}))
+    save_temperature(tmp_path, 1.7)  # a run folder: goes into model/
+    cfg = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert cfg == {"format": "x", "threshold": 0.5, "temperature": 1.7}
+    with pytest.raises(ModelFolderError, match="model folder"):
+        save_temperature(tmp_path / "nope", 1.0)
