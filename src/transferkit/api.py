@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .backbones import load_backbone
-from .config import DataConfig, FitConfig, HeadConfig, HeadTrainConfig
+from .config import AugmentConfig, DataConfig, FinetuneConfig, FitConfig, HeadConfig, HeadTrainConfig
 from .data import ImageSplits, load_image_folder, load_labelled_folder
 from .evaluation import classification_metrics
 from .features import ExtractionStats, FeatureCache, extract_features, resolve_device
@@ -63,7 +64,7 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 def fit(
-    data: str | os.PathLike,
+    data: str | os.PathLike | None = None,
     *,
     model: str = "mobilenet_v2",
     weights: str | None = "auto",
@@ -81,16 +82,43 @@ def fit(
     device: str = "auto",
     progress: bool = True,
     config: FitConfig | None = None,
+    strategy: str = "linear-probe",
+    unfreeze: str = "all",
+    finetune_epochs: int | None = None,
+    finetune_lr: float | None = None,
+    augment: bool = True,
+    balance: str = "weights",
+    freeze_bn: bool = True,
+    resume: str | os.PathLike | None = None,
 ) -> FitResult:
-    """Frozen pretrained base + a new Dense head, trained on cached features, evaluated.
+    """Frozen pretrained base + a new Dense head (``strategy="linear-probe"``), optionally
+    followed by fine-tuning (``"finetune"``: LP-FT) or the better of the two on validation
+    (``"auto"``); evaluated on the test split.
 
     >>> result = transferkit.fit("data/pneumonia", model="mobilenet_v2", positive="PNEUMONIA", out="runs/pneu")
     >>> result.test["roc_auc"]
+    >>> transferkit.fit("data/plants", strategy="auto", unfreeze="last:6", out="runs/plants")
+    >>> transferkit.fit(resume="runs/plants")     # after a crash or Ctrl-C
 
     Pass ``config`` (a :class:`FitConfig`) to set everything at once; the keyword arguments
-    are the common subset. Saves ``out/config.json``, ``out/metrics.json`` and ``out/model/``.
+    are the common subset. Saves ``out/config.json``, ``out/metrics.json`` and ``out/model/``;
+    fine-tuning also writes ``out/checkpoints/`` (one per epoch, used by ``resume``).
+    Under ``accelerate launch`` every process runs this; only the main process writes.
     """
-    if config is None:
+    from .errors import DataError
+
+    if resume is not None:
+        out = Path(resume)
+        try:
+            saved = json.loads((out / "config.json").read_text())["fit"]
+        except (OSError, KeyError, ValueError):
+            raise DataError(f"cannot resume '{out}': no readable config.json from an earlier `fit --out {out}`.") from None
+        config = FitConfig.model_validate(saved)
+    elif config is None:
+        if data is None:
+            raise DataError("pass a data folder (or resume=RUN to continue an interrupted run).")
+        ft = FinetuneConfig(unfreeze=unfreeze, balance=balance, freeze_bn=freeze_bn,
+                            **({"epochs": finetune_epochs} if finetune_epochs else {}), **({"lr": finetune_lr} if finetune_lr else {}))
         config = FitConfig(
             data=DataConfig(root=Path(data), val_fraction=val_fraction, test_fraction=test_fraction, seed=seed),
             backbone=model,
@@ -102,25 +130,42 @@ def fit(
             device=device,
             cache_dir=Path(cache_dir) if cache_dir else None,
             seed=seed,
+            strategy=strategy,
+            finetune=ft,
+            augment=AugmentConfig(enabled=augment),
         )
     t0 = time.perf_counter()
+    tuning = config.strategy != "linear-probe"
+    accelerator = None
+    if tuning:
+        from .training import make_accelerator
+
+        accelerator = make_accelerator(config.device, config.finetune.mixed_precision)
+    is_main = accelerator is None or accelerator.is_main_process
+    run_dir = Path(out) if out is not None else None
+    if run_dir is not None and is_main and resume is None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_json(run_dir / "config.json", {"status": "running", "fit": json.loads(config.model_dump_json())})
+
     d = config.data
-    splits = load_image_folder(d.root, val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.seed, max_pixels=d.max_pixels, progress=progress)
+    splits = load_image_folder(d.root, val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.seed, max_pixels=d.max_pixels,
+                               progress=progress and is_main)
     seed_everything(config.seed)  # random-init backbones (weights='none') are seeded too
     backbone = load_backbone(config.backbone, config.weights)
     cache = FeatureCache(config.cache_dir)
     stats = ExtractionStats()
     t_feat = time.perf_counter()
-    feats = {
-        s: extract_features(backbone, splits.split(s), cache=cache, batch_size=config.batch_size, num_workers=config.num_workers,
-                            device=config.device, progress=progress, description=f"{s} features", stats=stats)
-        for s in ("train", "val", "test")
-    }
+    with (accelerator.main_process_first() if accelerator is not None else nullcontext()):
+        feats = {
+            s: extract_features(backbone, splits.split(s), cache=cache, batch_size=config.batch_size, num_workers=config.num_workers,
+                                device=config.device, progress=progress and is_main, description=f"{s} features", stats=stats)
+            for s in ("train", "val", "test")
+        }
     t_feat = time.perf_counter() - t_feat
     y = {s: np.array([r.label for r in splits.split(s)], dtype=np.int64) for s in ("train", "val", "test")}
 
     t_head = time.perf_counter()
-    trainer = HeadTrainer(config.head, config.train, progress=progress).fit(feats["train"], y["train"], feats["val"], y["val"], len(splits.classes))
+    trainer = HeadTrainer(config.head, config.train, progress=progress and is_main).fit(feats["train"], y["train"], feats["val"], y["val"], len(splits.classes))
     t_head = time.perf_counter() - t_head
     tm = TransferModel(backbone, trainer.head_, splits.classes, positive=config.positive)
 
@@ -140,22 +185,85 @@ def fit(
         "features_cached": stats.num_cached,
         "features_computed": stats.num_computed,
     }
-    metrics["data"] = {k: v for k, v in splits.summary().items() if k != "skipped"}
     history = [vars(h) for h in trainer.history_]
+    if tuning:
+        tm, history = _finetune_stage(tm, splits, config, y, metrics, history, accelerator=accelerator, run_dir=run_dir,
+                                      resume=resume is not None, progress=progress)
+    metrics["timing_s"]["total"] = time.perf_counter() - t0
+    metrics["data"] = {k: v for k, v in splits.summary().items() if k != "skipped"}
 
-    run_dir = Path(out) if out is not None else None
-    if run_dir is not None:
+    if run_dir is not None and is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         tm.save_pretrained(run_dir / "model")
         _write_json(run_dir / "config.json", {
+            "status": "done",
             "fit": json.loads(config.model_dump_json()),
             "backbone": {"name": backbone.name, "weights": backbone.weights_record, "preprocessing": backbone.data_cfg},
             "data": splits.summary(),
-            "device": str(resolve_device(config.device)),
+            "device": str(accelerator.device if accelerator is not None else resolve_device(config.device)),
             "versions": library_versions(),
         })
         _write_json(run_dir / "metrics.json", {**metrics, "history": history})
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
     return FitResult(tm, metrics, config, run_dir, splits, history)
+
+
+def _finetune_stage(tm: TransferModel, splits: ImageSplits, config: FitConfig, y: dict[str, np.ndarray], metrics: dict[str, Any],
+                    history: list[dict[str, Any]], *, accelerator, run_dir: Path | None, resume: bool, progress: bool):
+    """LP-FT stage two; for ``auto``, keep whichever of the two has the lower validation loss."""
+    import copy
+
+    from .training.finetune import eval_loader, finetune_image_model, parameter_checksum, predict_proba
+
+    is_main = accelerator.is_main_process
+    lp_model = copy.deepcopy(tm)
+    lp_metrics = {"val": metrics["val"], "test": metrics["test"], "training": metrics["training"]}
+    t_ft = time.perf_counter()
+    hint = f"transferkit fit --resume {run_dir}" if run_dir is not None else None
+    trainer = finetune_image_model(tm, splits, config.finetune, config.augment, seed=config.seed, device=config.device,
+                                   checkpoint_dir=run_dir / "checkpoints" if run_dir is not None else None, resume=resume,
+                                   progress=progress and is_main, accelerator=accelerator, resume_hint=hint)
+    t_ft = time.perf_counter() - t_ft
+    ft_model = trainer.model_
+    val_dl = eval_loader(splits.val, tm.data_cfg)
+    test_dl = eval_loader(splits.test, tm.data_cfg, progress=progress and is_main, description="decoding test images")
+    ft_metrics = {
+        s: classification_metrics(y[s], predict_proba(trainer, dl), splits.classes, positive=config.positive, threshold=tm.threshold)
+        for s, dl in (("val", val_dl), ("test", test_dl))
+    }
+    epochs = trainer.history_
+    ft_metrics["training"] = {
+        "strategy": "finetune (LP-FT: head on cached features, then unfreeze at a low LR)",
+        "unfreeze": config.finetune.unfreeze,
+        "best_epoch": trainer.best_epoch_,
+        "epochs_run": len(epochs),
+        "stopped_early": trainer.stopped_early_,
+        "best_val_loss": trainer.best_val_loss_,
+        "initial_val_loss": trainer.initial_["val_loss"] if trainer.initial_ else None,
+        "seconds_per_epoch": float(np.mean([e.seconds for e in epochs])) if epochs else None,
+        "num_processes": accelerator.num_processes,
+        "device": str(accelerator.device),
+        "mixed_precision": str(accelerator.mixed_precision),
+    }
+    lp_val_loss = trainer.initial_["val_loss"] if trainer.initial_ else None
+    chosen = "finetune"
+    if config.strategy == "auto" and lp_val_loss is not None and not (trainer.best_val_loss_ < lp_val_loss):
+        chosen = "linear-probe"
+    final = ft_model if chosen == "finetune" else lp_model
+    final.eval()
+    checksum = parameter_checksum(final)
+    import torch
+
+    sums = accelerator.gather(torch.tensor([checksum], dtype=torch.float64, device=accelerator.device)).cpu().tolist()
+    metrics.update({"val": (ft_metrics if chosen == "finetune" else lp_metrics)["val"], "test": (ft_metrics if chosen == "finetune" else lp_metrics)["test"]})
+    metrics["training"] = {**(ft_metrics if chosen == "finetune" else lp_metrics)["training"], "chosen": chosen, "requested": config.strategy,
+                           "selection": "lower validation loss (auto)" if config.strategy == "auto" else "requested"}
+    metrics["stages"] = {"linear_probe": lp_metrics, "finetune": ft_metrics}
+    metrics["timing_s"]["finetune"] = t_ft
+    metrics["distributed"] = {"num_processes": accelerator.num_processes, "param_checksums": sums}
+    history = history + [{"stage": "finetune", **vars(e)} for e in epochs]
+    return final, history
 
 
 def evaluate(model: str | os.PathLike | TransferModel, data: str | os.PathLike, *, positive: str | None = None,

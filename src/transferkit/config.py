@@ -45,6 +45,34 @@ class HeadTrainConfig(_Config):
     seed: int = 0
 
 
+class AugmentConfig(_Config):
+    """Train-only image augmentation (torchvision.transforms.v2); val/test never see it."""
+
+    enabled: bool = Field(True, description="Augment training images (off: the eval transform is used for training too).")
+    crop_scale_min: float = Field(0.7, gt=0, le=1, description="RandomResizedCrop keeps this share of the area at least.")
+    hflip: float = Field(0.5, ge=0, le=1, description="Probability of a horizontal flip.")
+    rotation: float = Field(10.0, ge=0, le=180, description="Random rotation range in degrees (+/-).")
+    color_jitter: float = Field(0.2, ge=0, le=1, description="Brightness/contrast/saturation jitter strength (0 = off).")
+
+
+class FinetuneConfig(_Config):
+    """Stage two of LP-FT: unfreeze the base and train everything at a low learning rate."""
+
+    epochs: int = Field(6, gt=0, description="Upper bound on fine-tuning epochs; early stopping may end sooner.")
+    batch_size: int = Field(32, gt=0, description="Global batch size (split across processes under `accelerate launch`).")
+    lr: float = Field(3e-4, gt=0, description="Learning rate of the head and the last unfrozen block (AdamW).")
+    lr_decay: float = Field(0.8, gt=0, le=1, description="Layer-wise LR decay: each block towards the input gets lr * decay^k.")
+    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not applied to norm layers and biases).")
+    warmup_fraction: float = Field(0.1, ge=0, lt=1, description="Share of the optimizer steps spent in linear warm-up before cosine decay.")
+    grad_clip: float | None = Field(1.0, gt=0, description="Clip the global gradient norm to this value (None = no clipping).")
+    unfreeze: str = Field("all", pattern=r"^(all|last:[1-9][0-9]*)$", description="'all' or 'last:N' backbone blocks (see Backbone.blocks()).")
+    freeze_bn: bool = Field(True, description="Keep every BatchNorm layer in eval mode (running statistics frozen), as the Keras fine-tuning guide advises; False updates the statistics of unfrozen blocks (frozen blocks always stay in eval mode).")
+    balance: Literal["none", "weights", "sampler"] = Field("weights", description="Class imbalance: weighted loss, balanced sampler, or nothing.")
+    patience: int = Field(3, gt=0, description="Epochs without a better validation loss before stopping.")
+    num_workers: int = Field(0, ge=0, description="DataLoader workers (0 keeps augmentation RNG, hence resume, exactly reproducible).")
+    mixed_precision: Literal["auto", "no", "fp16", "bf16"] = Field("auto", description="'auto' = fp16 on CUDA, off on CPU.")
+
+
 class FitConfig(_Config):
     """Everything `transferkit fit` needs: written to RUN/config.json."""
 
@@ -59,6 +87,11 @@ class FitConfig(_Config):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     cache_dir: Path | None = None
     seed: int = 0
+    strategy: Literal["linear-probe", "finetune", "auto"] = Field(
+        "linear-probe", description="linear-probe (frozen base), finetune (LP then unfreeze) or auto (the better on validation)."
+    )
+    finetune: FinetuneConfig = FinetuneConfig()
+    augment: AugmentConfig = AugmentConfig()
 
     @field_validator("weights")
     @classmethod

@@ -74,10 +74,14 @@ def _print_data_notes(summary: dict) -> None:
 
 
 @app.command(
-    epilog="Example: transferkit fit data/pneumonia --model mobilenet_v2 --positive PNEUMONIA --out runs/pneu-mnv2",
+    epilog="Examples:\n\n"
+    "transferkit fit data/pneumonia --model mobilenet_v2 --positive PNEUMONIA --out runs/pneu-mnv2\n\n"
+    "transferkit fit data/plants --strategy auto --unfreeze last:8 --out runs/plants   (LP, then fine-tune; keep the better on validation)\n\n"
+    "transferkit fit --resume runs/plants   (after a crash, kill -9 or Ctrl-C)\n\n"
+    "accelerate launch --num_processes 2 -m transferkit fit data/plants --strategy finetune --out runs/plants   (several GPUs)",
 )
 def fit(
-    data: Annotated[Path, typer.Argument(help="Image folder: train/ + test/ [+ val/], or one sub-folder per class.")],
+    data: Annotated[Optional[Path], typer.Argument(help="Image folder: train/ + test/ [+ val/], or one sub-folder per class.")] = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Backbone name (see `transferkit models`).")] = "mobilenet_v2",
     weights: Annotated[str, typer.Option(help="'auto' (offline first), 'none' (random init) or a .pth/.safetensors file.")] = "auto",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder to write (default: runs/<data>-<model>).")] = None,
@@ -89,29 +93,57 @@ def fit(
     batch_size: Annotated[int, typer.Option(help="Batch size for feature extraction.")] = 32,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     cache_dir: Annotated[Optional[Path], typer.Option(help="Feature cache folder (default: ~/.cache/transferkit/features).")] = None,
+    strategy: Annotated[str, typer.Option(help="linear-probe (frozen base), finetune (LP, then unfreeze) or auto (the better of the two on validation).")] = "linear-probe",
+    unfreeze: Annotated[str, typer.Option(help="Fine-tuning: 'all' or 'last:N' backbone blocks.")] = "all",
+    ft_epochs: Annotated[Optional[int], typer.Option("--ft-epochs", help="Fine-tuning: maximum epochs (default 6; early stopping, patience 3).")] = None,
+    ft_lr: Annotated[Optional[float], typer.Option("--ft-lr", help="Fine-tuning: LR of the head and last block (default 3e-4); earlier blocks get lr*0.8^k.")] = None,
+    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Fine-tuning: augment training images (crop, flip, rotation, colour).")] = True,
+    balance: Annotated[str, typer.Option(help="Fine-tuning: class imbalance via 'weights' (weighted loss), 'sampler' (balanced sampler) or 'none'.")] = "weights",
+    freeze_bn: Annotated[bool, typer.Option("--freeze-bn/--train-bn", help="Fine-tuning: keep all BatchNorm statistics frozen (default), or update those of unfrozen blocks.")] = True,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run folder from its last checkpoint (other options are read from it).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """Train a new head on a frozen pretrained backbone, evaluate it, and save the run."""
+    """Train a new head on a frozen pretrained backbone (and optionally fine-tune it), evaluate, and save the run."""
+    from pydantic import ValidationError
+
     from ..api import fit as api_fit
 
+    if data is None and resume is None:
+        _fail(TransferKitError("missing DATA folder (or --resume RUN). See `transferkit fit --help`."))
+    if resume is not None:
+        out = resume
     out = out or Path("runs") / f"{data.resolve().name}-{model}"
     try:
         result = api_fit(data, model=model, weights=weights, out=out, seed=seed, positive=positive, hidden_dim=hidden_dim,
-                         dropout=dropout, epochs=epochs, batch_size=batch_size, device=device, cache_dir=cache_dir, progress=not quiet)
+                         dropout=dropout, epochs=epochs, batch_size=batch_size, device=device, cache_dir=cache_dir, progress=not quiet,
+                         strategy=strategy, unfreeze=unfreeze, finetune_epochs=ft_epochs, finetune_lr=ft_lr, augment=augment,
+                         balance=balance, freeze_bn=freeze_bn, resume=resume)
     except TransferKitError as exc:
         _fail(exc)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        _fail(TransferKitError(f"invalid option {'.'.join(map(str, e['loc']))}={e.get('input')!r}: {e['msg']}."))
+    from accelerate.state import PartialState
+
+    if not PartialState().is_main_process:
+        return
     _print_data_notes(result.metrics["data"])
-    console.print(_metrics_table({s: result.metrics[s] for s in ("val", "test")}, f"{model} on {data.name}"))
+    name = Path(result.config.data.root).name
+    console.print(_metrics_table({s: result.metrics[s] for s in ("val", "test")}, f"{result.config.backbone} on {name}"))
     w = result.model.backbone.weights_record
     t = result.metrics["timing_s"]
-    console.print(Panel.fit(
-        f"weights: {w['source']}" + (f" sha256 {w['sha256'][:16]}…" if w.get("sha256") else "") + "\n"
-        f"head: best epoch {result.metrics['training']['best_epoch']} of {result.metrics['training']['epochs_run']}; "
-        f"features: {t['features_computed']} computed, {t['features_cached']} from cache; {t['total']:.1f} s in all\n"
-        f"saved: {out}/model  (metrics.json, config.json beside it)\n"
-        f"next: transferkit predict {out} IMAGE…",
-        title="run",
-    ))
+    tr = result.metrics["training"]
+    lines = [
+        f"weights: {w['source']}" + (f" sha256 {w['sha256'][:16]}…" if w.get("sha256") else ""),
+        f"strategy: {tr.get('chosen', 'linear-probe')}" + (f" (requested {tr['requested']}; {tr['selection']})" if "requested" in tr else "")
+        + f"; best epoch {tr['best_epoch']} of {tr['epochs_run']}",
+        f"features: {t['features_computed']} computed, {t['features_cached']} from cache; {t['total']:.1f} s in all",
+    ]
+    if "stages" in result.metrics:
+        st = result.metrics["stages"]
+        lines.append("val accuracy: linear probe {:.3f}, fine-tuned {:.3f}".format(st["linear_probe"]["val"]["accuracy"], st["finetune"]["val"]["accuracy"]))
+    lines += [f"saved: {out}/model  (metrics.json, config.json beside it)", f"next: transferkit predict {out} IMAGE…"]
+    console.print(Panel.fit("\n".join(lines), title="run"))
 
 
 @app.command(epilog="Example: transferkit evaluate runs/pneu-mnv2 data/pneumonia/test --json")
@@ -145,8 +177,8 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object per image).")] = False,
 ) -> None:
     """Predict the class of image files."""
-    from ..api import predict as api_predict
     from ..data.images import IMAGE_EXTENSIONS
+    from ..runtime import predict_files as api_predict  # export folders run on onnxruntime; model folders on PyTorch
 
     files: list[Path] = []
     for p in paths:

@@ -1,0 +1,105 @@
+"""Stage two of LP-FT for images: unfreeze a :class:`TransferModel` and fine-tune it.
+
+The image-specific glue around the model-agnostic :class:`.trainer.Trainer`: decoded image
+datasets, train-only augmentation, ``--unfreeze``, layer-wise learning rates and class balance.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..config import AugmentConfig, FinetuneConfig
+from ..data import ImageSplits, make_transforms
+from .augment import make_train_transform
+from .head_trainer import class_weights
+from .image_data import DecodedImageDataset
+from .sampling import EpochSampler, balanced_sample_weights
+from .schedule import layerwise_param_groups
+from .trainer import Trainer
+from .unfreeze import unfreeze_blocks
+
+
+@dataclass
+class ImageFinetuneData:
+    """Decoded train/val datasets and their loaders (train augmented, val not)."""
+
+    train: DecodedImageDataset
+    val: DecodedImageDataset
+    train_loader: DataLoader
+    val_loader: DataLoader
+
+
+def make_image_loaders(splits: ImageSplits, data_cfg: dict[str, Any], config: FinetuneConfig, augment: AugmentConfig, *,
+                       seed: int = 0, progress: bool = True) -> ImageFinetuneData:
+    train = DecodedImageDataset(splits.train, make_train_transform(data_cfg, augment), data_cfg, seed=seed, progress=progress, description="decoding train images")
+    val = DecodedImageDataset(splits.val, make_transforms(data_cfg), data_cfg, seed=seed, progress=progress, description="decoding val images")
+    weights = balanced_sample_weights(train.labels, len(splits.classes)) if config.balance == "sampler" else None
+    sampler = EpochSampler(len(train), seed=seed, weights=weights)
+    drop_last = len(train) >= 2 * config.batch_size  # no tiny last batch for BatchNorm
+    train_loader = DataLoader(train, batch_size=config.batch_size, sampler=sampler, num_workers=config.num_workers, drop_last=drop_last)
+    val_loader = DataLoader(val, batch_size=max(config.batch_size, 64), shuffle=False, num_workers=config.num_workers)
+    return ImageFinetuneData(train, val, train_loader, val_loader)
+
+
+def eval_loader(records, data_cfg: dict[str, Any], *, batch_size: int = 64, progress: bool = False, description: str = "decoding images") -> DataLoader:
+    ds = DecodedImageDataset(records, make_transforms(data_cfg), data_cfg, progress=progress, description=description)
+    return DataLoader(ds, batch_size=batch_size, shuffle=False)
+
+
+def finetune_image_model(
+    model: nn.Module,
+    splits: ImageSplits,
+    config: FinetuneConfig | None = None,
+    augment: AugmentConfig | None = None,
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    accelerator: Any = None,
+    resume_hint: str | None = None,
+) -> Trainer:
+    """Fine-tune ``model`` (a :class:`TransferModel`: ``model.backbone`` + ``model.head``) in place.
+
+    Blocks come from ``model.backbone.blocks()``; ``config.unfreeze`` picks how many train, the
+    head gets ``config.lr`` and each block towards the input ``lr * lr_decay**k``. Returns the
+    fitted :class:`Trainer` (``trainer.model_`` is ``model`` with its best weights).
+    """
+    config = config or FinetuneConfig()
+    augment = augment or AugmentConfig()
+    if config.batch_size < 1:
+        raise ValueError("batch_size must be >= 1.")
+    data = make_image_loaders(splits, model.backbone.data_cfg, config, augment, seed=seed, progress=progress)
+    blocks = model.backbone.blocks()
+    trainable = unfreeze_blocks(model.backbone, blocks, config.unfreeze)
+    model.head.requires_grad_(True)
+    rest = model.backbone if len(trainable) == len(blocks) else None
+    groups = layerwise_param_groups(model.head, trainable, lr=config.lr, decay=config.lr_decay, weight_decay=config.weight_decay, rest=rest)
+    weight = class_weights(np.asarray(data.train.labels), len(splits.classes)) if config.balance == "weights" else None
+    loss_fn = nn.CrossEntropyLoss(weight=weight)
+    trainer = Trainer(model, loss_fn, config, param_groups=groups, seed=seed, checkpoint_dir=checkpoint_dir, device=device,
+                      evaluate_initial=True, progress=progress, accelerator=accelerator, resume_hint=resume_hint)
+    return trainer.fit(data.train_loader, data.val_loader, resume=resume)
+
+
+def predict_proba(trainer: Trainer, loader: DataLoader) -> np.ndarray:
+    logits = torch.from_numpy(trainer.predict_logits(loader))
+    return logits.float().softmax(1).numpy()
+
+
+def parameter_checksum(model: nn.Module) -> float:
+    """A float fingerprint of every parameter and buffer (ranks of one run must agree)."""
+    with torch.no_grad():
+        return float(sum(t.double().sum().item() for t in model.state_dict().values() if t.is_floating_point()))
+
+
+__all__ = ["ImageFinetuneData", "eval_loader", "finetune_image_model", "make_image_loaders", "parameter_checksum", "predict_proba"]

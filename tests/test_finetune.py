@@ -1,0 +1,175 @@
+"""The fine-tuning engine on the tiny backbone: freezing, LR groups, BN, augmentation, LP-FT/auto."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+import transferkit as tk
+from conftest import TINY
+from transferkit.config import AugmentConfig, DataConfig, FinetuneConfig, FitConfig
+from transferkit.data import make_transforms, open_image
+from transferkit.training import (
+    EpochSampler,
+    layerwise_param_groups,
+    make_train_transform,
+    parse_unfreeze,
+    set_train_mode,
+    unfreeze_blocks,
+    warmup_cosine,
+)
+from transferkit.training.image_data import DecodedImageDataset
+from transferkit.training.unfreeze import UnfreezeSpecError
+
+
+def _tiny_backbone():
+    return tk.load_backbone(TINY, weights="none")
+
+
+def test_unfreeze_last_n_freezes_the_rest_and_keeps_frozen_bn_in_eval():
+    bb = _tiny_backbone()
+    blocks = bb.blocks()
+    trainable = unfreeze_blocks(bb, blocks, "last:2")
+    assert trainable == blocks[-2:]
+    for b in blocks[:-2]:
+        assert not any(p.requires_grad for p in b.parameters())
+    for b in blocks[-2:]:
+        assert all(p.requires_grad for p in b.parameters())
+    set_train_mode(bb, freeze_bn=False)
+    frozen_bn = [m for b in blocks[:-2] for m in b.modules() if isinstance(m, nn.BatchNorm2d)]
+    live_bn = [m for b in blocks[-2:] for m in b.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert frozen_bn and live_bn
+    assert not any(m.training for m in frozen_bn)
+    assert all(m.training for m in live_bn)
+    set_train_mode(bb, freeze_bn=True)
+    assert not any(m.training for m in live_bn)
+    assert all(unfreeze_blocks(bb, blocks, "all")[i] is blocks[i] for i in range(len(blocks)))
+    assert all(p.requires_grad for p in bb.parameters())
+
+
+@pytest.mark.parametrize("spec", ["last:0", "first:2", "last:x", ""])
+def test_bad_unfreeze_spec_says_what_is_expected(spec):
+    with pytest.raises(UnfreezeSpecError, match="'all' or 'last:N'"):
+        parse_unfreeze(spec, 5)
+
+
+def test_layerwise_lrs_decay_towards_the_input_and_skip_weight_decay_on_norms():
+    bb = _tiny_backbone()
+    blocks = bb.blocks()
+    trainable = unfreeze_blocks(bb, blocks, "last:3")
+    head = nn.Linear(bb.num_features, 2)
+    groups = layerwise_param_groups(head, trainable, lr=1e-3, decay=0.5, weight_decay=0.01)
+    lr_of = {g["name"]: g["lr"] for g in groups}
+    assert lr_of["head"] == pytest.approx(1e-3)
+    assert lr_of["block2"] == pytest.approx(5e-4)  # names index the blocks passed: block2 = the last
+    assert lr_of["block0"] == pytest.approx(1.25e-4)
+    assert all(g["weight_decay"] == 0 for g in groups if g["name"].endswith("no_decay"))
+    in_groups = {id(p) for g in groups for p in g["params"]}
+    assert in_groups == {id(p) for p in [*head.parameters(), *(p for b in trainable for p in b.parameters())]}
+
+
+def test_warmup_then_cosine():
+    opt = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = warmup_cosine(opt, total_steps=20, warmup_steps=4)
+    lrs = []
+    for _ in range(20):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[0] < lrs[1] < lrs[3] <= 1.0  # ramps up
+    assert lrs[4] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(lrs[4:], lrs[5:]))  # then decays monotonically
+    assert lrs[-1] < 0.05
+
+
+def test_epoch_sampler_is_a_function_of_seed_and_epoch():
+    s = EpochSampler(50, seed=3)
+    s.set_epoch(1)
+    a = list(s)
+    s.set_epoch(2)
+    b = list(s)
+    s.set_epoch(1)
+    assert list(s) == a and a != b and sorted(a) == list(range(50))
+    w = np.r_[np.full(45, 1 / 45), np.full(5, 1 / 5)]  # 45 of class 0, 5 of class 1
+    bal = EpochSampler(2000, seed=0, weights=np.resize(w, 2000))
+    drawn = np.array(list(bal)) % 50
+    assert 0.35 < np.mean(drawn >= 45) < 0.65  # minority drawn about half the time
+
+
+def test_augmentation_is_train_only_and_eval_matches_the_predict_path(image_folder):
+    splits = tk.load_image_folder(image_folder, progress=False)
+    cfg = _tiny_backbone().data_cfg
+    records = splits.train[:3]
+    eval_ds = DecodedImageDataset(records, make_transforms(cfg), cfg)
+    direct = torch.stack([make_transforms(cfg)(open_image(r.path)) for r in records])
+    assert torch.allclose(torch.stack([eval_ds[i][0] for i in range(3)]), direct)
+    train_ds = eval_ds.with_transform(make_train_transform(cfg, AugmentConfig()))
+    train_ds.set_epoch(1)
+    a = train_ds[0][0]
+    assert a.shape == direct[0].shape
+    assert torch.equal(a, train_ds[0][0])  # same (seed, epoch, index): same augmentation
+    train_ds.set_epoch(2)
+    assert not torch.equal(a, train_ds[0][0])  # new epoch: new draw
+    off = make_train_transform(cfg, AugmentConfig(enabled=False))
+    assert torch.allclose(off(open_image(records[0].path)), direct[0])
+
+
+def _config(image_folder, strategy, **ft):
+    return FitConfig(data=DataConfig(root=image_folder), backbone=TINY, weights="none", strategy=strategy,
+                     finetune=FinetuneConfig(**{"epochs": 2, "batch_size": 8, **ft}))
+
+
+def test_finetune_saves_a_loadable_transfer_model_with_both_stages(image_folder, tmp_path):
+    out = tmp_path / "run"
+    r = tk.fit(config=_config(image_folder, "finetune", unfreeze="last:2"), out=out, progress=False)
+    tr = r.metrics["training"]
+    assert tr["chosen"] == "finetune" and tr["unfreeze"] == "last:2" and tr["epochs_run"] == 2
+    assert set(r.metrics["stages"]) == {"linear_probe", "finetune"}
+    assert [h["epoch"] for h in r.history if h.get("stage") == "finetune"] == [1, 2]
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["test"]["accuracy"] == r.test["accuracy"]
+    assert json.loads((out / "config.json").read_text())["fit"]["finetune"]["unfreeze"] == "last:2"
+    assert (out / "checkpoints" / "latest.json").is_file()
+    loaded = tk.load(out)
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(loaded(x), r.model.eval()(x), atol=1e-5)
+    # the frozen blocks really did not move: same as a fresh random-init backbone with the same seed
+    tk.training.seed_everything(0)
+    fresh = tk.load_backbone(TINY, weights="none")
+    first = dict(fresh.blocks()[0].named_parameters())
+    for name, p in loaded.backbone.blocks()[0].named_parameters():
+        assert torch.equal(p, first[name])
+
+
+def test_auto_keeps_the_stage_with_the_lower_validation_loss(image_folder, tmp_path):
+    r = tk.fit(config=_config(image_folder, "auto", lr=0.5, grad_clip=None), out=tmp_path / "run", progress=False)  # absurd LR
+    tr = r.metrics["stages"]["finetune"]["training"]
+    expected = "finetune" if tr["best_val_loss"] < tr["initial_val_loss"] else "linear-probe"
+    assert r.metrics["training"]["chosen"] == expected
+    chosen_key = "finetune" if expected == "finetune" else "linear_probe"
+    assert r.test == r.metrics["stages"][chosen_key]["test"]
+    if expected == "linear-probe":  # the saved model is the frozen base + head
+        tk.training.seed_everything(0)
+        fresh = tk.load_backbone(TINY, weights="none")
+        assert torch.equal(next(tk.load(tmp_path / "run").backbone.parameters()), next(fresh.parameters()))
+
+
+def test_cli_fit_finetune_and_bad_options(image_folder, tmp_path):
+    from transferkit.cli.app import app
+
+    runner = CliRunner()
+    out = tmp_path / "cli-run"
+    res = runner.invoke(app, ["fit", str(image_folder), "--model", TINY, "--weights", "none", "--strategy", "finetune",
+                              "--ft-epochs", "1", "--unfreeze", "last:1", "--balance", "sampler", "--no-augment", "-q", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "fine-tuned" in res.output and (out / "model" / "model.safetensors").is_file()
+    cfg = json.loads((out / "config.json").read_text())["fit"]
+    assert cfg["finetune"]["balance"] == "sampler" and cfg["augment"]["enabled"] is False
+    bad = runner.invoke(app, ["fit", str(image_folder), "--strategy", "finetune", "--unfreeze", "half", "-q"])
+    assert bad.exit_code == 1 and "Traceback" not in bad.output and "unfreeze" in bad.output
+    bad = runner.invoke(app, ["fit", str(image_folder), "--strategy", "best", "-q"])
+    assert bad.exit_code == 1 and "strategy" in bad.output
