@@ -87,3 +87,15 @@ def _isolated_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def requires_shared(name: str):
     return pytest.mark.skipif(not (SHARED_DATA / name).is_dir(), reason=f"real data set ../shared/data/{name} is absent")
+
+
+@pytest.fixture
+def torch_single_thread():
+    """One intra-op thread for tiny-model tests: on a busy 2-core machine, 2 threads spin-wait
+    (a 36-image tiny extraction goes from ~0.5 s to ~8 s). Restored afterwards."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -25,6 +25,8 @@ from transferkit.backbones._convert import efficientnet_pytorch_to_timm
 from transferkit.backbones._weights import file_sha256
 from transferkit.errors import UnknownBackboneError, WeightsNotFoundError
 
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
 REQUIRED = ["vgg19", "vgg16", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small",
             "tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2", "resnet18", "resnet50"]
 

@@ -14,6 +14,8 @@ from conftest import make_image_folder, write_class_image
 from transferkit.data import BadImageError, load_image_folder, load_labelled_folder, open_image
 from transferkit.errors import DataError
 
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
 
 def _paths(records) -> set[str]:
     return {r.path.name for r in records}

@@ -1,0 +1,162 @@
+"""Feature extraction and the on-disk feature cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from conftest import TINY, _build_tiny, write_class_image
+from transferkit.backbones import load_backbone
+from transferkit.data import load_image_folder
+from transferkit.features import ExtractionStats, FeatureCache, default_cache_dir, extract_features, feature_key
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+
+@pytest.fixture
+def records(image_folder):
+    splits = load_image_folder(image_folder, progress=False)
+    return splits.train + splits.val + splits.test
+
+
+@pytest.fixture
+def backbone(tiny_weights):
+    return load_backbone(TINY, weights=str(tiny_weights))
+
+
+def _extract(backbone, records, cache):
+    stats = ExtractionStats()
+    feats = extract_features(backbone, records, cache=cache, batch_size=8, progress=False, stats=stats)
+    return feats, stats
+
+
+def _shards(cache_dir: Path) -> list[Path]:
+    return sorted(cache_dir.rglob("shard-*.safetensors"))
+
+
+def test_second_extraction_is_served_from_the_cache(backbone, records, tmp_path):
+    cache_dir = tmp_path / "cache"
+    first, s1 = _extract(backbone, records, FeatureCache(cache_dir))
+    assert (s1.num_total, s1.num_cached, s1.num_computed) == (len(records), 0, len(records))
+    assert first.shape == (len(records), backbone.num_features) and first.dtype == np.float32
+    assert len(_shards(cache_dir)) == 1
+    meta = json.loads(next(cache_dir.rglob("meta.json")).read_text())
+    assert meta["backbone"] == TINY and meta["weights"]["sha256"] == backbone.weights_record["sha256"]
+
+    # a new cache object reads the vectors back from disk; a different order is honoured
+    reordered = records[::-1]
+    second, s2 = _extract(backbone, reordered, FeatureCache(cache_dir))
+    assert (s2.num_cached, s2.num_computed) == (len(records), 0)
+    np.testing.assert_array_equal(second, first[::-1])
+    assert len(_shards(cache_dir)) == 1  # nothing new written
+
+    # cached vectors are the vectors the backbone computes
+    uncached, s3 = _extract(backbone, records, None)
+    assert s3.num_computed == len(records)
+    np.testing.assert_allclose(uncached, first, rtol=1e-5, atol=1e-6)
+
+
+def test_partial_hit_computes_only_the_missing(backbone, records, tmp_path):
+    cache = FeatureCache(tmp_path / "cache")
+    half = records[: len(records) // 2]
+    _extract(backbone, half, cache)
+    feats, stats = _extract(backbone, records, cache)
+    assert (stats.num_cached, stats.num_computed) == (len(half), len(records) - len(half))
+    reference, _ = _extract(backbone, records, None)
+    np.testing.assert_allclose(feats, reference, rtol=1e-5, atol=1e-6)
+
+
+def test_changed_file_content_is_recomputed(backbone, image_folder, tmp_path):
+    cache_dir = tmp_path / "cache"
+    splits = load_image_folder(image_folder, progress=False)
+    before, _ = _extract(backbone, splits.test, FeatureCache(cache_dir))
+    changed = splits.test[0].path
+    write_class_image(changed, 1 - splits.test[0].label, np.random.default_rng(99))  # same name, new content
+    rescanned = load_image_folder(image_folder, progress=False).test
+    assert rescanned[0].path == changed and rescanned[0].sha256 != splits.test[0].sha256
+    after, stats = _extract(backbone, rescanned, FeatureCache(cache_dir))
+    assert (stats.num_cached, stats.num_computed) == (len(rescanned) - 1, 1)
+    assert not np.allclose(after[0], before[0])
+    np.testing.assert_array_equal(after[1:], before[1:])
+
+
+def test_renamed_file_with_same_content_is_a_hit(backbone, records, tmp_path):
+    cache = FeatureCache(tmp_path / "cache")
+    first, _ = _extract(backbone, records[:4], cache)
+    moved = tmp_path / "elsewhere" / "renamed.png"
+    moved.parent.mkdir()
+    shutil.copy(records[0].path, moved)
+    again = [type(records[0])(moved, records[0].label, records[0].sha256)]
+    feats, stats = _extract(backbone, again, cache)
+    assert stats.num_cached == 1 and stats.num_computed == 0
+    np.testing.assert_array_equal(feats[0], first[0])
+
+
+def test_different_weights_are_recomputed(backbone, records, tmp_path):
+    cache_dir = tmp_path / "cache"
+    first, _ = _extract(backbone, records, FeatureCache(cache_dir))
+    torch.manual_seed(7)
+    other_file = tmp_path / "other.safetensors"
+    save_file(_build_tiny().state_dict(), str(other_file))
+    other = load_backbone(TINY, weights=str(other_file))
+    assert other.weights_record["sha256"] != backbone.weights_record["sha256"]
+    feats, stats = _extract(other, records, FeatureCache(cache_dir))
+    assert (stats.num_cached, stats.num_computed) == (0, len(records))
+    assert not np.allclose(feats, first)
+    assert len([d for d in cache_dir.iterdir() if d.is_dir()]) == 2  # one feature space per weights
+
+
+def test_random_init_backbone_is_never_cached(records, tmp_path):
+    cache_dir = tmp_path / "cache"
+    torch.manual_seed(0)
+    random_init = load_backbone(TINY, weights="none")
+    for _ in range(2):
+        _, stats = _extract(random_init, records, FeatureCache(cache_dir))
+        assert (stats.num_cached, stats.num_computed) == (0, len(records))
+    assert _shards(cache_dir) == []
+    assert len(FeatureCache(cache_dir)) == 0
+
+
+def test_identical_files_are_computed_once(backbone, records, tmp_path):
+    dup = tmp_path / "dup.png"
+    shutil.copy(records[0].path, dup)
+    with_dup = records[:3] + [type(records[0])(dup, records[0].label, records[0].sha256)]
+    feats, stats = _extract(backbone, with_dup, FeatureCache(tmp_path / "cache"))
+    assert stats.num_computed == 3 and stats.num_total == 4
+    np.testing.assert_array_equal(feats[0], feats[3])
+
+
+def test_a_damaged_shard_is_ignored_and_recomputed(backbone, records, tmp_path):
+    cache_dir = tmp_path / "cache"
+    first, _ = _extract(backbone, records, FeatureCache(cache_dir))
+    _shards(cache_dir)[0].write_bytes(b"not a safetensors file")
+    feats, stats = _extract(backbone, records, FeatureCache(cache_dir))
+    assert stats.num_computed == len(records)
+    np.testing.assert_allclose(feats, first, rtol=1e-5, atol=1e-6)
+
+
+def test_feature_key_depends_on_backbone_weights_and_preprocessing():
+    cfg = {"input_size": [3, 64, 64], "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bilinear", "crop_pct": 1.0}
+    base = feature_key("a", "sha1", cfg)
+    assert base == feature_key("a", "sha1", dict(reversed(list(cfg.items()))))  # stable
+    assert base != feature_key("b", "sha1", cfg)
+    assert base != feature_key("a", "sha2", cfg)
+    assert base != feature_key("a", "sha1", {**cfg, "input_size": [3, 96, 96]})
+    assert base != feature_key("a", "sha1", {**cfg, "interpolation": "bicubic"})
+
+
+def test_default_cache_dir_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("TRANSFERKIT_CACHE", str(tmp_path / "tk"))
+    assert default_cache_dir() == tmp_path / "tk" / "features"
+    monkeypatch.delenv("TRANSFERKIT_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert default_cache_dir() == tmp_path / "xdg" / "transferkit" / "features"
+    assert FeatureCache().cache_dir == default_cache_dir()
+    assert os.environ.get("TRANSFERKIT_CACHE") is None
