@@ -1,0 +1,113 @@
+"""The report's figures (matplotlib; scikit-learn's displays where they exist).
+
+Each function returns a :class:`matplotlib.figure.Figure` built without pyplot's global state;
+:func:`figure_png` turns one into PNG bytes.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from ..evaluation.calibration import ReliabilityBins
+
+
+def figure_png(fig: Figure, *, dpi: int = 110) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def confusion_matrix_figure(y_true: np.ndarray, y_pred: np.ndarray, classes: Sequence[str]) -> Figure:
+    from sklearn.metrics import ConfusionMatrixDisplay
+
+    n = len(classes)
+    fig = Figure(figsize=(max(4.0, 0.6 * n + 2.5), max(3.5, 0.6 * n + 2.0)))
+    ax = fig.subplots()
+    ConfusionMatrixDisplay.from_predictions(y_true, y_pred, labels=list(range(n)), display_labels=list(classes), ax=ax,
+                                            colorbar=False, cmap="Blues", xticks_rotation=45 if n > 4 else "horizontal")
+    ax.set_title("confusion matrix (test)")
+    return fig
+
+
+def _one_vs_rest(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[str], positive_index: int | None):
+    if positive_index is not None and len(classes) == 2:
+        return [(classes[positive_index], y_true == positive_index, proba[:, positive_index])]
+    return [(c, y_true == i, proba[:, i]) for i, c in enumerate(classes) if 0 < (y_true == i).sum() < len(y_true)]
+
+
+def roc_figure(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[str], positive_index: int | None,
+               operating_point: tuple[float, float] | None = None) -> Figure:
+    """ROC curve (binary) or one curve per class, one-vs-rest; optional (1-spec, sens) marker."""
+    from sklearn.metrics import RocCurveDisplay
+
+    fig = Figure(figsize=(4.8, 4.2))
+    ax = fig.subplots()
+    for name, y, s in _one_vs_rest(y_true, proba, classes, positive_index):
+        RocCurveDisplay.from_predictions(y, s, ax=ax, name=name, plot_chance_level=False)
+    ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
+    if operating_point is not None:
+        ax.scatter([operating_point[0]], [operating_point[1]], c="crimson", zorder=5, label="operating point")
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("ROC (test)" + ("" if positive_index is not None else ", one-vs-rest"))
+    return fig
+
+
+def pr_figure(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[str], positive_index: int | None) -> Figure:
+    from sklearn.metrics import PrecisionRecallDisplay
+
+    fig = Figure(figsize=(4.8, 4.2))
+    ax = fig.subplots()
+    for name, y, s in _one_vs_rest(y_true, proba, classes, positive_index):
+        PrecisionRecallDisplay.from_predictions(y, s, ax=ax, name=name)
+    ax.set_title("precision-recall (test)" + ("" if positive_index is not None else ", one-vs-rest"))
+    ax.legend(loc="lower left", fontsize=8)
+    return fig
+
+
+def reliability_figure(before: ReliabilityBins, after: ReliabilityBins, temperature: float) -> Figure:
+    """Reliability diagrams side by side: uncalibrated and temperature-scaled (test split)."""
+    fig = Figure(figsize=(8.4, 3.9))
+    axes = fig.subplots(1, 2, sharey=True)
+    for ax, bins, title in ((axes[0], before, "uncalibrated"), (axes[1], after, f"temperature T={temperature:.2f}")):
+        centres = (bins.edges[:-1] + bins.edges[1:]) / 2
+        width = bins.edges[1] - bins.edges[0]
+        filled = bins.counts > 0
+        ax.bar(centres[filled], bins.accuracy[filled], width=width * 0.95, color="#4c72b0", alpha=0.8, label="accuracy")
+        ax.bar(centres[filled], (bins.confidence - bins.accuracy)[filled], bottom=bins.accuracy[filled], width=width * 0.95,
+               color="#dd8452", alpha=0.45, label="gap to confidence")
+        ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_xlabel("confidence (top label)")
+        ax.set_title(f"{title}: ECE {bins.ece:.3f}")
+    axes[0].set_ylabel("accuracy")
+    axes[0].legend(loc="upper left", fontsize=8)
+    return fig
+
+
+def training_curves_figure(history: Sequence[dict]) -> Figure | None:
+    """Loss (and accuracy) per epoch, from metrics.json's ``history``."""
+    if not history:
+        return None
+    keys = sorted({k for h in history for k, v in h.items() if k != "epoch" and isinstance(v, (int, float))})
+    if not keys:
+        return None
+    epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
+    losses = [k for k in keys if "loss" in k]
+    others = [k for k in keys if k not in losses]
+    fig = Figure(figsize=(8.4 if others else 4.8, 3.6))
+    axes = fig.subplots(1, 2 if others else 1)
+    axes = np.atleast_1d(axes)
+    for ax, group, label in ((axes[0], losses, "loss"), *(((axes[1], others, "metric"),) if others else ())):
+        for k in group:
+            ax.plot(epochs, [h.get(k, np.nan) for h in history], label=k, lw=1.5)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(label)
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.suptitle("training curves")
+    return fig

@@ -1,0 +1,141 @@
+"""`transferkit report RUN`: the HTML report of a run, end to end on a tiny model.
+
+The browser test renders the report in Debian's chromium (driven by Playwright), checks that
+every image decoded and that the console stayed clean, and saves a screenshot.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TINY, make_image_folder
+from typer.testing import CliRunner
+
+from transferkit.cli.app import app
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+runner = CliRunner()
+
+
+def _fit_tiny_run(root: Path, out: Path, cache: Path) -> Path:
+    from transferkit.api import fit
+
+    fit(root, model=TINY, weights="none", out=out, progress=False, cache_dir=cache)
+    return out
+
+
+@pytest.fixture(scope="module")
+def binary_run(tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("report-binary")
+    os.environ.setdefault("TRANSFERKIT_OFFLINE", "1")
+    root = make_image_folder(base / "data", classes=("normal", "sick"), per_class=16, splits=("train", "val", "test"))
+    return _fit_tiny_run(root, base / "run", base / "cache")
+
+
+def _report(run: Path, *args: str):
+    return runner.invoke(app, ["report", str(run), "--quiet", "--resamples", "200", *args])
+
+
+def test_report_writes_self_contained_html_and_calibrates_model(binary_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(binary_run, run)
+    shutil.rmtree(run / "predictions", ignore_errors=True)  # recomputed from the model + data root
+    result = _report(run, "--target-sensitivity", "0.9", "--gallery", "4")
+    assert result.exit_code == 0, result.output
+    html = (run / "report.html").read_text()
+    # self-contained: no external resources, every image is an embedded PNG
+    assert not re.search(r"""(src|href)=["'](https?:|//|file:)""", html)
+    imgs = re.findall(r'<img [^>]*src="([^"]+)"', html)
+    assert len(imgs) >= 5 and all(s.startswith("data:image/png;base64,") for s in imgs)
+    for section in ("Data", "Model card", "bootstrap intervals", "Operating point", "Calibration", "Training curves", "Misclassified"):
+        assert section in html
+    # numbers: report.json carries the intervals, the operating point and the temperature
+    summary = json.loads((run / "report.json").read_text())
+    for name in ("accuracy", "roc_auc", "sensitivity", "specificity"):
+        iv = summary["test"][name]
+        assert iv["low"] <= iv["estimate"] <= iv["high"]
+    op = summary["operating_point"]
+    assert op["met_on_val"] and op["val_sensitivity"] >= 0.9
+    cal = summary["calibration"]
+    assert cal["val_nll_after"] <= cal["val_nll_before"] + 1e-12
+    # the temperature is saved in the model folder and predict applies it
+    import transferkit as tk
+
+    model = tk.load(run)
+    assert model.temperature == pytest.approx(cal["temperature"])
+    assert (run / "predictions" / "test.csv").is_file() and (run / "predictions" / "val.csv").is_file()
+    for png in ("confusion_matrix", "roc", "precision_recall", "reliability", "training_curves"):
+        assert (run / "report" / f"{png}.png").stat().st_size > 1000
+    assert "report.html" in result.output
+
+
+def test_predict_divides_logits_by_temperature(binary_run, tmp_path):
+    import transferkit as tk
+    from transferkit.evaluation.calibration import save_temperature
+
+    run = tmp_path / "run"
+    shutil.copytree(binary_run, run)
+    image = next((Path(json.loads((run / "config.json").read_text())["data"]["root"]) / "test").rglob("*.png"))
+    p1 = tk.load(run).predict([image])[0]["probabilities"]
+    save_temperature(run, 4.0)
+    p4 = tk.load(run).predict([image])[0]["probabilities"]
+    l1, l4 = np.log(list(p1.values())), np.log(list(p4.values()))
+    # softmax(z / 4): log-probability differences shrink four-fold, arg-max unchanged
+    assert (l4[1] - l4[0]) == pytest.approx((l1[1] - l1[0]) / 4, rel=1e-3)
+    assert max(p4, key=p4.get) == max(p1, key=p1.get)
+
+
+def test_report_multiclass_and_clear_errors(tmp_path):
+    root = make_image_folder(tmp_path / "data", classes=("a", "b", "c"), per_class=10, splits=("train", "val", "test"))
+    run = _fit_tiny_run(root, tmp_path / "run", tmp_path / "cache")
+    result = _report(run, "--target-sensitivity", "0.9")
+    assert result.exit_code == 1 and "binary task" in result.output and "Traceback" not in result.output
+    result = _report(run, "--gallery", "2", "--no-calibrate")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((run / "report.json").read_text())
+    assert "roc_auc_ovr_macro" in summary["test"] and summary["operating_point"] is None
+    assert "temperature" not in json.loads((run / "model" / "config.json").read_text()) or \
+        json.loads((run / "model" / "config.json").read_text())["temperature"] == 1.0
+    result = _report(tmp_path / "data")
+    assert result.exit_code == 1 and "not a run folder" in result.output
+
+
+def _browser_check(html: Path, screenshot: Path) -> tuple[list[dict], list[str]]:
+    from playwright.sync_api import sync_playwright
+
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(html.resolve().as_uri(), wait_until="load")
+        images = page.evaluate("""() => Array.from(document.images).map(i => ({alt: i.alt, complete: i.complete,
+                                                                            w: i.naturalWidth, h: i.naturalHeight}))""")
+        page.screenshot(path=str(screenshot), full_page=True)
+        browser.close()
+    return images, errors
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed at /usr/bin/chromium (`make test` installs it with apt-get)")
+def test_report_renders_in_headless_chromium(binary_run, tmp_path):
+    pytest.importorskip("playwright.sync_api", reason="playwright (dev extra) is not installed")
+    run = tmp_path / "run"
+    shutil.copytree(binary_run, run)
+    result = _report(run, "--target-sensitivity", "0.9", "--gallery", "3")
+    assert result.exit_code == 0, result.output
+    screenshot = tmp_path / "report.png"
+    images, errors = _browser_check(run / "report.html", screenshot)
+    assert len(images) >= 5
+    broken = [i for i in images if not i["complete"] or i["w"] == 0]
+    assert not broken, broken
+    assert errors == []
+    assert screenshot.stat().st_size > 10_000 and screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
