@@ -39,7 +39,15 @@ demo: $(VENV)/.installed
 	  exit 2; fi
 	TRANSFERKIT_OFFLINE=1 $(VENV)/bin/transferkit fit "$(DATA)" --model $(MODEL) --out $(OUT) --positive auto
 
-test: $(VENV)/.installed-dev
+# Debian's chromium for the browser test of the HTML report (tests/test_report.py). Idempotent; on a
+# machine without apt-get (or without root) it warns and the browser test skips with a reason.
+$(VENV)/.chromium: | $(VENV)/.base
+	@if [ -x /usr/bin/chromium ]; then touch $@; \
+	elif command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && apt-get update -q && apt-get install -y -q chromium; then touch $@; \
+	elif command -v apt-get >/dev/null 2>&1 && sudo -n true 2>/dev/null && sudo apt-get update -q && sudo apt-get install -y -q chromium; then touch $@; \
+	else echo "note: could not install chromium (needs apt-get and root); the report's browser test will be skipped"; fi
+
+test: $(VENV)/.installed-dev $(VENV)/.chromium
 	$(PY) -m pytest -q
 
 clean:
