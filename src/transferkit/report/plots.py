@@ -77,8 +77,9 @@ def reliability_figure(before: ReliabilityBins, after: ReliabilityBins, temperat
         width = bins.edges[1] - bins.edges[0]
         filled = bins.counts > 0
         ax.bar(centres[filled], bins.accuracy[filled], width=width * 0.95, color="#4c72b0", alpha=0.8, label="accuracy")
-        ax.bar(centres[filled], (bins.confidence - bins.accuracy)[filled], bottom=bins.accuracy[filled], width=width * 0.95,
-               color="#dd8452", alpha=0.45, label="gap to confidence")
+        gap = (bins.confidence - bins.accuracy)[filled]
+        ax.bar(centres[filled], np.abs(gap), bottom=np.minimum(bins.accuracy, bins.confidence)[filled], width=width * 0.95,
+               facecolor="none", edgecolor="#c44e52", hatch="//", lw=0.8, label="gap to mean confidence")
         ax.plot([0, 1], [0, 1], ls="--", c="grey", lw=1)
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
