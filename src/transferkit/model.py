@@ -146,7 +146,7 @@ class TransferModel(nn.Module):
             backbone = load_backbone(cfg["backbone"]["name"], weights="none")
             backbone.weights_record = cfg["backbone"]["weights"]
             head = DenseHead.from_config(cfg["head"])
-        except (KeyError, ValueError, TypeError) as exc:
+        except (KeyError, ValueError, TypeError, AttributeError) as exc:  # AttributeError: JSON that is not an object
             if isinstance(exc, ModelFolderError):
                 raise
             raise ModelFolderError(f"{cfg_path} is not a valid transferkit config ({type(exc).__name__}: {exc}).") from None

@@ -100,11 +100,12 @@ def _build_without_init(spec: BackboneSpec) -> nn.Module:
 
 
 def _load_into(spec: BackboneSpec, model: nn.Module, state_dict: dict[str, torch.Tensor]) -> nn.Module:
-    """``load_state_dict(strict=True)``; a meta-built model takes the tensors themselves (as float32)."""
+    """``load_state_dict(strict=True)``; a meta-built model takes fresh float32 copies of the tensors
+    (fresh allocations: tensors sliced out of a file buffer may be misaligned, which changes CPU kernels)."""
     if not any(t.is_meta for t in itertools.chain(model.parameters(), model.buffers())):
         model.load_state_dict(state_dict, strict=True)
         return model
-    state_dict = {k: v.float() if v.is_floating_point() else v for k, v in state_dict.items()}
+    state_dict = {k: v.to(torch.float32 if v.is_floating_point() else v.dtype, copy=True) for k, v in state_dict.items()}
     model.load_state_dict(state_dict, strict=True, assign=True)
     if any(t.is_meta for t in itertools.chain(model.parameters(), model.buffers())):  # non-persistent buffers
         model = spec.build()

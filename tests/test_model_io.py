@@ -1,0 +1,225 @@
+"""The head trainer, and the saved model folder (save_pretrained / load / predict)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import transferkit as tk
+from conftest import TINY
+from transferkit.config import HeadConfig, HeadTrainConfig
+from transferkit.errors import ModelFolderError, NotFittedError
+from transferkit.heads import DenseHead
+from transferkit.model import TransferModel
+from transferkit.training import HeadTrainer, class_weights
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+
+def _blobs(n: int, d: int = 16, *, noise: float = 1.0, flip: float = 0.0, seed: int = 0):
+    """Two Gaussian blobs; ``flip`` of the labels are wrong (so a head can overfit)."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    X = rng.normal(0, noise, (n, d)).astype(np.float32)
+    X[:, 0] += np.where(y == 1, 1.5, -1.5)
+    flipped = rng.random(n) < flip
+    y = np.where(flipped, 1 - y, y)
+    return X, y.astype(np.int64)
+
+
+def _trainer(seed: int = 0, **train) -> HeadTrainer:
+    cfg = {"epochs": 300, "lr": 1e-2, "patience": 10, "batch_size": 16, "seed": seed, **train}
+    return HeadTrainer(HeadConfig(hidden_dim=64), HeadTrainConfig(**cfg), progress=False)
+
+
+# ---- HeadTrainer ---------------------------------------------------------------------------
+
+
+def test_early_stopping_keeps_the_best_val_loss_state():
+    X, y = _blobs(80, d=64, flip=0.2, seed=0)  # few noisy samples, many dims: the head overfits
+    Xv, yv = _blobs(200, d=64, flip=0.2, seed=1)
+    trainer = _trainer().fit(X, y, Xv, yv)
+    val_losses = [h.val_loss for h in trainer.history_]
+    best = int(np.argmin(val_losses))
+    assert trainer.best_epoch_ == best + 1
+    assert trainer.best_val_loss_ == pytest.approx(val_losses[best])
+    assert len(val_losses) == best + 1 + 10 < 300  # stopped `patience` epochs after the best
+    assert val_losses[-1] > trainer.best_val_loss_  # the last state was worse ...
+    with torch.no_grad():  # ... and the kept state is the best one, not the last one
+        weight = class_weights(y, 2)
+        logits = trainer.head_(torch.from_numpy(Xv))
+        kept = nn.CrossEntropyLoss(weight=weight)(logits, torch.from_numpy(yv)).item()
+    assert kept == pytest.approx(trainer.best_val_loss_, rel=1e-5)
+    assert not trainer.head_.training
+
+
+def test_same_seed_same_head_different_seed_different_head():
+    X, y = _blobs(60, seed=0)
+    Xv, yv = _blobs(40, seed=1)
+    a = _trainer(seed=3, epochs=30).fit(X, y, Xv, yv)
+    b = _trainer(seed=3, epochs=30).fit(X, y, Xv, yv)
+    c = _trainer(seed=4, epochs=30).fit(X, y, Xv, yv)
+    assert [vars(h) for h in a.history_] == [vars(h) for h in b.history_]
+    for k, v in a.head_.state_dict().items():
+        assert torch.equal(v, b.head_.state_dict()[k]), k
+    np.testing.assert_array_equal(a.predict_proba(Xv), b.predict_proba(Xv))
+    assert not np.array_equal(a.predict_proba(Xv), c.predict_proba(Xv))
+
+
+def test_head_learns_a_separable_problem():
+    X, y = _blobs(100, seed=0)
+    Xv, yv = _blobs(100, seed=1)
+    trainer = _trainer(epochs=50).fit(X, y, Xv, yv)
+    proba = trainer.predict_proba(Xv)
+    assert proba.shape == (100, 2) and np.allclose(proba.sum(1), 1, atol=1e-5)
+    assert (proba.argmax(1) == yv).mean() > 0.85
+
+
+def test_class_weights_are_sklearn_balanced():
+    from sklearn.utils.class_weight import compute_class_weight
+
+    y = np.array([0] * 30 + [1] * 10 + [2] * 5)
+    expected = compute_class_weight("balanced", classes=np.arange(3), y=y)
+    np.testing.assert_allclose(class_weights(y, 3).numpy(), expected, rtol=1e-6)
+
+
+def test_head_trainer_guards():
+    with pytest.raises(NotFittedError, match="call fit"):
+        HeadTrainer().predict_proba(np.zeros((1, 4)))
+    X, y = _blobs(10)
+    with pytest.raises(ValueError, match="validation split is empty"):
+        _trainer().fit(X, y, X[:0], y[:0])
+    with pytest.raises(ValueError, match="X_train must be"):
+        _trainer().fit(X, y[:5], X, y)
+
+
+def test_dense_head_standardises_with_its_own_buffers():
+    head = DenseHead(4, 3, hidden_dim=8, dropout=0.1)
+    feats = torch.randn(50, 4) * 5 + 3
+    head.set_feature_stats(feats)
+    torch.testing.assert_close(head.feature_mean, feats.mean(0))
+    assert set(head.state_dict()) >= {"feature_mean", "feature_std"}
+    clone = DenseHead.from_config(head.config())
+    assert clone.config() == head.config()
+
+
+# ---- model folder --------------------------------------------------------------------------
+
+
+@pytest.fixture
+def model(tiny_weights):
+    torch.manual_seed(0)
+    backbone = tk.load_backbone(TINY, weights=str(tiny_weights))
+    head = DenseHead(backbone.num_features, 2, hidden_dim=8)
+    head.set_feature_stats(torch.randn(20, backbone.num_features))
+    return TransferModel(backbone, head.eval(), ["cat", "dog"], positive="cat", threshold=0.3)
+
+
+def test_save_and_load_round_trip_gives_identical_logits(model, image_folder, tmp_path):
+    folder = model.save_pretrained(tmp_path / "m")
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+    cfg = json.loads((folder / "config.json").read_text())
+    assert cfg["id2label"] == {"0": "cat", "1": "dog"} and cfg["label2id"] == {"cat": 0, "dog": 1}
+    assert cfg["backbone"]["name"] == TINY and cfg["backbone"]["weights"]["source"] == "file"
+    assert cfg["preprocessing"]["input_size"] == [3, 64, 64]
+    assert cfg["positive_label"] == "cat" and cfg["threshold"] == 0.3
+
+    loaded = tk.load(folder)
+    assert loaded.classes == ["cat", "dog"] and loaded.positive_index == 0 and loaded.threshold == 0.3
+    assert loaded.backbone.weights_record == model.backbone.weights_record
+    x = torch.randn(3, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), loaded(x))
+    files = sorted((image_folder / "test").rglob("*.png"))[:4]
+    assert model.predict(files) == loaded.predict(files)
+
+
+def test_a_run_folder_loads_its_model_subfolder(model, tmp_path):
+    model.save_pretrained(tmp_path / "run" / "model")
+    assert tk.load(tmp_path / "run").classes == ["cat", "dog"]
+
+
+def test_predict_threshold_on_the_positive_class(model, image_folder):
+    files = sorted((image_folder / "test").rglob("*.png"))
+    for r in model.predict(files):
+        expected = "cat" if r["probabilities"]["cat"] >= 0.3 else "dog"
+        assert r["label"] == expected
+        assert sum(r["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_predict_on_missing_or_corrupt_files_gives_error_entries(model, image_folder, tmp_path):
+    good = sorted((image_folder / "test" / "cat").glob("*.png"))[0]
+    corrupt = tmp_path / "corrupt.jpg"
+    corrupt.write_bytes(b"\xff\xd8\xff garbage")
+    empty = tmp_path / "empty.png"
+    empty.write_bytes(b"")
+    results = model.predict([tmp_path / "missing.png", good, corrupt, empty])
+    assert [("error" in r) for r in results] == [True, False, True, True]
+    assert results[0]["path"].endswith("missing.png") and "cannot read" in results[0]["error"]
+    assert results[1]["label"] in ("cat", "dog")
+    assert "not an image" in results[2]["error"] or "corrupt" in results[2]["error"]
+    assert "empty" in results[3]["error"]
+    assert model.predict([corrupt]) == [{"path": str(corrupt), "error": results[2]["error"]}]
+
+
+@pytest.mark.parametrize("missing", ["config.json", "model.safetensors"])
+def test_folder_missing_a_file(model, tmp_path, missing):
+    folder = model.save_pretrained(tmp_path / "m")
+    (folder / missing).unlink()
+    with pytest.raises(ModelFolderError) as info:
+        tk.load(folder)
+    assert "config.json" in str(info.value) and "model.safetensors" in str(info.value)
+
+
+def test_not_a_folder_at_all(tmp_path):
+    with pytest.raises(ModelFolderError, match="not a transferkit model folder"):
+        tk.load(tmp_path / "nothing-here")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("{not json", "not a valid transferkit config"),
+        ('{"format": "something-else"}', "expected 'transferkit.image-classifier'"),
+        ("[1, 2, 3]", "not a valid transferkit config"),
+    ],
+)
+def test_broken_config_json(model, tmp_path, text, fragment):
+    folder = model.save_pretrained(tmp_path / "m")
+    (folder / "config.json").write_text(text)
+    with pytest.raises(ModelFolderError, match=fragment):
+        TransferModel.from_pretrained(folder)
+
+
+def test_config_with_missing_keys_or_unknown_backbone(model, tmp_path):
+    folder = model.save_pretrained(tmp_path / "m")
+    cfg = json.loads((folder / "config.json").read_text())
+    del cfg["head"]
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFolderError, match="KeyError"):
+        tk.load(folder)
+    folder = model.save_pretrained(tmp_path / "m2")
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["backbone"]["name"] = "no_such_backbone"
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFolderError, match="unknown backbone 'no_such_backbone'"):
+        tk.load(folder)
+
+
+def test_weights_that_do_not_match_the_config(model, tmp_path):
+    folder = model.save_pretrained(tmp_path / "m")
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["head"]["hidden_dim"] = 16  # the saved head has 8
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFolderError, match="does not match its config.json"):
+        tk.load(folder)
+    shutil.rmtree(folder)
+    folder = model.save_pretrained(tmp_path / "m")
+    (folder / "model.safetensors").write_bytes(b"truncated")
+    with pytest.raises(ModelFolderError, match="does not match its config.json"):
+        tk.load(folder)
