@@ -196,8 +196,10 @@ class Trainer:
                                  "best_val_loss": math.inf, "best_epoch": None, "stale": 0, "history": [], "initial": None,
                                  "stopped_early": False}
         ckpt = latest_checkpoint(self.checkpoint_dir) if (resume and self.checkpoint_dir) else None
+        mid_epoch_rng = None
         if ckpt is not None:
             state = load_checkpoint(ckpt, model=raw, optimizer=optimizer, scheduler=scheduler)
+            mid_epoch_rng = torch.get_rng_state() if state["step_in_epoch"] else None
             acc.print(f"resuming from {ckpt} (epoch {state['epoch']}, step {state['step_in_epoch']})")
         elif self.evaluate_initial:
             vl, va = self._validate(model, val_dl)
@@ -214,15 +216,20 @@ class Trainer:
             epoch = state["epoch"]
             while not done:
                 epoch = state["epoch"] + 1
-                for s in setters:
-                    s.set_epoch(epoch)
                 skip = state["step_in_epoch"]
                 dl = acc.skip_first_batches(train_dl, skip) if skip else train_dl
+                if hasattr(dl, "set_epoch"):  # Accelerate's loaders count passes themselves; pin them to our epoch
+                    dl.set_epoch(epoch)
+                for s in setters:
+                    s.set_epoch(epoch)
                 set_train_mode(model, freeze_bn=cfg.freeze_bn)
                 t0 = time.perf_counter()
                 with track(f"epoch {epoch}/{cfg.epochs}", steps_per_epoch, unit="step", enabled=self.progress and acc.is_local_main_process) as advance:
                     advance(skip)
                     for inputs, y in dl:
+                        if mid_epoch_rng is not None:  # creating the iterator drew from the RNG; the original run did so before step 1
+                            torch.set_rng_state(mid_epoch_rng)
+                            mid_epoch_rng = None
                         rng = torch.get_rng_state()
                         try:
                             inputs = _to_device(inputs, acc.device, self.channels_last_)

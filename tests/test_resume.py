@@ -1,0 +1,82 @@
+"""Resume: a run that crashed or was interrupted ends exactly like an uninterrupted one (CPU, same seed)."""
+
+import json
+
+import pytest
+from safetensors.torch import load_file
+
+import transferkit as tk
+import transferkit.training.trainer as trainer_mod
+from conftest import TINY
+from transferkit.config import DataConfig, FinetuneConfig, FitConfig
+from transferkit.training import TrainingInterrupted, latest_checkpoint
+
+
+def _config(image_folder):
+    # dropout in the head and augmentation on: both RNG streams must be replayed exactly
+    return FitConfig(data=DataConfig(root=image_folder), backbone=TINY, weights="none", strategy="finetune",
+                     head={"dropout": 0.2}, finetune=FinetuneConfig(epochs=3, batch_size=8, patience=5, unfreeze="last:3"))
+
+
+def _same_run(a, b):
+    ma, mb = (json.loads((p / "metrics.json").read_text()) for p in (a, b))
+    assert ma["test"] == mb["test"] and ma["val"] == mb["val"]
+    strip = lambda h: [{k: v for k, v in e.items() if k != "seconds"} for e in h]  # noqa: E731
+    assert strip(ma["history"]) == strip(mb["history"])
+    wa, wb = (load_file(str(p / "model" / "model.safetensors")) for p in (a, b))
+    assert wa.keys() == wb.keys() and all((wa[k] == wb[k]).all() for k in wa)
+
+
+@pytest.fixture
+def uninterrupted(image_folder, tmp_path):
+    out = tmp_path / "uninterrupted"
+    tk.fit(config=_config(image_folder), out=out, progress=False)
+    return out
+
+
+def test_resume_after_a_crash_equals_the_uninterrupted_run(image_folder, tmp_path, monkeypatch, uninterrupted):
+    original = trainer_mod.Trainer._checkpoint
+
+    def crash_after_epoch_2(self, raw, optimizer, scheduler, state):
+        path = original(self, raw, optimizer, scheduler, state)
+        if state["epoch"] == 2:
+            raise SystemExit("simulated crash")  # like kill -9: nothing after the checkpoint runs
+        return path
+
+    monkeypatch.setattr(trainer_mod.Trainer, "_checkpoint", crash_after_epoch_2)
+    out = tmp_path / "crashed"
+    with pytest.raises(SystemExit):
+        tk.fit(config=_config(image_folder), out=out, progress=False)
+    assert not (out / "metrics.json").exists()
+    assert latest_checkpoint(out / "checkpoints").name == "epoch-0002"
+    monkeypatch.setattr(trainer_mod.Trainer, "_checkpoint", original)
+    tk.fit(resume=out, progress=False)
+    _same_run(uninterrupted, out)
+
+
+def test_ctrl_c_mid_epoch_saves_a_checkpoint_and_says_how_to_resume(image_folder, tmp_path, monkeypatch, uninterrupted):
+    original = trainer_mod._call
+    calls = {"train": 0}
+
+    def interrupt_on_fourth_step(model, inputs):
+        if model.training:
+            calls["train"] += 1
+            if calls["train"] == 4:  # 2 steps per epoch: the second step of epoch 2
+                raise KeyboardInterrupt
+        return original(model, inputs)
+
+    monkeypatch.setattr(trainer_mod, "_call", interrupt_on_fourth_step)
+    out = tmp_path / "interrupted"
+    with pytest.raises(TrainingInterrupted, match=f"transferkit fit --resume {out}"):
+        tk.fit(config=_config(image_folder), out=out, progress=False)
+    assert latest_checkpoint(out / "checkpoints").name == "epoch-0001-step-00001"
+    ckpt = latest_checkpoint(out / "checkpoints")
+    assert {p.name for p in ckpt.iterdir()} == {"model.safetensors", "optimizer.safetensors", "rng.safetensors", "state.json"}
+    monkeypatch.setattr(trainer_mod, "_call", original)
+    tk.fit(resume=out, progress=False)
+    _same_run(uninterrupted, out)
+
+
+def test_resume_without_a_run_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(tk.DataError, match="cannot resume"):
+        tk.fit(resume=tmp_path / "nothing-here", progress=False)
