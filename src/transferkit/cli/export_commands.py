@@ -1,3 +1,113 @@
-"""CLI commands of the export feature (registered on the shared typer app)."""
+"""CLI commands of the export feature (registered on the shared typer app): export, benchmark."""
 
-from .app import app  # noqa: F401
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.panel import Panel
+from rich.table import Table
+
+from ..errors import TransferKitError
+from .app import _fail, app, console, err
+
+
+@app.command(
+    "export",
+    epilog="Example: transferkit export runs/plants-mnv2 --format onnx --quantize int8 --calibration data/plants --out exports/plants-int8",
+)
+def export_cmd(
+    model: Annotated[Path, typer.Argument(help="Run folder or model folder (from `transferkit fit`).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Export folder to write.")],
+    format: Annotated[str, typer.Option("--format", "-f", help="onnx or torchscript.")] = "onnx",
+    quantize: Annotated[Optional[str], typer.Option(help="int8: static quantization calibrated on --calibration images.")] = None,
+    calibration: Annotated[Optional[Path], typer.Option(help="Image folder for int8 calibration (its train/ when present).")] = None,
+    parity_data: Annotated[Optional[Path], typer.Option(help="Image folder for the parity check (default: other --calibration images).")] = None,
+    num_calibration: Annotated[int, typer.Option(help="Calibration images to sample.")] = 100,
+    num_parity: Annotated[int, typer.Option(help="Images in the parity check.")] = 32,
+    per_channel: Annotated[bool, typer.Option("--per-channel/--per-tensor", help="int8 weight scales per output channel or per tensor.")] = True,
+    calibrate_method: Annotated[str, typer.Option(help="int8 activation ranges: minmax, entropy or percentile.")] = "minmax",
+    exclude_head: Annotated[bool, typer.Option(help="Keep the classifier head in fp32 when quantizing.")] = False,
+    exporter: Annotated[str, typer.Option(help="ONNX exporter: dynamo (torch.export) or torchscript (older tracer, faster).")] = "dynamo",
+    atol: Annotated[Optional[float], typer.Option(help="Max |Δlogit| allowed (default 1e-4 for fp32; int8 gates on agreement only).")] = None,
+    min_agreement: Annotated[Optional[float], typer.Option(help="Min top-1 agreement with PyTorch (default 1.0 fp32, 0.95 int8).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of the image samples.")] = 0,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing export in --out.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the export record as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Export a model to ONNX (fp32 or int8) or TorchScript, checked against PyTorch (parity)."""
+    from ..export import export_model
+
+    if quantize is not None and quantize.lower() != "int8":
+        _fail(TransferKitError(f"--quantize must be int8, got {quantize!r}."))
+    try:
+        result = export_model(model, out, format=format, quantize=quantize, calibration=calibration, parity_data=parity_data,
+                              num_calibration=num_calibration, num_parity=num_parity, seed=seed, exporter=exporter,
+                              per_channel=per_channel, calibrate_method=calibrate_method, exclude_head=exclude_head,
+                              atol=atol, min_agreement=min_agreement, overwrite=overwrite, progress=not (quiet or as_json))
+    except (TransferKitError, ValueError) as exc:
+        _fail(exc)
+    if as_json:
+        console.print_json(json.dumps(result.config.to_json(), default=str))
+        return
+    for note in result.notes:
+        err.print(f"[yellow]note:[/] {note}")
+    cfg = result.config
+    q = cfg.extra.get("quantization")
+    size = f"{result.file_size_bytes / 1e6:.2f} MB" + (f" ({result.file_size_bytes / q['fp32_size_bytes']:.2f}× fp32)" if q else "")
+    for r in result.parity:
+        console.print(f"[green]parity[/] {r.summary()}")
+    console.print(Panel.fit(
+        f"preprocessing (numpy/Pillow vs timm): max |Δ| {result.preprocessing_max_abs_diff:.1e}\n"
+        f"{cfg.model_file}: {cfg.runtime} {cfg.precision}, {size}; {len(cfg.classes)} classes; "
+        f"threshold {cfg.threshold:g}" + (f", temperature {cfg.temperature:g}" if cfg.temperature else "") + "\n"
+        f"saved: {out} (export.json, labels.txt, parity.json) in {result.seconds:.0f} s\n"
+        f"next: transferkit predict {out} IMAGE…   (needs onnxruntime, numpy and Pillow only)",
+        title="export",
+    ))
+
+
+@app.command(epilog="Example: transferkit benchmark runs/plants-mnv2 data/plants --batch-size 32 --out bench/artifacts/plants-bench")
+def benchmark(
+    model: Annotated[Path, typer.Argument(help="Model/run folder (exported here to ONNX fp32 + int8), or an export folder.")],
+    data: Annotated[Path, typer.Argument(help="Labelled image folder; a root with train/ + test/ uses test/ for accuracy, train/ to calibrate.")],
+    calibration: Annotated[Optional[Path], typer.Option(help="Image folder for int8 calibration (default: DATA/train).")] = None,
+    batch_size: Annotated[int, typer.Option(help="Batch size of the throughput measurement.")] = 32,
+    rounds: Annotated[int, typer.Option(help="Interleaved latency rounds (each: --calls calls per variant).")] = 10,
+    calls: Annotated[int, typer.Option(help="Batch-1 calls per variant per round.")] = 10,
+    threads: Annotated[Optional[int], typer.Option(help="Intra-op threads for every runtime (default: all cores).")] = None,
+    exclude_head: Annotated[bool, typer.Option(help="Keep the classifier head in fp32 in the int8 model.")] = False,
+    exporter: Annotated[str, typer.Option(help="ONNX exporter: dynamo or torchscript.")] = "dynamo",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for the exports and benchmark.json (default: a temporary folder).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """PyTorch fp32 vs ONNX fp32 vs ONNX int8: latency, throughput, size, memory, accuracy, in one run."""
+    from ..export.benchmark import benchmark_models
+
+    try:
+        result = benchmark_models(model, data, calibration=calibration, work_dir=out, batch_size=batch_size, rounds=rounds,
+                                  calls_per_round=calls, threads=threads, exporter=exporter,
+                                  export_options={"exclude_head": exclude_head}, progress=not (quiet or as_json))
+    except (TransferKitError, ValueError) as exc:
+        _fail(exc)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "benchmark.json").write_text(json.dumps(result, indent=2))
+    if as_json:
+        console.print_json(json.dumps(result))
+        return
+    table = Table(title=f"{result['backbone']} on {data} ({result['num_test_images']} test images, {result['threads']} threads)", header_style="bold")
+    cols = ["variant", "p50 ms", "p95 ms", "speed-up", f"img/s @{batch_size}", "size MB", "peak MiB", "accuracy", "agree"]
+    for c in cols:
+        table.add_column(c, justify="left" if c == "variant" else "right")
+    for name, r in result["variants"].items():
+        table.add_row(name, f"{r['latency_b1_p50_ms']:.1f}", f"{r['latency_b1_p95_ms']:.1f}", f"{r['speedup_b1_p50_vs_pytorch']:.2f}×",
+                      f"{r[f'throughput_b{batch_size}_img_s']:.1f}", f"{r['file_size_mb']:.2f}", f"{r['peak_rss_mib']:.0f}",
+                      f"{r['test_accuracy']:.3f}", f"{r['top1_agreement_with_pytorch']:.1%}")
+    console.print(table)
+    console.print("latency: batch 1, network only, variants interleaved; peak MiB: fresh process (ONNX ones without torch)"
+                  + (f"; saved {out}/benchmark.json" if out else ""))

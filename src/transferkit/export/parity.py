@@ -1,0 +1,65 @@
+"""Parity between a reference (PyTorch) model and an exported one: max |Δlogit|, top-1 agreement."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..errors import TransferKitError
+
+
+class ParityError(TransferKitError, RuntimeError):
+    """The exported model does not reproduce the PyTorch model within tolerance."""
+
+
+@dataclass(frozen=True)
+class ParityReport:
+    """How closely ``candidate`` logits follow ``reference`` logits on the same images."""
+
+    stage: str  # "network" (same input tensor) or "pipeline" (files -> numpy preprocessing -> exported net)
+    num_samples: int
+    max_abs_logit_diff: float
+    mean_abs_logit_diff: float
+    max_abs_prob_diff: float
+    top1_agreement: float
+    atol: float | None
+    min_agreement: float
+    passed: bool
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        tol = f" (tolerance {self.atol:g})" if self.atol is not None else ""
+        return (f"{self.stage}: max |Δlogit| {self.max_abs_logit_diff:.2e}{tol}, top-1 agreement "
+                f"{self.top1_agreement:.1%} (min {self.min_agreement:.0%}) on {self.num_samples} images: "
+                f"{'ok' if self.passed else 'FAILED'}")
+
+
+def _softmax(z: np.ndarray) -> np.ndarray:
+    z = z.astype(np.float64) - z.max(1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(1, keepdims=True)
+
+
+def compare_logits(reference: np.ndarray, candidate: np.ndarray, *, stage: str, atol: float | None, min_agreement: float) -> ParityReport:
+    """Compare two ``(N, C)`` logit arrays; ``atol=None`` reports the difference without gating on it."""
+    reference, candidate = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
+    if reference.shape != candidate.shape or reference.ndim != 2 or len(reference) == 0:
+        raise ParityError(f"cannot compare logits of shapes {reference.shape} and {candidate.shape}; expected two equal (N, C) arrays, N > 0.")
+    diff = np.abs(reference - candidate)
+    max_diff = float(diff.max())
+    agreement = float((reference.argmax(1) == candidate.argmax(1)).mean())
+    passed = agreement >= min_agreement and (atol is None or max_diff <= atol) and bool(np.isfinite(candidate).all())
+    return ParityReport(
+        stage=stage,
+        num_samples=len(reference),
+        max_abs_logit_diff=max_diff,
+        mean_abs_logit_diff=float(diff.mean()),
+        max_abs_prob_diff=float(np.abs(_softmax(reference) - _softmax(candidate)).max()),
+        top1_agreement=agreement,
+        atol=atol,
+        min_agreement=min_agreement,
+        passed=passed,
+    )

@@ -1,0 +1,216 @@
+"""Export to ONNX (fp32, int8) and TorchScript with parity checks; predict on the export."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from conftest import TINY, make_image_folder
+from transferkit.backbones import load_backbone
+from transferkit.cli.app import app
+from transferkit.errors import DataError
+from transferkit.export import ParityError, export_model
+from transferkit.export import exporter as exporter_module
+from transferkit.heads import DenseHead
+from transferkit.model import TransferModel, load
+from transferkit.runtime import ExportedModel, is_export_folder, softmax
+
+CLASSES = ("cat", "dog", "fox")
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory) -> tuple[Path, Path]:
+    """A saved tiny TransferModel (random backbone + head fitted to colour-coded classes) and its data."""
+    root = tmp_path_factory.mktemp("export")
+    data = make_image_folder(root / "data", classes=CLASSES, per_class=10)
+    torch.manual_seed(0)
+    backbone = load_backbone(TINY, weights="none")
+    head = DenseHead(backbone.num_features, len(CLASSES))
+    model = TransferModel(backbone, head, list(CLASSES)).eval()
+    # fit the head by least squares on the backbone's features, so predictions are confident and meaningful
+    from transferkit.data import make_transforms, open_image
+
+    files = sorted((data / "train").rglob("*.png"))
+    t = make_transforms(model.data_cfg)
+    with torch.no_grad():
+        feats = backbone(torch.stack([t(open_image(f)) for f in files]))
+        y = torch.tensor([CLASSES.index(f.parent.name) for f in files])
+        target = torch.nn.functional.one_hot(y, len(CLASSES)).float() * 8 - 4
+        a = torch.cat([feats, torch.ones(len(feats), 1)], 1)
+        sol = torch.linalg.lstsq(a, target, driver="gelsd").solution
+        linear = [m for m in head.modules() if isinstance(m, torch.nn.Linear)][-1]
+        linear.weight.copy_(sol[:-1].T)
+        linear.bias.copy_(sol[-1])
+    return model.save_pretrained(root / "model"), data
+
+
+@pytest.fixture(scope="module")
+def fp32_export(tiny_model, tmp_path_factory) -> Path:
+    model_dir, data = tiny_model
+    out = tmp_path_factory.mktemp("exports") / "fp32"
+    export_model(model_dir, out, parity_data=data, exporter="torchscript", progress=False)
+    return out
+
+
+def test_fp32_onnx_export_writes_folder_and_passes_parity(tiny_model, fp32_export):
+    model_dir, data = tiny_model
+    cfg = json.loads((fp32_export / "export.json").read_text())
+    assert cfg["runtime"] == "onnx" and cfg["precision"] == "fp32" and (fp32_export / "model.onnx").is_file()
+    assert (fp32_export / "labels.txt").read_text().split() == list(CLASSES)
+    assert cfg["preprocessing"]["input_size"] == [3, 64, 64] and cfg["preprocessing"]["interpolation"]
+    parity = json.loads((fp32_export / "parity.json").read_text())
+    assert parity["passed"] and {r["stage"] for r in parity["reports"]} == {"network", "pipeline"}
+    for r in parity["reports"]:
+        assert r["max_abs_logit_diff"] <= 1e-4 and r["top1_agreement"] == 1.0 and r["num_samples"] == 32
+    assert parity["preprocessing_max_abs_diff"] <= 1e-6
+    # the exported model predicts what the PyTorch model predicts, file by file
+    files = sorted((data / "test").rglob("*.png"))
+    ours, theirs = ExportedModel(fp32_export).predict(files), load(model_dir).predict(files)
+    assert [r["label"] for r in ours] == [r["label"] for r in theirs]
+    diff = max(abs(a["probabilities"][c] - b["probabilities"][c]) for a, b in zip(ours, theirs) for c in CLASSES)
+    assert diff < 1e-5
+    assert sum(r["label"] == Path(r["path"]).parent.name for r in ours) >= len(files) - 2
+
+
+def test_int8_export_is_smaller_and_agrees(tiny_model, fp32_export, tmp_path):
+    model_dir, data = tiny_model
+    result = export_model(model_dir, tmp_path / "int8", quantize="int8", calibration=data, num_calibration=20,
+                          exporter="torchscript", min_agreement=0.8, progress=False)
+    q = result.config.extra["quantization"]
+    assert q["method"] == "static" and q["per_channel"] and q["num_calibration_images"] == 20
+    assert result.file_size_bytes < q["fp32_size_bytes"]
+    calib = set(result.config.extra["calibration_images"])
+    assert all("/train/" in p for p in calib)  # a train/ + test/ root calibrates on train/ only
+    assert not calib & set(result.config.extra["parity"]["images"])  # parity images are never calibration images
+    files = sorted((data / "test").rglob("*.png"))
+    int8 = [r["label"] for r in ExportedModel(tmp_path / "int8").predict(files)]
+    fp32 = [r["label"] for r in ExportedModel(fp32_export).predict(files)]
+    assert np.mean(np.array(int8) == np.array(fp32)) >= 0.8
+
+
+def test_broken_export_fails_loudly_and_leaves_no_loadable_folder(tiny_model, tmp_path, monkeypatch):
+    model_dir, data = tiny_model
+    real_export = exporter_module.export_onnx
+
+    def export_a_different_model(model, path, input_size, **kwargs):
+        wrong = load(model_dir)
+        with torch.no_grad():
+            [m for m in wrong.head.modules() if isinstance(m, torch.nn.Linear)][-1].bias[0] += 1e-2
+        return real_export(wrong, path, input_size, **kwargs)
+
+    monkeypatch.setattr(exporter_module, "export_onnx", export_a_different_model)
+    with pytest.raises(ParityError, match="does not match PyTorch"):
+        export_model(model_dir, tmp_path / "bad", parity_data=data, exporter="torchscript", progress=False)
+    assert not is_export_folder(tmp_path / "bad")
+    parity = json.loads((tmp_path / "bad" / "parity.json").read_text())
+    assert not parity["passed"] and parity["reports"][0]["max_abs_logit_diff"] > 1e-3
+
+
+def test_temperature_and_threshold_travel_with_the_export(tiny_model, tmp_path):
+    model_dir, data = tiny_model
+    calibrated = tmp_path / "calibrated"
+    calibrated.mkdir()
+    cfg = json.loads((model_dir / "config.json").read_text())
+    cfg["temperature"] = 2.5
+    (calibrated / "config.json").write_text(json.dumps(cfg))
+    (calibrated / "model.safetensors").symlink_to(model_dir / "model.safetensors")
+    export_model(calibrated, tmp_path / "exp", parity_data=data, num_parity=8, exporter="torchscript", progress=False)
+    model = ExportedModel(tmp_path / "exp")
+    assert model.config.temperature == 2.5
+    x = model.preprocessing.batch([__import__("transferkit.runtime", fromlist=["read_image"]).read_image(f)
+                                   for f in sorted((data / "test").rglob("*.png"))[:4]])
+    np.testing.assert_allclose(model.predict_proba(x), softmax(model.logits(x) / 2.5), rtol=1e-6)
+
+
+def test_torchscript_export_runs(tiny_model, fp32_export, tmp_path):
+    model_dir, data = tiny_model
+    result = export_model(model_dir, tmp_path / "ts", format="torchscript", parity_data=data, num_parity=8, progress=False)
+    assert result.passed and result.config.runtime == "torchscript" and (tmp_path / "ts" / "model.pt").is_file()
+    files = sorted((data / "test").rglob("*.png"))[:6]
+    assert [r["label"] for r in ExportedModel(tmp_path / "ts").predict(files)] == [r["label"] for r in ExportedModel(fp32_export).predict(files)]
+
+
+def test_export_argument_errors(tiny_model, tmp_path):
+    model_dir, data = tiny_model
+    with pytest.raises(DataError, match="calibration"):
+        export_model(model_dir, tmp_path / "x", quantize="int8")
+    with pytest.raises(ValueError, match="format"):
+        export_model(model_dir, tmp_path / "x", format="tflite")
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "something").write_text("x")
+    with pytest.raises(DataError, match="not empty"):
+        export_model(model_dir, tmp_path / "full")
+
+
+def test_predict_on_export_runs_without_torch(fp32_export, tiny_model):
+    """The runtime predicts in a process where torch (and timm, torchvision, scikit-learn) cannot be imported."""
+    _, data = tiny_model
+    files = [str(f) for f in sorted((data / "test").rglob("*.png"))[:3]]
+    code = textwrap.dedent(f"""
+        import json, sys
+        for name in ("torch", "torchvision", "timm", "sklearn"):
+            sys.modules[name] = None  # any import of these now raises ImportError
+        from transferkit.runtime import ExportedModel
+        out = ExportedModel({str(fp32_export)!r}).predict({files!r})
+        assert all(m is None for m in (sys.modules.get(n) for n in ("torch", "timm", "sklearn")))
+        print(json.dumps([r["label"] for r in out]))
+    """)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    expected = [r["label"] for r in ExportedModel(fp32_export).predict(files)]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == expected
+
+
+runner = CliRunner()
+
+
+def test_cli_predict_on_export_and_bad_input(fp32_export, tiny_model, tmp_path):
+    _, data = tiny_model
+    good = sorted((data / "test" / "dog").glob("*.png"))[0]
+    res = runner.invoke(app, ["predict", str(fp32_export), str(good), "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.stdout)[0]["label"] in CLASSES
+
+    # odd image modes are converted, as in training: a 16-bit grayscale and a CMYK file both predict
+    from PIL import Image
+
+    Image.fromarray((np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)).save(tmp_path / "gray16.png")
+    Image.open(good).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    res = runner.invoke(app, ["predict", str(fp32_export), str(tmp_path / "gray16.png"), str(tmp_path / "cmyk.jpg"), "--json"])
+    assert res.exit_code == 0, res.output
+    assert all(r["label"] in CLASSES for r in json.loads(res.stdout))
+
+    # a missing file and a non-image file: a per-file error and exit 1, no traceback
+    (tmp_path / "notes.png").write_text("not an image")
+    res = runner.invoke(app, ["predict", str(fp32_export), str(tmp_path / "missing.png"), str(tmp_path / "notes.png"), "--json"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    errors = [r["error"] for r in json.loads(res.stdout)]
+    assert errors == ["no such file", "not an image Pillow can read"]
+
+    # a folder that is neither an export nor a model folder
+    res = runner.invoke(app, ["predict", str(tmp_path), str(good)])
+    assert res.exit_code == 1 and "neither an exported model" in res.output and "Traceback" not in res.output
+    # an export folder with its network file deleted
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "export.json").write_text((fp32_export / "export.json").read_text())
+    res = runner.invoke(app, ["predict", str(broken), str(good)])
+    assert res.exit_code == 1 and "model.onnx" in res.output and "missing" in res.output
+
+
+def test_cli_export_reports_parity(tiny_model, tmp_path):
+    model_dir, data = tiny_model
+    res = runner.invoke(app, ["export", str(model_dir), "--out", str(tmp_path / "e"), "--parity-data", str(data),
+                              "--num-parity", "8", "--exporter", "torchscript", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "top-1 agreement 100.0%" in res.output and "pipeline" in res.output
+    res = runner.invoke(app, ["export", str(model_dir), "--out", str(tmp_path / "f"), "--quantize", "int8"])
+    assert res.exit_code == 1 and "calibration" in res.output and "Traceback" not in res.output
