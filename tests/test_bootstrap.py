@@ -53,3 +53,27 @@ def test_classification_intervals_binary_and_undefined_resamples_are_dropped():
 def test_bootstrap_rejects_mismatched_inputs():
     with pytest.raises(TransferKitError, match="must match"):
         bootstrap_metrics(np.zeros(3), np.zeros(4), {"a": _accuracy})
+
+
+@pytest.mark.parametrize("classes,positive", [(["a", "b"], "a"), (["a", "b"], None), (["a", "b", "c", "d"], None)])
+def test_fast_metrics_agree_with_scikit_learn(classes, positive):
+    from transferkit.evaluation import classification_metrics
+    from transferkit.evaluation.bootstrap import classification_metric_fns
+
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, len(classes), 300)
+    logits = rng.normal(0, 1, (300, len(classes)))
+    logits[np.arange(300), y] += 1.0
+    proba = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    if len(classes) == 2:  # ties in the scores: the AUC must count them one half, as scikit-learn
+        proba[:, 1] = np.round(proba[:, 1], 2)
+        proba[:, 0] = 1 - proba[:, 1]
+    ref = classification_metrics(y, proba, classes, positive=positive, threshold=0.4)
+    fast = {k: f(y, proba) for k, f in classification_metric_fns(classes, positive=positive, threshold=0.4).items()}
+    for k in ("accuracy", "balanced_accuracy", "macro_f1"):
+        assert fast[k] == pytest.approx(ref[k], abs=1e-12)
+    if len(classes) == 2:
+        for k in ("roc_auc", "sensitivity", "specificity"):
+            assert fast[k] == pytest.approx(ref["binary"][k], abs=1e-12)
+    else:
+        assert fast["roc_auc_ovr_macro"] == pytest.approx(ref["roc_auc_ovr_macro"], abs=1e-12)

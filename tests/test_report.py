@@ -44,11 +44,17 @@ def _report(run: Path, *args: str):
     return runner.invoke(app, ["report", str(run), "--quiet", "--resamples", "200", *args])
 
 
-def test_report_writes_self_contained_html_and_calibrates_model(binary_run, tmp_path):
-    run = tmp_path / "run"
+@pytest.fixture(scope="module")
+def binary_report(binary_run, tmp_path_factory):
+    """A copy of the run, reported once (predictions removed first: recomputed from model + data root)."""
+    run = tmp_path_factory.mktemp("report-copy") / "run"
     shutil.copytree(binary_run, run)
-    shutil.rmtree(run / "predictions", ignore_errors=True)  # recomputed from the model + data root
-    result = _report(run, "--target-sensitivity", "0.9", "--gallery", "4")
+    shutil.rmtree(run / "predictions", ignore_errors=True)
+    return run, _report(run, "--target-sensitivity", "0.9", "--gallery", "3")
+
+
+def test_report_writes_self_contained_html_and_calibrates_model(binary_report):
+    run, result = binary_report
     assert result.exit_code == 0, result.output
     html = (run / "report.html").read_text()
     # self-contained: no external resources, every image is an embedded PNG
@@ -98,10 +104,11 @@ def test_report_multiclass_and_clear_errors(tmp_path):
     run = _fit_tiny_run(root, tmp_path / "run", tmp_path / "cache")
     result = _report(run, "--target-sensitivity", "0.9")
     assert result.exit_code == 1 and "binary task" in result.output and "Traceback" not in result.output
-    result = _report(run, "--gallery", "2", "--no-calibrate")
+    result = _report(run, "--gallery", "0", "--no-calibrate", "--no-leakage-check")
     assert result.exit_code == 0, result.output
     summary = json.loads((run / "report.json").read_text())
     assert "roc_auc_ovr_macro" in summary["test"] and summary["operating_point"] is None
+    assert summary["leakage"]["checked"] is False and summary["num_test_errors"] >= 0
     assert "temperature" not in json.loads((run / "model" / "config.json").read_text()) or \
         json.loads((run / "model" / "config.json").read_text())["temperature"] == 1.0
     result = _report(tmp_path / "data")
@@ -126,11 +133,9 @@ def _browser_check(html: Path, screenshot: Path) -> tuple[list[dict], list[str]]
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed at /usr/bin/chromium (`make test` installs it with apt-get)")
-def test_report_renders_in_headless_chromium(binary_run, tmp_path):
+def test_report_renders_in_headless_chromium(binary_report, tmp_path):
     pytest.importorskip("playwright.sync_api", reason="playwright (dev extra) is not installed")
-    run = tmp_path / "run"
-    shutil.copytree(binary_run, run)
-    result = _report(run, "--target-sensitivity", "0.9", "--gallery", "3")
+    run, result = binary_report
     assert result.exit_code == 0, result.output
     screenshot = tmp_path / "report.png"
     images, errors = _browser_check(run / "report.html", screenshot)

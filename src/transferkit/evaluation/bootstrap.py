@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 import warnings
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.exceptions import UndefinedMetricWarning
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
 
 from ..errors import TransferKitError
 from .metrics import predict_labels, resolve_positive
@@ -89,31 +89,54 @@ def _safe(fn: MetricFn, y: np.ndarray, p: np.ndarray) -> float:
 
 
 def classification_metric_fns(classes: list[str], *, positive: str | None = None, threshold: float = 0.5) -> dict[str, MetricFn]:
-    """The report's headline metrics as ``fn(y_true, proba)`` (scikit-learn underneath)."""
-    labels = list(range(len(classes)))
+    """The report's headline metrics as ``fn(y_true, proba)``.
+
+    Computed from the confusion matrix (``np.bincount``) and, for ROC-AUC, the rank-sum
+    (Mann-Whitney) identity: the same definitions as scikit-learn's ``accuracy_score``,
+    ``balanced_accuracy_score``, ``f1_score(average="macro")`` and ``roc_auc_score`` (a test checks
+    they agree), but ~50x faster per call, which matters for 1000 resamples x 6 metrics.
+    """
+    k = len(classes)
     pos = resolve_positive(classes, positive)
 
-    def pred(p: np.ndarray) -> np.ndarray:
-        return predict_labels(p, pos, threshold)
+    def confusion(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+        return np.bincount(y * k + predict_labels(p, pos, threshold), minlength=k * k).reshape(k, k)
+
+    def balanced_accuracy(y, p):
+        cm = confusion(y, p)
+        support = cm.sum(1)
+        if (support == 0).any():
+            raise ValueError("a class is missing from this resample")
+        return float(np.mean(np.diag(cm) / support))
+
+    def macro_f1(y, p):
+        cm = confusion(y, p)
+        tp, denom = np.diag(cm), cm.sum(0) + cm.sum(1)
+        return float(np.mean(np.divide(2 * tp, denom, out=np.zeros(k), where=denom > 0)))
 
     fns: dict[str, MetricFn] = {
-        "accuracy": lambda y, p: accuracy_score(y, pred(p)),
-        "balanced_accuracy": lambda y, p: _balanced_accuracy(y, pred(p), labels),
-        "macro_f1": lambda y, p: f1_score(y, pred(p), labels=labels, average="macro", zero_division=0),
+        "accuracy": lambda y, p: float(np.mean(predict_labels(p, pos, threshold) == y)),
+        "balanced_accuracy": balanced_accuracy,
+        "macro_f1": macro_f1,
     }
     if pos is not None:
-        fns["roc_auc"] = lambda y, p: roc_auc_score(y == pos, p[:, pos])
-        fns["sensitivity"] = lambda y, p: _rate(pred(p)[y == pos] == pos)
-        fns["specificity"] = lambda y, p: _rate(pred(p)[y != pos] != pos)
-    elif len(classes) > 2:
-        fns["roc_auc_ovr_macro"] = lambda y, p: roc_auc_score(y, p, multi_class="ovr", average="macro", labels=labels)
+        fns["roc_auc"] = lambda y, p: binary_roc_auc(y == pos, p[:, pos])
+        fns["sensitivity"] = lambda y, p: _rate(predict_labels(p, pos, threshold)[y == pos] == pos)
+        fns["specificity"] = lambda y, p: _rate(predict_labels(p, pos, threshold)[y != pos] != pos)
+    elif k > 2:
+        fns["roc_auc_ovr_macro"] = lambda y, p: float(np.mean([binary_roc_auc(y == c, p[:, c]) for c in range(k)]))
     return fns
 
 
-def _balanced_accuracy(y: np.ndarray, pred: np.ndarray, labels: list[int]) -> float:
-    if len(np.unique(y)) < len(labels):
-        raise ValueError("a class is missing from this resample")
-    return balanced_accuracy_score(y, pred)
+def binary_roc_auc(is_positive: np.ndarray, score: np.ndarray) -> float:
+    """ROC-AUC by the rank-sum identity (ties count one half), as ``sklearn.metrics.roc_auc_score``."""
+    is_positive = np.asarray(is_positive, bool)
+    n_pos = int(is_positive.sum())
+    n_neg = len(is_positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        raise ValueError("ROC-AUC needs both classes")
+    ranks = rankdata(score)
+    return float((ranks[is_positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
 def _rate(hits: np.ndarray) -> float:

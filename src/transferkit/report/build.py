@@ -107,13 +107,15 @@ def write_report(
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file() or not (run_dir / "model").is_dir():
         raise TransferKitError(f"'{run_dir}' is not a run folder: expected config.json and model/ (written by `transferkit fit --out RUN`).")
-    if target_sensitivity is not None and target_specificity is not None:
-        raise TransferKitError("pass --target-sensitivity or --target-specificity, not both.")
     max_distance = DEFAULT_MAX_DISTANCE if max_distance is None else max_distance
     cfg, metrics = _read_json(run_dir / "config.json"), _read_json(run_dir / "metrics.json")
     model = load(run_dir)
     classes, pos = model.classes, model.positive_index
     positive = classes[pos] if pos is not None else None
+    if target_sensitivity is not None and target_specificity is not None:
+        raise TransferKitError("pass --target-sensitivity or --target-specificity, not both.")
+    if (target_sensitivity is not None or target_specificity is not None) and pos is None:
+        raise TransferKitError(f"--target-sensitivity/--target-specificity need a binary task; this one has {len(classes)} classes.")
     threshold = model.threshold if pos is not None else None
     lazy = _Splits(run_dir, splits, progress)
     warnings: list[str] = []
@@ -146,8 +148,6 @@ def write_report(
     # ---- operating point -------------------------------------------------------------------------
     op: OperatingPoint | None = None
     if target_sensitivity is not None or target_specificity is not None:
-        if pos is None:
-            raise TransferKitError(f"--target-sensitivity/--target-specificity need a binary task; this one has {len(classes)} classes.")
         target, value = ("sensitivity", target_sensitivity) if target_sensitivity is not None else ("specificity", target_specificity)
         op = find_operating_point(val.y_true == pos, val.proba[:, pos], test.y_true == pos, test.proba[:, pos], target=target,
                                   value=float(value), num_resamples=num_resamples, confidence=confidence, seed=seed)
