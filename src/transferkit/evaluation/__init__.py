@@ -1,5 +1,25 @@
-"""Evaluation: metrics (and, later, intervals, calibration, reports)."""
+"""Evaluation: metrics, bootstrap intervals, calibration, operating points, saved predictions."""
 
+from .bootstrap import Interval, bootstrap_classification, bootstrap_metrics
+from .calibration import TemperatureScaler, expected_calibration_error, reliability_bins
 from .metrics import classification_metrics, predict_labels, resolve_positive
+from .operating_point import OperatingPoint, choose_threshold, find_operating_point
+from .predictions import Predictions, load_predictions, save_predictions
 
-__all__ = ["classification_metrics", "predict_labels", "resolve_positive"]
+__all__ = [
+    "Interval",
+    "OperatingPoint",
+    "Predictions",
+    "TemperatureScaler",
+    "bootstrap_classification",
+    "bootstrap_metrics",
+    "choose_threshold",
+    "classification_metrics",
+    "expected_calibration_error",
+    "find_operating_point",
+    "load_predictions",
+    "predict_labels",
+    "reliability_bins",
+    "resolve_positive",
+    "save_predictions",
+]

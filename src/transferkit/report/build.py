@@ -110,6 +110,8 @@ def write_report(
     max_distance = DEFAULT_MAX_DISTANCE if max_distance is None else max_distance
     cfg, metrics = _read_json(run_dir / "config.json"), _read_json(run_dir / "metrics.json")
     model = load(run_dir)
+    if not hasattr(model, "backbone") or not hasattr(model.backbone, "blocks"):
+        raise TransferKitError(f"'{run_dir}' holds a {type(model).__name__}; reports cover image classifiers only for now (text reports are not built yet).")
     classes, pos = model.classes, model.positive_index
     positive = classes[pos] if pos is not None else None
     if target_sensitivity is not None and target_specificity is not None:
