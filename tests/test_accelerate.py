@@ -1,0 +1,76 @@
+"""One code path on Accelerate: 2 CPU processes (gloo) agree with each other and with 1 process."""
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+TESTS = Path(__file__).resolve().parent
+SCRIPT = """
+import json, sys
+sys.path.insert(0, {tests!r})
+import conftest  # registers the tiny backbone
+import transferkit as tk
+from transferkit.config import DataConfig, FinetuneConfig, FitConfig
+from transferkit.model import TransferModel
+from accelerate.state import PartialState
+
+out = sys.argv[1]
+original = TransferModel.save_pretrained
+def counting_save(self, directory):
+    with open(out + ".saves", "a") as fh:
+        fh.write(str(PartialState().process_index) + "\\n")
+    return original(self, directory)
+TransferModel.save_pretrained = counting_save
+
+cfg = FitConfig(data=DataConfig(root={data!r}), backbone="tiny_effnet", weights="none", device="cpu", strategy="finetune",
+                finetune=FinetuneConfig(epochs=2, batch_size=8, unfreeze="last:3"))
+r = tk.fit(config=cfg, out=out, progress=False)
+st = PartialState()
+with open(out + f".rank{{st.process_index}}.json", "w") as fh:
+    json.dump({{"rank": st.process_index, "num_processes": st.num_processes, "backend": str(st.backend),
+               "test": r.test, "val": r.metrics["val"], "training": r.metrics["training"], "distributed": r.metrics["distributed"]}}, fh)
+"""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(shutil.which("accelerate", path=str(Path(sys.executable).parent)) is None, reason="accelerate CLI not installed")
+def test_two_cpu_processes_agree_save_once_and_match_one_process(image_folder, tmp_path):
+    script = tmp_path / "fit_script.py"
+    script.write_text(SCRIPT.format(tests=str(TESTS), data=str(image_folder)))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(TESTS)}
+    one = tmp_path / "one"
+    subprocess.run([sys.executable, str(script), str(one)], check=True, env=env, timeout=600, capture_output=True)
+    two = tmp_path / "two"
+    launcher = Path(sys.executable).parent / "accelerate"
+    # `--multi_gpu` picks Accelerate's torchrun launcher; with no GPU (and device="cpu") the processes
+    # form a MULTI_CPU group on gloo. (`--cpu` alone starts one process unless mpirun is installed.)
+    proc = subprocess.run([str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+                           "--dynamo_backend", "no", "--main_process_port", str(_free_port()), str(script), str(two)],
+                          env=env, timeout=600, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads(Path(f"{two}.rank{i}.json").read_text()) for i in (0, 1)]
+    single = json.loads(Path(f"{one}.rank0.json").read_text())
+    assert all(r["num_processes"] == 2 and r["backend"] == "gloo" for r in ranks)
+    assert single["num_processes"] == 1
+    # the ranks hold the same model and report the same metrics
+    sums = ranks[0]["distributed"]["param_checksums"]
+    assert len(sums) == 2 and sums[0] == pytest.approx(sums[1], rel=1e-9)
+    assert ranks[0]["test"] == ranks[1]["test"]
+    # the model folder was written once, by the main process
+    assert Path(f"{two}.saves").read_text().split() == ["0"]
+    assert (two / "model" / "model.safetensors").is_file()
+    # 2 processes x half batches = 1 process x full batches, up to float reduction order
+    assert ranks[0]["training"]["best_val_loss"] == pytest.approx(single["training"]["best_val_loss"], rel=0.05, abs=1e-4)
+    assert abs(ranks[0]["test"]["accuracy"] - single["test"]["accuracy"]) <= 1 / ranks[0]["test"]["num_samples"] + 1e-9
+    assert ranks[0]["distributed"]["param_checksums"][0] == pytest.approx(single["distributed"]["param_checksums"][0], rel=1e-3)
