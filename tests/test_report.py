@@ -144,3 +144,17 @@ def test_report_renders_in_headless_chromium(binary_report, tmp_path):
     assert not broken, broken
     assert errors == []
     assert screenshot.stat().st_size > 10_000 and screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_saved_predictions_round_trip(tmp_path):
+    from transferkit.errors import TransferKitError
+    from transferkit.evaluation import load_predictions, save_predictions
+
+    proba = np.array([[0.1, 0.9], [0.7, 0.3], [1e-20, 1.0]])
+    path = save_predictions(tmp_path, "test", ["a.png", "b,with comma.png", "c.png"], [1, 0, 1], proba, classes=["neg", "pos"])
+    assert path == tmp_path / "predictions" / "test.csv"
+    back = load_predictions(tmp_path, "test")
+    assert back.paths[1] == "b,with comma.png" and back.classes == ["neg", "pos"]
+    assert (back.y_true == [1, 0, 1]).all() and np.array_equal(back.proba, proba)  # repr floats: exact
+    with pytest.raises(TransferKitError, match="expected N paths"):
+        save_predictions(tmp_path, "val", ["a.png"], [0, 1], proba[:2])
