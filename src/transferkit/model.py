@@ -160,5 +160,9 @@ class TransferModel(nn.Module):
 
 
 def load(path: str | os.PathLike, *, device: str | torch.device = "cpu") -> TransferModel:
-    """Load a saved model folder (or a run folder) offline."""
+    """Load a saved model folder (or a run folder) offline; text classifiers dispatch on their format."""
+    from .text.model import TextClassifier, is_text_model_folder
+
+    if is_text_model_folder(path):
+        return TextClassifier.from_pretrained(path, device=device)
     return TransferModel.from_pretrained(path, device=device)

@@ -244,7 +244,7 @@ def models(
 
 
 # Feature modules add their commands to `app` (one module per feature, no edits here needed).
-from . import export_commands, rank_commands, report_commands  # noqa: E402,F401
+from . import export_commands, rank_commands, report_commands, text_commands  # noqa: E402,F401
 
 
 def main() -> None:

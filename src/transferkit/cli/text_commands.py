@@ -1,0 +1,180 @@
+"""CLI commands for text: fit-text, evaluate-text, predict-text (registered on the shared typer app).
+
+Separate commands, so the image ``fit``/``predict`` stay as they are; ``transferkit.load`` and
+``evaluate-text``/``predict-text`` read any saved text model folder.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.panel import Panel
+from rich.table import Table
+
+from ..errors import TransferKitError
+from .app import _fail, app, console, err
+
+
+def _print_text_data_notes(data: dict) -> None:
+    files = data.get("files") or [data]
+    for f in files:
+        if f.get("num_skipped"):
+            reasons = ", ".join(f"{n} {r}" for r, n in f["skipped_by_reason"].items())
+            err.print(f"[yellow]skipped {f['num_skipped']} row(s) of {Path(f['path']).name}:[/] {reasons} (listed in config.json)")
+        if f.get("num_duplicate_texts"):
+            err.print(f"[yellow]{f['num_duplicate_texts']} duplicate text(s) in {Path(f['path']).name}[/] "
+                      "(kept; every copy stays in one split; listed in config.json)")
+    leaks = data.get("cross_split_duplicates", [])
+    for d in leaks[:5]:
+        err.print(f"[yellow]leakage warning:[/] the same text in {d['a_split']} ({d['a']}) and {d['b_split']} ({d['b']}): {d['text'][:60]!r}")
+    if len(leaks) > 5:
+        err.print(f"[yellow]... and {len(leaks) - 5} more texts shared across splits[/]")
+
+
+@app.command(
+    "fit-text",
+    epilog="Examples:\n\n"
+    "transferkit fit-text reviews/amazon_cells_labelled.txt --model all-MiniLM-L6-v2 --strategy linear-probe --cv 5 --out runs/amazon-lp\n\n"
+    "transferkit fit-text reviews.csv --text-col review --label-col stars --strategy finetune --max-length 64 --out runs/rev-ft\n\n"
+    "transferkit fit-text train.jsonl --test test.jsonl --strategy lora --out runs/rev-lora",
+)
+def fit_text_cmd(
+    data: Annotated[Path, typer.Argument(help="Labelled texts: .csv/.tsv/.jsonl (header/keys) or UCI 'sentence<TAB>label' .txt; or a folder with train.* and test.*.")],
+    model: Annotated[str, typer.Option("--model", "-m", help="Text backbone: a registered name (`transferkit models --offline`), a Hugging Face id or a local folder.")] = "all-MiniLM-L6-v2",
+    strategy: Annotated[str, typer.Option(help="linear-probe (frozen encoder + head), finetune (all weights) or lora (peft adapters).")] = "linear-probe",
+    cv: Annotated[Optional[int], typer.Option("--cv", help="Stratified K-fold cross-validation: mean ± std instead of one test split.")] = None,
+    test: Annotated[Optional[Path], typer.Option(help="Separate labelled test file (else 20 %% of DATA is held out).")] = None,
+    text_col: Annotated[Optional[str], typer.Option(help="Text column (default: detected: text, sentence, review...).")] = None,
+    label_col: Annotated[Optional[str], typer.Option(help="Label column (default: detected: label, sentiment, class...).")] = None,
+    weights: Annotated[str, typer.Option(help="'auto' (offline first), 'none' (random init) or a model folder.")] = "auto",
+    max_length: Annotated[Optional[int], typer.Option(help="Tokens per text (longer texts are truncated; default: the backbone's).")] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Fine-tuning epochs (finetune/lora; default 4).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Fine-tuning learning rate (default: 8e-5 finetune, 1e-3 lora).")] = None,
+    batch_size: Annotated[Optional[int], typer.Option(help="Fine-tuning batch size (default 16).")] = None,
+    seed: Annotated[int, typer.Option(help="Seed of splits, folds, initialisation and training.")] = 0,
+    positive: Annotated[Optional[str], typer.Option(help="Positive class of a binary task (default: the second class).")] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of the files.")] = "utf-8",
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder (default: runs/<data>-<model>-<strategy>).")] = None,
+    final: Annotated[bool, typer.Option("--final/--no-final", help="With --cv: also train and save a model on all rows.")] = True,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Transfer a BERT-family encoder to labelled texts (sentiment, topics...), evaluate it, save the run."""
+    from ..text import fit_text, text_finetune_defaults
+
+    out = out or Path("runs") / f"{data.resolve().stem}-{Path(model).name}-{strategy}"
+    try:
+        ft = None
+        if strategy in ("finetune", "lora") and any(v is not None for v in (epochs, lr, batch_size)):
+            update = {k: v for k, v in (("epochs", epochs), ("lr", lr), ("batch_size", batch_size)) if v is not None}
+            ft = text_finetune_defaults(strategy).model_copy(update=update)
+        result = fit_text(data, model=model, strategy=strategy, cv=cv, test=test, out=out, save_final=final, progress=not quiet,
+                          text_col=text_col, label_col=label_col, weights=weights, max_length=max_length, seed=seed,
+                          positive=positive, encoding=encoding, device=device, finetune=ft)
+    except TransferKitError as exc:
+        _fail(exc)
+    except ValueError as exc:  # pydantic validation of the options
+        _fail(TransferKitError(str(exc).splitlines()[0] + " " + " ".join(str(exc).splitlines()[1:3])))
+    m = result.metrics
+    _print_text_data_notes(m.get("data", {}))
+    if "cv" in m:
+        table = Table(title=f"{model} {strategy} on {data.name}: {cv}-fold CV", header_style="bold")
+        for c in ("metric", "mean", "± std", "per fold"):
+            table.add_column(c, justify="left" if c in ("metric", "per fold") else "right")
+        for key in ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "cpu_s"):
+            if m["cv"].get(key):
+                v = m["cv"][key]
+                table.add_row(key.replace("_", " "), f"{v['mean']:.3f}", f"{v['std']:.3f}", " ".join(f"{x:.3f}" if key != "cpu_s" else f"{x:.0f}" for x in v["values"]))
+        console.print(table)
+    else:
+        table = Table(title=f"{model} {strategy} on {data.name}", header_style="bold")
+        for c in ("split", "n", "accuracy", "balanced acc", "macro F1", "ROC-AUC"):
+            table.add_column(c, justify="right" if c != "split" else "left")
+        for s in ("val", "test"):
+            x = m[s]
+            table.add_row(s, str(x["num_samples"]), f"{x['accuracy']:.3f}", f"{x['balanced_accuracy']:.3f}", f"{x['macro_f1']:.3f}",
+                          f"{x['binary']['roc_auc']:.3f}" if "binary" in x else "-")
+        console.print(table)
+    saved = f"saved: {out}/model (config.json, model.safetensors, tokenizer)" if result.model is not None else f"saved: {out}/metrics.json (no final model)"
+    w = result.model.backbone.weights_record if result.model is not None else {}
+    t = m["timing_s"]
+    console.print(Panel.fit(
+        (f"weights: {w.get('source')}" + (f" sha256 {w['sha256'][:16]}…" if w.get("sha256") else "") + "\n" if w else "")
+        + f"embeddings: {t['embeddings_computed']} computed, {t['embeddings_cached']} from cache; "
+        f"{t['total_wall']:.0f} s wall, {t['total_cpu']:.0f} s CPU\n{saved}\n"
+        + (f"next: transferkit predict-text {out} \"some text\"" if result.model is not None else ""),
+        title="run",
+    ))
+
+
+@app.command("evaluate-text", epilog="Example: transferkit evaluate-text runs/amazon-lp reviews/yelp_labelled.txt --json")
+def evaluate_text_cmd(
+    model: Annotated[Path, typer.Argument(help="Run folder or text model folder.")],
+    data: Annotated[Path, typer.Argument(help="Labelled texts (.csv/.tsv/.jsonl/.txt).")],
+    text_col: Annotated[Optional[str], typer.Option(help="Text column (default: detected).")] = None,
+    label_col: Annotated[Optional[str], typer.Option(help="Label column (default: detected).")] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of the file.")] = "utf-8",
+    as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
+) -> None:
+    """Evaluate a saved text model on a labelled file (rows with unknown labels are skipped and listed)."""
+    from ..text import evaluate_text
+
+    try:
+        metrics = evaluate_text(model, data, text_col=text_col, label_col=label_col, encoding=encoding)
+    except TransferKitError as exc:
+        _fail(exc)
+    if as_json:
+        console.print_json(json.dumps(metrics))
+        return
+    if metrics["skipped"]:
+        err.print(f"[yellow]skipped {len(metrics['skipped'])} row(s)[/] (e.g. {metrics['skipped'][0]['where']}: {metrics['skipped'][0]['reason']})")
+    console.print(f"{data.name}: accuracy {metrics['accuracy']:.3f}, balanced accuracy {metrics['balanced_accuracy']:.3f}, "
+                  f"macro F1 {metrics['macro_f1']:.3f}" + (f", ROC-AUC {metrics['binary']['roc_auc']:.3f}" if "binary" in metrics else "")
+                  + f" (n={metrics['num_samples']})")
+
+
+@app.command("predict-text", epilog="Examples:\n\n"
+             "transferkit predict-text runs/amazon-lp \"Great phone, battery lasts for days\" \"Broke after a week\"\n\n"
+             "transferkit predict-text runs/amazon-lp --file reviews.txt --json\n\n"
+             "cat reviews.txt | transferkit predict-text runs/amazon-lp -")
+def predict_text_cmd(
+    model: Annotated[Path, typer.Argument(help="Run folder or text model folder.")],
+    texts: Annotated[Optional[list[str]], typer.Argument(help="Texts to classify; '-' (or nothing, with piped input) reads stdin, one text per line.")] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="A file of texts: one per line, or a .csv/.jsonl column.")] = None,
+    text_col: Annotated[Optional[str], typer.Option(help="Text column of a .csv/.jsonl --file.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object per text).")] = False,
+) -> None:
+    """Classify texts given as arguments, in a file, or on stdin."""
+    from ..data.text import read_texts
+    from ..text import predict_text
+
+    items = [t for t in (texts or []) if t != "-"]
+    try:
+        if file is not None:
+            items += read_texts(file, text_col=text_col)
+        if (texts and "-" in texts) or (not items and file is None and not sys.stdin.isatty()):
+            items += [line.rstrip("\r") for line in sys.stdin.read().split("\n") if line.strip()]
+        if not items:
+            raise TransferKitError("no texts given: pass them as arguments, with --file FILE, or on stdin ('-').")
+        results = predict_text(model, items)
+    except TransferKitError as exc:
+        _fail(exc)
+    if as_json:
+        console.print_json(json.dumps(results))
+    else:
+        table = Table(show_header=True, header_style="bold")
+        table.add_column("text", overflow="fold")
+        table.add_column("label")
+        table.add_column("probability", justify="right")
+        for r in results:
+            if "error" in r:
+                table.add_row(repr(r["text"][:80]), "[red]error[/]", r["error"])
+            else:
+                table.add_row(r["text"][:120], r["label"], f"{r['probabilities'][r['label']]:.3f}")
+        console.print(table)
+    if any("error" in r for r in results):
+        raise typer.Exit(code=1)

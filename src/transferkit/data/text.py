@@ -1,0 +1,463 @@
+"""Labelled text files -> records and stratified splits.
+
+Formats, chosen by the file suffix:
+
+- ``.csv`` / ``.tsv``: a header row; columns chosen by ``text_col`` / ``label_col`` or detected
+  (``text``, ``sentence``, ``review``... and ``label``, ``sentiment``, ``class``...);
+- ``.jsonl`` / ``.ndjson``: one JSON object per line, the same column rules;
+- ``.txt``: the UCI "Sentiment Labelled Sentences" layout, ``sentence<TAB>label`` per line. Each
+  line is split at its *last* tab, and lines are split on ``\\n`` only (the imdb file has U+0085
+  inside sentences, which ``str.splitlines`` would treat as a line break).
+
+Labels may be strings or integers; classes are sorted (numerically when every label is an
+integer). Bad input is an error that says what to do (not UTF-8, a missing column, a single
+class) or a counted, listed skip (empty text, a missing label, a label the model does not know,
+an unparsable line). Exact duplicate texts are reported; splits keep every copy of a text on the
+same side (grouped splitting), so duplicates never leak between train, validation and test. Two
+files given as train and test are checked for shared texts (leakage).
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import DataError
+
+TEXT_SUFFIXES = (".csv", ".tsv", ".jsonl", ".ndjson", ".txt")
+TEXT_COLUMN_NAMES = ("text", "sentence", "review", "review_text", "content", "body", "document", "comment", "message", "tweet", "utterance")
+LABEL_COLUMN_NAMES = ("label", "labels", "sentiment", "class", "target", "polarity", "category", "y", "rating", "stars")
+
+
+@dataclass(frozen=True)
+class TextRecord:
+    """One labelled text: ``label`` indexes the data set's ``classes``; ``where`` is file:line."""
+
+    text: str
+    label: int
+    where: str
+
+    @property
+    def sha256(self) -> str:
+        return text_sha256(self.text)
+
+
+@dataclass(frozen=True)
+class SkippedRow:
+    where: str
+    reason: str
+
+
+def text_sha256(text: str) -> str:
+    """Content hash of one text (the feature-cache key and the duplicate detector)."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class TextTable:
+    """Every usable row of one file, its classes, what was skipped and which texts repeat."""
+
+    path: Path
+    classes: list[str]
+    records: list[TextRecord]
+    skipped: list[SkippedRow]
+    text_col: str | None
+    label_col: str | None
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([r.label for r in self.records], dtype=np.int64)
+
+    @property
+    def texts(self) -> list[str]:
+        return [r.text for r in self.records]
+
+    def duplicates(self) -> list[dict[str, Any]]:
+        """Texts that occur more than once: where, and whether their labels conflict."""
+        groups: dict[str, list[TextRecord]] = defaultdict(list)
+        for r in self.records:
+            groups[r.text].append(r)
+        out = []
+        for text, rs in groups.items():
+            if len(rs) > 1:
+                labels = sorted({self.classes[r.label] for r in rs})
+                out.append({"text": text[:200], "where": [r.where for r in rs], "labels": labels, "conflicting": len(labels) > 1})
+        return out
+
+    def summary(self) -> dict[str, Any]:
+        dups = self.duplicates()
+        return {
+            "path": str(self.path),
+            "text_col": self.text_col,
+            "label_col": self.label_col,
+            "classes": self.classes,
+            "counts": {c: int(n) for c, n in zip(self.classes, np.bincount(self.labels, minlength=len(self.classes)))},
+            "num_rows": len(self.records),
+            "num_skipped": len(self.skipped),
+            "skipped_by_reason": dict(Counter(s.reason.split(" (")[0].split(":")[0] for s in self.skipped)),
+            "skipped": [{"where": s.where, "reason": s.reason} for s in self.skipped],
+            "num_duplicate_texts": sum(len(d["where"]) - 1 for d in dups),
+            "duplicates": dups,
+        }
+
+
+# ---- reading -----------------------------------------------------------------------------
+def _decode(path: Path, encoding: str) -> str:
+    data = path.read_bytes()
+    try:
+        text = data.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        bad = data[exc.start : exc.start + 8]
+        raise DataError(
+            f"'{path}' is not valid {encoding}: line {line} has the byte(s) {bad!r} (offset {exc.start}). "
+            "Re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`), "
+            "or pass its encoding (CLI: --encoding latin-1)."
+        ) from None
+    return text.lstrip("\ufeff")  # a UTF-8 byte-order mark is not part of the first header
+
+
+def _pick_column(columns: Sequence[str], explicit: str | None, known: Sequence[str], what: str, option: str, path: Path) -> str | None:
+    if explicit is not None:
+        if explicit not in columns:
+            raise DataError(f"{what} column '{explicit}' is not in '{path}'. Its columns are {list(columns)}; pass one of them with {option}.")
+        return explicit
+    lowered = {c.strip().lower(): c for c in columns}
+    for name in known:
+        if name in lowered:
+            return lowered[name]
+    return None
+
+
+def _choose_columns(columns: list[str], rows: list[dict[str, Any]], text_col: str | None, label_col: str | None, path: Path) -> tuple[str, str]:
+    t = _pick_column(columns, text_col, TEXT_COLUMN_NAMES, "text", "--text-col", path)
+    lab = _pick_column(columns, label_col, LABEL_COLUMN_NAMES, "label", "--label-col", path)
+    rest = [c for c in columns if c not in (t, lab)]
+    if (t is None or lab is None) and len(columns) == 2 and rows:
+        # two unnamed columns: the one with longer values is the text
+        mean_len = {c: np.mean([len(str(r.get(c) or "")) for r in rows[:200]]) for c in columns}
+        if t is None and lab is None:
+            t, lab = sorted(columns, key=lambda c: -mean_len[c])
+        elif t is None:
+            t = rest[0]
+        else:
+            lab = rest[0]
+    if t is None or lab is None:
+        missing = " and ".join(w for w, c in (("text", t), ("label", lab)) if c is None)
+        raise DataError(
+            f"cannot tell the {missing} column of '{path}' (columns: {columns}). "
+            "Pass --text-col NAME and --label-col NAME (Python: text_col=, label_col=)."
+        )
+    if t == lab:
+        raise DataError(f"text and label columns are both '{t}' in '{path}'; pass different --text-col and --label-col.")
+    return t, lab
+
+
+def _iter_rows(path: Path, content: str) -> Iterator[tuple[str, dict[str, Any] | None, str | None]]:
+    """(where, row or None, reason when unparsable) for each data row."""
+    suffix = path.suffix.lower()
+    name = path.name
+    if suffix in (".csv", ".tsv"):
+        reader = csv.DictReader(io.StringIO(content, newline=""), delimiter="\t" if suffix == ".tsv" else ",")
+        if not reader.fieldnames:
+            return
+        for row in reader:
+            where = f"{name}:{reader.line_num}"
+            if None in row:  # more fields than the header
+                yield where, None, f"{len(row[None]) + len(reader.fieldnames)} fields, the header has {len(reader.fieldnames)}"
+            else:
+                yield where, row, None
+    elif suffix in (".jsonl", ".ndjson"):
+        for i, line in enumerate(content.split("\n"), start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                yield f"{name}:{i}", None, f"invalid JSON ({exc.msg})"
+                continue
+            if not isinstance(obj, dict):
+                yield f"{name}:{i}", None, f"not a JSON object ({type(obj).__name__})"
+                continue
+            yield f"{name}:{i}", obj, None
+    else:  # UCI sentence<TAB>label
+        for i, line in enumerate(content.split("\n"), start=1):
+            line = line.rstrip("\r")
+            if not line.strip():
+                continue
+            text, tab, label = line.rpartition("\t")
+            if not tab:
+                yield f"{name}:{i}", None, "no tab (expected sentence<TAB>label)"
+                continue
+            yield f"{name}:{i}", {"text": text, "label": label}, None
+
+
+def _columns_of(path: Path, content: str, rows: list[dict[str, Any]]) -> list[str]:
+    suffix = path.suffix.lower()
+    if suffix in (".csv", ".tsv"):
+        header = next(csv.reader(io.StringIO(content, newline=""), delimiter="\t" if suffix == ".tsv" else ","), [])
+        return list(header)
+    if suffix == ".txt":
+        return ["text", "label"]
+    cols: dict[str, None] = {}
+    for r in rows[:1000]:
+        cols.update(dict.fromkeys(r))
+    return list(cols)
+
+
+def _label_string(value: Any) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None if value is None else str(value).lower()
+    if isinstance(value, float):
+        if value != value:  # NaN
+            return None
+        return str(int(value)) if value.is_integer() else str(value)
+    s = str(value).strip()
+    return s or None
+
+
+def _sort_classes(labels: set[str]) -> list[str]:
+    try:
+        return sorted(labels, key=lambda s: (int(s), s))
+    except ValueError:
+        return sorted(labels)
+
+
+def read_text_table(
+    path: str | Path,
+    *,
+    text_col: str | None = None,
+    label_col: str | None = None,
+    classes: Sequence[str] | None = None,
+    encoding: str = "utf-8",
+) -> TextTable:
+    """Read one labelled text file (see the module docstring for formats and checks).
+
+    ``classes`` fixes the label set (a model's classes, or train's for a test file): other labels
+    are skipped as unknown. Without it the file's labels define the classes; fewer than two is an error.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"text data file '{path}' does not exist. Pass a .csv, .tsv, .jsonl or UCI .txt file.")
+    if path.suffix.lower() not in TEXT_SUFFIXES:
+        raise DataError(f"'{path.name}': unsupported text file type '{path.suffix}'. Use one of {', '.join(TEXT_SUFFIXES)}.")
+    content = _decode(path, encoding)
+    parsed = list(_iter_rows(path, content))
+    rows = [r for _, r, _ in parsed if r is not None]
+    columns = _columns_of(path, content, rows)
+    if not columns or (not rows and not parsed):
+        raise DataError(f"'{path}' has no data rows.")
+    tcol, lcol = _choose_columns(columns, rows, text_col, label_col, path)
+
+    skipped: list[SkippedRow] = []
+    raw: list[tuple[str, str, str]] = []  # (text, label, where)
+    for where, row, reason in parsed:
+        if row is None:
+            skipped.append(SkippedRow(where, f"unparsable line: {reason}"))
+            continue
+        text = row.get(tcol)
+        text = "" if text is None else str(text).strip()
+        label = _label_string(row.get(lcol))
+        if not text:
+            skipped.append(SkippedRow(where, "empty text"))
+        elif label is None:
+            skipped.append(SkippedRow(where, "missing label"))
+        else:
+            raw.append((text, label, where))
+
+    if classes is not None:
+        known = list(classes)
+        kept = []
+        for text, label, where in raw:
+            if label in known:
+                kept.append((text, label, where))
+            else:
+                skipped.append(SkippedRow(where, f"unknown label: '{label}' (classes: {known})"))
+        raw = kept
+    else:
+        known = _sort_classes({lab for _, lab, _ in raw})
+        if len(known) < 2:
+            got = f"only the class '{known[0]}'" if known else "no usable rows"
+            raise DataError(
+                f"'{path}' has {got} (column '{lcol}'; {len(skipped)} row(s) skipped): a classifier needs at least two classes. "
+                "Check --label-col, or add examples of the other class(es)."
+            )
+    if not raw:
+        raise DataError(f"'{path}' has no usable rows ({len(skipped)} skipped; e.g. {skipped[0].reason if skipped else '-'}).")
+    index = {c: i for i, c in enumerate(known)}
+    records = [TextRecord(text, index[label], where) for text, label, where in raw]
+    return TextTable(path, known, records, skipped, tcol, lcol)
+
+
+# ---- splitting ---------------------------------------------------------------------------
+def _groups(records: Sequence[TextRecord]) -> np.ndarray:
+    ids: dict[str, int] = {}
+    return np.array([ids.setdefault(r.text, len(ids)) for r in records], dtype=np.int64)
+
+
+def grouped_stratified_split(records: Sequence[TextRecord], fraction: float, seed: int, what: str) -> tuple[list[int], list[int]]:
+    """(keep, hold) indices: ``fraction`` of the *distinct texts* held out, stratified by label;
+    every copy of a duplicated text stays on one side."""
+    from sklearn.model_selection import train_test_split
+
+    groups = _groups(records)
+    labels = np.array([r.label for r in records])
+    first = {}
+    for i, g in enumerate(groups):
+        first.setdefault(int(g), i)
+    uniq = np.array(sorted(first))
+    ulabels = labels[[first[g] for g in uniq]]
+    counts = Counter(ulabels.tolist())
+    if min(counts.values()) < 2:
+        raise DataError(f"cannot carve a stratified {what} split: a class has fewer than 2 distinct texts. Add examples or pass an explicit {what} file.")
+    n_hold = max(len(counts), round(len(uniq) * fraction))
+    if len(uniq) - n_hold < len(counts):
+        raise DataError(f"too few distinct texts ({len(uniq)}) to carve a {what} split for {len(counts)} classes.")
+    _, hold_groups = train_test_split(uniq, test_size=n_hold, stratify=ulabels, random_state=seed)
+    hold_set = set(hold_groups.tolist())
+    keep = [i for i, g in enumerate(groups) if g not in hold_set]
+    hold = [i for i, g in enumerate(groups) if g in hold_set]
+    return keep, hold
+
+
+def stratified_folds(records: Sequence[TextRecord], k: int, seed: int) -> list[tuple[list[int], list[int]]]:
+    """K stratified folds over distinct texts (scikit-learn's StratifiedGroupKFold): (train, test) indices."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    if k < 2:
+        raise DataError(f"--cv needs at least 2 folds; got {k}.")
+    labels = np.array([r.label for r in records])
+    smallest = min(Counter(labels.tolist()).values())
+    if smallest < k:
+        raise DataError(f"--cv {k}: the smallest class has only {smallest} example(s); use at most {smallest} folds.")
+    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
+    return [(tr.tolist(), te.tolist()) for tr, te in splitter.split(np.zeros(len(records)), labels, _groups(records))]
+
+
+@dataclass
+class TextSplits:
+    """train / val / test records over one class list, with what was skipped and any leakage."""
+
+    classes: list[str]
+    train: list[TextRecord]
+    val: list[TextRecord]
+    test: list[TextRecord]
+    source: str
+    tables: list[TextTable] = field(default_factory=list)
+    leakage: list[dict[str, Any]] = field(default_factory=list)
+
+    def split(self, name: str) -> list[TextRecord]:
+        return getattr(self, name)
+
+    def summary(self) -> dict[str, Any]:
+        counts = {s: {c: sum(r.label == i for r in self.split(s)) for i, c in enumerate(self.classes)} for s in ("train", "val", "test")}
+        tables = [t.summary() for t in self.tables]
+        return {
+            "classes": self.classes,
+            "source": self.source,
+            "counts": counts,
+            "files": tables,
+            "num_skipped": sum(t["num_skipped"] for t in tables),
+            "skipped_by_reason": dict(sum((Counter(t["skipped_by_reason"]) for t in tables), Counter())),
+            "num_duplicate_texts": sum(t["num_duplicate_texts"] for t in tables),
+            "cross_split_duplicates": self.leakage,
+        }
+
+
+def find_text_leakage(named: dict[str, Sequence[TextRecord]]) -> list[dict[str, Any]]:
+    """Identical texts in two different splits (the held-out score is inflated by them)."""
+    first: dict[str, tuple[str, str]] = {}
+    out = []
+    for split, records in named.items():
+        for r in records:
+            if r.text in first and first[r.text][0] != split:
+                out.append({"a_split": first[r.text][0], "a": first[r.text][1], "b_split": split, "b": r.where, "text": r.text[:120]})
+            first.setdefault(r.text, (split, r.where))
+    return out
+
+
+def load_text_dataset(
+    data: str | Path,
+    *,
+    test: str | Path | None = None,
+    val: str | Path | None = None,
+    text_col: str | None = None,
+    label_col: str | None = None,
+    val_fraction: float = 0.15,
+    test_fraction: float | None = 0.2,
+    seed: int = 0,
+    encoding: str = "utf-8",
+) -> TextSplits:
+    """Read labelled text into :class:`TextSplits`.
+
+    ``data`` is a file (split into train/val/test with ``seed``), or a folder holding
+    ``train.*`` and ``test.*`` (``val.*`` optional). ``test=`` / ``val=`` name separate files.
+    ``test_fraction=None`` keeps no test split (for cross-validation, or when ``test`` is given).
+    Validation is always carved from train when not given (stratified, duplicates grouped).
+    """
+    data = Path(data).expanduser()
+    if data.is_dir():
+        found = {s: sorted(p for p in data.iterdir() if p.stem.lower() == s and p.suffix.lower() in TEXT_SUFFIXES) for s in ("train", "val", "test")}
+        if not found["train"]:
+            raise DataError(f"folder '{data}' has no train.csv/.tsv/.jsonl/.txt. Pass a file, or a folder with train.* and test.*.")
+        data = found["train"][0]
+        test = test or (found["test"][0] if found["test"] else None)
+        val = val or (found["val"][0] if found["val"] else None)
+    kw = {"text_col": text_col, "label_col": label_col, "encoding": encoding}
+    main = read_text_table(data, **kw)
+    classes = main.classes
+    tables = [main]
+    records = main.records
+    test_records: list[TextRecord] = []
+    parts = []
+    if test is not None:
+        t = read_text_table(test, classes=classes, **kw)
+        tables.append(t)
+        test_records = t.records
+        parts.append(f"test from {Path(test).name}")
+    elif test_fraction:
+        keep, hold = grouped_stratified_split(records, test_fraction, seed, "test")
+        test_records = [records[i] for i in hold]
+        records = [records[i] for i in keep]
+        parts.append(f"test carved ({test_fraction:.0%}, stratified, seed {seed})")
+    else:
+        parts.append("no test split")
+    if val is not None:
+        v = read_text_table(val, classes=classes, **kw)
+        tables.append(v)
+        train, val_records = records, v.records
+        parts.append(f"val from {Path(val).name}")
+    else:
+        keep, hold = grouped_stratified_split(records, val_fraction, seed, "validation")
+        train, val_records = [records[i] for i in keep], [records[i] for i in hold]
+        parts.append(f"val carved from train ({val_fraction:.0%}, stratified, seed {seed})")
+    splits = TextSplits(classes, train, val_records, test_records, "; ".join(parts), tables)
+    splits.leakage = find_text_leakage({"train": train, "val": val_records, "test": test_records})
+    return splits
+
+
+def read_texts(path: str | Path, *, text_col: str | None = None, encoding: str = "utf-8") -> list[str]:
+    """Unlabelled texts for prediction: a plain file (one text per line), or a CSV/TSV/JSONL column."""
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise DataError(f"'{path}' does not exist. Pass a text file with one text per line, or a .csv/.jsonl with a text column.")
+    content = _decode(path, encoding)
+    if path.suffix.lower() in (".csv", ".tsv", ".jsonl", ".ndjson"):
+        rows = [r for _, r, _ in _iter_rows(path, content) if r is not None]
+        columns = _columns_of(path, content, rows)
+        col = _pick_column(columns, text_col, TEXT_COLUMN_NAMES, "text", "--text-col", path)
+        if col is None:
+            if len(columns) != 1:
+                raise DataError(f"cannot tell the text column of '{path}' (columns: {columns}); pass --text-col NAME.")
+            col = columns[0]
+        return [str(r.get(col) or "") for r in rows]
+    return [line.rstrip("\r") for line in content.split("\n") if line.strip()]

