@@ -1,3 +1,92 @@
 """CLI commands of the rank feature (registered on the shared typer app)."""
 
-from .app import app  # noqa: F401
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.panel import Panel
+from rich.table import Table
+
+from ..errors import TransferKitError
+from .app import _fail, app, console, err
+
+
+def _num(v, fmt: str) -> str:
+    return format(v, fmt) if v is not None else "-"
+
+
+def _ranking_tables(ranking) -> tuple[Table, Table]:
+    """Evidence (task similarity) and size/cost (quality, fit with the limits) of the ranked candidates."""
+    where = f"{Path(ranking.data['root']).name}, {ranking.data['num_ranking_images']} training images"
+    evidence = Table(title=f"transfer evidence ({where})", header_style="bold")
+    for col in ("#", "candidate", "pred. acc % (95% CI)", "evidence", "LogME", "H-score", "k-NN %", "LEEP", "NCE"):
+        evidence.add_column(col, justify="left" if col == "candidate" else "right", no_wrap=True)
+    cost = Table(title=f"size, quality and cost on {ranking.device}", header_style="bold")
+    for col in ("#", "candidate", "top-1", "params M", "GMACs", "MB", "p50 ms", "p95 ms", "img/s", "peak MB", "Pareto"):
+        cost.add_column(col, justify="left" if col == "candidate" else "right", no_wrap=True)
+    for c in ranking.ranked:
+        s, q, k = c.scores, c.quality, c.cost
+        label = c.label + (" (control)" if c.candidate.is_control else "")
+        lo, hi = c.predicted_ci
+        evidence.add_row(str(c.rank), label, f"{100 * c.predicted_accuracy:.1f} ({100 * lo:.0f}-{100 * hi:.0f})", f"{c.evidence:.2f}",
+                         _num(s.get("logme"), ".3f"), _num(s.get("hscore"), ".2f"), f"{100 * s['knn_accuracy']:.1f}",
+                         _num(s.get("leep"), ".3f"), _num(s.get("nce"), ".3f"))
+        cost.add_row(str(c.rank), label, _num(q.get("imagenet_top1"), ".1f"), f"{k['num_params'] / 1e6:.1f}", f"{k['macs'] / 1e9:.2f}",
+                     f"{k['state_dict_mb']:.1f}", f"{k['latency_ms_p50']:.1f}", f"{k['latency_ms_p95']:.1f}",
+                     f"{k['throughput_img_s']:.1f}", f"{k['peak_memory_mb']:.0f}", "[green]yes[/]" if c.on_pareto_front else "")
+    return evidence, cost
+
+
+@app.command(
+    epilog="Example: transferkit rank data/plants --candidates mobilenet_v2,tf_efficientnet_lite0,mobilenet_v2:none "
+    "--max-latency-ms 50 --json ranking.json",
+)
+def rank(
+    data: Annotated[Path, typer.Argument(help="Image folder: train/ + test/ [+ val/], or one sub-folder per class. Only training images are read.")],
+    candidates: Annotated[Optional[str], typer.Option(help="Comma-separated backbones; NAME:none adds a random-init control, NAME:PATH uses a weights file. Default: every registered image backbone.")] = None,
+    modality: Annotated[str, typer.Option(help="auto or image (text is not supported yet).")] = "auto",
+    max_params: Annotated[Optional[int], typer.Option(help="Limit: parameters of the backbone.")] = None,
+    max_size_mb: Annotated[Optional[float], typer.Option(help="Limit: fp32 weights size in MB.")] = None,
+    max_latency_ms: Annotated[Optional[float], typer.Option(help="Limit: batch-1 latency p50 on --device, in ms.")] = None,
+    max_memory_mb: Annotated[Optional[float], typer.Option(help="Limit: peak memory of a batch-1 forward, in MB.")] = None,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda: where features run and costs are measured.")] = "auto",
+    seed: Annotated[int, typer.Option(help="Seed of the splits, the CV folds and random-init controls.")] = 0,
+    json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the full ranking (all numbers, explanations) as JSON here.")] = None,
+    explain: Annotated[bool, typer.Option(help="Print the plain-words explanation of every candidate.")] = True,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Feature cache folder (default: ~/.cache/transferkit/features).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+) -> None:
+    """Rank candidate backbones for your data and limits: transfer evidence, size/quality and measured cost."""
+    from ..selection import rank_backbones
+
+    names = [c for c in (candidates or "").split(",") if c.strip()] or None
+    try:
+        ranking = rank_backbones(data, names, modality=modality, max_params=max_params, max_size_mb=max_size_mb,
+                                 max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, device=device, seed=seed,
+                                 cache_dir=cache_dir, progress=not quiet)
+    except TransferKitError as exc:
+        _fail(exc)
+    if ranking.ranked:
+        for table in _ranking_tables(ranking):
+            console.print(table)
+    for c in ranking.candidates:
+        if c.status != "ranked":
+            console.print(f"[yellow]{c.status}[/] {c.label}: {c.reason}")
+    if explain:
+        for c in ranking.ranked:
+            console.print(f"[bold]{c.label}[/]: {c.explanation}")
+    if json_path is not None:
+        ranking.save_json(json_path)
+    best = ranking.best
+    if best is None:
+        err.print("[bold red]error:[/] no candidate is usable under these limits (see the status column). Relax a limit or add candidates.")
+        raise typer.Exit(code=1)
+    console.print(Panel.fit(
+        f"best: [bold]{best.label}[/] (predicted accuracy {100 * best.predicted_accuracy:.1f} %, {best.cost['latency_ms_p50']:.1f} ms p50)\n"
+        f"rule: linear-probe CV accuracy, ties (McNemar p >= 0.05) broken by transfer evidence; details in --json\n"
+        + (f"saved: {json_path}\n" if json_path else "")
+        + f"next: transferkit fit {data} --model {best.name}" + (" --weights none" if best.candidate.is_control else ""),
+        title="rank",
+    ))

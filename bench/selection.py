@@ -1,0 +1,223 @@
+"""Does the ranking pick the model that trains best, and how much cheaper is it than trying all?
+
+For each data set: rank every offline candidate plus random-init ("scratch") controls with
+``transferkit.selection.rank_backbones`` (training images only, CV inside them), then train
+every candidate and measure its test accuracy. Reported per score and for the combined rule:
+Kendall tau and weighted tau (scipy.stats) of score vs trained test accuracy, top-1 regret
+(best trained accuracy minus the picked candidate's, in points), and the cost ratio
+(brute-force time / ranking time).
+
+Trained accuracy = ``transferkit.fit`` (frozen base + Dense head on cached features, seed 0,
+one seed per candidate): the fine-tuning engine was being written in parallel and this
+machine's 2 shared CPUs cannot fine-tune 12 candidates in the time available.
+
+Times: feature extraction is charged at each backbone's throughput measured in this run
+(``cost.throughput_img_s``), for ranking (train + val images) and brute force (all images)
+alike, so a shared feature cache does not flatter either side. Fine-tuning brute force is an
+estimate: default ``FinetuneConfig.epochs`` x (train images / 16) x a measured
+forward+backward step of batch 16, plus the linear-probe fit.
+
+Trained results and rankings are cached as JSON under bench/artifacts/selection/ (resumable).
+
+    nice -n 5 .venv/bin/python bench/selection.py                # pneumonia and plants
+    nice -n 5 .venv/bin/python bench/selection.py --datasets plants
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import require_data  # noqa: E402
+
+ART = Path(__file__).resolve().parent / "artifacts" / "selection"
+PRETRAINED = ["mobilenet_v2", "tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2"]
+CONTROLS = ["mobilenet_v2:none", "tf_efficientnet_lite0:none"]
+SCORES = ["linear_probe", "knn_accuracy", "logme", "hscore", "leep", "nce", "imagenet_top1", "combined_rule"]
+
+
+def _load_json(path: Path):
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _save_json(path: Path, payload) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=str))
+    tmp.replace(path)
+
+
+def rank(data: Path, out: Path, candidates: list[str], seed: int) -> dict:
+    from transferkit.selection import rank_backbones
+
+    cached = _load_json(out / "ranking.json")
+    if cached is not None and cached.get("requested") == candidates:
+        return cached
+    t0 = time.perf_counter()
+    ranking = rank_backbones(data, candidates, seed=seed, progress=False)
+    wall = time.perf_counter() - t0
+    payload = ranking.as_dict()
+    payload["requested"] = candidates
+    payload["wall_s"] = wall
+    _save_json(out / "ranking.json", payload)
+    return payload
+
+
+def train_step_seconds(name: str, weights: str, batch: int = 16) -> float:
+    """One forward+backward+AdamW step of the whole network at ``batch`` (train mode), after a warm-up step."""
+    import torch
+
+    import transferkit as tk
+
+    backbone = tk.load_backbone(name, weights).train()
+    size = backbone.data_cfg["input_size"][-1]
+    head = torch.nn.Linear(backbone.num_features, 5)
+    opt = torch.optim.AdamW([*backbone.parameters(), *head.parameters()], lr=1e-4)
+    x, y = torch.randn(batch, 3, size, size), torch.randint(0, 5, (batch,))
+    times = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(head(backbone(x)), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    return times[-1]
+
+
+def train(data: Path, out: Path, cand: dict, seed: int) -> dict:
+    """Fit (linear probe) one candidate; cached per candidate."""
+    import transferkit as tk
+
+    path = out / "trained" / f"{cand['label'].replace(':', '__').replace('/', '_')}.json"
+    cached = _load_json(path)
+    if cached is not None:
+        return cached
+    weights = cand["weights_record"]["path"] if cand["is_control"] else "auto"
+    t0 = time.perf_counter()
+    result = tk.fit(data, model=cand["name"], weights=weights, seed=seed, progress=False)
+    wall = time.perf_counter() - t0
+    m = result.metrics
+    n_all = sum(sum(v.values()) for v in m["data"]["counts"].values())
+    n_train = sum(m["data"]["counts"]["train"].values())
+    step = train_step_seconds(cand["name"], weights)
+    payload = {
+        "label": cand["label"], "test_accuracy": m["test"]["accuracy"], "val_accuracy": m["val"]["accuracy"],
+        "test_balanced_accuracy": m["test"]["balanced_accuracy"], "head_training_s": m["timing_s"]["head_training"],
+        "wall_s": wall, "num_images": n_all, "num_train_images": n_train, "finetune_step_s_batch16": step,
+        "seed": seed,
+    }
+    _save_json(path, payload)
+    return payload
+
+
+def evaluate(ranking: dict, trained: dict[str, dict]) -> dict:
+    from scipy.stats import kendalltau, weightedtau
+
+    from transferkit.config import FinetuneConfig
+
+    ranked = [c for c in ranking["candidates"] if c["status"] == "ranked"]
+    acc = {c["label"]: 100 * trained[c["label"]]["test_accuracy"] for c in ranked}
+    best_acc = max(acc.values())
+
+    def value(c, score):
+        if score == "combined_rule":
+            return -c["rank"]
+        if score == "linear_probe":
+            return c["scores"]["linear_probe"]["accuracy"]
+        if score == "imagenet_top1":
+            return c["quality"]["imagenet_top1"]
+        return c["scores"].get(score)
+
+    per_score = {}
+    for score in SCORES:
+        pts = [(value(c, score), acc[c["label"]], c["label"]) for c in ranked if value(c, score) is not None]
+        if len(pts) < 3:
+            continue
+        x, y, labels = map(list, zip(*pts))
+        picked = labels[int(np.argmax(x))]
+        per_score[score] = {
+            "num_candidates": len(pts),
+            "kendall_tau": float(kendalltau(x, y).statistic),
+            "weighted_tau": float(weightedtau(x, y).statistic),
+            "picked": picked,
+            "top1_regret_points": best_acc - acc[picked],
+            "regret_vs_best_of_scored": max(y) - acc[picked],
+        }
+    controls = [c for c in ranked if c["is_control"]]
+    pretrained = [c for c in ranked if not c["is_control"]]
+    controls_below = all(k["rank"] > p["rank"] for k in controls for p in pretrained)
+
+    # cost: ranking vs brute force, feature extraction charged at measured throughput
+    n_rank = ranking["data"]["num_ranking_images"]
+    rank_s = 0.0
+    brute_lp_s = 0.0
+    brute_ft_s = 0.0
+    epochs = FinetuneConfig().epochs
+    for c in ranked:
+        thr = c["cost"]["throughput_img_s"]
+        t = trained[c["label"]]
+        rank_s += n_rank / thr + c["timing_s"].get("scores", 0.0)
+        lp = t["num_images"] / thr + t["head_training_s"]
+        brute_lp_s += lp
+        brute_ft_s += lp + epochs * (t["num_train_images"] / 16) * t["finetune_step_s_batch16"]
+    cost_measure_s = sum(c["timing_s"].get("cost", 0.0) for c in ranked)
+    return {
+        "trained_test_accuracy": acc,
+        "best_trained": max(acc, key=acc.get),
+        "per_score": per_score,
+        "controls_rank_below_every_pretrained": controls_below,
+        "ranking_s_charged": rank_s,
+        "ranking_s_with_cost_measurement": rank_s + cost_measure_s,
+        "brute_force_linear_probe_s": brute_lp_s,
+        "brute_force_finetune_estimate_s": brute_ft_s,
+        "finetune_epochs_assumed": epochs,
+        "cost_ratio_linear_probe": brute_lp_s / rank_s,
+        "cost_ratio_finetune_estimate": brute_ft_s / rank_s,
+        "ranking_wall_s": ranking.get("wall_s"),
+        "order": [c["label"] for c in ranked],
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--datasets", nargs="+", default=["pneumonia", "plants"])
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    summary = {}
+    for name in args.datasets:
+        data = require_data(name)
+        out = ART / name
+        ranking = rank(data, out, PRETRAINED + CONTROLS, args.seed)
+        print(f"[{name}] ranked: {[c['label'] for c in ranking['candidates']]}", flush=True)
+        trained = {}
+        for c in ranking["candidates"]:
+            if c["status"] == "ranked":
+                trained[c["label"]] = train(data, out, c, args.seed)
+                print(f"[{name}] trained {c['label']}: test acc {trained[c['label']]['test_accuracy']:.4f}", flush=True)
+        summary[name] = evaluate(ranking, trained)
+        _save_json(out / "summary.json", summary[name])
+    print(json.dumps(summary, indent=2))
+    print()
+    for name, s in summary.items():
+        print(f"### {name}: best trained {s['best_trained']}; controls below every pretrained: {s['controls_rank_below_every_pretrained']}")
+        print(f"cost ratio (brute-force linear probe / ranking): {s['cost_ratio_linear_probe']:.2f}x; "
+              f"(estimated brute-force fine-tuning / ranking): {s['cost_ratio_finetune_estimate']:.1f}x")
+        print("| score | n | Kendall tau | weighted tau | picked | top-1 regret (points) |")
+        print("|---|--:|--:|--:|---|--:|")
+        for score, r in s["per_score"].items():
+            print(f"| {score} | {r['num_candidates']} | {r['kendall_tau']:.2f} | {r['weighted_tau']:.2f} | {r['picked']} | {r['top1_regret_points']:.1f} |")
+        print("| candidate | trained test acc |")
+        print("|---|--:|")
+        for label in s["order"]:
+            print(f"| {label} | {s['trained_test_accuracy'][label]:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

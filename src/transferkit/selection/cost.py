@@ -1,0 +1,162 @@
+"""What a backbone costs on the user's own device: latency, throughput, memory, size, compute.
+
+* latency at batch 1 (p50 / p95 over ``num_runs`` timed forwards after warm-up);
+* throughput (images/s) at ``batch_size``;
+* peak memory of one batch-1 forward: on CUDA the allocator's peak
+  (``torch.cuda.max_memory_allocated``); on CPU the peak of live tensor bytes (weights +
+  activations), counted op by op with a torch dispatch mode (CPU allocators keep no peak);
+* parameters, state-dict size (fp32, what a saved model weighs) and the weights file's size;
+* MACs/FLOPs of one image with torch's own counter, ``torch.utils.flop_counter.FlopCounterMode``.
+
+On CUDA the forwards run under fp16 autocast, as feature extraction does.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from ..backbones import Backbone
+from ..features import resolve_device
+
+
+@dataclass(frozen=True)
+class CostReport:
+    """Measured cost of one backbone on one device (all sizes in MB = 2**20 bytes)."""
+
+    device: str
+    input_size: int
+    num_params: int
+    state_dict_mb: float
+    weights_file_mb: float | None
+    macs: int
+    flops: int
+    latency_ms_p50: float
+    latency_ms_p95: float
+    throughput_img_s: float
+    throughput_batch_size: int
+    peak_memory_mb: float
+    peak_memory_method: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+class _LiveTensorBytes(TorchDispatchMode):
+    """Counts the bytes of tensor storages created by ops while they are alive; keeps the peak."""
+
+    def __init__(self, baseline: int):
+        super().__init__()
+        self.live = baseline
+        self.peak = baseline
+        self._storages: dict[int, list[int]] = {}  # data_ptr -> [nbytes, python tensors alive]
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        for t in torch.utils._pytree.tree_leaves(out):
+            if isinstance(t, torch.Tensor):
+                self._track(t)
+        return out
+
+    def _track(self, t: torch.Tensor) -> None:
+        storage = t.untyped_storage()
+        ptr = storage.data_ptr()
+        if ptr == 0:
+            return
+        entry = self._storages.get(ptr)
+        if entry is None:
+            entry = self._storages[ptr] = [storage.nbytes(), 0]
+            self.live += entry[0]
+            self.peak = max(self.peak, self.live)
+        entry[1] += 1
+        weakref.finalize(t, self._release, ptr)
+
+    def _release(self, ptr: int) -> None:
+        entry = self._storages.get(ptr)
+        if entry is None:
+            return
+        entry[1] -= 1
+        if entry[1] <= 0:
+            self.live -= entry[0]
+            del self._storages[ptr]
+
+
+def _tensor_bytes(module: torch.nn.Module) -> int:
+    return sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
+
+
+@torch.inference_mode()
+def measure_cost(backbone: Backbone, *, device: str = "auto", batch_size: int = 16, num_runs: int = 20,
+                 num_warmup: int = 3, num_throughput_runs: int = 3) -> CostReport:
+    """Measure ``backbone`` on ``device`` (see the module docstring for what each number is)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    dev = resolve_device(device)
+    backbone.eval().to(dev)
+    size = int(backbone.data_cfg["input_size"][-1])
+    use_amp = dev.type == "cuda"
+
+    def forward(x: torch.Tensor) -> None:
+        with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
+            backbone(x)
+        if use_amp:
+            torch.cuda.synchronize(dev)
+
+    x1 = torch.randn(1, 3, size, size, device=dev)
+    with FlopCounterMode(display=False) as counter:
+        forward(x1)
+    flops = int(counter.get_total_flops())
+    for _ in range(max(0, num_warmup - 1)):
+        forward(x1)
+
+    weights_bytes = _tensor_bytes(backbone)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+        before = torch.cuda.memory_allocated(dev)
+        forward(x1)
+        peak = weights_bytes + torch.cuda.max_memory_allocated(dev) - before + x1.numel() * x1.element_size()
+        method = "torch.cuda.max_memory_allocated (weights + activations, batch 1)"
+    else:
+        tracker = _LiveTensorBytes(weights_bytes + x1.numel() * x1.element_size())
+        with tracker:
+            forward(x1)
+        peak = tracker.peak
+        method = "peak live tensor bytes in a torch dispatch mode (weights + activations, batch 1)"
+
+    times = []
+    for _ in range(num_runs):
+        t0 = time.perf_counter()
+        forward(x1)
+        times.append((time.perf_counter() - t0) * 1000)
+
+    xb = torch.randn(batch_size, 3, size, size, device=dev)
+    forward(xb)
+    t0 = time.perf_counter()
+    for _ in range(num_throughput_runs):
+        forward(xb)
+    throughput = batch_size * num_throughput_runs / (time.perf_counter() - t0)
+
+    path = backbone.weights_record.get("path")
+    file_mb = Path(path).stat().st_size / 2**20 if path and Path(path).is_file() else None
+    return CostReport(
+        device=str(dev),
+        input_size=size,
+        num_params=sum(p.numel() for p in backbone.parameters()),
+        state_dict_mb=sum(t.numel() * 4 for t in backbone.state_dict().values() if t.is_floating_point()) / 2**20,
+        weights_file_mb=file_mb,
+        macs=flops // 2,
+        flops=flops,
+        latency_ms_p50=float(np.percentile(times, 50)),
+        latency_ms_p95=float(np.percentile(times, 95)),
+        throughput_img_s=float(throughput),
+        throughput_batch_size=batch_size,
+        peak_memory_mb=peak / 2**20,
+        peak_memory_method=method,
+    )

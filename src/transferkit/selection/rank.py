@@ -1,0 +1,532 @@
+"""Rank candidate backbones for a data set and the user's limits, with the evidence behind it.
+
+For each candidate: transfer evidence from frozen features of the **training images only**
+(the test split is never read), its size and published quality, and its cost measured on
+the user's device. Then one rule turns the evidence into a predicted accuracy and an order.
+
+The rule (``RULE`` below, also written into every result):
+
+1. Candidates without weights on this machine are listed as *unavailable*, with the reason.
+   Candidates that break a limit (``max_params``, ``max_size_mb``, ``max_latency_ms``,
+   ``max_memory_mb``) are listed as *excluded*, naming the limit; they are not scored.
+2. **Predicted accuracy** = the out-of-fold accuracy of a linear probe (standardised features
+   + logistic regression), k-fold cross-validated inside the training images, with a 95 %
+   Wilson interval. It is the most direct estimate of a frozen-base fit.
+3. **Order**: take the best remaining candidate by predicted accuracy as a tier leader; every
+   remaining candidate whose out-of-fold predictions are not significantly worse than the
+   leader's (exact McNemar test on the same images, p >= 0.05) joins its tier. Inside a tier,
+   candidates are ordered by **transfer evidence**: the mean, over LogME, shrinkage H-score,
+   k-NN accuracy, LEEP, NCE and the published ImageNet top-1 of the weights, of the
+   candidate's normalised rank among the scored candidates (1 = best, 0 = worst; a score that
+   does not exist for a candidate, e.g. LEEP of a random-init control, counts as worst).
+   Repeat with the rest. So a difference the data cannot show never decides alone: the model
+   with more transfer evidence and better source quality goes first.
+4. The Pareto frontier of (predicted accuracy up, latency p50 down) is marked.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import TransferKitError, UnknownBackboneError
+
+RULE = __doc__.split("The rule", 1)[1].split("\n", 2)[2].strip()
+EVIDENCE_SCORES = ("logme", "hscore", "knn_accuracy", "leep", "nce", "imagenet_top1")
+LIMIT_FLAGS = {"max_params": "--max-params", "max_size_mb": "--max-size-mb", "max_latency_ms": "--max-latency-ms",
+               "max_memory_mb": "--max-memory-mb"}
+
+
+class SelectionError(TransferKitError, ValueError):
+    """Ranking cannot run as asked (no candidates, a modality that is not supported, ...)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The user's limits; ``None`` = no limit. Sizes in MB (2**20 bytes), latency = batch-1 p50."""
+
+    max_params: int | None = None
+    max_size_mb: float | None = None
+    max_latency_ms: float | None = None
+    max_memory_mb: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in LIMIT_FLAGS:
+            v = getattr(self, name)
+            if v is not None and not v > 0:
+                raise SelectionError(f"{LIMIT_FLAGS[name]} must be a positive number, got {v!r}.")
+
+    def broken(self, cost: dict[str, Any]) -> list[str]:
+        """The limits ``cost`` breaks, each named with the measured value (only known values are checked)."""
+        checks = [("max_params", "num_params", "parameters", ""), ("max_size_mb", "state_dict_mb", "size", " MB"),
+                  ("max_latency_ms", "latency_ms_p50", "latency p50", " ms"), ("max_memory_mb", "peak_memory_mb", "peak memory", " MB")]
+        out = []
+        for limit, key, what, unit in checks:
+            bound, value = getattr(self, limit), cost.get(key)
+            if bound is not None and value is not None and value > bound:
+                shown = f"{value / 1e6:.2f} M" if key == "num_params" else f"{value:.1f}{unit}"
+                bound_shown = f"{bound / 1e6:.2f} M" if key == "num_params" else f"{bound:g}{unit}"
+                out.append(f"{what} {shown} > {LIMIT_FLAGS[limit]} {bound_shown}")
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in LIMIT_FLAGS}
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A backbone and which weights to rank it with: ``"auto"`` (pretrained), ``"none"`` (random-init control) or a file."""
+
+    name: str
+    weights: str = "auto"
+
+    @classmethod
+    def parse(cls, text: str | Candidate) -> Candidate:
+        """``"mobilenet_v2"``, ``"mobilenet_v2:none"`` (scratch control) or ``"mobilenet_v2:/path/w.pth"``."""
+        if isinstance(text, Candidate):
+            return text
+        name, _, weights = str(text).strip().partition(":")
+        if not name:
+            raise SelectionError(f"empty candidate name in {text!r}; write NAME, NAME:none or NAME:PATH.")
+        weights = weights.strip() or "auto"
+        return cls(name.strip(), "none" if weights.lower() == "none" else weights)
+
+    @property
+    def is_control(self) -> bool:
+        return self.weights == "none"
+
+    @property
+    def label(self) -> str:
+        if self.weights == "auto":
+            return self.name
+        return f"{self.name}:none" if self.is_control else f"{self.name}:{Path(self.weights).name}"
+
+
+@dataclass
+class CandidateReport:
+    """Everything known about one candidate, and where the rule put it."""
+
+    candidate: Candidate
+    status: str  # "ranked", "excluded" (breaks a limit), "unavailable" (no weights), "failed"
+    reason: str | None = None
+    rank: int | None = None
+    tier: int | None = None
+    predicted_accuracy: float | None = None
+    predicted_ci: tuple[float, float] | None = None
+    evidence: float | None = None
+    on_pareto_front: bool = False
+    scores: dict[str, Any] = field(default_factory=dict)
+    score_notes: dict[str, str] = field(default_factory=dict)
+    quality: dict[str, Any] = field(default_factory=dict)
+    cost: dict[str, Any] = field(default_factory=dict)
+    weights_record: dict[str, Any] = field(default_factory=dict)
+    explanation: str = ""
+    timing_s: dict[str, float] = field(default_factory=dict)
+    oof_correct: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def name(self) -> str:
+        return self.candidate.name
+
+    @property
+    def label(self) -> str:
+        return self.candidate.label
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "label": self.label, "weights": self.candidate.weights, "is_control": self.candidate.is_control,
+            "status": self.status, "reason": self.reason, "rank": self.rank, "tier": self.tier,
+            "predicted_accuracy": self.predicted_accuracy, "predicted_ci95": list(self.predicted_ci) if self.predicted_ci else None,
+            "evidence": self.evidence, "on_pareto_front": self.on_pareto_front, "scores": self.scores,
+            "score_notes": self.score_notes, "quality": self.quality, "cost": self.cost, "weights_record": self.weights_record,
+            "explanation": self.explanation, "timing_s": self.timing_s,
+        }
+
+
+@dataclass
+class RankingResult:
+    """Candidates in order: ranked (best first), then excluded, unavailable and failed ones."""
+
+    candidates: list[CandidateReport]
+    limits: Limits
+    data: dict[str, Any]
+    device: str
+    timing_s: dict[str, float]
+    rule: str = RULE
+
+    @property
+    def ranked(self) -> list[CandidateReport]:
+        return [c for c in self.candidates if c.status == "ranked"]
+
+    @property
+    def best(self) -> CandidateReport | None:
+        """The top-ranked candidate (``None`` when nothing fits the limits)."""
+        return self.ranked[0] if self.ranked else None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"best": self.best.label if self.best else None, "rule": self.rule, "limits": self.limits.as_dict(),
+                "device": self.device, "data": self.data, "timing_s": self.timing_s,
+                "candidates": [c.as_dict() for c in self.candidates]}
+
+    def save_json(self, path: str | os.PathLike) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(path.suffix + ".tmp")
+        tmp.write_text(json.dumps(self.as_dict(), indent=2, default=_json_default))
+        os.replace(tmp, path)
+        return path
+
+
+def _json_default(o: Any) -> Any:
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, (Path, os.PathLike)):
+        return str(o)
+    return str(o)
+
+
+# ---------------------------------------------------------------------------------------------
+# evidence per candidate
+
+
+def random_init_weights(name: str, seed: int, folder: str | os.PathLike) -> Path:
+    """A seeded random initialisation of ``name`` saved once as safetensors (a scratch control).
+
+    Saving it gives the control a weights sha256, so its features are cached like any other,
+    and ``transferkit.fit(..., weights=path)`` trains exactly the network that was ranked.
+    """
+    import torch
+    from safetensors.torch import save_file
+
+    from ..backbones import get_backbone_spec
+
+    path = Path(folder) / f"{name}-seed{seed}.safetensors"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        state = torch.random.get_rng_state()
+        torch.manual_seed(seed)
+        model = get_backbone_spec(name).build()
+        torch.random.set_rng_state(state)
+        tmp = path.with_suffix(".tmp")
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
+        os.replace(tmp, path)
+    return path
+
+
+def score_features(features: np.ndarray, labels: np.ndarray, *, source_probabilities: np.ndarray | None = None,
+                   num_folds: int = 5, seed: int = 0) -> tuple[dict[str, Any], np.ndarray]:
+    """All transferability scores of one feature matrix; also the linear probe's out-of-fold hits."""
+    from .scores import hscore_shrinkage, knn_accuracy, leep_score, linear_probe_accuracy, logme_score, nce_score
+
+    scores: dict[str, Any] = {}
+    t = time.perf_counter()
+    probe = linear_probe_accuracy(features, labels, num_folds=num_folds, seed=seed)
+    scores["linear_probe"] = {**probe.as_dict(), "seconds": time.perf_counter() - t}
+    t = time.perf_counter()
+    scores["knn_accuracy"] = knn_accuracy(features, labels, num_folds=num_folds, seed=seed).accuracy
+    scores["logme"] = logme_score(features, labels)
+    scores["hscore"] = hscore_shrinkage(features, labels)
+    if source_probabilities is not None:
+        scores["leep"] = leep_score(source_probabilities, labels)
+        scores["nce"] = nce_score(source_probabilities, labels)
+    scores["other_scores_seconds"] = time.perf_counter() - t
+    return scores, probe.correct
+
+
+# ---------------------------------------------------------------------------------------------
+# the rule
+
+
+def _mcnemar_p(hits_a: np.ndarray, hits_b: np.ndarray) -> float:
+    """Exact McNemar p-value (two-sided) of paired right/wrong outcomes."""
+    from scipy.stats import binomtest
+
+    b = int((hits_a & ~hits_b).sum())
+    c = int((~hits_a & hits_b).sum())
+    return 1.0 if b + c == 0 else float(binomtest(b, b + c, 0.5).pvalue)
+
+
+def _normalised_ranks(values: list[float | None]) -> list[float]:
+    """1 for the best value, 0 for the worst (and for missing values); ties share the mean rank."""
+    from scipy.stats import rankdata
+
+    present = [i for i, v in enumerate(values) if v is not None and np.isfinite(v)]
+    out = [0.0] * len(values)
+    if len(present) <= 1:
+        for i in present:
+            out[i] = 1.0
+        return out
+    ranks = rankdata([values[i] for i in present])  # 1 = lowest
+    for i, r in zip(present, ranks):
+        out[i] = float((r - 1) / (len(present) - 1))
+    return out
+
+
+def order_candidates(reports: list[CandidateReport], *, alpha: float = 0.05) -> list[CandidateReport]:
+    """Apply the rule (module docstring, points 2-4) to scored candidates; sets rank, tier, evidence, Pareto."""
+    scored = [r for r in reports if r.status == "ranked"]
+    columns = {s: _normalised_ranks([_evidence_value(r, s) for r in scored]) for s in EVIDENCE_SCORES}
+    for i, r in enumerate(scored):
+        r.evidence = float(np.mean([columns[s][i] for s in EVIDENCE_SCORES]))
+    remaining = sorted(scored, key=lambda r: (-r.predicted_accuracy, -r.evidence))
+    ordered: list[CandidateReport] = []
+    tier = 0
+    while remaining:
+        tier += 1
+        leader = remaining[0]
+        members = [r for r in remaining if r is leader or _mcnemar_p(leader.oof_correct, r.oof_correct) >= alpha
+                   or r.predicted_accuracy >= leader.predicted_accuracy]
+        members.sort(key=lambda r: (-r.evidence, -r.predicted_accuracy))
+        for r in members:
+            r.tier = tier
+        ordered += members
+        remaining = [r for r in remaining if r not in members]
+    for i, r in enumerate(ordered, 1):
+        r.rank = i
+    mark_pareto_front(ordered)
+    return ordered
+
+
+def _evidence_value(report: CandidateReport, score: str) -> float | None:
+    if score == "imagenet_top1":
+        return report.quality.get("imagenet_top1") if not report.candidate.is_control else None
+    return report.scores.get(score)
+
+
+def mark_pareto_front(reports: list[CandidateReport]) -> None:
+    """Mark candidates no other beats on both predicted accuracy (higher) and latency p50 (lower)."""
+    pts = [(r.predicted_accuracy, r.cost.get("latency_ms_p50")) for r in reports]
+    for r, (acc, lat) in zip(reports, pts):
+        if acc is None or lat is None:
+            r.on_pareto_front = False
+            continue
+        r.on_pareto_front = not any(
+            a is not None and t is not None and a >= acc and t <= lat and (a > acc or t < lat) for a, t in pts
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# plain words
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f} %"
+
+
+def explain(report: CandidateReport, scored: list[CandidateReport], limits: Limits) -> str:
+    """One paragraph in the three criteria's terms: task similarity, size/quality, fit with the limits."""
+    q, c = report.quality, report.cost
+    if report.status == "unavailable":
+        return f"Not ranked: {report.reason}"
+    size = (f"{c['num_params'] / 1e6:.1f} M parameters, {c['macs'] / 1e9:.2f} GMACs per image, {c['state_dict_mb']:.1f} MB"
+            if c else f"{q.get('published_params', 0) / 1e6:.1f} M parameters (published)")
+    if report.candidate.is_control:
+        source = "random initialisation (no pretraining: a scratch control)"
+    elif q.get("imagenet_top1"):
+        source = f"ImageNet top-1 {q['imagenet_top1']:.1f} % ({q.get('top1_source')})"
+    else:
+        source = "no published ImageNet accuracy"
+    if report.status == "excluded":
+        return f"Excluded: breaks {report.reason}. Size and quality: {size}; {source}."
+    if report.status == "failed":
+        return f"Failed: {report.reason}"
+    s = report.scores
+    n = len(scored)
+
+    def place(key: str) -> str:
+        vals = sorted((v for r in scored if (v := r.scores.get(key)) is not None), reverse=True)
+        v = s.get(key)
+        return f"{vals.index(v) + 1} of {len(vals)}" if v is not None and v in vals else "n/a"
+
+    lp = s["linear_probe"]
+    sim = (f"Task similarity: a linear probe on its frozen features is right on {_pct(lp['accuracy'])} of the training images "
+           f"in {lp['num_folds']}-fold cross-validation (95 % CI {_pct(lp['ci_low'])}-{_pct(lp['ci_high'])}); "
+           f"k-NN {_pct(s['knn_accuracy'])}; LogME {s['logme']:.3f} ({place('logme')}), H-score {s['hscore']:.2f} ({place('hscore')})")
+    if "leep" in s:
+        sim += f", LEEP {s['leep']:.3f} ({place('leep')}), NCE {s['nce']:.3f} ({place('nce')})"
+    else:
+        sim += f"; LEEP/NCE not available ({report.score_notes.get('leep', 'no ImageNet classifier')})"
+    sim += "."
+    quality = f"Size and quality: {size}; {source}."
+    within = [f"{k.replace('max_', '').replace('_', ' ')} {v:g}" for k, v in limits.as_dict().items() if v is not None]
+    fit = (f"Fit with your limits: {c['latency_ms_p50']:.1f} ms per image at batch 1 (p95 {c['latency_ms_p95']:.1f}), "
+           f"{c['throughput_img_s']:.1f} images/s at batch {c['throughput_batch_size']}, {c['peak_memory_mb']:.0f} MB peak on {c['device']}"
+           + (f"; within every limit set ({', '.join(within)})." if within else "; no limits set."))
+    verdict = (f"Rank {report.rank} of {n} (tier {report.tier}: predicted accuracy {_pct(report.predicted_accuracy)}, "
+               f"transfer evidence {report.evidence:.2f} of 1)" + (", on the accuracy/latency Pareto front." if report.on_pareto_front else "."))
+    return " ".join([verdict, sim, quality, fit])
+
+
+# ---------------------------------------------------------------------------------------------
+# the one call
+
+
+def default_candidates(modality: str = "image") -> list[Candidate]:
+    """Every registered backbone of the modality (those without weights are listed as unavailable)."""
+    from ..backbones import list_backbones
+
+    return [Candidate(n) for n in list_backbones(modality=modality) if n != "tiny_effnet"]
+
+
+def rank_backbones(
+    data: str | os.PathLike | Any,
+    candidates: list[str | Candidate] | None = None,
+    *,
+    limits: Limits | None = None,
+    max_params: int | None = None,
+    max_size_mb: float | None = None,
+    max_latency_ms: float | None = None,
+    max_memory_mb: float | None = None,
+    modality: str = "auto",
+    device: str = "auto",
+    seed: int = 0,
+    num_folds: int = 5,
+    batch_size: int = 32,
+    throughput_batch_size: int = 16,
+    latency_runs: int = 20,
+    val_fraction: float = 0.15,
+    test_fraction: float = 0.2,
+    cache_dir: str | os.PathLike | None = None,
+    progress: bool = True,
+) -> RankingResult:
+    """Rank backbones for the image folder ``data`` (or loaded :class:`ImageSplits`) under the limits.
+
+    >>> ranking = rank_backbones("data/plants", ["mobilenet_v2", "tf_efficientnet_lite0"], max_latency_ms=50)
+    >>> ranking.best.label, ranking.best.explanation
+
+    Only the training images are read (train + the validation carved from it; never test).
+    Features go through the :class:`~transferkit.FeatureCache`, so a later fit of any ranked
+    candidate reuses them. See the module docstring for the rule.
+    """
+    from ..backbones import get_backbone_spec
+    from ..data import ImageSplits, load_image_folder
+    from ..features import FeatureCache, resolve_device
+    from ..progress import track
+
+    t_start = time.perf_counter()
+    if modality not in ("auto", "image"):
+        raise SelectionError(f"modality '{modality}' is not supported yet: ranking covers image backbones only "
+                             "(text backbones are not in the registry yet). Use --modality image.")
+    limits = limits or Limits(max_params, max_size_mb, max_latency_ms, max_memory_mb)
+    cands = [Candidate.parse(c) for c in candidates] if candidates else default_candidates()
+    if not cands:
+        raise SelectionError("no candidates to rank. Pass names (e.g. mobilenet_v2,tf_efficientnet_lite0) or see `transferkit models`.")
+    for c in cands:
+        get_backbone_spec(c.name)  # unknown names fail now, with close matches, before any work
+    if len({c.label for c in cands}) != len(cands):
+        raise SelectionError(f"a candidate is listed twice: {', '.join(c.label for c in cands)}.")
+
+    splits = data if isinstance(data, ImageSplits) else load_image_folder(
+        data, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, progress=progress)
+    records = splits.train + splits.val  # everything but test
+    labels = np.array([r.label for r in records], dtype=np.int64)
+    cache = FeatureCache(cache_dir)
+    dev = str(resolve_device(device))
+
+    reports: list[CandidateReport] = []
+    with track("ranking candidates", len(cands), unit="model", enabled=progress) as advance:
+        for cand in cands:
+            reports.append(_evaluate_candidate(cand, records, labels, limits, cache, dev, seed=seed, num_folds=num_folds,
+                                               batch_size=batch_size, throughput_batch_size=throughput_batch_size,
+                                               latency_runs=latency_runs, progress=progress))
+            advance(1, info=cand.label)
+
+    ordered = order_candidates(reports)
+    rest = [r for r in reports if r.status != "ranked"]
+    rest.sort(key=lambda r: ["excluded", "failed", "unavailable"].index(r.status))
+    for r in ordered + rest:
+        r.explanation = explain(r, ordered, limits)
+    summary = splits.summary()
+    data_info = {"root": summary["root"], "classes": summary["classes"], "num_ranking_images": len(records),
+                 "ranking_splits": ["train", "val"], "test_split_read": False, "num_skipped": summary["num_skipped"]}
+    return RankingResult(ordered + rest, limits, data_info, dev, {"total": time.perf_counter() - t_start})
+
+
+def _evaluate_candidate(cand: Candidate, records, labels, limits: Limits, cache, device: str, *, seed, num_folds, batch_size,
+                        throughput_batch_size, latency_runs, progress) -> CandidateReport:
+    """Weights, limits, cost and evidence of one candidate (stops early when it cannot be ranked)."""
+    from ..backbones import get_backbone_spec, load_backbone
+    from ..backbones.imagenet_head import ImageNetHeadUnavailableError, imagenet_probabilities
+    from ..features import extract_features
+    from .cost import measure_cost
+
+    spec = get_backbone_spec(cand.name)
+    quality = {"imagenet_top1": None if cand.is_control else spec.imagenet_top1,
+               "top1_source": None if cand.is_control else spec.top1_source, "published_params": spec.num_params,
+               "family": spec.family, "library": spec.library}
+    report = CandidateReport(cand, "ranked", quality=quality)
+    # 1. weights on this machine?
+    if cand.weights == "auto":
+        available, _ = spec.weights_available()
+        if not available:
+            report.status = "unavailable"
+            report.reason = (f"no pretrained weights for '{cand.name}' on this machine (torch hub cache, Hugging Face cache and "
+                             f"installed packages checked; ranking never downloads). Rank it with '{cand.name}:PATH' or place "
+                             f"{'the file ' + repr(spec.weights.file_name) + ' in ~/.cache/torch/hub/checkpoints' if spec.weights.file_name else 'its weights in the Hugging Face cache'}.")
+            return report
+    # 2. cheap limit before anything is loaded
+    if limits.max_params is not None and spec.num_params and spec.num_params > limits.max_params * 1.5:
+        report.status, report.reason = "excluded", limits.broken({"num_params": spec.num_params})[0] + " (published count)"
+        return report
+    t0 = time.perf_counter()
+    try:
+        if cand.is_control:
+            folder = cache.cache_dir.parent / "random-init"
+            backbone = load_backbone(cand.name, random_init_weights(cand.name, seed, folder))
+        else:
+            backbone = load_backbone(cand.name, cand.weights)
+    except TransferKitError as exc:
+        report.status, report.reason = "unavailable", str(exc).splitlines()[0]
+        return report
+    report.weights_record = dict(backbone.weights_record, random_init_seed=seed if cand.is_control else None)
+    # 3. cost on the user's device, then the limits
+    report.cost = measure_cost(backbone, device=device, batch_size=throughput_batch_size, num_runs=latency_runs).as_dict()
+    report.timing_s["cost"] = time.perf_counter() - t0
+    broken = limits.broken(report.cost)
+    if broken:
+        report.status, report.reason = "excluded", "; ".join(broken)
+        return report
+    # 4. evidence from frozen features of the training images
+    t0 = time.perf_counter()
+    feats = extract_features(backbone, records, cache=cache, batch_size=batch_size, device=device, progress=progress,
+                             description=f"train features {cand.label}")
+    report.timing_s["features"] = time.perf_counter() - t0
+    probs = None
+    if cand.is_control:
+        report.score_notes["leep"] = report.score_notes["nce"] = "random init: no trained ImageNet classifier"
+    else:
+        try:
+            probs = imagenet_probabilities(backbone, feats)
+        except ImageNetHeadUnavailableError as exc:
+            report.score_notes["leep"] = report.score_notes["nce"] = str(exc)
+    t0 = time.perf_counter()
+    try:
+        report.scores, report.oof_correct = score_features(feats, labels, source_probabilities=probs, num_folds=num_folds, seed=seed)
+    except TransferKitError as exc:
+        report.status, report.reason = "failed", f"scoring failed: {exc}"
+        return report
+    report.timing_s["scores"] = time.perf_counter() - t0
+    lp = report.scores["linear_probe"]
+    report.predicted_accuracy = lp["accuracy"]
+    report.predicted_ci = (lp["ci_low"], lp["ci_high"])
+    return report
+
+
+def choose_backbone(data: str | os.PathLike | Any, candidates: list[str | Candidate] | None = None, **kwargs: Any
+                    ) -> tuple[str, RankingResult]:
+    """The top-ranked backbone's name and the full ranking (for ``fit --model auto``).
+
+    Keyword arguments are those of :func:`rank_backbones` (limits, device, seed, ...).
+    Raises :class:`SelectionError` naming the limits when no candidate fits them.
+    """
+    ranking = rank_backbones(data, candidates, **kwargs)
+    if ranking.best is None:
+        why = "; ".join(f"{c.label}: {c.reason}" for c in ranking.candidates)
+        raise SelectionError(f"no candidate can be used: {why}. Relax a limit or add candidates.")
+    return ranking.best.name, ranking

@@ -1,0 +1,158 @@
+"""Ranking: limits, unavailable weights, scratch controls, the rule, Pareto marking, cost, ImageNet head, CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from conftest import TINY
+from transferkit.backbones import load_backbone
+from transferkit.backbones.imagenet_head import ImageNetHeadUnavailableError, imagenet_probabilities
+from transferkit.cli.app import app
+from transferkit.data import load_image_folder
+from transferkit.features import FeatureCache, feature_key
+from transferkit.selection import Candidate, CandidateReport, Limits, SelectionError, choose_backbone, rank_backbones
+from transferkit.selection.cost import _LiveTensorBytes
+from transferkit.selection.rank import mark_pareto_front, order_candidates
+
+FAST = {"latency_runs": 2, "throughput_batch_size": 2, "num_folds": 3, "progress": False}
+
+
+def _report(label, acc, latency, hits, *, logme=0.0, control=False, top1=70.0):
+    name, _, weights = label.partition(":")
+    r = CandidateReport(Candidate(name, "none" if control else (weights or "auto")), "ranked", quality={"imagenet_top1": top1})
+    r.predicted_accuracy, r.cost, r.oof_correct = acc, {"latency_ms_p50": latency}, np.asarray(hits, bool)
+    r.scores = {"logme": logme, "hscore": logme, "knn_accuracy": acc, "linear_probe": {"accuracy": acc}}
+    return r
+
+
+def test_limits_name_the_broken_limit_and_reject_nonsense():
+    limits = Limits(max_params=1_000_000, max_latency_ms=10)
+    broken = limits.broken({"num_params": 3_400_000, "latency_ms_p50": 12.5, "peak_memory_mb": 900})
+    assert broken == ["parameters 3.40 M > --max-params 1.00 M", "latency p50 12.5 ms > --max-latency-ms 10 ms"]
+    assert limits.broken({"num_params": 10, "latency_ms_p50": 1.0}) == []
+    with pytest.raises(SelectionError, match="--max-memory-mb must be a positive number"):
+        Limits(max_memory_mb=0)
+
+
+def test_candidate_parsing():
+    assert Candidate.parse("mobilenet_v2") == Candidate("mobilenet_v2", "auto")
+    assert Candidate.parse(" mobilenet_v2:None ").is_control
+    assert Candidate.parse("vgg19:/w/vgg.pth").label == "vgg19:vgg.pth"
+    with pytest.raises(SelectionError, match="empty candidate"):
+        Candidate.parse(":none")
+
+
+def test_pareto_front_marks_only_undominated_candidates():
+    hits = [True] * 10
+    reports = [_report("a", 0.90, 10, hits), _report("b", 0.95, 30, hits), _report("c", 0.89, 40, hits), _report("d", 0.90, 10, hits)]
+    mark_pareto_front(reports)
+    assert [r.on_pareto_front for r in reports] == [True, True, False, True]  # c is beaten by a on both; a and d tie
+
+
+def test_rule_breaks_statistical_ties_by_evidence_and_keeps_clear_gaps():
+    n = 200
+    best = np.ones(n, bool)
+    best[:20] = False  # 90 %
+    close = best.copy()
+    close[20:23] = False  # 88.5 %, same images mostly: not significantly worse
+    far = np.zeros(n, bool)
+    far[:120] = True  # 60 %: clearly worse
+    reports = [_report("a", best.mean(), 5, best, logme=0.1), _report("b", close.mean(), 5, close, logme=0.9),
+               _report("c", far.mean(), 5, far, logme=5.0), _report("d", best.mean(), 5, best, logme=0.1, control=True, top1=None)]
+    ordered = order_candidates(reports)
+    assert [r.label for r in ordered] == ["b", "a", "d:none", "c"]
+    # b: tied with the leader a, more evidence; d: a random-init control with a's numbers but no ImageNet top-1
+    # (counted as worst), so a goes first; c has the most evidence but is clearly less accurate: a tier of its own
+    assert [r.tier for r in ordered] == [1, 1, 1, 2]
+    assert [r.rank for r in ordered] == [1, 2, 3, 4]
+
+
+def test_live_tensor_bytes_counts_the_peak():
+    with torch.inference_mode(), _LiveTensorBytes(baseline=100) as tracker:
+        a = torch.ones(1000)  # 4000 B
+        b = a * 2  # 8000 live
+        del a
+        c = b + 1  # 8000 live again, peak unchanged
+        del b, c
+    assert tracker.peak == 100 + 8000
+    assert tracker.live == 100
+
+
+def test_imagenet_head_reproduces_the_full_model(tiny_weights):
+    from conftest import _build_tiny
+    from safetensors.torch import load_file
+
+    backbone = load_backbone(TINY, tiny_weights).eval()
+    full = _build_tiny().eval()
+    full.load_state_dict(load_file(str(tiny_weights)))
+    x = torch.randn(3, 3, 64, 64)
+    with torch.inference_mode():
+        expected = full(x).softmax(1).numpy()
+        probs = imagenet_probabilities(backbone, backbone(x).numpy())
+    assert probs.shape == (3, 1000)
+    np.testing.assert_allclose(probs, expected, atol=1e-5)
+    with pytest.raises(ImageNetHeadUnavailableError, match="randomly initialised"):
+        imagenet_probabilities(load_backbone(TINY, "none"), np.zeros((1, 256), np.float32))
+
+
+def test_rank_backbones_end_to_end(image_folder, tiny_weights, tmp_path):
+    cands = [f"{TINY}:{tiny_weights}", f"{TINY}:none", "vgg19"]
+    ranking = rank_backbones(image_folder, cands, **FAST)
+    by_label = {c.label: c for c in ranking.candidates}
+    # weights missing here: listed with the reason, not dropped
+    vgg = by_label["vgg19"]
+    assert vgg.status == "unavailable" and "no pretrained weights for 'vgg19'" in vgg.reason
+    assert "Not ranked" in vgg.explanation
+    assert [c.status for c in ranking.candidates] == ["ranked", "ranked", "unavailable"]
+    pre, ctrl = by_label[f"{TINY}:tiny.safetensors"], by_label[f"{TINY}:none"]
+    assert set(pre.scores) >= {"logme", "hscore", "knn_accuracy", "linear_probe", "leep", "nce"}
+    assert "leep" not in ctrl.scores and "random init" in ctrl.score_notes["leep"]
+    assert ranking.best is ranking.candidates[0] and {pre.rank, ctrl.rank} == {1, 2}
+    for c in (pre, ctrl):
+        lp = c.scores["linear_probe"]
+        assert 0 <= lp["ci_low"] <= c.predicted_accuracy == lp["accuracy"] <= lp["ci_high"] <= 1
+        assert c.cost["num_params"] > 0 and c.cost["macs"] > 0 and c.cost["latency_ms_p95"] >= c.cost["latency_ms_p50"] > 0
+        assert c.cost["peak_memory_mb"] > c.cost["state_dict_mb"] * 0.5
+        assert "Task similarity" in c.explanation and "Size and quality" in c.explanation and "Fit with your limits" in c.explanation
+    assert any(c.on_pareto_front for c in ranking.ranked)
+    # only training images were read: test images' features are not in the cache
+    splits = load_image_folder(image_folder, progress=False)
+    backbone = load_backbone(TINY, tiny_weights)
+    key = feature_key(TINY, backbone.weights_record["sha256"], backbone.data_cfg)
+    cache = FeatureCache()
+    assert len(cache.get(key, [r.sha256 for r in splits.train + splits.val])) == len(splits.train) + len(splits.val)
+    assert cache.get(key, [r.sha256 for r in splits.test]) == {}
+    assert ranking.data["test_split_read"] is False
+    # the JSON record holds everything
+    saved = json.loads(ranking.save_json(tmp_path / "rank.json").read_text())
+    assert saved["best"] == ranking.best.label and len(saved["candidates"]) == 3 and "McNemar" in saved["rule"]
+
+
+def test_limits_exclude_candidates_and_choose_backbone_says_why(image_folder, tiny_weights):
+    cands = [f"{TINY}:{tiny_weights}"]
+    ranking = rank_backbones(image_folder, cands, max_latency_ms=1e-6, **FAST)
+    (only,) = ranking.candidates
+    assert only.status == "excluded" and "--max-latency-ms" in only.reason and only.scores == {}
+    assert ranking.best is None
+    with pytest.raises(SelectionError, match="--max-params"):
+        choose_backbone(image_folder, cands, max_params=10, **FAST)  # published count: excluded before loading
+    name, ranking = choose_backbone(image_folder, cands, max_memory_mb=10_000, **FAST)
+    assert name == TINY and ranking.best.status == "ranked"
+
+
+def test_rank_cli(image_folder, tiny_weights, tmp_path):
+    runner = CliRunner()
+    out = tmp_path / "r.json"
+    res = runner.invoke(app, ["rank", str(image_folder), "--candidates", f"{TINY}:{tiny_weights},vgg19", "--json", str(out), "-q"])
+    assert res.exit_code == 0, res.output
+    assert "unavailable" in res.output and "best:" in res.output
+    assert json.loads(out.read_text())["best"] == f"{TINY}:tiny.safetensors"
+    bad = runner.invoke(app, ["rank", str(image_folder), "--candidates", "mobilenet_v9", "-q"])
+    assert bad.exit_code == 1 and "unknown backbone 'mobilenet_v9'" in bad.output and "Traceback" not in bad.output
+    text = runner.invoke(app, ["rank", str(image_folder), "--modality", "text", "-q"])
+    assert text.exit_code == 1 and "not supported yet" in text.output
