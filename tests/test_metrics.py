@@ -91,6 +91,7 @@ def test_multiclass_has_ovr_auc_and_no_binary_block():
     assert m["roc_auc_ovr_macro"] == pytest.approx(roc_auc_score(y, proba, multi_class="ovr"))
 
 
+@pytest.mark.filterwarnings("ignore:A single label was found:UserWarning")  # sklearn's, expected here
 def test_single_class_present_gives_nan_auc_not_an_exception():
     y = np.array([1, 1, 1])
     m = classification_metrics(y, PROBA[5:8], CLASSES)
