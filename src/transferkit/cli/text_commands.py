@@ -22,11 +22,12 @@ from .app import _fail, app, console, err
 def _print_text_data_notes(data: dict) -> None:
     files = data.get("files") or [data]
     for f in files:
+        name = Path(f["path"]).name if f.get("path") else "the data"
         if f.get("num_skipped"):
             reasons = ", ".join(f"{n} {r}" for r, n in f["skipped_by_reason"].items())
-            err.print(f"[yellow]skipped {f['num_skipped']} row(s) of {Path(f['path']).name}:[/] {reasons} (listed in config.json)")
+            err.print(f"[yellow]skipped {f['num_skipped']} row(s) of {name}:[/] {reasons} (listed in config.json)")
         if f.get("num_duplicate_texts"):
-            err.print(f"[yellow]{f['num_duplicate_texts']} duplicate text(s) in {Path(f['path']).name}[/] "
+            err.print(f"[yellow]{f['num_duplicate_texts']} duplicate text(s) in {name}[/] "
                       "(kept; every copy stays in one split; listed in config.json)")
     leaks = data.get("cross_split_duplicates", [])
     for d in leaks[:5]:
