@@ -1,0 +1,67 @@
+"""Choose the head's default hyper-parameters by cross-validation INSIDE the training data.
+
+The test split is never read. For each (data set, backbone), the non-test images (train +
+val) are split 5-fold, stratified; every candidate configuration trains a head with early
+stopping on the held-out fold; we rank configurations by mean fold accuracy (then log-loss),
+averaged over the data sets and backbones.
+
+    python bench/head_defaults.py
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import time
+
+import numpy as np
+from sklearn.metrics import log_loss
+from sklearn.model_selection import StratifiedKFold
+
+from _common import require_data, split_features
+from transferkit.config import HeadConfig, HeadTrainConfig
+from transferkit.training import HeadTrainer
+
+CASES = [("pneumonia", "mobilenet_v2"), ("pneumonia", "tf_efficientnet_lite0"), ("plants", "mobilenet_v2"), ("plants", "tf_efficientnet_lite0")]
+GRID = {
+    "lr": [1e-3, 3e-3, 1e-2],
+    "weight_decay": [1e-4, 1e-2],
+    "hidden": [None, 256],
+}
+
+
+def main() -> None:
+    rows = {}
+    t0 = time.perf_counter()
+    for data_name, backbone in CASES:
+        _, X, y = split_features(require_data(data_name), backbone)
+        Xa, ya = np.concatenate([X["train"], X["val"]]), np.concatenate([y["train"], y["val"]])
+        folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(Xa, ya))
+        for lr, wd, hidden in itertools.product(*GRID.values()):
+            accs, losses, epochs = [], [], []
+            for k, (tr, va) in enumerate(folds):
+                head_cfg = HeadConfig(hidden_dim=hidden, dropout=0.3 if hidden else 0.0)
+                trainer = HeadTrainer(head_cfg, HeadTrainConfig(lr=lr, weight_decay=wd, epochs=300, seed=k), progress=False)
+                trainer.fit(Xa[tr], ya[tr], Xa[va], ya[va], int(ya.max()) + 1)
+                p = trainer.predict_proba(Xa[va])
+                accs.append(float((p.argmax(1) == ya[va]).mean()))
+                losses.append(float(log_loss(ya[va], p, labels=list(range(p.shape[1])))))
+                epochs.append(trainer.best_epoch_)
+            print(f"{data_name}/{backbone} lr={lr} wd={wd} hidden={hidden}: cv acc {np.mean(accs):.4f}", flush=True)
+            key = (lr, wd, hidden)
+            rows.setdefault(key, []).append({"case": f"{data_name}/{backbone}", "acc": np.mean(accs), "loss": np.mean(losses), "best_epoch": np.mean(epochs)})
+    table = []
+    for (lr, wd, hidden), cases in rows.items():
+        table.append({"lr": lr, "weight_decay": wd, "hidden": hidden, "cv_acc": np.mean([c["acc"] for c in cases]),
+                      "cv_logloss": np.mean([c["loss"] for c in cases]), "mean_best_epoch": np.mean([c["best_epoch"] for c in cases]),
+                      "per_case": {c["case"]: round(c["acc"], 4) for c in cases}})
+    table.sort(key=lambda r: (-r["cv_acc"], r["cv_logloss"]))
+    print(f"{'lr':>7} {'wd':>7} {'hidden':>6} {'cv acc':>7} {'logloss':>8} {'epoch':>6}  per case")
+    for r in table:
+        print(f"{r['lr']:7.0e} {r['weight_decay']:7.0e} {str(r['hidden']):>6} {r['cv_acc']:7.4f} {r['cv_logloss']:8.4f} {r['mean_best_epoch']:6.1f}  {r['per_case']}")
+    print(f"chosen (best mean 5-fold CV accuracy inside train+val, test never read): {json.dumps({k: table[0][k] for k in ('lr', 'weight_decay', 'hidden')})}")
+    print(f"bench time {time.perf_counter() - t0:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
