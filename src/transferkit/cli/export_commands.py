@@ -28,7 +28,7 @@ def export_cmd(
     num_calibration: Annotated[int, typer.Option(help="Calibration images to sample.")] = 100,
     num_parity: Annotated[int, typer.Option(help="Images in the parity check.")] = 32,
     per_channel: Annotated[bool, typer.Option("--per-channel/--per-tensor", help="int8 weight scales per output channel or per tensor.")] = True,
-    calibrate_method: Annotated[str, typer.Option(help="int8 activation ranges: minmax, entropy or percentile.")] = "minmax",
+    calibrate_method: Annotated[str, typer.Option(help="int8 activation ranges: percentile (99.999th), minmax or entropy.")] = "percentile",
     exclude_head: Annotated[bool, typer.Option(help="Keep the classifier head in fp32 when quantizing.")] = False,
     exporter: Annotated[str, typer.Option(help="ONNX exporter: dynamo (torch.export) or torchscript (older tracer, faster).")] = "dynamo",
     atol: Annotated[Optional[float], typer.Option(help="Max |Δlogit| allowed (default 1e-4 for fp32; int8 gates on agreement only).")] = None,

@@ -45,7 +45,14 @@ def _percentile_ms(times: list[float], q: float) -> float:
 _PROBE = """
 import json, resource, sys
 kind, path, batch_size, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-rss = lambda: resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+def rss():  # peak RSS of this process image (VmHWM resets at exec; ru_maxrss keeps the parent's peak)
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 if kind == "pytorch":
     import torch
     from transferkit.model import load
@@ -55,19 +62,21 @@ if kind == "pytorch":
     with torch.inference_mode():
         model(torch.zeros(batch_size, *model.data_cfg["input_size"]))
 else:
+    for name in ("torch", "torchvision", "timm", "sklearn"):  # as on a device: these are not installed
+        sys.modules[name] = None
     import numpy as np
     from transferkit.runtime import ExportedModel
     model = ExportedModel(path, num_threads=threads)
     after_load = rss()
     model.logits(np.zeros((batch_size, *model.preprocessing.input_size), np.float32))
-print(json.dumps({"peak_rss_mib": rss(), "rss_after_load_mib": after_load, "torch_imported": "torch" in sys.modules}))
+print(json.dumps({"peak_rss_mib": rss(), "rss_after_load_mib": after_load, "torch_imported": sys.modules.get("torch") is not None}))
 """
 
 
 def _peak_memory(kind: str, path: Path, batch_size: int, threads: int) -> dict[str, Any]:
     """Peak RSS (MiB) of a fresh process that loads one variant and predicts one batch.
 
-    The ONNX probe imports ``transferkit.runtime`` only (no torch), as a device would.
+    The ONNX probe blocks torch, timm and scikit-learn, as on a device, and imports ``transferkit.runtime``.
     """
     proc = subprocess.run([sys.executable, "-c", _PROBE, kind, str(path), str(batch_size), str(threads)],
                           capture_output=True, text=True, timeout=600)

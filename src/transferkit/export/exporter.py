@@ -134,7 +134,7 @@ def export_model(
     exporter: str = "dynamo",
     opset: int = DEFAULT_OPSET,
     per_channel: bool = True,
-    calibrate_method: str = "minmax",
+    calibrate_method: str = "percentile",
     exclude_head: bool = False,
     nodes_to_exclude: tuple[str, ...] = (),
     atol: float | None = None,

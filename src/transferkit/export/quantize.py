@@ -74,13 +74,16 @@ def quantize_static_int8(
     input_name: str = "images",
     per_channel: bool = True,
     quant_format: str = "qdq",
-    calibrate_method: str = "minmax",
+    calibrate_method: str = "percentile",
     nodes_to_exclude: Sequence[str] = (),
     exclude_head: bool = False,
     reduce_range: bool = False,
 ) -> dict[str, Any]:
     """Static int8 quantization calibrated on ``calibration`` (preprocessed ``(N, 3, H, W)``).
 
+    Default activation ranges: the 99.999th percentile of calibration activations. On plants /
+    mobilenet_v2 it cut the max |Δlogit| vs fp32 on held-out *training* images from 4.1 (minmax)
+    to 3.0 (the choice was made there, not on test data); it is slower to calibrate than minmax.
     Returns a JSON-able record of the settings used. ``exclude_head`` keeps the classifier in fp32.
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
