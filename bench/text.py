@@ -58,7 +58,7 @@ def transfer_cv(path: Path, table, method: str, args) -> dict:
     ft = text_finetune_defaults(method).model_copy(update={"epochs": args.epochs}) if method != "linear-probe" else None
     cfg = TextFitConfig(data=path, backbone=args.model, strategy=method, cv=args.folds, max_length=args.max_length,
                         seed=args.seed, finetune=ft, device=args.device)
-    folds, summary, _ = cross_validate_text(cfg, progress=False, verbose=True, table=table)
+    folds, summary, _ = cross_validate_text(cfg, progress=False, verbose=True, table=table, max_folds=args.max_folds)
     out = {k: summary[k] for k in ("accuracy", "macro_f1", "cpu_s", "wall_s")}
     out["roc_auc"] = summary.get("roc_auc")
     out["best_epochs"] = [f["training"].get("best_epoch", f["training"].get("probe_best_epoch")) for f in folds]
@@ -74,6 +74,7 @@ def main() -> None:
     p.add_argument("--methods", nargs="+", default=["tfidf", "linear-probe"], choices=["tfidf", "linear-probe", "finetune", "lora"])
     p.add_argument("--model", default="all-MiniLM-L6-v2")
     p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--max-folds", type=int, default=None, help="Run only the first N folds of the K-fold partition (partial estimate, when CPU is short).")
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--seed", type=int, default=0)
@@ -96,7 +97,7 @@ def main() -> None:
         for method in args.methods:
             print(f"== {name} / {method} ({args.folds}-fold CV)", flush=True)
             r = tfidf_cv(table, args.folds, args.seed) if method == "tfidf" else transfer_cv(path, table, method, args)
-            r.update({"dataset": name, "method": method, "folds": args.folds, "seed": args.seed, "env": env,
+            r.update({"dataset": name, "method": method, "folds": args.folds, "folds_run": len(r["accuracy"]["values"]), "seed": args.seed, "env": env,
                       "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
             results[f"{name}/{method}"] = r
             tmp = ARTIFACT.with_suffix(".tmp")
