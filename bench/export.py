@@ -33,7 +33,7 @@ def main() -> None:
     ap.add_argument("models", nargs="+", type=Path)
     ap.add_argument("--data", default="plants")
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--rounds", type=int, default=15)
+    ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--exclude-head", action="store_true", help="keep the classifier head fp32 in the int8 model")
     ap.add_argument("--calibrate-method", default="percentile")
     ap.add_argument("--out", type=Path, default=Path("bench/artifacts/export-bench.json"))

@@ -216,22 +216,23 @@ def test_cli_export_reports_parity(tiny_model, tmp_path):
     assert res.exit_code == 1 and "calibration" in res.output and "Traceback" not in res.output
 
 
+@pytest.mark.slow
 def test_benchmark_compares_three_variants_in_one_run(tiny_model, tmp_path):
     from transferkit.export.benchmark import benchmark_models
 
     model_dir, data = tiny_model
-    r = benchmark_models(model_dir, data, work_dir=tmp_path, batch_size=4, rounds=2, calls_per_round=2, throughput_rounds=1,
+    r = benchmark_models(model_dir, data, work_dir=tmp_path, batch_size=4, rounds=2, calls_per_round=2,
                          exporter="torchscript", export_options={"min_agreement": 0.5, "calibrate_method": "minmax"}, progress=False)
     v = r["variants"]
     assert list(v) == ["pytorch fp32", "onnx fp32", "onnx int8"] and r["num_test_images"] == 15
     assert v["onnx fp32"]["top1_agreement_with_pytorch"] == 1.0 and v["onnx fp32"]["max_abs_logit_diff_vs_pytorch"] <= 1e-4
     assert v["onnx int8"]["size_ratio_vs_onnx_fp32"] < 1.0
-    for row in v.values():
+    for name in ("onnx fp32", "onnx int8"):
+        row = v[name]
         assert row["latency_b1_num_calls"] == 4 and 0 < row["latency_b1_p50_ms"] <= row["latency_b1_p95_ms"]
         assert row["throughput_b4_img_s"] > 0 and 0 <= row["test_accuracy"] <= 1
     # the exported variants were measured in fresh processes that never imported torch (the PyTorch probe cannot
     # rebuild the test-only tiny backbone, which is registered by conftest, so it reports an error instead)
     for name in ("onnx fp32", "onnx int8"):
         assert v[name]["peak_rss_mib"] > 0 and v[name]["torch_imported"] is False
-    assert "tiny_effnet" in v["pytorch fp32"]["memory_probe_error"]
-    assert v["pytorch fp32"]["speedup_b1_p50_vs_pytorch"] == 1.0
+    assert "tiny_effnet" in v["pytorch fp32"]["probe_error"]

@@ -76,8 +76,8 @@ def benchmark(
     data: Annotated[Path, typer.Argument(help="Labelled image folder; a root with train/ + test/ uses test/ for accuracy, train/ to calibrate.")],
     calibration: Annotated[Optional[Path], typer.Option(help="Image folder for int8 calibration (default: DATA/train).")] = None,
     batch_size: Annotated[int, typer.Option(help="Batch size of the throughput measurement.")] = 32,
-    rounds: Annotated[int, typer.Option(help="Interleaved latency rounds (each: --calls calls per variant).")] = 10,
-    calls: Annotated[int, typer.Option(help="Batch-1 calls per variant per round.")] = 10,
+    rounds: Annotated[int, typer.Option(help="Rounds: each runs every variant once in a fresh process (order alternating).")] = 3,
+    calls: Annotated[int, typer.Option(help="Timed batch-1 calls per variant per round.")] = 20,
     threads: Annotated[Optional[int], typer.Option(help="Intra-op threads for every runtime (default: all cores).")] = None,
     exclude_head: Annotated[bool, typer.Option(help="Keep the classifier head in fp32 in the int8 model.")] = False,
     exporter: Annotated[str, typer.Option(help="ONNX exporter: dynamo or torchscript.")] = "dynamo",
@@ -109,5 +109,5 @@ def benchmark(
                       f"{r[f'throughput_b{batch_size}_img_s']:.1f}", f"{r['file_size_mb']:.2f}", f"{r['peak_rss_mib']:.0f}",
                       f"{r['test_accuracy']:.3f}", f"{r['top1_agreement_with_pytorch']:.1%}")
     console.print(table)
-    console.print("latency: batch 1, network only, variants interleaved; peak MiB: fresh process (ONNX ones without torch)"
+    console.print("latency, throughput, peak MiB: network only, one fresh process per variant and round (ONNX ones without torch)"
                   + (f"; saved {out}/benchmark.json" if out else ""))

@@ -1,12 +1,12 @@
 """PyTorch fp32 vs ONNX fp32 vs ONNX int8, side by side, measured in one run.
 
 For each variant: batch-1 latency (p50, p95), throughput at a batch size, file size, peak
-memory and test accuracy. Latency and throughput are measured *interleaved* (a few calls of
-each variant in turn, repeated), so load from other processes on a shared machine hits all
-variants alike. Times are of the network only (preprocessing is the same numpy/Pillow code for
-the exported variants and is excluded for all). Peak memory is the peak resident set size of a
-fresh process that loads the variant and predicts one batch: the ONNX processes import
-``transferkit.runtime`` only, never torch, as they would on a device.
+memory and test accuracy. Timing and memory come from a fresh process per variant and round
+(the order alternating between rounds), so runtimes never compete for cores within a
+measurement (onnxruntime and PyTorch both keep worker threads spinning after a call) and load
+drifts on a shared machine hit all variants alike. Times are of the network only
+(preprocessing excluded for all). Peak memory is the peak RSS of that process: the ONNX ones
+block torch, timm and scikit-learn and import ``transferkit.runtime`` only, as on a device.
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Callable
@@ -43,8 +42,8 @@ def _percentile_ms(times: list[float], q: float) -> float:
 
 
 _PROBE = """
-import json, resource, sys
-kind, path, batch_size, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+import json, resource, sys, time
+kind, path, inputs, calls, threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
 def rss():  # peak RSS of this process image (VmHWM resets at exec; ru_maxrss keeps the parent's peak)
     try:
         for line in open("/proc/self/status"):
@@ -54,35 +53,48 @@ def rss():  # peak RSS of this process image (VmHWM resets at exec; ru_maxrss ke
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 if kind == "pytorch":
+    import numpy as np
     import torch
     from transferkit.model import load
     torch.set_num_threads(threads)
-    model = load(path)
-    after_load = rss()
-    with torch.inference_mode():
-        model(torch.zeros(batch_size, *model.data_cfg["input_size"]))
+    model = load(path).eval()
+    def run(x):
+        with torch.inference_mode():
+            return model(torch.from_numpy(x)).numpy()
 else:
     for name in ("torch", "torchvision", "timm", "sklearn"):  # as on a device: these are not installed
         sys.modules[name] = None
     import numpy as np
     from transferkit.runtime import ExportedModel
     model = ExportedModel(path, num_threads=threads)
-    after_load = rss()
-    model.logits(np.zeros((batch_size, *model.preprocessing.input_size), np.float32))
-print(json.dumps({"peak_rss_mib": rss(), "rss_after_load_mib": after_load, "torch_imported": sys.modules.get("torch") is not None}))
+    run = model.logits
+after_load = rss()
+batch = np.load(inputs)
+one = np.ascontiguousarray(batch[:1])
+for _ in range(3):
+    run(one)
+run(batch)
+lat = []
+for _ in range(calls):
+    t = time.perf_counter(); run(one); lat.append(time.perf_counter() - t)
+t = time.perf_counter(); run(batch); batch_s = time.perf_counter() - t
+print(json.dumps({"peak_rss_mib": rss(), "rss_after_load_mib": after_load, "torch_imported": sys.modules.get("torch") is not None,
+                  "latencies_s": lat, "batch_s": batch_s}))
 """
 
 
-def _peak_memory(kind: str, path: Path, batch_size: int, threads: int) -> dict[str, Any]:
-    """Peak RSS (MiB) of a fresh process that loads one variant and predicts one batch.
+def _probe(kind: str, path: Path, inputs: Path, calls: int, threads: int) -> dict[str, Any]:
+    """Run one variant alone in a fresh process: batch-1 latencies, one timed batch, peak RSS.
 
-    The ONNX probe blocks torch, timm and scikit-learn, as on a device, and imports ``transferkit.runtime``.
+    A process per variant keeps runtimes from competing for cores (both onnxruntime and PyTorch
+    keep their worker threads spinning after a call) and measures memory as a device would see
+    it: the ONNX probe blocks torch, timm and scikit-learn and imports ``transferkit.runtime``.
     """
-    proc = subprocess.run([sys.executable, "-c", _PROBE, kind, str(path), str(batch_size), str(threads)],
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run([sys.executable, "-c", _PROBE, kind, str(path), str(inputs), str(calls), str(threads)],
+                          capture_output=True, text=True, timeout=900)
     if proc.returncode != 0:
         tail = proc.stderr.strip().splitlines()[-1][:300] if proc.stderr.strip() else "failed"
-        return {"peak_rss_mib": float("nan"), "memory_probe_error": tail}
+        return {"error": tail}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -101,9 +113,8 @@ def benchmark_models(
     calibration: str | os.PathLike | None = None,
     work_dir: str | os.PathLike | None = None,
     batch_size: int = 32,
-    rounds: int = 10,
-    calls_per_round: int = 10,
-    throughput_rounds: int = 3,
+    rounds: int = 3,
+    calls_per_round: int = 20,
     threads: int | None = None,
     exporter: str = "dynamo",
     export_options: dict[str, Any] | None = None,
@@ -195,40 +206,34 @@ def benchmark_models(
             "max_abs_logit_diff_vs_pytorch": float(np.abs(logits - ref_logits).max()),
         }
 
-    # ---- latency (batch 1) and throughput, interleaved ---------------------------------------
-    one = {v.name: (x_torch_arr if v.kind == "pytorch" else x_np_arr)[:1] for v in variants}
-    batch = {v.name: np.ascontiguousarray(np.resize(x_torch_arr if v.kind == "pytorch" else x_np_arr, (batch_size, *x_np_arr.shape[1:]))) for v in variants}
-    for v in variants:  # warm-up: first calls allocate and pick kernels
-        for _ in range(3):
-            v.run(one[v.name])
-        v.run(batch[v.name])
-    lat: dict[str, list[float]] = {v.name: [] for v in variants}
-    thr_s: dict[str, list[float]] = {v.name: [] for v in variants}
-    with track("latency + throughput", rounds + throughput_rounds, unit="round", enabled=progress) as advance:
+    # ---- latency (batch 1), throughput, peak memory: each variant alone in a fresh process -----
+    inputs = {}
+    for kind, arr in (("pytorch", x_torch_arr), ("onnx", x_np_arr)):
+        inputs[kind] = work / f"bench-input-{kind}.npy"
+        np.save(inputs[kind], np.ascontiguousarray(np.resize(arr, (batch_size, *arr.shape[1:])), dtype=np.float32))
+    probes: dict[str, list[dict[str, Any]]] = {v.name: [] for v in variants}
+    with track("latency, throughput, memory (fresh processes)", rounds * len(variants), unit="proc", enabled=progress) as advance:
         for r in range(rounds):
-            for v in (variants if r % 2 == 0 else variants[::-1]):
-                for _ in range(calls_per_round):
-                    t = time.perf_counter()
-                    v.run(one[v.name])
-                    lat[v.name].append(time.perf_counter() - t)
-            advance()
-        for r in range(throughput_rounds):
-            for v in (variants if r % 2 == 0 else variants[::-1]):
-                t = time.perf_counter()
-                v.run(batch[v.name])
-                thr_s[v.name].append(time.perf_counter() - t)
-            advance()
+            for v in (variants if r % 2 == 0 else variants[::-1]):  # alternate the order: load drifts hit all alike
+                probes[v.name].append(_probe(v.kind, v.path, inputs[v.kind], calls_per_round, threads))
+                advance()
     for v in variants:
+        ok = [p for p in probes[v.name] if "error" not in p]
+        if not ok:
+            rows[v.name].update({"latency_b1_p50_ms": float("nan"), "latency_b1_p95_ms": float("nan"), "latency_b1_num_calls": 0,
+                                 f"throughput_b{batch_size}_img_s": float("nan"), "peak_rss_mib": float("nan"),
+                                 "probe_error": probes[v.name][0]["error"]})
+            continue
+        lat = [t for p in ok for t in p["latencies_s"]]
         rows[v.name].update({
-            "latency_b1_p50_ms": _percentile_ms(lat[v.name], 50),
-            "latency_b1_p95_ms": _percentile_ms(lat[v.name], 95),
-            "latency_b1_num_calls": len(lat[v.name]),
-            f"throughput_b{batch_size}_img_s": float(batch_size / np.median(thr_s[v.name])),
+            "latency_b1_p50_ms": _percentile_ms(lat, 50),
+            "latency_b1_p95_ms": _percentile_ms(lat, 95),
+            "latency_b1_num_calls": len(lat),
+            f"throughput_b{batch_size}_img_s": float(batch_size / np.median([p["batch_s"] for p in ok])),
+            "peak_rss_mib": max(p["peak_rss_mib"] for p in ok),
+            "rss_after_load_mib": max(p["rss_after_load_mib"] for p in ok),
+            "torch_imported": any(p["torch_imported"] for p in ok),
         })
-    with track("peak memory (fresh processes)", len(variants), unit="proc", enabled=progress) as advance:
-        for v in variants:
-            rows[v.name].update(_peak_memory(v.kind, v.path, batch_size, threads))
-            advance()
 
     base = rows["pytorch fp32"]
     for name, row in rows.items():
@@ -246,8 +251,8 @@ def benchmark_models(
         "num_skipped": len(skipped),
         "batch_size": batch_size,
         "threads": threads,
-        "latency": {"rounds": rounds, "calls_per_round": calls_per_round, "throughput_rounds": throughput_rounds,
-                    "interleaved": True, "network_only": True},
+        "latency": {"rounds": rounds, "calls_per_round": calls_per_round, "process_per_variant_and_round": True,
+                    "order_alternates": True, "network_only": True},
         "preprocessing_max_abs_diff": float(np.abs(x_torch_arr - x_np_arr).max()),
         "variants": rows,
         "exports": {k: str(p) for k, p in exports.items()},
