@@ -53,14 +53,14 @@ def _save_json(path: Path, payload) -> None:
     tmp.replace(path)
 
 
-def rank(data: Path, out: Path, candidates: list[str], seed: int) -> dict:
+def rank(data: Path, out: Path, candidates: list[str], seed: int, latency_runs: int, throughput_batch: int) -> dict:
     from transferkit.selection import rank_backbones
 
     cached = _load_json(out / "ranking.json")
     if cached is not None and cached.get("requested") == candidates:
         return cached
     t0 = time.perf_counter()
-    ranking = rank_backbones(data, candidates, seed=seed, progress=False)
+    ranking = rank_backbones(data, candidates, seed=seed, latency_runs=latency_runs, throughput_batch_size=throughput_batch, progress=False)
     wall = time.perf_counter() - t0
     payload = ranking.as_dict()
     payload["requested"] = candidates
@@ -189,12 +189,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--datasets", nargs="+", default=["pneumonia", "plants"])
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--latency-runs", type=int, default=20, help="timed batch-1 forwards per candidate")
+    ap.add_argument("--throughput-batch", type=int, default=16, help="batch size of the throughput measurement")
     args = ap.parse_args()
     summary = {}
     for name in args.datasets:
         data = require_data(name)
         out = ART / name
-        ranking = rank(data, out, PRETRAINED + CONTROLS, args.seed)
+        ranking = rank(data, out, PRETRAINED + CONTROLS, args.seed, args.latency_runs, args.throughput_batch)
         print(f"[{name}] ranked: {[c['label'] for c in ranking['candidates']]}", flush=True)
         trained = {}
         for c in ranking["candidates"]:
