@@ -70,7 +70,7 @@ if __name__ == "__main__":
     p.add_argument("--positive", default=None)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--unfreeze", default="all")
     p.add_argument("--log", default=None)
     p.add_argument("--summary", default=None)

@@ -96,7 +96,7 @@ def fit(
     strategy: Annotated[str, typer.Option(help="linear-probe (frozen base), finetune (LP, then unfreeze) or auto (the better of the two on validation).")] = "linear-probe",
     unfreeze: Annotated[str, typer.Option(help="Fine-tuning: 'all' or 'last:N' backbone blocks.")] = "all",
     ft_epochs: Annotated[Optional[int], typer.Option("--ft-epochs", help="Fine-tuning: maximum epochs (default 6; early stopping, patience 3).")] = None,
-    ft_lr: Annotated[Optional[float], typer.Option("--ft-lr", help="Fine-tuning: LR of the head and last block (default 3e-4); earlier blocks get lr*0.8^k.")] = None,
+    ft_lr: Annotated[Optional[float], typer.Option("--ft-lr", help="Fine-tuning: LR of the head and last block (default 1e-4); earlier blocks get lr*0.8^k.")] = None,
     augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Fine-tuning: augment training images (crop, flip, rotation, colour).")] = True,
     balance: Annotated[str, typer.Option(help="Fine-tuning: class imbalance via 'weights' (weighted loss), 'sampler' (balanced sampler) or 'none'.")] = "weights",
     freeze_bn: Annotated[bool, typer.Option("--freeze-bn/--train-bn", help="Fine-tuning: keep all BatchNorm statistics frozen (default), or update those of unfrozen blocks.")] = True,
