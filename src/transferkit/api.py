@@ -90,6 +90,11 @@ def fit(
     balance: str = "weights",
     freeze_bn: bool = True,
     resume: str | os.PathLike | None = None,
+    max_params: int | None = None,
+    max_size_mb: float | None = None,
+    max_latency_ms: float | None = None,
+    max_memory_mb: float | None = None,
+    report: bool = True,
 ) -> FitResult:
     """Frozen pretrained base + a new Dense head (``strategy="linear-probe"``), optionally
     followed by fine-tuning (``"finetune"``: LP-FT) or the better of the two on validation
@@ -104,6 +109,10 @@ def fit(
     are the common subset. Saves ``out/config.json``, ``out/metrics.json`` and ``out/model/``;
     fine-tuning also writes ``out/checkpoints/`` (one per epoch, used by ``resume``).
     Under ``accelerate launch`` every process runs this; only the main process writes.
+
+    ``model="auto"`` ranks the offline candidates first (:func:`transferkit.selection.choose_backbone`,
+    train images only) under the ``max_*`` limits and fits the top one; the ranking is saved
+    as ``out/ranking.json``. ``report=True`` ends by writing ``out/report.html``.
     """
     from .errors import DataError
 
@@ -135,6 +144,15 @@ def fit(
             augment=AugmentConfig(enabled=augment),
         )
     t0 = time.perf_counter()
+    ranking = None
+    if config.backbone == "auto":
+        from .selection import choose_backbone
+
+        chosen_name, ranking = choose_backbone(config.data.root, max_params=max_params, max_size_mb=max_size_mb,
+                                               max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, device=config.device,
+                                               seed=config.seed, val_fraction=config.data.val_fraction,
+                                               test_fraction=config.data.test_fraction, cache_dir=config.cache_dir, progress=progress)
+        config = config.model_copy(update={"backbone": chosen_name})
     tuning = config.strategy != "linear-probe"
     accelerator = None
     if tuning:
@@ -143,15 +161,17 @@ def fit(
         accelerator = make_accelerator(config.device, config.finetune.mixed_precision)
     is_main = accelerator is None or accelerator.is_main_process
     run_dir = Path(out) if out is not None else None
-    if run_dir is not None and is_main and resume is None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _write_json(run_dir / "config.json", {"status": "running", "fit": json.loads(config.model_dump_json())})
 
     d = config.data
     splits = load_image_folder(d.root, val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.seed, max_pixels=d.max_pixels,
                                progress=progress and is_main)
     seed_everything(config.seed)  # random-init backbones (weights='none') are seeded too
     backbone = load_backbone(config.backbone, config.weights)
+    if run_dir is not None and is_main and resume is None:  # only now: a failed check leaves no half-made run
+        run_dir.mkdir(parents=True, exist_ok=True)
+        _write_json(run_dir / "config.json", {"status": "running", "fit": json.loads(config.model_dump_json())})
+        if ranking is not None:
+            ranking.save_json(run_dir / "ranking.json")
     cache = FeatureCache(config.cache_dir)
     stats = ExtractionStats()
     t_feat = time.perf_counter()
@@ -170,8 +190,9 @@ def fit(
     tm = TransferModel(backbone, trainer.head_, splits.classes, positive=config.positive)
 
     metrics: dict[str, Any] = {}
+    proba = {s: trainer.predict_proba(feats[s]) for s in ("val", "test")}
     for s in ("val", "test"):
-        metrics[s] = classification_metrics(y[s], trainer.predict_proba(feats[s]), splits.classes, positive=config.positive, threshold=tm.threshold)
+        metrics[s] = classification_metrics(y[s], proba[s], splits.classes, positive=config.positive, threshold=tm.threshold)
     metrics["training"] = {
         "strategy": "linear-probe (frozen base + head on cached features)",
         "best_epoch": trainer.best_epoch_,
@@ -187,8 +208,8 @@ def fit(
     }
     history = [vars(h) for h in trainer.history_]
     if tuning:
-        tm, history = _finetune_stage(tm, splits, config, y, metrics, history, accelerator=accelerator, run_dir=run_dir,
-                                      resume=resume is not None, progress=progress)
+        tm, history, proba = _finetune_stage(tm, splits, config, y, metrics, history, proba, accelerator=accelerator, run_dir=run_dir,
+                                             resume=resume is not None, progress=progress)
     metrics["timing_s"]["total"] = time.perf_counter() - t0
     metrics["data"] = {k: v for k, v in splits.summary().items() if k != "skipped"}
 
@@ -204,13 +225,70 @@ def fit(
             "versions": library_versions(),
         })
         _write_json(run_dir / "metrics.json", {**metrics, "history": history})
+        from .evaluation import save_predictions
+
+        for s in ("val", "test"):
+            save_predictions(run_dir, s, [str(r.path) for r in splits.split(s)], y[s], proba[s], classes=splits.classes)
+        if report:
+            from .report import write_report
+
+            result = write_report(run_dir, splits=splits, progress=progress)
+            metrics["report"] = {"path": str(result.path), "warnings": list(result.warnings)}
+            tm.temperature = _saved_temperature(run_dir, tm.temperature)
     if accelerator is not None:
         accelerator.wait_for_everyone()
     return FitResult(tm, metrics, config, run_dir, splits, history)
 
 
+SEED_METRICS = ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "roc_auc_ovr_macro", "sensitivity", "specificity")
+
+
+def summarize_seeds(metrics: list[dict[str, Any]]) -> dict[str, dict[str, dict[str, float]]]:
+    """Mean, std (ddof=1) and values of each scalar metric over runs, per split."""
+    out: dict[str, dict[str, dict[str, float]]] = {}
+    for split in ("val", "test"):
+        for name in SEED_METRICS:
+            vals = [m[split].get(name, m[split].get("binary", {}).get(name)) for m in metrics]
+            vals = [float(v) for v in vals if v is not None and not np.isnan(v)]
+            if vals:
+                out.setdefault(split, {})[name] = {"mean": float(np.mean(vals)), "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
+                                                    "values": vals}
+    return out
+
+
+@dataclass
+class SeedsResult:
+    """What :func:`fit_seeds` returns: one :class:`FitResult` per seed and mean ± std of every metric."""
+
+    runs: list[FitResult]
+    summary: dict[str, dict[str, dict[str, float]]]
+    run_dir: Path | None
+
+
+def fit_seeds(data: str | os.PathLike, *, seeds: list[int], out: str | os.PathLike | None = None, **kwargs: Any) -> SeedsResult:
+    """:func:`fit` once per seed (``out/seed-<k>/``), then mean ± std of every metric in ``out/seeds.json``.
+
+    Small data sets vary by seed (split, initialisation, batch order): report this, not one run.
+    """
+    runs = [fit(data, seed=seed, out=Path(out) / f"seed-{seed}" if out is not None else None, **kwargs) for seed in seeds]
+    summary = summarize_seeds([r.metrics for r in runs])
+    run_dir = Path(out) if out is not None else None
+    if run_dir is not None:
+        _write_json(run_dir / "seeds.json", {"seeds": list(seeds), "summary": summary, "runs": [str(r.run_dir) for r in runs]})
+    return SeedsResult(runs, summary, run_dir)
+
+
+def _saved_temperature(run_dir: Path, default: float) -> float:
+    """The calibration temperature the report fitted on validation and saved in the model folder."""
+    try:
+        return float(json.loads((run_dir / "model" / "config.json").read_text()).get("temperature", default))
+    except (OSError, ValueError):
+        return default
+
+
 def _finetune_stage(tm: TransferModel, splits: ImageSplits, config: FitConfig, y: dict[str, np.ndarray], metrics: dict[str, Any],
-                    history: list[dict[str, Any]], *, accelerator, run_dir: Path | None, resume: bool, progress: bool):
+                    history: list[dict[str, Any]], lp_proba: dict[str, np.ndarray], *, accelerator, run_dir: Path | None, resume: bool,
+                    progress: bool):
     """LP-FT stage two; for ``auto``, keep whichever of the two has the lower validation loss."""
     import copy
 
@@ -228,9 +306,10 @@ def _finetune_stage(tm: TransferModel, splits: ImageSplits, config: FitConfig, y
     ft_model = trainer.model_
     val_dl = eval_loader(splits.val, tm.data_cfg)
     test_dl = eval_loader(splits.test, tm.data_cfg, progress=progress and is_main, description="decoding test images")
+    ft_proba = {s: predict_proba(trainer, dl) for s, dl in (("val", val_dl), ("test", test_dl))}
     ft_metrics = {
-        s: classification_metrics(y[s], predict_proba(trainer, dl), splits.classes, positive=config.positive, threshold=tm.threshold)
-        for s, dl in (("val", val_dl), ("test", test_dl))
+        s: classification_metrics(y[s], ft_proba[s], splits.classes, positive=config.positive, threshold=tm.threshold)
+        for s in ("val", "test")
     }
     epochs = trainer.history_
     ft_metrics["training"] = {
@@ -263,7 +342,7 @@ def _finetune_stage(tm: TransferModel, splits: ImageSplits, config: FitConfig, y
     metrics["timing_s"]["finetune"] = t_ft
     metrics["distributed"] = {"num_processes": accelerator.num_processes, "param_checksums": sums}
     history = history + [{"stage": "finetune", **vars(e)} for e in epochs]
-    return final, history
+    return final, history, (ft_proba if chosen == "finetune" else lp_proba)
 
 
 def evaluate(model: str | os.PathLike | TransferModel, data: str | os.PathLike, *, positive: str | None = None,
@@ -297,7 +376,7 @@ def _predict_records(tm: TransferModel, records, *, batch_size: int, device: str
     chunks = []
     with track("predicting", len(records), unit="img", enabled=progress) as advance, torch.inference_mode():
         for x, _ in loader:
-            chunks.append(tm(x.to(dev)).softmax(1).float().cpu().numpy())
+            chunks.append(tm.predict_proba_tensor(x.to(dev)))
             advance(len(x))
     return np.concatenate(chunks)
 

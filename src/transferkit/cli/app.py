@@ -101,9 +101,19 @@ def fit(
     balance: Annotated[str, typer.Option(help="Fine-tuning: class imbalance via 'weights' (weighted loss), 'sampler' (balanced sampler) or 'none'.")] = "weights",
     freeze_bn: Annotated[bool, typer.Option("--freeze-bn/--train-bn", help="Fine-tuning: keep all BatchNorm statistics frozen (default), or update those of unfrozen blocks.")] = True,
     resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run folder from its last checkpoint (other options are read from it).")] = None,
+    seeds: Annotated[int, typer.Option(min=1, help="Run this many seeds (seed, seed+1, ...) into OUT/seed-K and report mean ± std.")] = 1,
+    max_params: Annotated[Optional[int], typer.Option(help="--model auto: largest parameter count allowed.")] = None,
+    max_size_mb: Annotated[Optional[float], typer.Option(help="--model auto: largest weights size (MB).")] = None,
+    max_latency_ms: Annotated[Optional[float], typer.Option(help="--model auto: largest batch-1 latency on this device (ms, p50).")] = None,
+    max_memory_mb: Annotated[Optional[float], typer.Option(help="--model auto: largest peak inference memory (MB).")] = None,
+    report: Annotated[bool, typer.Option("--report/--no-report", help="Write RUN/report.html at the end (intervals, calibration, Grad-CAM).")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """Train a new head on a frozen pretrained backbone (and optionally fine-tune it), evaluate, and save the run."""
+    """Train a new head on a frozen pretrained backbone (and optionally fine-tune it), evaluate, and save the run.
+
+    --model auto ranks the offline backbones on your training images under the --max-* limits
+    (see `transferkit rank`) and fits the top one.
+    """
     from pydantic import ValidationError
 
     from ..api import fit as api_fit
@@ -113,11 +123,16 @@ def fit(
     if resume is not None:
         out = resume
     out = out or Path("runs") / f"{data.resolve().name}-{model}"
+    kwargs = dict(model=model, weights=weights, positive=positive, hidden_dim=hidden_dim,
+                  dropout=dropout, epochs=epochs, batch_size=batch_size, device=device, cache_dir=cache_dir, progress=not quiet,
+                  strategy=strategy, unfreeze=unfreeze, finetune_epochs=ft_epochs, finetune_lr=ft_lr, augment=augment,
+                  balance=balance, freeze_bn=freeze_bn, max_params=max_params, max_size_mb=max_size_mb,
+                  max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, report=report)
+    if seeds > 1 and resume is None:
+        _fit_seeds_command(data, out, list(range(seed, seed + seeds)), kwargs)
+        return
     try:
-        result = api_fit(data, model=model, weights=weights, out=out, seed=seed, positive=positive, hidden_dim=hidden_dim,
-                         dropout=dropout, epochs=epochs, batch_size=batch_size, device=device, cache_dir=cache_dir, progress=not quiet,
-                         strategy=strategy, unfreeze=unfreeze, finetune_epochs=ft_epochs, finetune_lr=ft_lr, augment=augment,
-                         balance=balance, freeze_bn=freeze_bn, resume=resume)
+        result = api_fit(data, out=out, seed=seed, resume=resume, **kwargs)
     except TransferKitError as exc:
         _fail(exc)
     except ValidationError as exc:
@@ -142,8 +157,38 @@ def fit(
     if "stages" in result.metrics:
         st = result.metrics["stages"]
         lines.append("val accuracy: linear probe {:.3f}, fine-tuned {:.3f}".format(st["linear_probe"]["val"]["accuracy"], st["finetune"]["val"]["accuracy"]))
+    if (out / "ranking.json").is_file():
+        lines.append(f"chosen by ranking: {result.config.backbone} (evidence in {out}/ranking.json)")
+    if "report" in result.metrics:
+        for warning in result.metrics["report"]["warnings"]:
+            err.print(f"[yellow]warning:[/] {warning}")
+        lines.append(f"report: {result.metrics['report']['path']}")
     lines += [f"saved: {out}/model  (metrics.json, config.json beside it)", f"next: transferkit predict {out} IMAGE…"]
     console.print(Panel.fit("\n".join(lines), title="run"))
+
+
+def _fit_seeds_command(data: Path, out: Path, seeds: list[int], kwargs: dict) -> None:
+    from pydantic import ValidationError
+
+    from ..api import fit_seeds
+
+    try:
+        result = fit_seeds(data, seeds=seeds, out=out, **kwargs)
+    except TransferKitError as exc:
+        _fail(exc)
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        _fail(TransferKitError(f"invalid option {'.'.join(map(str, e['loc']))}={e.get('input')!r}: {e['msg']}."))
+    table = Table(title=f"{result.runs[0].config.backbone} on {data.name}: mean ± std over seeds {seeds}", header_style="bold")
+    table.add_column("metric")
+    for split in ("val", "test"):
+        table.add_column(split, justify="right")
+    names = [n for n in result.summary.get("test", {})]
+    for n in names:
+        table.add_row(n.replace("_", " "), *(f"{result.summary[s][n]['mean']:.3f} ± {result.summary[s][n]['std']:.3f}"
+                                               if n in result.summary.get(s, {}) else "-" for s in ("val", "test")))
+    console.print(table)
+    console.print(f"saved: {out}/seed-*/ and {out}/seeds.json")
 
 
 @app.command(epilog="Example: transferkit evaluate runs/pneu-mnv2 data/pneumonia/test --json")
