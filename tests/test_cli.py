@@ -127,7 +127,6 @@ def test_fit_on_a_missing_folder(tmp_path, tiny_weights):
     assert_clean_failure(result, "does not exist")
 
 
-@pytest.mark.xfail(strict=True, reason="api.fit writes RUN/config.json ('status: running') before it validates the data folder")
 def test_a_failed_fit_leaves_no_run_folder(tmp_path, tiny_weights):
     invoke("fit", tmp_path / "nowhere", "--model", TINY, "--weights", tiny_weights, "--out", tmp_path / "r", "-q")
     assert not (tmp_path / "r").exists()
