@@ -48,7 +48,7 @@ def fit_text_cmd(
     model: Annotated[str, typer.Option("--model", "-m", help="Text backbone: a registered name (`transferkit models --offline`), a Hugging Face id or a local folder.")] = "all-MiniLM-L6-v2",
     strategy: Annotated[str, typer.Option(help="linear-probe (frozen encoder + head), finetune (all weights) or lora (peft adapters).")] = "linear-probe",
     cv: Annotated[Optional[int], typer.Option("--cv", help="Stratified K-fold cross-validation: mean ± std instead of one test split.")] = None,
-    test: Annotated[Optional[Path], typer.Option(help="Separate labelled test file (else 20 %% of DATA is held out).")] = None,
+    test: Annotated[Optional[Path], typer.Option(help="Separate labelled test file (else 20 percent of DATA is held out).")] = None,
     text_col: Annotated[Optional[str], typer.Option(help="Text column (default: detected: text, sentence, review...).")] = None,
     label_col: Annotated[Optional[str], typer.Option(help="Label column (default: detected: label, sentiment, class...).")] = None,
     weights: Annotated[str, typer.Option(help="'auto' (offline first), 'none' (random init) or a model folder.")] = "auto",
