@@ -270,17 +270,19 @@ def models(
         rows.append({
             "name": name, "library": spec.library, "family": spec.family, "num_features": spec.num_features,
             "num_params": spec.num_params, "imagenet_top1": spec.imagenet_top1, "top1_source": spec.top1_source,
-            "input_size": spec.weights.input_size[1], "tags": list(spec.tags), "weights_available": available, "weights_where": where,
+            "modality": spec.modality,
+            "input_size": spec.weights.input_size[1] if spec.modality == "image" else None, "tags": list(spec.tags), "weights_available": available, "weights_where": where,
         })
     if as_json:
         console.print_json(json.dumps(rows))
         return
     table = Table(title="backbones", header_style="bold")
-    for c in ("name", "lib", "dim", "params M", "top-1", "size", "weights"):
-        table.add_column(c, justify="right" if c in ("dim", "params M", "top-1", "size") else "left", no_wrap=True)
+    for c in ("name", "lib", "dim", "params M", "top-1", "input", "weights"):
+        table.add_column(c, justify="right" if c in ("dim", "params M", "top-1", "input") else "left", no_wrap=True)
     for r in rows:
         table.add_row(r["name"], r["library"], str(r["num_features"]), f"{r['num_params'] / 1e6:.1f}",
-                      f"{r['imagenet_top1']:.1f}" if r["imagenet_top1"] else "-", str(r["input_size"]),
+                      f"{r['imagenet_top1']:.1f}" if r["imagenet_top1"] else "-",
+                      f"{r['input_size']}px" if r["input_size"] else r["modality"],
                       f"[green]{r['weights_where'].split(' ')[0]}[/]" if r["weights_available"] else "[yellow]missing[/]")
     console.print(table)
     if not all(r["weights_available"] for r in rows):
