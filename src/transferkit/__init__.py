@@ -1,32 +1,46 @@
 """transferkit: choose the right pretrained model and transfer it to a small labelled dataset.
 
-Layer 1 (one call): :func:`fit`, :func:`evaluate`, :func:`predict`, :func:`load`.
+Layer 1 (one call): :func:`fit`, :func:`fit_seeds`, :func:`evaluate`, :func:`predict`, :func:`load`,
+:func:`rank_backbones`.
 Layer 2 (pieces): :func:`load_backbone`, :func:`load_image_folder`, :func:`extract_features`,
 :class:`FeatureCache`, :class:`DenseHead`, :class:`HeadTrainer`, :func:`classification_metrics`,
 :class:`TransferModel`.
+
+Names are imported lazily (PEP 562): ``import transferkit`` is cheap, and
+``transferkit.runtime`` (exported models) never pulls in torch.
 """
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
 
 __version__ = "0.1.0"
 
-try:  # torch is optional only for `transferkit.runtime` (exported models on an edge device)
-    import torch as _torch  # noqa: F401
-except ImportError:
-    _torch = None
-if _torch is not None:
-    from .api import FitResult, evaluate, fit, predict
-    from .backbones import Backbone, get_backbone_spec, list_backbones, load_backbone
-    from .config import DataConfig, FitConfig, HeadConfig, HeadTrainConfig
-    from .data import ImageSplits, load_image_folder, open_image
-    from .errors import DataError, NotFittedError, TransferKitError, UnknownBackboneError, WeightsNotFoundError
-    from .evaluation import classification_metrics
-    from .features import FeatureCache, extract_features
-    from .heads import DenseHead
-    from .model import TransferModel, load
-    from .training import HeadTrainer
+_EXPORTS = {
+    ".api": ("FitResult", "SeedsResult", "evaluate", "fit", "fit_seeds", "predict"),
+    ".backbones": ("Backbone", "get_backbone_spec", "list_backbones", "load_backbone"),
+    ".config": ("DataConfig", "FitConfig", "HeadConfig", "HeadTrainConfig"),
+    ".data": ("ImageSplits", "load_image_folder", "open_image"),
+    ".errors": ("DataError", "NotFittedError", "TransferKitError", "UnknownBackboneError", "WeightsNotFoundError"),
+    ".evaluation": ("classification_metrics",),
+    ".features": ("FeatureCache", "extract_features"),
+    ".heads": ("DenseHead",),
+    ".model": ("TransferModel", "load"),
+    ".selection": ("rank_backbones", "choose_backbone"),
+    ".training": ("HeadTrainer",),
+}
+_WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
+__all__ = sorted(_WHERE)
 
-__all__ = [
-    "Backbone", "DataConfig", "DataError", "DenseHead", "FeatureCache", "FitConfig", "FitResult", "HeadConfig",
-    "HeadTrainConfig", "HeadTrainer", "ImageSplits", "NotFittedError", "TransferKitError", "TransferModel",
-    "UnknownBackboneError", "WeightsNotFoundError", "classification_metrics", "evaluate", "extract_features", "fit",
-    "get_backbone_spec", "list_backbones", "load", "load_backbone", "load_image_folder", "open_image", "predict",
-]
+
+def __getattr__(name: str) -> Any:
+    if name in _WHERE:
+        value = getattr(importlib.import_module(_WHERE[name], __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'transferkit' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])
