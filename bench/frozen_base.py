@@ -1,0 +1,69 @@
+"""Frozen ImageNet base + new Dense head, mean ± std over 3 seeds, with the no-transfer
+baseline (``weights='none'``: the same architecture, random init) beside it.
+
+Each seed changes the validation carve-out, the head's initialisation and batch order (and
+the random backbone of the controls). Defaults were chosen by bench/head_defaults.py
+(cross-validation inside train); the test split is only read for the final numbers here.
+Results are cached in bench/artifacts/frozen_base.json, so an interrupted run resumes.
+
+    python bench/frozen_base.py [--seeds 0 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from _common import require_data
+import transferkit as tk
+
+RUNS = [  # the required numbers first, the random-init controls (uncacheable, slow) last
+    ("pneumonia", "mobilenet_v2", "auto", "PNEUMONIA"),
+    ("pneumonia", "tf_efficientnet_lite0", "auto", "PNEUMONIA"),
+    ("plants", "tf_efficientnet_lite0", "auto", None),
+    ("plants", "mobilenet_v2", "auto", None),
+    ("pneumonia", "mobilenet_v2", "none", "PNEUMONIA"),
+    ("pneumonia", "tf_efficientnet_lite0", "none", "PNEUMONIA"),
+    ("plants", "tf_efficientnet_lite0", "none", None),
+]
+STORE = Path(__file__).parent / "artifacts" / "frozen_base.json"
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    args = ap.parse_args()
+    STORE.parent.mkdir(parents=True, exist_ok=True)
+    done = json.loads(STORE.read_text()) if STORE.exists() else {}
+    for data, model, weights, positive in RUNS:
+        for seed in args.seeds:
+            key = f"{data}|{model}|{weights}|{seed}"
+            if key in done:
+                continue
+            r = tk.fit(require_data(data), model=model, weights=weights, seed=seed, positive=positive, progress=False)
+            t = r.test
+            done[key] = {"accuracy": t["accuracy"], "balanced_accuracy": t["balanced_accuracy"], "macro_f1": t["macro_f1"],
+                         "roc_auc": t.get("roc_auc"), "sensitivity": t.get("binary", {}).get("sensitivity"),
+                         "specificity": t.get("binary", {}).get("specificity"), "best_epoch": r.metrics["training"]["best_epoch"],
+                         "seconds": r.metrics["timing_s"]["total"]}
+            STORE.write_text(json.dumps(done, indent=1))
+            print(f"{key}: acc {t['accuracy']:.4f} bal {t['balanced_accuracy']:.4f} auc {t.get('roc_auc', float('nan')):.4f}", flush=True)
+
+    def ms(vals):
+        vals = [v for v in vals if v is not None]
+        return f"{np.mean(vals):.3f} ± {np.std(vals, ddof=1) if len(vals) > 1 else 0:.3f}" if vals else "-"
+
+    print("\n| data | backbone | weights | test accuracy | balanced acc | ROC-AUC | sensitivity | specificity | n seeds |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for data, model, weights, _ in RUNS:
+        rows = [done[f"{data}|{model}|{weights}|{s}"] for s in args.seeds if f"{data}|{model}|{weights}|{s}" in done]
+        print(f"| {data} | {model} | {'ImageNet' if weights == 'auto' else 'none (random init)'} | {ms([r['accuracy'] for r in rows])} | "
+              f"{ms([r['balanced_accuracy'] for r in rows])} | {ms([r['roc_auc'] for r in rows])} | {ms([r['sensitivity'] for r in rows])} | "
+              f"{ms([r['specificity'] for r in rows])} | {len(rows)} |")
+
+
+if __name__ == "__main__":
+    main()
