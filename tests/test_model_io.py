@@ -160,7 +160,7 @@ def test_predict_on_missing_or_corrupt_files_gives_error_entries(model, image_fo
     empty.write_bytes(b"")
     results = model.predict([tmp_path / "missing.png", good, corrupt, empty])
     assert [("error" in r) for r in results] == [True, False, True, True]
-    assert results[0]["path"].endswith("missing.png") and "cannot read" in results[0]["error"]
+    assert results[0]["path"].endswith("missing.png") and "no such file" in results[0]["error"]
     assert results[1]["label"] in ("cat", "dog")
     assert "not an image" in results[2]["error"] or "corrupt" in results[2]["error"]
     assert "empty" in results[3]["error"]

@@ -222,15 +222,10 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object per image).")] = False,
 ) -> None:
     """Predict the class of image files."""
-    from ..data.images import IMAGE_EXTENSIONS
+    from ..image_files import list_images
     from ..runtime import predict_files as api_predict  # export folders run on onnxruntime; model folders on PyTorch
 
-    files: list[Path] = []
-    for p in paths:
-        if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
-        else:
-            files.append(p)
+    files = list_images(paths)
     if not files:
         _fail(TransferKitError(f"no image files found in {', '.join(map(str, paths))}."))
     try:

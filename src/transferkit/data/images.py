@@ -1,76 +1,11 @@
-"""Reading one image file robustly: every odd mode becomes RGB, every bad file a clear reason.
+"""Reading one image file robustly (the reader is shared with the torch-free runtime).
 
-Handled: EXIF orientation, CMYK, 16-bit and 32-bit grayscale, RGBA/LA (composited on
-white), palette images (with or without transparency), 1-bit, grayscale; truncated,
-corrupt, zero-byte and non-image files; decompression bombs (a pixel limit checked from
-the header, before any pixel is decoded).
+``open_image`` and ``BadImageError`` are the data layer's names for
+:func:`transferkit.image_files.read_image` and :class:`~transferkit.image_files.ImageReadError`.
 """
 
-from __future__ import annotations
+from ..image_files import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, list_images, to_rgb
+from ..image_files import ImageReadError as BadImageError
+from ..image_files import read_image as open_image
 
-import warnings
-from pathlib import Path
-
-import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
-
-from ..errors import TransferKitError
-
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
-DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own default bomb threshold
-
-
-class BadImageError(TransferKitError, ValueError):
-    """An image file that cannot be used; ``reason`` is short and human-readable."""
-
-    def __init__(self, path: Path, reason: str):
-        super().__init__(f"{path}: {reason}")
-        self.path = Path(path)
-        self.reason = reason
-
-
-def to_rgb(img: Image.Image) -> Image.Image:
-    """Normalise any Pillow mode to 8-bit RGB."""
-    if img.mode == "RGB":
-        return img
-    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
-        # 16/32-bit grayscale: stretch the actual range to 0..255 (medical images often use 12 bits).
-        arr = np.asarray(img, dtype=np.float64)
-        lo, hi = float(np.min(arr)), float(np.max(arr))
-        scaled = np.zeros_like(arr) if hi <= lo else (arr - lo) / (hi - lo) * 255.0
-        return Image.fromarray(scaled.round().astype(np.uint8), mode="L").convert("RGB")
-    if img.mode == "P":
-        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
-    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = img.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return img.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
-
-
-def open_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """Open, fully decode and normalise an image to RGB, or raise :class:`BadImageError`."""
-    path = Path(path)
-    try:
-        if path.stat().st_size == 0:
-            raise BadImageError(path, "empty file (0 bytes)")
-    except OSError as exc:
-        raise BadImageError(path, f"cannot read file ({exc.strerror or exc})") from None
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                width, height = img.size
-                if width * height > max_pixels:
-                    raise BadImageError(path, f"too large ({width}x{height} = {width * height:,} pixels > limit {max_pixels:,})")
-                img.load()  # decode now: truncated data fails here, not later in a worker
-                img = ImageOps.exif_transpose(img)
-                return to_rgb(img)
-    except BadImageError:
-        raise
-    except UnidentifiedImageError:
-        raise BadImageError(path, "not an image Pillow can read") from None
-    except Image.DecompressionBombError as exc:
-        raise BadImageError(path, f"too large ({exc})") from None
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # truncated / corrupt streams
-        raise BadImageError(path, f"corrupt or truncated image ({exc})") from None
+__all__ = ["DEFAULT_MAX_PIXELS", "IMAGE_EXTENSIONS", "BadImageError", "list_images", "open_image", "to_rgb"]

@@ -1,0 +1,94 @@
+"""Reading one image file: any Pillow mode -> 8-bit RGB, every bad file -> a clear reason.
+
+Handled: EXIF orientation, CMYK, 16-bit and 32-bit grayscale, RGBA/LA (composited on white),
+palette images (with or without transparency), 1-bit, grayscale; missing, truncated, corrupt,
+zero-byte and non-image files; decompression bombs (a pixel limit checked from the header,
+before any pixel is decoded).
+
+The one reader for training (:mod:`transferkit.data`) and for exported models on a device
+(:mod:`transferkit.runtime`): it imports only numpy and Pillow, so the runtime stays
+torch-free and both see exactly the same pixels.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import TransferKitError
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own default bomb threshold
+
+
+class ImageReadError(TransferKitError, ValueError):
+    """An image that cannot be used; ``reason`` is short and human-readable."""
+
+    def __init__(self, path: str | Path, reason: str):
+        super().__init__(f"{path}: {reason}")
+        self.path = Path(path)
+        self.reason = reason
+
+
+def to_rgb(img: Image.Image) -> Image.Image:
+    """Normalise any Pillow mode to 8-bit RGB (the same rules as training used)."""
+    if img.mode == "RGB":
+        return img
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        arr = np.asarray(img, dtype=np.float64)
+        lo, hi = float(np.min(arr)), float(np.max(arr))
+        scaled = np.zeros_like(arr) if hi <= lo else (arr - lo) / (hi - lo) * 255.0
+        return Image.fromarray(scaled.round().astype(np.uint8), mode="L").convert("RGB")
+    if img.mode == "P":
+        img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
+    if img.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return img.convert("RGB")
+
+
+def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open, fully decode and normalise an image file to RGB, or raise :class:`ImageReadError`."""
+    path = Path(path)
+    if not path.exists():
+        raise ImageReadError(path, "no such file")
+    if path.is_dir():
+        raise ImageReadError(path, "is a folder, not an image file")
+    try:
+        if path.stat().st_size == 0:
+            raise ImageReadError(path, "empty file (0 bytes)")
+    except OSError as exc:
+        raise ImageReadError(path, f"cannot read file ({exc.strerror or exc})") from None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as img:
+                width, height = img.size
+                if width * height > max_pixels:
+                    raise ImageReadError(path, f"too large ({width}x{height} = {width * height:,} pixels > limit {max_pixels:,})")
+                img.load()  # decode now: truncated data fails here, not later in a worker
+                img = ImageOps.exif_transpose(img)
+                return to_rgb(img)
+    except ImageReadError:
+        raise
+    except UnidentifiedImageError:
+        raise ImageReadError(path, "not an image Pillow can read") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageReadError(path, f"too large ({exc})") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageReadError(path, f"corrupt or truncated image ({exc})") from None
+
+
+def list_images(paths) -> list[Path]:
+    """Files as given, folders expanded (recursively, sorted) to their image files."""
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        else:
+            files.append(p)
+    return files
