@@ -11,6 +11,9 @@ def test_fit_on_tiny_backbone_learns_and_saves(image_folder, tiny_weights, tmp_p
     assert result.test["accuracy"] >= 0.9
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["test"]["num_samples"] == 12
+    # every fit with a run folder ends with its report and the predictions behind it
+    assert (out / "report.html").stat().st_size > 10_000
+    assert (out / "predictions" / "test.csv").is_file()
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["backbone"]["weights"]["source"] == "file"
     loaded = tk.load(out)
