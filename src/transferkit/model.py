@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,22 @@ def _version() -> str:
     from . import __version__
 
     return __version__
+
+
+def write_model_folder(module: nn.Module, directory: str | os.PathLike, config: dict[str, Any],
+                       extra_files: Callable[[Path], None] | None = None) -> Path:
+    """``model.safetensors`` (written atomically), then ``extra_files(dir)``, then ``config.json`` last."""
+    from safetensors.torch import save_model
+
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / (WEIGHTS_NAME + ".tmp")
+    save_model(module, str(tmp))
+    os.replace(tmp, directory / WEIGHTS_NAME)
+    if extra_files is not None:
+        extra_files(directory)
+    (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2))  # last: ours wins over any other file's
+    return directory
 
 
 class TransferModel(nn.Module):
@@ -115,15 +131,7 @@ class TransferModel(nn.Module):
         }
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        from safetensors.torch import save_model
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / (WEIGHTS_NAME + ".tmp")
-        save_model(self, str(tmp))
-        os.replace(tmp, directory / WEIGHTS_NAME)
-        (directory / CONFIG_NAME).write_text(json.dumps(self.config(), indent=2))
-        return directory
+        return write_model_folder(self, directory, self.config())
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, *, device: str | torch.device = "cpu") -> "TransferModel":

@@ -101,16 +101,10 @@ class TextClassifier(nn.Module):
         }
 
     def save_pretrained(self, directory: str | os.PathLike) -> Path:
-        from safetensors.torch import save_model
+        from ..model import write_model_folder
 
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        tmp = directory / (WEIGHTS_NAME + ".tmp")
-        save_model(self, str(tmp))
-        os.replace(tmp, directory / WEIGHTS_NAME)
-        self.backbone.tokenizer.save_pretrained(str(directory))
-        (directory / CONFIG_NAME).write_text(json.dumps(self.config(), indent=2))  # last: ours wins over any tokenizer file
-        return directory
+        return write_model_folder(self, directory, self.config(),
+                                  extra_files=lambda d: self.backbone.tokenizer.save_pretrained(str(d)))
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, *, device: str | torch.device = "cpu") -> "TextClassifier":
