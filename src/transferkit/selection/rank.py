@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import TransferKitError, UnknownBackboneError
+from ..errors import TransferKitError
 
 RULE = __doc__.split("The rule", 1)[1].split("\n", 2)[2].strip()
 EVIDENCE_SCORES = ("logme", "hscore", "knn_accuracy", "leep", "nce", "imagenet_top1")
