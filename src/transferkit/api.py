@@ -58,9 +58,9 @@ def library_versions() -> dict[str, str]:
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str))
-    os.replace(tmp, path)
+    from .json_files import write_json
+
+    write_json(path, payload)  # strict JSON: an undefined metric (NaN) is written as null
 
 
 def fit(

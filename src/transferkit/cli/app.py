@@ -13,6 +13,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from ..errors import TransferKitError
+from ..json_files import dumps_strict
 
 app = typer.Typer(
     name="transferkit",
@@ -208,7 +209,7 @@ def evaluate(
     except TransferKitError as exc:
         _fail(exc)
     if as_json:
-        console.print_json(json.dumps(metrics))
+        console.print_json(dumps_strict(metrics, indent=None))
         return
     if metrics["skipped"]:
         err.print(f"[yellow]skipped {len(metrics['skipped'])} unreadable file(s)[/]")

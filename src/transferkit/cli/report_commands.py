@@ -14,22 +14,23 @@ from .app import _fail, app, console, err
 
 
 @app.command(
-    epilog="Example: transferkit report runs/pneu-mnv2 --target-sensitivity 0.95  (then open runs/pneu-mnv2/report.html)",
+    epilog="Examples:\n\ntransferkit report runs/pneu-mnv2 --target-sensitivity 0.95  (then open runs/pneu-mnv2/report.html)\n\n"
+    "transferkit report runs/amazon-lp --gallery 20  (a fit-text run: misclassified texts with token attributions)",
 )
 def report(
-    run: Annotated[Path, typer.Argument(help="Run folder written by `transferkit fit --out RUN`.")],
+    run: Annotated[Path, typer.Argument(help="Run folder written by `transferkit fit --out RUN` or `transferkit fit-text --out RUN`.")],
     target_sensitivity: Annotated[Optional[float], typer.Option(help="Binary tasks: choose the threshold on validation for this sensitivity; report test sensitivity/specificity at it.")] = None,
     target_specificity: Annotated[Optional[float], typer.Option(help="Binary tasks: the same for a specificity target.")] = None,
     resamples: Annotated[int, typer.Option(min=100, help="Bootstrap resamples for the confidence intervals.")] = 1000,
     confidence: Annotated[float, typer.Option(min=0.5, max=0.999, help="Confidence level of the intervals.")] = 0.95,
     calibrate: Annotated[bool, typer.Option("--calibrate/--no-calibrate", help="Save the validation-fitted temperature in RUN/model (predict uses it).")] = True,
-    leakage_check: Annotated[bool, typer.Option("--leakage-check/--no-leakage-check", help="Look for near-duplicate images across splits (perceptual hash).")] = True,
-    max_distance: Annotated[int, typer.Option(min=0, max=32, help="Largest pHash Hamming distance counted as a near-duplicate.")] = 4,
-    gallery: Annotated[int, typer.Option(min=0, help="Misclassified test images shown with Grad-CAM.")] = 12,
+    leakage_check: Annotated[bool, typer.Option("--leakage-check/--no-leakage-check", help="Look for near-duplicates across splits (images: perceptual hash; texts: same words ignoring case and punctuation).")] = True,
+    max_distance: Annotated[int, typer.Option(min=0, max=32, help="Images: largest pHash Hamming distance counted as a near-duplicate.")] = 4,
+    gallery: Annotated[int, typer.Option(min=0, help="Misclassified test examples shown: images with Grad-CAM, texts with token attributions.")] = 12,
     seed: Annotated[int, typer.Option(help="Seed of the bootstrap.")] = 0,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """Write RUN/report.html: data, model card, metrics with bootstrap intervals, curves, calibration, errors with Grad-CAM."""
+    """Write RUN/report.html: data, model card, metrics with bootstrap intervals, curves, calibration, errors explained (Grad-CAM or token attributions)."""
     from ..report import write_report
 
     try:
@@ -39,11 +40,14 @@ def report(
     except TransferKitError as exc:
         _fail(exc)
     s = result.summary
-    table = Table(title=f"test metrics, {confidence:.0%} bootstrap intervals ({s['num_test']} images)", header_style="bold")
+    table = Table(title=f"test metrics, {confidence:.0%} bootstrap intervals ({s['num_test']} {s['modality']}s)", header_style="bold")
     for c in ("metric", "estimate", "interval"):
         table.add_column(c, justify="left" if c == "metric" else "right")
     for name, iv in s["test"].items():
-        table.add_row(name.replace("_", " "), f"{iv['estimate']:.3f}", f"[{iv['low']:.3f}, {iv['high']:.3f}]")
+        if name in s["undefined"]["test"] and iv["estimate"] != iv["estimate"]:  # NaN: undefined on this test split
+            table.add_row(name.replace("_", " "), "undefined", s["undefined"]["test"][name])
+        else:
+            table.add_row(name.replace("_", " "), f"{iv['estimate']:.3f}", f"[{iv['low']:.3f}, {iv['high']:.3f}]")
     console.print(table)
     cal = s["calibration"]
     lines = [f"calibration: temperature {cal['temperature']:.3f} (fitted on validation); test ECE {cal['test_ece_before']:.3f} -> {cal['test_ece_after']:.3f}, "

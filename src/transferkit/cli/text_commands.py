@@ -16,6 +16,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from ..errors import TransferKitError
+from ..json_files import dumps_strict
 from .app import _fail, app, console, err
 
 
@@ -62,9 +63,10 @@ def fit_text_cmd(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder (default: runs/<data>-<model>-<strategy>).")] = None,
     final: Annotated[bool, typer.Option("--final/--no-final", help="With --cv: also train and save a model on all rows.")] = True,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    report: Annotated[bool, typer.Option("--report/--no-report", help="With a test split: write RUN/report.html (metrics with intervals, calibration, misclassified texts with token attributions).")] = True,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """Transfer a BERT-family encoder to labelled texts (sentiment, topics...), evaluate it, save the run."""
+    """Transfer a BERT-family encoder to labelled texts (sentiment, topics...), evaluate it, save the run (and its report)."""
     from ..text import fit_text, text_finetune_defaults
 
     out = out or Path("runs") / f"{data.resolve().stem}-{Path(model).name}-{strategy}"
@@ -75,7 +77,7 @@ def fit_text_cmd(
             ft = text_finetune_defaults(strategy).model_copy(update=update)
         result = fit_text(data, model=model, strategy=strategy, cv=cv, test=test, out=out, save_final=final, progress=not quiet,
                           text_col=text_col, label_col=label_col, weights=weights, max_length=max_length, seed=seed,
-                          positive=positive, encoding=encoding, device=device, finetune=ft)
+                          positive=positive, encoding=encoding, device=device, finetune=ft, report=report)
     except TransferKitError as exc:
         _fail(exc)
     except ValueError as exc:  # pydantic validation of the options
@@ -110,6 +112,10 @@ def fit_text_cmd(
         + (f"next: transferkit predict-text {out} \"some text\"" if result.model is not None else ""),
         title="run",
     ))
+    if "report" in m:
+        for w in m["report"]["warnings"]:
+            err.print(f"[yellow]warning:[/] {w}")
+        console.print(f"report: {m['report']['path']}", soft_wrap=True)
 
 
 @app.command("evaluate-text", epilog="Example: transferkit evaluate-text runs/amazon-lp reviews/yelp_labelled.txt --json")
@@ -129,7 +135,7 @@ def evaluate_text_cmd(
     except TransferKitError as exc:
         _fail(exc)
     if as_json:
-        console.print_json(json.dumps(metrics))
+        console.print_json(dumps_strict(metrics, indent=None))
         return
     if metrics["skipped"]:
         err.print(f"[yellow]skipped {len(metrics['skipped'])} row(s)[/] (e.g. {metrics['skipped'][0]['where']}: {metrics['skipped'][0]['reason']})")

@@ -23,6 +23,7 @@ import csv
 import hashlib
 import io
 import json
+import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -382,6 +383,32 @@ def find_text_leakage(named: dict[str, Sequence[TextRecord]]) -> list[dict[str, 
             if r.text in first and first[r.text][0] != split:
                 out.append({"a_split": first[r.text][0], "a": first[r.text][1], "b_split": split, "b": r.where, "text": r.text[:120]})
             first.setdefault(r.text, (split, r.where))
+    return out
+
+
+def normalize_text(text: str) -> str:
+    """Case-folded, punctuation removed, whitespace collapsed: what near-duplicate texts share."""
+    kept = "".join(" " if unicodedata.category(ch)[0] in "PZC" else ch for ch in text.casefold())
+    return " ".join(kept.split())
+
+
+def find_near_duplicate_texts(named: dict[str, Sequence[TextRecord]]) -> list[dict[str, Any]]:
+    """Texts in two different splits that differ only in case, punctuation or spacing
+    ("Great phone!" / "great phone"); identical texts are :func:`find_text_leakage`'s."""
+    first: dict[str, tuple[str, TextRecord]] = {}
+    out = []
+    for split, records in named.items():
+        for r in records:
+            key = normalize_text(r.text)
+            if not key:
+                continue
+            if key in first:
+                a_split, a = first[key]
+                if a_split != split and a.text != r.text:
+                    out.append({"a_split": a_split, "a": a.where, "b_split": split, "b": r.where, "text": r.text[:120],
+                                "a_text": a.text[:120]})
+                continue
+            first[key] = (split, r)
     return out
 
 

@@ -2,7 +2,7 @@
 
 from .bootstrap import Interval, bootstrap_classification, bootstrap_metrics
 from .calibration import TemperatureScaler, expected_calibration_error, reliability_bins
-from .metrics import classification_metrics, predict_labels, resolve_positive
+from .metrics import classification_metrics, predict_labels, resolve_positive, undefined_metrics
 from .operating_point import OperatingPoint, choose_threshold, find_operating_point
 from .predictions import Predictions, load_predictions, save_predictions
 
@@ -22,4 +22,5 @@ __all__ = [
     "reliability_bins",
     "resolve_positive",
     "save_predictions",
+    "undefined_metrics",
 ]

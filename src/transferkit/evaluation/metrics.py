@@ -37,11 +37,40 @@ def predict_labels(proba: np.ndarray, positive_index: int | None = None, thresho
     return proba.argmax(1)
 
 
+def undefined_metrics(y_true: np.ndarray, classes: list[str], *, positive: str | None = None) -> dict[str, str]:
+    """Metrics that have no value on these labels, each with the reason (for reports and metrics.json).
+
+    A split without any example of a class has no ROC-AUC (no positives or no negatives to
+    rank), no sensitivity or specificity for it, and, for the bootstrap's balanced accuracy, no
+    recall to average. Such metrics are ``NaN`` in memory and ``null`` in JSON.
+    """
+    counts = np.bincount(np.asarray(y_true, dtype=np.int64), minlength=len(classes))
+    missing = [c for c, n in zip(classes, counts) if n == 0]
+    if not missing:
+        return {}
+    named = ", ".join(f"'{c}'" for c in missing)
+    why = f"no example of class {named} in this split ({int(counts.sum())} examples)"
+    pos = resolve_positive(classes, positive)
+    if pos is not None:
+        out = {"roc_auc": why + ": ROC-AUC needs both classes"}
+        if counts[pos] == 0:
+            out["sensitivity"] = why + ": sensitivity needs positives"
+        if counts[1 - pos] == 0:
+            out["specificity"] = why + ": specificity needs negatives"
+        out["balanced_accuracy"] = why + ": the recall of a missing class is undefined"
+        return out
+    return {"roc_auc_ovr_macro": why + ": one-vs-rest ROC-AUC needs every class",
+            "balanced_accuracy": why + ": the recall of a missing class is undefined"}
+
+
 def classification_metrics(
     y_true: np.ndarray, proba: np.ndarray, classes: list[str], *, positive: str | None = None, threshold: float = 0.5
 ) -> dict[str, Any]:
     """Accuracy, balanced accuracy, macro F1, per-class P/R/F1, confusion matrix; for binary
-    tasks also ROC-AUC, sensitivity and specificity of the positive class at ``threshold``."""
+    tasks also ROC-AUC, sensitivity and specificity of the positive class at ``threshold``.
+
+    A metric that is undefined on these labels (a class missing from the split) is ``NaN``
+    (``null`` once written by :mod:`transferkit.json_files`) and ``undefined`` says why."""
     y_true = np.asarray(y_true)
     proba = np.asarray(proba, dtype=np.float64)
     labels = list(range(len(classes)))
@@ -75,4 +104,7 @@ def classification_metrics(
         out["roc_auc"] = out["binary"]["roc_auc"]
     elif len(present) == len(classes) and len(classes) > 2:
         out["roc_auc_ovr_macro"] = float(roc_auc_score(y_true, proba, multi_class="ovr", average="macro", labels=labels))
+    undefined = {k: v for k, v in undefined_metrics(y_true, classes, positive=positive).items() if k != "balanced_accuracy"}
+    if undefined:  # scikit-learn's balanced accuracy averages the classes present, so it stays defined here
+        out["undefined"] = undefined
     return out

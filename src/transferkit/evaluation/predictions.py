@@ -1,9 +1,10 @@
 """Per-example predictions of a run, saved at fit time so reports need no recomputation.
 
-``RUN/predictions/{val,test}.csv``: one row per image: ``path``, ``label`` (true class index),
-``true`` (class name), then ``p_<class>`` per class: probabilities of the model *before*
-temperature scaling (temperature 1). Reports recompute them from ``RUN/model`` and the data
-root in ``RUN/config.json`` when the file is missing.
+``RUN/predictions/{val,test}.csv``: one row per example: ``path`` (an image file, or a text's
+``file:line``), ``label`` (true class index), ``true`` (class name), for text runs ``text`` (the
+text itself, so the report can show it), then ``p_<class>`` per class: probabilities of the
+model *before* temperature scaling (temperature 1). Reports recompute them from ``RUN/model``
+and the data named in ``RUN/config.json`` (image root, or text file) when the file is missing.
 """
 
 from __future__ import annotations
@@ -24,13 +25,17 @@ PREDICTIONS_DIR = "predictions"
 
 @dataclass
 class Predictions:
-    """True labels and (uncalibrated) class probabilities of one split."""
+    """True labels and (uncalibrated) class probabilities of one split.
+
+    ``paths``: image files, or ``file:line`` of each text; ``texts``: the texts (text runs only).
+    """
 
     split: str
     paths: list[str]
     y_true: np.ndarray
     proba: np.ndarray
     classes: list[str]
+    texts: list[str] | None = None
 
 
 def predictions_path(run_dir: str | os.PathLike, split: str) -> Path:
@@ -45,14 +50,19 @@ def save_predictions(
     proba: np.ndarray,
     *,
     classes: Sequence[str] | None = None,
+    texts: Sequence[str] | None = None,
 ) -> Path:
-    """Write ``RUN/predictions/<split>.csv`` (atomically). ``proba``: (N, C), temperature 1."""
+    """Write ``RUN/predictions/<split>.csv`` (atomically). ``proba``: (N, C), temperature 1.
+
+    ``texts`` (text runs): the N texts, written in a ``text`` column after ``true``.
+    """
     proba = np.asarray(proba, dtype=np.float64)
     y_true = np.asarray(y_true, dtype=np.int64)
-    if proba.ndim != 2 or len(proba) != len(y_true) or len(paths) != len(y_true):
+    if proba.ndim != 2 or len(proba) != len(y_true) or len(paths) != len(y_true) or (texts is not None and len(texts) != len(y_true)):
         raise TransferKitError(
-            f"save_predictions: got {len(paths)} paths, {len(y_true)} labels and proba of shape {proba.shape}; "
-            "expected N paths, N labels and an (N, num_classes) array."
+            f"save_predictions: got {len(paths)} paths, {len(y_true)} labels"
+            + (f", {len(texts)} texts" if texts is not None else "")
+            + f" and proba of shape {proba.shape}; expected N paths, N labels (N texts) and an (N, num_classes) array."
         )
     classes = list(classes) if classes is not None else [str(i) for i in range(proba.shape[1])]
     out = predictions_path(run_dir, split)
@@ -60,9 +70,9 @@ def save_predictions(
     tmp = out.with_suffix(".csv.tmp")
     with tmp.open("w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["path", "label", "true", *[f"p_{c}" for c in classes]])
-        for p, y, row in zip(paths, y_true, proba):
-            w.writerow([str(p), int(y), classes[int(y)], *[repr(float(v)) for v in row]])
+        w.writerow(["path", "label", "true", *(["text"] if texts is not None else []), *[f"p_{c}" for c in classes]])
+        for i, (p, y, row) in enumerate(zip(paths, y_true, proba)):
+            w.writerow([str(p), int(y), classes[int(y)], *([texts[i]] if texts is not None else []), *[repr(float(v)) for v in row]])
     os.replace(tmp, out)
     return out
 
@@ -74,15 +84,17 @@ def load_predictions(run_dir: str | os.PathLike, split: str) -> Predictions:
     with path.open(newline="") as f:
         rows = list(csv.reader(f))
     header, body = rows[0], rows[1:]
-    if header[:3] != ["path", "label", "true"] or len(header) < 5:
-        raise TransferKitError(f"'{path}' is not a transferkit predictions file (header {header[:4]}…).")
-    classes = [h[2:] for h in header[3:]]
+    first = 4 if header[3:4] == ["text"] else 3  # text runs: the text after the class name
+    if header[:3] != ["path", "label", "true"] or len(header) < first + 2 or not all(h.startswith("p_") for h in header[first:]):
+        raise TransferKitError(f"'{path}' is not a transferkit predictions file (header {header[:5]}…).")
+    classes = [h[2:] for h in header[first:]]
     return Predictions(
         split,
         [r[0] for r in body],
         np.array([int(r[1]) for r in body], dtype=np.int64),
-        np.array([[float(v) for v in r[3:]] for r in body], dtype=np.float64).reshape(len(body), len(classes)),
+        np.array([[float(v) for v in r[first:]] for r in body], dtype=np.float64).reshape(len(body), len(classes)),
         classes,
+        [r[3] for r in body] if first == 4 else None,
     )
 
 
@@ -94,11 +106,14 @@ def _run_config(run_dir: Path) -> dict:
 
 
 def load_run_splits(run_dir: str | os.PathLike, *, progress: bool = True):
-    """Rebuild the run's train/val/test splits from the data root and split settings in config.json."""
+    """Rebuild the run's train/val/test splits from the data and split settings in config.json
+    (an :class:`~transferkit.data.ImageSplits`, or a ``TextSplits`` for a ``fit-text`` run)."""
     from ..data import load_image_folder
 
     run_dir = Path(run_dir)
     cfg = _run_config(run_dir)
+    if "fit_text" in cfg:
+        return _load_text_run_splits(run_dir, cfg["fit_text"])
     data_cfg = (cfg.get("fit") or {}).get("data") or {}
     root = data_cfg.get("root") or (cfg.get("data") or {}).get("root")
     if not root:
@@ -113,9 +128,25 @@ def load_run_splits(run_dir: str | os.PathLike, *, progress: bool = True):
     return load_image_folder(root, progress=progress, **kwargs)
 
 
+def _load_text_run_splits(run_dir: Path, fit_cfg: dict):
+    from ..data.text import load_text_dataset
+
+    if fit_cfg.get("cv"):
+        raise TransferKitError(f"'{run_dir}' is a --cv run: its folds have no saved test split to report on. "
+                               "Fit with a test split (drop --cv, optionally --test FILE) to get a report.")
+    data, test = fit_cfg.get("data"), fit_cfg.get("test")
+    for f in (data, test):
+        if f and not Path(f).exists():
+            raise TransferKitError(f"the run's data file '{f}' is not here (relative paths are read from the current folder); "
+                                   "run the command where `fit-text` ran, or save predictions at fit time.")
+    return load_text_dataset(data, test=test, text_col=fit_cfg.get("text_col"), label_col=fit_cfg.get("label_col"),
+                             val_fraction=fit_cfg.get("val_fraction", 0.15), test_fraction=fit_cfg.get("test_fraction", 0.2),
+                             seed=fit_cfg.get("seed", 0), encoding=fit_cfg.get("encoding", "utf-8"))
+
+
 def compute_predictions(run_dir: str | os.PathLike, splits, split: str, *, batch_size: int = 32, device: str = "auto",
                         progress: bool = True) -> Predictions:
-    """Uncalibrated probabilities of ``RUN/model`` on one split of ``splits`` (an ImageSplits)."""
+    """Uncalibrated probabilities of ``RUN/model`` on one split of ``splits`` (ImageSplits or TextSplits)."""
     import torch
     from torch.utils.data import DataLoader
 
@@ -128,6 +159,11 @@ def compute_predictions(run_dir: str | os.PathLike, splits, split: str, *, batch
     dev = resolve_device(device)
     model.eval().to(dev)
     records = splits.split(split)
+    if not hasattr(model, "data_cfg"):  # a text classifier
+        texts = [r.text for r in records]
+        proba = model.predict_proba(texts, batch_size=batch_size, device=dev, calibrated=False).astype(np.float64)
+        return Predictions(split, [r.where for r in records], np.array([r.label for r in records], dtype=np.int64), proba,
+                           list(model.classes), texts)
     loader = DataLoader(ImageRecordDataset(records, make_transforms(model.data_cfg)), batch_size=batch_size)
     chunks = []
     with track(f"{split} predictions", len(records), unit="img", enabled=progress) as advance, torch.inference_mode():
@@ -145,5 +181,5 @@ def get_predictions(run_dir: str | os.PathLike, split: str, *, splits=None, save
     splits = splits if splits is not None else load_run_splits(run_dir, progress=progress)
     preds = compute_predictions(run_dir, splits, split, progress=progress)
     if save:
-        save_predictions(run_dir, split, preds.paths, preds.y_true, preds.proba, classes=preds.classes)
+        save_predictions(run_dir, split, preds.paths, preds.y_true, preds.proba, classes=preds.classes, texts=preds.texts)
     return preds

@@ -1,9 +1,14 @@
 """``write_report(RUN)``: everything a reader needs to trust (or distrust) a run, in one HTML file.
 
 Reads ``RUN/config.json``, ``RUN/metrics.json``, ``RUN/model`` and ``RUN/predictions/`` (recomputed
-from the model and the data root when missing); writes ``RUN/report.html`` (self-contained:
-plots are embedded PNGs), the plots as ``RUN/report/*.png`` and the numbers as ``RUN/report.json``.
-Fits the calibration temperature on validation and stores it in ``RUN/model/config.json``.
+from the model and the data when missing); writes ``RUN/report.html`` (self-contained: plots are
+embedded PNGs), the plots as ``RUN/report/*.png`` and the numbers as ``RUN/report.json`` (strict
+JSON: undefined metrics are ``null``, with the reason under ``undefined``). Fits the calibration
+temperature on validation and stores it in ``RUN/model/config.json``.
+
+Image runs (``fit``) and text runs (``fit-text``) share everything but the data section, the
+model card and the misclassified gallery (Grad-CAM for images, token attributions for texts):
+those come from :func:`report_parts` (see :mod:`.parts`).
 """
 
 from __future__ import annotations
@@ -19,8 +24,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import TransferKitError
-from ..evaluation import classification_metrics, predict_labels
-from ..evaluation.bootstrap import Interval, bootstrap_classification
+from ..evaluation import classification_metrics, predict_labels, undefined_metrics
+from ..evaluation.bootstrap import bootstrap_classification
 from ..evaluation.calibration import (
     TemperatureScaler,
     logits_from_proba,
@@ -29,7 +34,8 @@ from ..evaluation.calibration import (
     save_temperature,
 )
 from ..evaluation.operating_point import OperatingPoint, find_operating_point
-from ..evaluation.predictions import get_predictions, load_run_splits
+from ..json_files import write_json
+from .parts import ReportParts
 
 REPORT_NAME = "report.html"
 REPORT_JSON = "report.json"
@@ -51,21 +57,6 @@ def _read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
-class _Splits:
-    """Loads the run's splits at most once, and only when something needs them."""
-
-    def __init__(self, run_dir: Path, splits, progress: bool):
-        self.run_dir, self._splits, self.progress, self.error = run_dir, splits, progress, None
-
-    def get(self):
-        if self._splits is None and self.error is None:
-            try:
-                self._splits = load_run_splits(self.run_dir, progress=self.progress)
-            except TransferKitError as exc:
-                self.error = str(exc)
-        return self._splits
-
-
 def _png_entry(fig, path: Path, alt: str) -> dict[str, str]:
     from .plots import figure_png
 
@@ -74,8 +65,18 @@ def _png_entry(fig, path: Path, alt: str) -> dict[str, str]:
     return {"alt": alt, "b64": base64.b64encode(data).decode("ascii"), "path": str(path)}
 
 
-def _fmt_interval(iv: Interval) -> str:
-    return f"{iv.estimate:.3f} [{iv.low:.3f}, {iv.high:.3f}]"
+def report_parts(run_dir: Path, model, cfg: dict[str, Any], metrics: dict[str, Any], *, splits=None, progress: bool = True) -> ReportParts:
+    """The modality-specific half of the report of ``model`` (image or text classifier)."""
+    from ..model import TransferModel
+    from ..text.model import TextClassifier
+    from .image import ImageReportParts
+    from .text import TextReportParts
+
+    if isinstance(model, TextClassifier):
+        return TextReportParts(run_dir, model, cfg, metrics, splits=splits, progress=progress)
+    if isinstance(model, TransferModel):
+        return ImageReportParts(run_dir, model, cfg, metrics, splits=splits, progress=progress)
+    raise TransferKitError(f"'{run_dir}' holds a {type(model).__name__}; reports cover image and text classifiers.")
 
 
 def write_report(
@@ -93,25 +94,27 @@ def write_report(
     seed: int = 0,
     progress: bool = True,
 ) -> ReportResult:
-    """Write ``RUN/report.html`` (+ ``RUN/report/*.png`` and ``RUN/report.json``) for a run folder.
+    """Write ``RUN/report.html`` (+ ``RUN/report/*.png`` and ``RUN/report.json``) for a run folder
+    of ``transferkit fit`` (images) or ``transferkit fit-text`` (texts).
 
-    ``splits``: the run's :class:`~transferkit.data.ImageSplits` when the caller has them (saves
-    re-scanning the data folder). ``target_sensitivity``/``target_specificity`` (binary tasks):
-    choose a threshold on validation and report test sensitivity/specificity at it.
+    ``splits``: the run's :class:`~transferkit.data.ImageSplits` (or ``TextSplits``) when the
+    caller has them (saves re-reading the data). ``target_sensitivity``/``target_specificity``
+    (binary tasks): choose a threshold on validation and report test sensitivity/specificity at it.
+    ``max_distance``: largest pHash distance of near-duplicate images (image runs).
     """
-    from ..data.leakage import DEFAULT_MAX_DISTANCE, find_near_duplicates
+    from ..data.leakage import DEFAULT_MAX_DISTANCE
     from ..model import load
     from .plots import confusion_matrix_figure, pr_figure, reliability_figure, roc_figure, training_curves_figure
     from .template import TEMPLATE
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file() or not (run_dir / "model").is_dir():
-        raise TransferKitError(f"'{run_dir}' is not a run folder: expected config.json and model/ (written by `transferkit fit --out RUN`).")
+        raise TransferKitError(f"'{run_dir}' is not a run folder: expected config.json and model/ "
+                               "(written by `transferkit fit --out RUN` or `transferkit fit-text --out RUN`).")
     max_distance = DEFAULT_MAX_DISTANCE if max_distance is None else max_distance
     cfg, metrics = _read_json(run_dir / "config.json"), _read_json(run_dir / "metrics.json")
     model = load(run_dir)
-    if not hasattr(model, "backbone") or not hasattr(model.backbone, "blocks"):
-        raise TransferKitError(f"'{run_dir}' holds a {type(model).__name__}; reports cover image classifiers only for now (text reports are not built yet).")
+    parts = report_parts(run_dir, model, cfg, metrics, splits=splits, progress=progress)
     classes, pos = model.classes, model.positive_index
     positive = classes[pos] if pos is not None else None
     if target_sensitivity is not None and target_specificity is not None:
@@ -119,13 +122,12 @@ def write_report(
     if (target_sensitivity is not None or target_specificity is not None) and pos is None:
         raise TransferKitError(f"--target-sensitivity/--target-specificity need a binary task; this one has {len(classes)} classes.")
     threshold = model.threshold if pos is not None else None
-    lazy = _Splits(run_dir, splits, progress)
     warnings: list[str] = []
 
     preds = {}
     for split in ("val", "test"):
         try:
-            preds[split] = get_predictions(run_dir, split, splits=splits, progress=progress) if splits is not None else _predictions(run_dir, split, lazy, progress)
+            preds[split] = parts.predictions(split)
         except TransferKitError as exc:
             raise TransferKitError(f"cannot build the report: {exc}") from None
         if preds[split].classes != classes and len(preds[split].classes) == len(classes):
@@ -140,12 +142,24 @@ def write_report(
     val_point = classification_metrics(val.y_true, val.proba, classes, positive=positive, threshold=model.threshold)
     intervals = bootstrap_classification(test.y_true, test.proba, classes, positive=positive, threshold=model.threshold,
                                          num_resamples=num_resamples, confidence=confidence, seed=seed)
+    undefined = {"test": undefined_metrics(test.y_true, classes, positive=positive), "val": undefined_metrics(val.y_true, classes, positive=positive)}
+    for split, p in (("test", test), ("validation", val)):
+        missing = [c for i, c in enumerate(classes) if not (p.y_true == i).any()]
+        if missing:
+            names = [n.replace("_", " ") for n in undefined["test" if split == "test" else "val"] if n in intervals]
+            warnings.append(f"the {split} split has no example of class {', '.join(repr(c) for c in missing)}: "
+                            f"{', '.join(names) or 'some metrics'} undefined there (null in the JSON files)")
 
     def val_value(name: str) -> str:
         v = val_point.get(name, val_point.get("binary", {}).get(name))
+        if (isinstance(v, float) and not np.isfinite(v)) or (v is None and name in undefined["val"]):
+            return "undefined"
         return f"{v:.3f}" if isinstance(v, float) else "-"
 
-    headline = [(name.replace("_", " "), iv, val_value(name)) for name, iv in intervals.items()]
+    # (name, test interval, validation value, why the test value is undefined or None)
+    headline = [(name.replace("_", " "), iv, val_value(name),
+                 None if np.isfinite(iv.estimate) else undefined["test"].get(name, "undefined on this split"))
+                for name, iv in intervals.items()]
 
     # ---- operating point -------------------------------------------------------------------------
     op: OperatingPoint | None = None
@@ -190,86 +204,40 @@ def write_report(
     fig = training_curves_figure(metrics.get("history") or [])
     plots_training = [_png_entry(fig, plots_dir / "training_curves.png", "training curves")] if fig is not None else []
 
-    # ---- data and leakage ------------------------------------------------------------------------
-    data = cfg.get("data") or metrics.get("data") or {}
-    near: list[dict] = list(data.get("near_duplicates") or metrics.get("data", {}).get("near_duplicates") or [])
-    leakage_checked, leakage_note = bool(near) or "near_duplicates" in data, ""
-    if not leakage_checked and check_leakage:
-        s = lazy.get() if splits is None else splits
-        if s is not None:
-            near = [d.to_dict() for d in find_near_duplicates(s, max_distance, progress=progress)]
-            leakage_checked = True
-        else:
-            leakage_note = lazy.error or "the data folder is not available"
-    elif not check_leakage:
-        leakage_note = "switched off (--no-leakage-check)"
-    exact = list(data.get("cross_split_duplicates") or [])
-    exact_pairs = {(d["a"], d["b"]) for d in exact}
-    near = [d for d in near if (d["a"], d["b"]) not in exact_pairs]
-    if exact or near:
-        warnings.append(f"leakage: {len(exact)} identical and {len(near)} near-duplicate image pair(s) across splits")
-
-    # ---- gallery ---------------------------------------------------------------------------------
+    # ---- data, leakage, model card, gallery (the modality's parts) ------------------------------
+    data = parts.data_section(check_leakage=check_leakage, max_distance=max_distance)
+    warnings += data.warnings
     wrong = np.flatnonzero(y_pred != test.y_true)
     order = wrong[np.argsort(-test.proba[wrong, y_pred[wrong]])][:gallery_size]
-    gallery, gallery_note = [], ""
-    if len(order):
-        from PIL import Image
-
-        from .gradcam import gradcam_overlays
-
-        gallery_dir = plots_dir / "gallery"
-        gallery_dir.mkdir(exist_ok=True)
-        try:
-            overlays = gradcam_overlays(model, [test.paths[i] for i in order], [int(y_pred[i]) for i in order])
-        except Exception as exc:  # noqa: BLE001 - a failed explanation must not cost the whole report
-            overlays, gallery_note = [], f"Grad-CAM failed ({type(exc).__name__}: {exc})."
-            warnings.append(gallery_note)
-        for k, (i, ov) in enumerate(zip(order, overlays)):
-            path = gallery_dir / f"{k:02d}.png"
-            Image.fromarray(ov).save(path)
-            gallery.append({"name": Path(test.paths[i]).name, "path": test.paths[i], "true": classes[test.y_true[i]], "pred": classes[y_pred[i]],
-                            "confidence": float(test.proba[i, y_pred[i]]), "b64": base64.b64encode(path.read_bytes()).decode("ascii")})
-
-    # ---- model card ------------------------------------------------------------------------------
-    fit_cfg = cfg.get("fit") or {}
-    bb = cfg.get("backbone") or {}
-    w = bb.get("weights") or model.backbone.weights_record or {}
-    training = metrics.get("training") or {}
-    timing = metrics.get("timing_s") or {}
-    hyper = {k: v for k, v in fit_cfg.items() if k not in ("data", "backbone", "weights", "cache_dir", "num_workers", "device", "seed")}
+    gallery = parts.gallery(test, y_pred, order, plots_dir / "gallery")
+    if gallery.note:
+        warnings.append(gallery.note)
     versions = cfg.get("versions") or {}
-    seeds = metrics.get("seeds") or fit_cfg.get("seeds") or [fit_cfg.get("seed", "?")]
     model_card = [
-        ("backbone", f"{model.backbone.name} ({model.backbone.spec.library} {model.backbone.spec.arch})"),
-        ("weights source", w.get("source", "?") + (f" — {w['path']}" if w.get("path") else "")),
-        ("weights sha256", w.get("sha256") or "none (random initialisation)"),
-        ("strategy", training.get("strategy", "?")),
-        ("hyper-parameters", json.dumps(hyper, default=str)),
-        ("training", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in training.items() if k != "strategy") or "?"),
-        ("seed(s)", ", ".join(map(str, seeds if isinstance(seeds, list) else [seeds]))),
+        *parts.model_card(),
         ("classes", ", ".join(classes) + (f" (positive: {positive}, threshold {model.threshold:.3f})" if positive else "")),
         ("device", cfg.get("device", "?")),
-        ("wall time", f"{timing['total']:.1f} s" if "total" in timing else "?"),
         ("library versions", ", ".join(f"{k} {v}" for k, v in versions.items()) or "?"),
     ]
 
     omissions = [
         "Ranking chart: the run did not come from `rank` / `--model auto` (backbone ranking is a later feature).",
         "Seed-to-seed variation: one training seed; the intervals above cover test-set sampling only.",
-        "Text token attributions: this is an image run (text tasks are not supported yet).",
+        *parts.omissions(),
     ]
     if pos is not None and op is None:
         omissions.append("Operating point: pass --target-sensitivity 0.95 (or --target-specificity) to choose a threshold on validation.")
 
     summary = {
-        "run_dir": str(run_dir), "classes": classes, "positive": positive, "threshold": threshold,
+        "run_dir": str(run_dir), "modality": parts.modality, "classes": classes, "positive": positive, "threshold": threshold,
         "num_val": int(len(val.y_true)), "num_test": int(len(test.y_true)), "confidence": confidence, "num_resamples": num_resamples,
         "test": {k: v.to_dict() for k, v in intervals.items()},
+        "undefined": undefined,
         "calibration": {k: v for k, v in calibration.items() if k != "saved_note"},
         "operating_point": op.to_dict() if op is not None else None,
-        "leakage": {"checked": leakage_checked, "max_distance": max_distance, "identical": exact, "near_duplicates": near},
-        "num_test_errors": int(len(wrong)), "gallery": [{k: v for k, v in g.items() if k != "b64"} for g in gallery],
+        "leakage": {**data.leakage_summary(), "max_distance": max_distance},
+        "num_test_errors": int(len(wrong)),
+        "gallery": [{k: v for k, v in g.items() if k not in ("b64", "segments")} for g in gallery.items],
         "warnings": warnings,
     }
 
@@ -279,31 +247,17 @@ def write_report(
 
     env = jinja2.Environment(autoescape=True, undefined=jinja2.StrictUndefined)
     html = env.from_string(TEMPLATE).render(
-        title=f"{model.backbone.name} on {Path(data.get('root', '?')).name}", version=__version__,
-        created=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"), run_dir=str(run_dir),
-        classes=classes, counts=data.get("counts", {}), layout=data.get("layout", "?"), val_source=data.get("val_source", "?"),
-        data_root=data.get("root", "?"), skipped=data.get("skipped") or [], skipped_by_reason=data.get("skipped_by_reason") or {},
-        exact_duplicates=exact, near_duplicates=near, max_distance=max_distance, leakage_checked=leakage_checked, leakage_note=leakage_note,
+        title=parts.title, version=__version__, created=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"), run_dir=str(run_dir),
+        classes=classes, data=data, max_distance=max_distance,
         model_card=model_card, confidence=confidence, headline=headline, num_resamples=num_resamples, num_test=len(test.y_true),
         num_val=len(val.y_true), threshold=threshold, positive=positive, per_class=point["per_class"], plots_main=plots_main,
         operating_point=op, calibration=calibration, plots_calibration=plots_calibration, plots_training=plots_training,
-        gallery=gallery, num_errors=int(len(wrong)), gallery_note=gallery_note, omissions=omissions,
+        gallery=gallery, num_errors=int(len(wrong)), omissions=omissions, warnings=warnings,
     )
     out = run_dir / REPORT_NAME
     tmp = out.with_suffix(".html.tmp")
     tmp.write_text(html, encoding="utf-8")
     os.replace(tmp, out)
-    (run_dir / REPORT_JSON).write_text(json.dumps(summary, indent=2, default=str))
-    plots = [Path(p["path"]) for p in plots_main + plots_calibration + plots_training] + [plots_dir / "gallery" / f"{k:02d}.png" for k in range(len(gallery))]
+    write_json(run_dir / REPORT_JSON, summary)
+    plots = [Path(p["path"]) for p in plots_main + plots_calibration + plots_training] + gallery.files
     return ReportResult(out, plots, summary, warnings)
-
-
-def _predictions(run_dir: Path, split: str, lazy: _Splits, progress: bool):
-    from ..evaluation.predictions import load_predictions, predictions_path
-
-    if predictions_path(run_dir, split).is_file():
-        return load_predictions(run_dir, split)
-    s = lazy.get()
-    if s is None:
-        raise TransferKitError(f"no saved predictions for '{split}' and they cannot be recomputed: {lazy.error}")
-    return get_predictions(run_dir, split, splits=s, progress=progress)

@@ -34,9 +34,16 @@ def confusion_matrix_figure(y_true: np.ndarray, y_pred: np.ndarray, classes: Seq
 
 
 def _one_vs_rest(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[str], positive_index: int | None):
+    """(name, is_class, score) per curve; a class absent from (or alone in) ``y_true`` has no curve."""
     if positive_index is not None and len(classes) == 2:
-        return [(classes[positive_index], y_true == positive_index, proba[:, positive_index])]
-    return [(c, y_true == i, proba[:, i]) for i, c in enumerate(classes) if 0 < (y_true == i).sum() < len(y_true)]
+        curves = [(classes[positive_index], y_true == positive_index, proba[:, positive_index])]
+    else:
+        curves = [(c, y_true == i, proba[:, i]) for i, c in enumerate(classes)]
+    return [(c, y, s) for c, y, s in curves if 0 < y.sum() < len(y)]
+
+
+def _no_curve(ax) -> None:
+    ax.text(0.5, 0.5, "undefined:\nthe test split lacks a class", ha="center", va="center", transform=ax.transAxes, color="#5b6673")
 
 
 def roc_figure(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[str], positive_index: int | None,
@@ -46,8 +53,11 @@ def roc_figure(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[str], po
 
     fig = Figure(figsize=(4.8, 4.2))
     ax = fig.subplots()
-    for name, y, s in _one_vs_rest(y_true, proba, classes, positive_index):
+    curves = _one_vs_rest(y_true, proba, classes, positive_index)
+    for name, y, s in curves:
         RocCurveDisplay.from_predictions(y, s, ax=ax, name=name, plot_chance_level=False)
+    if not curves:
+        _no_curve(ax)
     ax.plot([0, 1], [0, 1], ls=":", c="grey", lw=1)
     if operating_point is not None:
         ax.scatter([operating_point[0]], [operating_point[1]], c="crimson", zorder=5, label="operating point")
@@ -61,10 +71,14 @@ def pr_figure(y_true: np.ndarray, proba: np.ndarray, classes: Sequence[str], pos
 
     fig = Figure(figsize=(4.8, 4.2))
     ax = fig.subplots()
-    for name, y, s in _one_vs_rest(y_true, proba, classes, positive_index):
+    curves = _one_vs_rest(y_true, proba, classes, positive_index)
+    for name, y, s in curves:
         PrecisionRecallDisplay.from_predictions(y, s, ax=ax, name=name)
     ax.set_title("precision-recall (test)" + ("" if positive_index is not None else ", one-vs-rest"))
-    ax.legend(loc="lower left", fontsize=8)
+    if curves:
+        ax.legend(loc="lower left", fontsize=8)
+    else:
+        _no_curve(ax)
     return fig
 
 
@@ -99,7 +113,7 @@ def training_curves_figure(history: Sequence[dict]) -> Figure | None:
         return None
     epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
     losses = [k for k in keys if "loss" in k]
-    others = [k for k in keys if k not in losses]
+    others = [k for k in keys if k not in losses and k not in ("lr", "seconds")]  # bookkeeping, not curves
     fig = Figure(figsize=(8.4 if others else 4.8, 3.6))
     axes = fig.subplots(1, 2 if others else 1)
     axes = np.atleast_1d(axes)

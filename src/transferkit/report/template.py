@@ -18,33 +18,49 @@ TEMPLATE = r"""<!doctype html>
  .gallery figure { margin: 0; border: 1px solid #e3e7ec; padding: .4em; } .gallery img { width: 100%; }
  .gallery figcaption { font-size: .85em; word-break: break-all; } code { background: #f4f6f8; padding: 0 .25em; }
  .row { display: flex; flex-wrap: wrap; gap: .5em; align-items: flex-start; }
+ td.undefined { color: #8a5a00; text-align: left; font-size: .92em; }
+ .texts { display: grid; gap: .7em; } .textcard { border: 1px solid #e3e7ec; padding: .5em .8em; }
+ .textcard .meta { font-size: .88em; color: #5b6673; } p.attributed { margin: .35em 0; font-size: 1.05em; line-height: 1.9; white-space: pre-wrap; }
+ span.tok { border-radius: 3px; padding: .05em .1em; } .legend { margin: .5em 0; }
 </style>
 </head>
 <body>
 <h1>{{ title }}</h1>
 <div class="sub">transferkit {{ version }} · written {{ created }} · run folder <code>{{ run_dir }}</code></div>
 
+{% if warnings %}<div class="warn"><b>{{ warnings | length }} warning(s)</b><ul>{% for w in warnings %}<li>{{ w }}</li>{% endfor %}</ul></div>{% endif %}
+
 <h2 id="data">Data</h2>
 <table>
  <tr><th class="l">split</th>{% for c in classes %}<th>{{ c }}</th>{% endfor %}<th>total</th></tr>
- {% for split, row in counts.items() %}<tr><td class="l">{{ split }}</td>{% for c in classes %}<td>{{ row.get(c, 0) }}</td>{% endfor %}<td>{{ row.values() | sum }}</td></tr>{% endfor %}
+ {% for split, row in data.counts.items() %}<tr><td class="l">{{ split }}</td>{% for c in classes %}<td>{{ row.get(c, 0) }}</td>{% endfor %}<td>{{ row.values() | sum }}</td></tr>{% endfor %}
 </table>
-<div class="note">layout: {{ layout }}; validation: {{ val_source }}; data root <code>{{ data_root }}</code></div>
-{% if skipped %}
-<div class="warn"><b>{{ skipped | length }} file(s) skipped</b>: {% for r, n in skipped_by_reason.items() %}{{ n }} {{ r }}{% if not loop.last %}, {% endif %}{% endfor %}</div>
-<table><tr><th class="l">file</th><th class="l">reason</th></tr>
-{% for s in skipped[:50] %}<tr><td class="l">{{ s.path }}</td><td class="l">{{ s.reason }}</td></tr>{% endfor %}</table>
-{% if skipped | length > 50 %}<div class="note">… and {{ skipped | length - 50 }} more (all listed in config.json)</div>{% endif %}
-{% else %}<div class="ok">No files skipped.</div>{% endif %}
-{% if exact_duplicates or near_duplicates %}
-<div class="warn"><b>Leakage warning</b>: {{ exact_duplicates | length }} identical file pair(s) and {{ near_duplicates | length }}
- near-duplicate pair(s) (perceptual-hash distance ≤ {{ max_distance }}) appear in two different splits; test scores may be inflated.</div>
-<table><tr><th class="l">split A</th><th class="l">file A</th><th class="l">split B</th><th class="l">file B</th><th>distance</th></tr>
-{% for d in exact_duplicates[:30] %}<tr><td class="l">{{ d.a_split }}</td><td class="l">{{ d.a }}</td><td class="l">{{ d.b_split }}</td><td class="l">{{ d.b }}</td><td>identical</td></tr>{% endfor %}
-{% for d in near_duplicates[:30] %}<tr><td class="l">{{ d.a_split }}</td><td class="l">{{ d.a }}</td><td class="l">{{ d.b_split }}</td><td class="l">{{ d.b }}</td><td>{{ d.distance }}</td></tr>{% endfor %}
+<div class="note">{% for n in data.notes %}{{ n }}{% if not loop.last %}; {% endif %}{% endfor %}</div>
+{% set what = "file(s)" if data.unit == "image" else "row(s)" %}
+{% if data.skipped %}
+<div class="warn"><b>{{ data.skipped | length }} {{ what }} skipped</b>: {% for r, n in data.skipped_by_reason.items() %}{{ n }} {{ r }}{% if not loop.last %}, {% endif %}{% endfor %}</div>
+<table><tr><th class="l">{{ "file" if data.unit == "image" else "row (file:line)" }}</th><th class="l">reason</th></tr>
+{% for s in data.skipped[:50] %}<tr><td class="l">{{ s.where }}</td><td class="l">{{ s.reason }}</td></tr>{% endfor %}</table>
+{% if data.skipped | length > 50 %}<div class="note">… and {{ data.skipped | length - 50 }} more (all listed in config.json)</div>{% endif %}
+{% else %}<div class="ok">No {{ what }} skipped.</div>{% endif %}
+{% if data.duplicates %}
+{% set conflicting = data.duplicates | selectattr("conflicting") | list %}
+<div class="{{ 'warn' if conflicting else 'note' }}"><b>{{ data.duplicates | length }} text(s) occur more than once</b> in the data
+ ({{ conflicting | length }} with different labels); every copy of a text stays in one split, so they do not leak between splits.</div>
+<table><tr><th class="l">text</th><th class="l">rows</th><th class="l">labels</th></tr>
+{% for d in data.duplicates[:20] %}<tr><td class="l">{{ d.text }}</td><td class="l">{{ d.where | join(", ") }}</td><td class="l">{{ d.labels | join(", ") }}{% if d.conflicting %} (conflict){% endif %}</td></tr>{% endfor %}
 </table>
-{% elif leakage_checked %}<div class="ok">Leakage check: no identical or near-duplicate images across splits (pHash distance ≤ {{ max_distance }}).</div>
-{% else %}<div class="note">Near-duplicate check not run: {{ leakage_note }}</div>{% endif %}
+{% if data.duplicates | length > 20 %}<div class="note">… and {{ data.duplicates | length - 20 }} more (all listed in config.json)</div>{% endif %}
+{% endif %}
+{% if data.identical or data.near %}
+<div class="warn"><b>Leakage warning</b>: {{ data.identical | length }} identical {{ data.unit }} pair(s) and {{ data.near | length }}
+ near-duplicate pair(s) ({{ data.near_rule }}) appear in two different splits; test scores may be inflated.</div>
+<table><tr><th class="l">split A</th><th class="l">{{ data.unit }} A</th><th class="l">split B</th><th class="l">{{ data.unit }} B</th><th>{{ "distance" if data.unit == "image" else "text (B)" }}</th></tr>
+{% for d in data.identical[:30] %}<tr><td class="l">{{ d.a_split }}</td><td class="l">{{ d.a }}</td><td class="l">{{ d.b_split }}</td><td class="l">{{ d.b }}</td><td class="l">identical{% if d.get('text') %}: {{ d.get('text') }}{% endif %}</td></tr>{% endfor %}
+{% for d in data.near[:30] %}<tr><td class="l">{{ d.a_split }}</td><td class="l">{{ d.a }}{% if d.get('a_text') %}: {{ d.get('a_text') }}{% endif %}</td><td class="l">{{ d.b_split }}</td><td class="l">{{ d.b }}</td><td class="l">{% if data.unit == "image" %}{{ d.distance }}{% else %}{{ d.text }}{% endif %}</td></tr>{% endfor %}
+</table>
+{% elif data.leakage_checked %}<div class="ok">Leakage check: no identical or near-duplicate {{ data.unit }}s across splits ({{ data.near_rule }}).</div>
+{% else %}<div class="note">Near-duplicate check not run: {{ data.leakage_note }}{% if not data.identical %} (no identical {{ data.unit }}s across splits){% endif %}</div>{% endif %}
 
 <h2 id="model">Model card</h2>
 <table>
@@ -53,7 +69,7 @@ TEMPLATE = r"""<!doctype html>
 
 <h2 id="metrics">Test metrics with {{ (confidence * 100) | round | int }} % bootstrap intervals</h2>
 <table><tr><th class="l">metric</th><th>test</th><th>{{ (confidence * 100) | round | int }} % interval</th><th>validation</th></tr>
-{% for name, iv, val in headline %}<tr><td class="l">{{ name }}</td><td>{{ "%.3f" | format(iv.estimate) }}</td><td>{{ "[%.3f, %.3f]" | format(iv.low, iv.high) }}</td><td>{{ val }}</td></tr>{% endfor %}
+{% for name, iv, val, why in headline %}<tr><td class="l">{{ name }}</td>{% if why %}<td class="undefined" colspan="2" title="{{ why }}">undefined: {{ why }}</td>{% else %}<td>{{ "%.3f" | format(iv.estimate) }}</td><td class="ci">{{ "[%.3f, %.3f]" | format(iv.low, iv.high) }}</td>{% endif %}<td>{{ val }}</td></tr>{% endfor %}
 </table>
 <div class="note">Percentile bootstrap over {{ num_resamples }} resamples of the {{ num_test }} test examples{% if threshold is not none %}, decision threshold {{ "%.3f" | format(threshold) }} on P({{ positive }}){% endif %}.
  The intervals cover test-set sampling only, not seed-to-seed training variation (one seed in this run).</div>
@@ -92,14 +108,29 @@ TEMPLATE = r"""<!doctype html>
 {% else %}<div class="note">No training history in metrics.json.</div>{% endif %}
 
 <h2 id="errors">Misclassified test examples</h2>
-{% if gallery %}
-<div class="note">The {{ gallery | length }} most confident mistakes (of {{ num_errors }}), with Grad-CAM for the predicted class on the backbone's last block: where the model looked when it got it wrong.</div>
+{% if gallery.items %}
+<div class="note">The {{ gallery.items | length }} most confident mistakes (of {{ num_errors }}), with {{ gallery.method }}.</div>
+{% if gallery.note %}<div class="warn">{{ gallery.note }}</div>{% endif %}
+{% if gallery.kind == "image" %}
 <div class="gallery">
-{% for g in gallery %}<figure><img alt="Grad-CAM of {{ g.name }}" src="data:image/png;base64,{{ g.b64 }}">
+{% for g in gallery.items %}<figure><img alt="Grad-CAM of {{ g.name }}" src="data:image/png;base64,{{ g.b64 }}">
 <figcaption><b>{{ g.true }}</b> predicted as <b>{{ g.pred }}</b> ({{ "%.2f" | format(g.confidence) }})<br>{{ g.name }}</figcaption></figure>{% endfor %}
 </div>
+{% else %}
+<div class="legend note">attribution to the predicted class:
+ <span class="tok" style="background-color: rgba(214, 39, 40, 0.80)">against</span>
+ <span class="tok" style="background-color: rgba(214, 39, 40, 0.30)">weakly against</span>
+ <span class="tok" style="background-color: rgba(46, 158, 85, 0.30)">weakly for</span>
+ <span class="tok" style="background-color: rgba(46, 158, 85, 0.80)">for</span></div>
+<div class="texts">
+{% for g in gallery.items %}<div class="textcard"><div class="meta"><b>{{ g.true }}</b> predicted as <b>{{ g.pred }}</b> ({{ "%.2f" | format(g.confidence) }}) · <code>{{ g.name }}</code></div>
+<p class="attributed">{% for seg in g.segments %}{% if seg.score is none %}{{ seg.text }}{% else %}<span class="tok" style="background-color: {{ seg.color }}" title="{{ '%+.2f' | format(seg.score) }}">{{ seg.text }}</span>{% endif %}{% endfor %}</p>
+{% if g.truncated %}<div class="note">The text is longer than the model's token limit; the uncoloured end was not seen.</div>{% endif %}</div>
+{% endfor %}
+</div>
+{% endif %}
 {% elif num_errors == 0 %}<div class="ok">No misclassified test examples.</div>
-{% else %}<div class="note">{{ gallery_note }}</div>{% endif %}
+{% else %}<div class="note">{{ gallery.note or "Not shown (--gallery 0)." }}</div>{% endif %}
 
 <h2 id="not-included">Not in this report</h2>
 <ul class="note">

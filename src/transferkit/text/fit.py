@@ -128,6 +128,7 @@ def train_text_classifier(
                             "embedding_s": time.perf_counter() - t0}
     model = TextClassifier(backbone, probe.head_, classes, positive=config.positive, strategy=config.strategy)
     if config.strategy == "linear-probe":
+        info["history"] = [vars(h) for h in probe.history_]  # the report's training curves
         return model, info
     ft = config.finetune_config()
     lora = LoraSettings(config.lora_r, config.lora_alpha, config.lora_dropout) if config.strategy == "lora" else None
@@ -190,9 +191,9 @@ def library_versions() -> dict[str, str]:
 
 
 def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=str))
-    os.replace(tmp, path)
+    from ..json_files import write_json
+
+    write_json(path, payload)  # strict JSON: an undefined metric (NaN) is written as null
 
 
 def cross_validate_text(config: TextFitConfig, *, progress: bool = True, cache: FeatureCache | None = None,
@@ -236,6 +237,7 @@ def fit_text(
     save_final: bool = True,
     progress: bool = True,
     config: TextFitConfig | None = None,
+    report: bool = True,
     **kwargs: Any,
 ) -> TextFitResult:
     """Transfer a text encoder to labelled texts; evaluate on a test split or by K-fold CV.
@@ -245,6 +247,8 @@ def fit_text(
 
     Other keyword arguments are :class:`TextFitConfig` fields (``text_col``, ``max_length``, ``seed``...).
     With ``cv``, the saved model (``save_final``) is trained on all rows, validation carved out.
+    With a test split and ``out``, the per-text predictions are saved in ``out/predictions/`` and
+    ``report=True`` ends by writing ``out/report.html`` (see :func:`transferkit.report.write_report`).
     """
     if config is None:
         config = TextFitConfig(data=Path(data), backbone=model, strategy=strategy, cv=cv, test=Path(test) if test else None, **kwargs)
@@ -277,9 +281,9 @@ def fit_text(
         splits: TextSplits = load_text_dataset(config.data, test=config.test, text_col=config.text_col, label_col=config.label_col,
                                                val_fraction=config.val_fraction, test_fraction=config.test_fraction, seed=config.seed, encoding=config.encoding)
         final, info = train_text_classifier(config, splits.classes, splits.train, splits.val, cache=cache, progress=progress, adapter_dir=adapter_dir, stats=stats)
+        proba = {s: _proba(final, splits.split(s), config, cache) for s in ("val", "test")}
         for s in ("val", "test"):
-            recs = splits.split(s)
-            metrics[s] = classification_metrics(np.array([r.label for r in recs]), _proba(final, recs, config, cache), splits.classes, positive=config.positive)
+            metrics[s] = classification_metrics(np.array([r.label for r in splits.split(s)]), proba[s], splits.classes, positive=config.positive)
         metrics["training"] = {k: v for k, v in info.items() if k != "history"}
         metrics["history"] = info.get("history", [])
         data_record = splits.summary()
@@ -300,7 +304,27 @@ def fit_text(
             "versions": library_versions(),
         })
         _write_json(run_dir / "metrics.json", metrics)
+        if not config.cv and final is not None:
+            _save_predictions_and_report(run_dir, final, splits, proba, report=report, progress=progress, metrics=metrics)
     return TextFitResult(final, metrics, config, run_dir, folds)
+
+
+def _save_predictions_and_report(run_dir: Path, model: TextClassifier, splits: TextSplits, proba: dict[str, np.ndarray], *,
+                                 report: bool, progress: bool, metrics: dict[str, Any]) -> None:
+    """``run_dir/predictions/{val,test}.csv`` (the report's input), then the report; the model takes the
+    temperature the report fitted on validation (as ``transferkit.load`` would)."""
+    from ..evaluation import save_predictions
+
+    for s in ("val", "test"):
+        recs = splits.split(s)
+        save_predictions(run_dir, s, [r.where for r in recs], [r.label for r in recs], proba[s], classes=splits.classes,
+                         texts=[r.text for r in recs])
+    if report:
+        from ..report import write_report
+
+        result = write_report(run_dir, splits=splits, progress=progress)
+        metrics["report"] = {"path": str(result.path), "warnings": list(result.warnings)}
+        model.temperature = float(result.summary["calibration"]["temperature"])
 
 
 def _load_text_model(model: str | os.PathLike | TextClassifier) -> TextClassifier:

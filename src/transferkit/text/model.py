@@ -1,7 +1,7 @@
 """A text classifier: encoder + pooling + head + labels + tokenizer, saved as one folder.
 
 ``save_pretrained(dir)`` writes ``config.json`` (format ``transferkit.text-classifier``: labels,
-backbone, max_length, pooling, head, strategy, adapter), ``model.safetensors`` (every weight, LoRA
+backbone, max_length, pooling, head, strategy, adapter, calibration temperature), ``model.safetensors`` (every weight, LoRA
 merged in, so the folder is self-contained) and the tokenizer files. A LoRA model also keeps its
 adapter in ``adapter/`` (peft's ``adapter_config.json`` + ``adapter_model.safetensors``), recorded
 in ``config.json``. ``transferkit.load(dir)`` rebuilds it offline; no pickle anywhere.
@@ -35,7 +35,7 @@ class TextClassifier(nn.Module):
 
     def __init__(self, backbone: TextBackbone, head: DenseHead, classes: Sequence[str], *, positive: str | None = None,
                  threshold: float = 0.5, strategy: str = "linear-probe", adapter: dict[str, Any] | None = None,
-                 extra: dict[str, Any] | None = None):
+                 extra: dict[str, Any] | None = None, temperature: float = 1.0):
         super().__init__()
         self.backbone = backbone
         self.head = head
@@ -44,6 +44,7 @@ class TextClassifier(nn.Module):
         self.threshold = float(threshold)
         self.strategy = strategy
         self.adapter = adapter
+        self.temperature = float(temperature)  # calibration (the report fits it): predict divides logits by it, forward does not
         self.extra = dict(extra or {})
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
@@ -51,8 +52,14 @@ class TextClassifier(nn.Module):
 
     # ---- inference -------------------------------------------------------------------------
     @torch.inference_mode()
-    def predict_proba(self, texts: Sequence[str], *, batch_size: int = 64, device: str | torch.device = "cpu") -> np.ndarray:
-        """Class probabilities ``(len(texts), num_classes)``; batches are grouped by length."""
+    def predict_proba(self, texts: Sequence[str], *, batch_size: int = 64, device: str | torch.device = "cpu",
+                      calibrated: bool = True) -> np.ndarray:
+        """Class probabilities ``(len(texts), num_classes)``; batches are grouped by length.
+
+        ``calibrated``: softmax of logits / ``temperature`` (the validation-fitted calibration);
+        ``False`` gives the raw model's probabilities (temperature 1, what reports start from).
+        """
+        temperature = self.temperature if calibrated else 1.0
         self.eval().to(device)
         texts = list(texts)
         out = np.zeros((len(texts), len(self.classes)), np.float32)
@@ -63,7 +70,7 @@ class TextClassifier(nn.Module):
         for start in range(0, len(order), batch_size):
             idx = order[start : start + batch_size]
             batch = {k: v.to(device) for k, v in self.backbone.collate([feats[i] for i in idx]).items()}
-            out[idx] = self(**batch).float().softmax(1).cpu().numpy()
+            out[idx] = (self(**batch).float() / temperature).softmax(1).cpu().numpy()
         return out
 
     def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> list[dict[str, Any]]:
@@ -95,6 +102,7 @@ class TextClassifier(nn.Module):
             "label2id": {c: i for i, c in enumerate(self.classes)},
             "positive_label": self.classes[self.positive_index] if self.positive_index is not None else None,
             "threshold": self.threshold,
+            "temperature": self.temperature,
             "strategy": self.strategy,
             "adapter": self.adapter,
             **({"extra": self.extra} if self.extra else {}),
@@ -138,7 +146,8 @@ class TextClassifier(nn.Module):
         except (KeyError, ValueError, TypeError, OSError) as exc:
             raise ModelFolderError(f"{cfg_path} is not a valid transferkit text model ({type(exc).__name__}: {str(exc).splitlines()[0][:300]}).") from None
         model = cls(backbone, head, classes, positive=cfg.get("positive_label"), threshold=cfg.get("threshold", 0.5),
-                    strategy=cfg.get("strategy", "linear-probe"), adapter=cfg.get("adapter"), extra=cfg.get("extra"))
+                    strategy=cfg.get("strategy", "linear-probe"), adapter=cfg.get("adapter"), extra=cfg.get("extra"),
+                    temperature=cfg.get("temperature", 1.0))
         try:
             load_model(model, str(weights_path), strict=True)
         except Exception as exc:

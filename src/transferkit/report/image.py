@@ -1,0 +1,118 @@
+"""The image half of a report: image-folder data section (pHash near-duplicates), Grad-CAM gallery."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import TransferKitError
+from ..evaluation.predictions import Predictions, get_predictions, load_predictions, load_run_splits, predictions_path
+from .parts import DataSection, Gallery
+
+
+class ImageReportParts:
+    """:class:`~transferkit.report.parts.ReportParts` of an image run (``transferkit fit``)."""
+
+    modality = "image"
+
+    def __init__(self, run_dir: Path, model, cfg: dict[str, Any], metrics: dict[str, Any], *, splits=None, progress: bool = True):
+        self.run_dir, self.model, self.cfg, self.metrics = run_dir, model, cfg, metrics
+        self.progress = progress
+        self._splits, self._splits_error = splits, None
+        self.data = cfg.get("data") or metrics.get("data") or {}
+        self.title = f"{model.backbone.name} on {Path(self.data.get('root', '?')).name}"
+
+    def _get_splits(self):
+        """The run's splits, loaded at most once and only when something needs them (None if the data is gone)."""
+        if self._splits is None and self._splits_error is None:
+            try:
+                self._splits = load_run_splits(self.run_dir, progress=self.progress)
+            except TransferKitError as exc:
+                self._splits_error = str(exc)
+        return self._splits
+
+    def predictions(self, split: str) -> Predictions:
+        if predictions_path(self.run_dir, split).is_file():
+            return load_predictions(self.run_dir, split)
+        splits = self._get_splits()
+        if splits is None:
+            raise TransferKitError(f"no saved predictions for '{split}' and they cannot be recomputed: {self._splits_error}")
+        return get_predictions(self.run_dir, split, splits=splits, progress=self.progress)
+
+    def data_section(self, *, check_leakage: bool, max_distance: int) -> DataSection:
+        from ..data.leakage import find_near_duplicates
+
+        data, metrics = self.data, self.metrics
+        near: list[dict] = list(data.get("near_duplicates") or metrics.get("data", {}).get("near_duplicates") or [])
+        checked, note = bool(near) or "near_duplicates" in data, ""
+        if not checked and check_leakage:
+            splits = self._get_splits()
+            if splits is not None:
+                near = [d.to_dict() for d in find_near_duplicates(splits, max_distance, progress=self.progress)]
+                checked = True
+            else:
+                note = self._splits_error or "the data folder is not available"
+        elif not check_leakage:
+            note = "switched off (--no-leakage-check)"
+        identical = list(data.get("cross_split_duplicates") or [])
+        pairs = {(d["a"], d["b"]) for d in identical}
+        near = [d for d in near if (d["a"], d["b"]) not in pairs]
+        warnings = []
+        if identical or near:
+            warnings.append(f"leakage: {len(identical)} identical and {len(near)} near-duplicate image pair(s) across splits")
+        skipped = [{"where": s.get("path", s.get("where", "?")), "reason": s["reason"]} for s in data.get("skipped") or []]
+        return DataSection(
+            unit="image", counts=data.get("counts", {}),
+            notes=[f"layout: {data.get('layout', '?')}", f"validation: {data.get('val_source', '?')}", f"data root {data.get('root', '?')}"],
+            skipped=skipped, skipped_by_reason=data.get("skipped_by_reason") or {}, identical=identical, near=near,
+            near_rule=f"perceptual-hash distance ≤ {max_distance}", leakage_checked=checked, leakage_note=note, warnings=warnings,
+        )
+
+    def model_card(self) -> list[tuple[str, str]]:
+        cfg, metrics, model = self.cfg, self.metrics, self.model
+        fit_cfg = cfg.get("fit") or {}
+        w = (cfg.get("backbone") or {}).get("weights") or model.backbone.weights_record or {}
+        training = metrics.get("training") or {}
+        timing = metrics.get("timing_s") or {}
+        hyper = {k: v for k, v in fit_cfg.items() if k not in ("data", "backbone", "weights", "cache_dir", "num_workers", "device", "seed")}
+        seeds = metrics.get("seeds") or fit_cfg.get("seeds") or [fit_cfg.get("seed", "?")]
+        return [
+            ("backbone", f"{model.backbone.name} ({model.backbone.spec.library} {model.backbone.spec.arch})"),
+            ("weights source", w.get("source", "?") + (f" — {w['path']}" if w.get("path") else "")),
+            ("weights sha256", w.get("sha256") or "none (random initialisation)"),
+            ("strategy", training.get("strategy", "?")),
+            ("hyper-parameters", json.dumps(hyper, default=str)),
+            ("training", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in training.items() if k != "strategy") or "?"),
+            ("seed(s)", ", ".join(map(str, seeds if isinstance(seeds, list) else [seeds]))),
+            ("wall time", f"{timing['total']:.1f} s" if "total" in timing else "?"),
+        ]
+
+    def gallery(self, test: Predictions, y_pred: np.ndarray, order: np.ndarray, out_dir: Path) -> Gallery:
+        from PIL import Image
+
+        from .gradcam import gradcam_overlays
+
+        g = Gallery("image", method="Grad-CAM for the predicted class on the backbone's last block: where the model looked when it got it wrong")
+        if not len(order):
+            return g
+        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            overlays = gradcam_overlays(self.model, [test.paths[i] for i in order], [int(y_pred[i]) for i in order])
+        except Exception as exc:  # noqa: BLE001 - a failed explanation must not cost the whole report
+            g.note = f"Grad-CAM failed ({type(exc).__name__}: {exc})."
+            return g
+        classes = test.classes
+        for k, (i, ov) in enumerate(zip(order, overlays)):
+            path = out_dir / f"{k:02d}.png"
+            Image.fromarray(ov).save(path)
+            g.files.append(path)
+            g.items.append({"name": Path(test.paths[i]).name, "path": test.paths[i], "true": classes[test.y_true[i]], "pred": classes[y_pred[i]],
+                            "confidence": float(test.proba[i, y_pred[i]]), "b64": base64.b64encode(path.read_bytes()).decode("ascii")})
+        return g
+
+    def omissions(self) -> list[str]:
+        return ["Text token attributions: this is an image run (they appear in reports of `fit-text` runs)."]

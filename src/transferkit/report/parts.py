@@ -1,0 +1,79 @@
+"""What a report needs from a run that depends on its modality, behind one interface.
+
+:func:`~transferkit.report.write_report` does everything modality-independent once (metrics and
+bootstrap intervals, per-class table, confusion matrix, ROC/PR, calibration, operating point,
+training curves); a :class:`ReportParts` supplies the rest: the predictions (saved, or
+recomputed from the model and the data), the data section (counts, skipped inputs, duplicates,
+leakage), the model card and the misclassified gallery with its explanations.
+:class:`~transferkit.report.image.ImageReportParts` (Grad-CAM) and
+:class:`~transferkit.report.text.TextReportParts` (token attributions) implement it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from ..evaluation.predictions import Predictions
+
+
+@dataclass
+class DataSection:
+    """The report's data section, in the same shape for every modality.
+
+    ``skipped``: ``{"where", "reason"}`` per input left out; ``duplicates``: repeated inputs
+    inside the data (texts: ``{"text", "where", "labels", "conflicting"}``); ``identical`` and
+    ``near``: pairs across splits, ``{"a_split", "a", "b_split", "b"}`` plus ``distance`` (images)
+    or ``text`` (texts).
+    """
+
+    unit: str  # "image" or "text": what one example is
+    counts: dict[str, dict[str, int]]
+    notes: list[str]
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    skipped_by_reason: dict[str, int] = field(default_factory=dict)
+    duplicates: list[dict[str, Any]] = field(default_factory=list)
+    identical: list[dict[str, Any]] = field(default_factory=list)
+    near: list[dict[str, Any]] = field(default_factory=list)
+    near_rule: str = ""  # what counts as a near-duplicate, in words
+    leakage_checked: bool = False
+    leakage_note: str = ""  # why the near-duplicate check did not run
+    warnings: list[str] = field(default_factory=list)
+
+    def leakage_summary(self) -> dict[str, Any]:
+        return {"checked": self.leakage_checked, "rule": self.near_rule, "identical": self.identical, "near_duplicates": self.near}
+
+
+@dataclass
+class Gallery:
+    """The misclassified test examples with their explanations.
+
+    Image items carry ``b64`` (a PNG overlay); text items carry ``segments``: consecutive pieces of
+    the text, each ``{"text", "score", "color"}`` (``score`` None: not attributed).
+    """
+
+    kind: str  # "image" or "text"
+    items: list[dict[str, Any]] = field(default_factory=list)
+    method: str = ""  # how the explanations were made, in words
+    note: str = ""  # why explanations are missing, when they are
+    files: list[Path] = field(default_factory=list)
+
+
+class ReportParts(Protocol):
+    """The modality-specific parts of a report (see the module docstring)."""
+
+    modality: str
+    title: str
+
+    def predictions(self, split: str) -> Predictions: ...
+
+    def data_section(self, *, check_leakage: bool, max_distance: int) -> DataSection: ...
+
+    def model_card(self) -> list[tuple[str, str]]: ...
+
+    def gallery(self, test: Predictions, y_pred: np.ndarray, order: np.ndarray, out_dir: Path) -> Gallery: ...
+
+    def omissions(self) -> list[str]: ...
