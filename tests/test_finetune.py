@@ -20,6 +20,7 @@ from transferkit.training import (
     set_train_mode,
     unfreeze_blocks,
     warmup_cosine,
+    warmup_decay,
 )
 from transferkit.training.image_data import DecodedImageDataset
 from transferkit.training.unfreeze import UnfreezeSpecError
@@ -83,6 +84,21 @@ def test_warmup_then_cosine():
     assert lrs[4] == pytest.approx(1.0)
     assert all(a >= b for a, b in zip(lrs[4:], lrs[5:]))  # then decays monotonically
     assert lrs[-1] < 0.05
+
+
+def test_warmup_then_linear_decay_is_a_straight_line_to_zero():
+    opt = torch.optim.AdamW([nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = warmup_decay(opt, total_steps=12, warmup_steps=2, shape="linear")
+    lrs = []
+    for _ in range(12):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs[2] == pytest.approx(1.0)
+    steps = [a - b for a, b in zip(lrs[2:], lrs[3:])]
+    assert steps == pytest.approx([0.1] * len(steps))  # equal steps: 1.0, 0.9, ..., 0.1
+    with pytest.raises(ValueError, match="cosine"):
+        warmup_decay(opt, 10, 1, shape="step")
 
 
 def test_epoch_sampler_is_a_function_of_seed_and_epoch():

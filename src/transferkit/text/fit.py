@@ -43,8 +43,9 @@ STRATEGIES = ("linear-probe", "finetune", "lora")
 def text_finetune_defaults(strategy: str = "finetune") -> FinetuneConfig:
     """Defaults for BERT-family encoders on a few hundred short texts (standard practice, not tuned on test)."""
     if strategy == "lora":
-        return FinetuneConfig(epochs=4, batch_size=16, lr=1e-3, lr_decay=1.0, weight_decay=0.0, warmup_fraction=0.1, patience=2, balance="weights")
-    return FinetuneConfig(epochs=4, batch_size=16, lr=8e-5, lr_decay=0.95, weight_decay=0.01, warmup_fraction=0.1, patience=2, balance="weights")
+        return FinetuneConfig(epochs=4, batch_size=16, lr=1e-3, lr_decay=1.0, weight_decay=0.0, warmup_fraction=0.1, schedule="linear", patience=2, balance="weights")
+    return FinetuneConfig(epochs=4, batch_size=16, lr=8e-5, lr_decay=0.95, weight_decay=0.01, warmup_fraction=0.1, schedule="linear", patience=2,
+                          balance="weights")
 
 
 class TextFitConfig(BaseModel):

@@ -5,7 +5,7 @@ from .checkpoint import CheckpointError, latest_checkpoint, load_checkpoint, sav
 from .finetune import finetune_image_model, make_image_loaders
 from .head_trainer import EpochRecord, HeadTrainer, class_weights
 from .sampling import EpochSampler, balanced_sample_weights
-from .schedule import layerwise_param_groups, warmup_cosine
+from .schedule import layerwise_param_groups, warmup_cosine, warmup_decay
 from .seed import seed_everything
 from .trainer import FinetuneEpoch, Trainer, TrainingInterrupted, make_accelerator, set_train_mode
 from .unfreeze import UnfreezeSpecError, parse_unfreeze, unfreeze_blocks
@@ -14,5 +14,5 @@ __all__ = [
     "CheckpointError", "EpochRecord", "EpochSampler", "FinetuneEpoch", "HeadTrainer", "Trainer", "TrainingInterrupted",
     "UnfreezeSpecError", "balanced_sample_weights", "class_weights", "finetune_image_model", "latest_checkpoint",
     "layerwise_param_groups", "load_checkpoint", "make_accelerator", "make_image_loaders", "make_train_transform",
-    "parse_unfreeze", "save_checkpoint", "seed_everything", "set_train_mode", "unfreeze_blocks", "warmup_cosine",
+    "parse_unfreeze", "save_checkpoint", "seed_everything", "set_train_mode", "unfreeze_blocks", "warmup_cosine", "warmup_decay",
 ]

@@ -1,4 +1,4 @@
-"""Learning-rate schedule (linear warm-up, then cosine decay) and layer-wise LR decay groups."""
+"""Learning-rate schedules (linear warm-up, then cosine or linear decay) and layer-wise LR decay groups."""
 
 from __future__ import annotations
 
@@ -9,21 +9,30 @@ import torch
 from torch import nn
 
 
-def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Multiplier ramps 0 -> 1 over ``warmup_steps`` optimizer steps, then follows a half cosine to 0.
+def warmup_decay(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int, *, shape: str = "cosine") -> torch.optim.lr_scheduler.LambdaLR:
+    """Multiplier ramps 0 -> 1 over ``warmup_steps`` optimizer steps, then decays to 0 at ``total_steps``.
 
-    A plain function (not a pickled object) drives it, so ``state_dict()`` is JSON-serialisable.
+    ``shape="cosine"`` follows a half cosine (timm / fastai); ``"linear"`` falls in a straight line
+    (the BERT recipe, transformers' ``get_linear_schedule_with_warmup``). A plain function (not a
+    pickled object) drives it, so ``state_dict()`` is JSON-serialisable.
     """
+    if shape not in ("cosine", "linear"):
+        raise ValueError(f"unknown schedule '{shape}': use 'cosine' or 'linear'.")
     total_steps = max(1, int(total_steps))
     warmup_steps = min(max(0, int(warmup_steps)), total_steps - 1)
 
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / (warmup_steps + 1)
-        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+        progress = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return 0.5 * (1.0 + math.cos(math.pi * progress)) if shape == "cosine" else 1.0 - progress
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Linear warm-up, then cosine decay (:func:`warmup_decay` with ``shape="cosine"``)."""
+    return warmup_decay(optimizer, total_steps, warmup_steps, shape="cosine")
 
 
 def _no_decay(name: str, param: nn.Parameter, module: nn.Module) -> bool:

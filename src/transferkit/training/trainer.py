@@ -34,7 +34,7 @@ from ..config import FinetuneConfig
 from ..errors import NotFittedError, TransferKitError
 from ..progress import track
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from .schedule import warmup_cosine
+from .schedule import warmup_decay
 
 
 class TrainingInterrupted(TransferKitError, KeyboardInterrupt):
@@ -189,7 +189,7 @@ class Trainer:
         if steps_per_epoch == 0:
             raise ValueError("the training loader yields no batches (is the training set empty?).")
         total = cfg.epochs * steps_per_epoch
-        scheduler = warmup_cosine(optimizer, total, round(cfg.warmup_fraction * total))
+        scheduler = warmup_decay(optimizer, total, round(cfg.warmup_fraction * total), shape=cfg.schedule)
         raw = acc.unwrap_model(model)
 
         state: dict[str, Any] = {"epoch": 0, "step_in_epoch": 0, "global_step": 0, "loss_sum": 0.0, "loss_count": 0,
