@@ -24,7 +24,8 @@ def run(args) -> None:
     log = Path(args.log or f"bench/artifacts/finetune-{name}.jsonl")
     log.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
-        out = Path(f"bench/artifacts/ft-{name}-{args.model}-s{seed}")
+        tag = f"{args.unfreeze.replace(':', '')}-e{args.epochs}-lr{args.lr:g}"
+        out = Path(f"bench/artifacts/ft-{name}-{args.model}-{tag}-s{seed}")
         t0 = time.perf_counter()
         r = tk.fit(args.data, model=args.model, positive=args.positive, seed=seed, out=out, strategy="auto", unfreeze=args.unfreeze,
                    finetune_epochs=args.epochs, finetune_lr=args.lr, progress=False)
