@@ -17,22 +17,25 @@ from transferkit.runtime.images import ImageReadError
 
 
 def test_runtime_imports_without_torch():
+    # the text path too: its tokenizer is the Rust `tokenizers` package, never transformers (predicting with a
+    # real text export under the same block: tests/test_export_text.py)
     code = textwrap.dedent("""
         import json, sys
         class Block:
             def find_spec(self, name, path=None, target=None):
-                if name.split(".")[0] in ("torch", "torchvision", "timm", "sklearn", "safetensors"):
+                if name.split(".")[0] in ("torch", "torchvision", "timm", "sklearn", "safetensors", "transformers"):
                     raise ImportError(f"{name} is blocked in this test")
         sys.meta_path.insert(0, Block())
         import transferkit.runtime as rt
         import transferkit
+        import tokenizers  # what TextTokenizer loads tokenizer.json with
         print(json.dumps({"names": rt.__all__, "loaded": sorted(m for m in sys.modules if m.split(".")[0] in
-                          ("torch", "torchvision", "timm", "sklearn", "safetensors"))}))
+                          ("torch", "torchvision", "timm", "sklearn", "safetensors", "transformers"))}))
     """)
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     out = json.loads(proc.stdout)
-    assert "ExportedModel" in out["names"] and out["loaded"] == []
+    assert {"ExportedModel", "TextTokenizer", "predict_texts"} <= set(out["names"]) and out["loaded"] == []
 
 
 @pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])

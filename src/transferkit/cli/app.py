@@ -216,19 +216,54 @@ def evaluate(
     console.print(_metrics_table({data.name: metrics}, f"{model}"))
 
 
-@app.command(epilog="Example: transferkit predict runs/pneu-mnv2 xray1.jpeg xray2.jpeg --json")
+def _is_text_model(model: Path) -> bool:
+    """A text export (export.json says so) or a text model/run folder (from `fit-text`)."""
+    from ..runtime import EXPORT_CONFIG_NAME, is_export_folder
+
+    if is_export_folder(model):
+        try:  # only the modality: what else is wrong with the folder, the predict call reports
+            return json.loads((model / EXPORT_CONFIG_NAME).read_text()).get("modality") == "text"
+        except (ValueError, OSError, AttributeError):
+            return False
+    if not model.is_dir():
+        return False
+    from ..text.model import is_text_model_folder
+
+    return is_text_model_folder(model)
+
+
+@app.command(epilog="Examples: transferkit predict runs/pneu-mnv2 xray1.jpeg xray2.jpeg --json\n\n"
+             "transferkit predict exports/amazon-int8 \"Great phone\" \"Broke after a week\"   (a text model: texts, --file or stdin)")
 def predict(
-    model: Annotated[Path, typer.Argument(help="Run folder or model folder.")],
-    paths: Annotated[list[Path], typer.Argument(help="Image files or folders of images.")],
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object per image).")] = False,
+    model: Annotated[Path, typer.Argument(help="Run folder, model folder or export folder (image or text).")],
+    items: Annotated[Optional[list[str]], typer.Argument(
+        help="Image files or folders of images; for a text model, texts ('-', or nothing with piped input, reads stdin).")] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Text models: a file of texts, one per line, or a .csv/.jsonl column.")] = None,
+    text_col: Annotated[Optional[str], typer.Option(help="Text models: the text column of a .csv/.jsonl --file.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object per image or text).")] = False,
 ) -> None:
-    """Predict the class of image files."""
+    """Predict the class of image files, or of texts with a text model (export folders need no torch)."""
     from ..image_files import list_images
     from ..runtime import predict_files as api_predict  # export folders run on onnxruntime; model folders on PyTorch
 
-    files = list_images(paths)
+    if not model.is_dir():
+        _fail(TransferKitError(f"'{model}' is not a folder; expected an export folder (`transferkit export`) "
+                               "or a run/model folder (`transferkit fit`, `transferkit fit-text`)."))
+    if _is_text_model(model):
+        from ..runtime import predict_texts
+        from .text_commands import print_text_results, read_text_inputs
+
+        try:
+            results = predict_texts(model, read_text_inputs(items, file, text_col))
+        except TransferKitError as exc:
+            _fail(exc)
+        print_text_results(results, as_json)
+        return
+    if file is not None:
+        _fail(TransferKitError(f"--file is for text models; '{model}' is not one. Pass image files or folders."))
+    files = list_images([Path(p) for p in items or []])
     if not files:
-        _fail(TransferKitError(f"no image files found in {', '.join(map(str, paths))}."))
+        _fail(TransferKitError(f"no image files found in {', '.join(items or []) or 'the arguments (none given)'}."))
     try:
         results = api_predict(model, files)
     except TransferKitError as exc:

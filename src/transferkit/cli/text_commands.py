@@ -144,32 +144,23 @@ def evaluate_text_cmd(
                   + f" (n={metrics['num_samples']})")
 
 
-@app.command("predict-text", epilog="Examples:\n\n"
-             "transferkit predict-text runs/amazon-lp \"Great phone, battery lasts for days\" \"Broke after a week\"\n\n"
-             "transferkit predict-text runs/amazon-lp --file reviews.txt --json\n\n"
-             "cat reviews.txt | transferkit predict-text runs/amazon-lp -")
-def predict_text_cmd(
-    model: Annotated[Path, typer.Argument(help="Run folder or text model folder.")],
-    texts: Annotated[Optional[list[str]], typer.Argument(help="Texts to classify; '-' (or nothing, with piped input) reads stdin, one text per line.")] = None,
-    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="A file of texts: one per line, or a .csv/.jsonl column.")] = None,
-    text_col: Annotated[Optional[str], typer.Option(help="Text column of a .csv/.jsonl --file.")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object per text).")] = False,
-) -> None:
-    """Classify texts given as arguments, in a file, or on stdin."""
-    from ..data.text import read_texts
-    from ..text import predict_text
-
+def read_text_inputs(texts: list[str] | None, file: Path | None, text_col: str | None) -> list[str]:
+    """Texts to classify from the arguments, ``--file`` (one per line, or a .csv/.jsonl column) and stdin
+    ('-', or nothing with piped input); shared by ``predict-text`` and ``predict`` on text models."""
     items = [t for t in (texts or []) if t != "-"]
-    try:
-        if file is not None:
-            items += read_texts(file, text_col=text_col)
-        if (texts and "-" in texts) or (not items and file is None and not sys.stdin.isatty()):
-            items += [line.rstrip("\r") for line in sys.stdin.read().split("\n") if line.strip()]
-        if not items:
-            raise TransferKitError("no texts given: pass them as arguments, with --file FILE, or on stdin ('-').")
-        results = predict_text(model, items)
-    except TransferKitError as exc:
-        _fail(exc)
+    if file is not None:
+        from ..data.text import read_texts
+
+        items += read_texts(file, text_col=text_col)
+    if (texts and "-" in texts) or (not items and file is None and not sys.stdin.isatty()):
+        items += [line.rstrip("\r") for line in sys.stdin.read().split("\n") if line.strip()]
+    if not items:
+        raise TransferKitError("no texts given: pass them as arguments, with --file FILE, or on stdin ('-').")
+    return items
+
+
+def print_text_results(results: list[dict], as_json: bool) -> None:
+    """One row (or JSON object) per text; exit code 1 when some text could not be classified."""
     if as_json:
         console.print_json(json.dumps(results))
     else:
@@ -185,3 +176,25 @@ def predict_text_cmd(
         console.print(table)
     if any("error" in r for r in results):
         raise typer.Exit(code=1)
+
+
+@app.command("predict-text", epilog="Examples:\n\n"
+             "transferkit predict-text runs/amazon-lp \"Great phone, battery lasts for days\" \"Broke after a week\"\n\n"
+             "transferkit predict-text runs/amazon-lp --file reviews.txt --json\n\n"
+             "cat reviews.txt | transferkit predict-text runs/amazon-lp -\n\n"
+             "transferkit predict-text exports/amazon-int8 \"Great phone\"   (an export: onnxruntime + tokenizers, no torch)")
+def predict_text_cmd(
+    model: Annotated[Path, typer.Argument(help="Run folder or text model folder, or a text export folder (`transferkit export`).")],
+    texts: Annotated[Optional[list[str]], typer.Argument(help="Texts to classify; '-' (or nothing, with piped input) reads stdin, one text per line.")] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", "-f", help="A file of texts: one per line, or a .csv/.jsonl column.")] = None,
+    text_col: Annotated[Optional[str], typer.Option(help="Text column of a .csv/.jsonl --file.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object per text).")] = False,
+) -> None:
+    """Classify texts given as arguments, in a file, or on stdin."""
+    from ..runtime import predict_texts  # export folders run on onnxruntime; model folders on PyTorch
+
+    try:
+        results = predict_texts(model, read_text_inputs(texts, file, text_col))
+    except TransferKitError as exc:
+        _fail(exc)
+    print_text_results(results, as_json)

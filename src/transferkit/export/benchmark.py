@@ -1,12 +1,18 @@
-"""PyTorch fp32 vs ONNX fp32 vs ONNX int8, side by side, measured in one run.
+"""PyTorch fp32 vs ONNX fp32 vs ONNX int8, side by side, measured in one run (image or text models).
 
 For each variant: batch-1 latency (p50, p95), throughput at a batch size, file size, peak
 memory and test accuracy. Timing and memory come from a fresh process per variant and round
 (the order alternating between rounds), so runtimes never compete for cores within a
 measurement (onnxruntime and PyTorch both keep worker threads spinning after a call) and load
 drifts on a shared machine hit all variants alike. Times are of the network only
-(preprocessing excluded for all). Peak memory is the peak RSS of that process: the ONNX ones
-block torch, timm and scikit-learn and import ``transferkit.runtime`` only, as on a device.
+(preprocessing, i.e. image decoding or tokenization, excluded for all). Peak memory is the peak
+RSS of that process: the ONNX ones block torch, timm, scikit-learn and transformers and import
+``transferkit.runtime`` only, as on a device.
+
+Text models: accuracy on a labelled text file (each side tokenizes with its own tokenizer:
+``transformers`` for PyTorch, ``tokenizers`` + ``tokenizer.json`` for ONNX); batch-1 latency on the
+test text of median token length, throughput on the first ``batch_size`` test texts padded to
+their longest; int8 is dynamic quantization (no calibration data).
 """
 
 from __future__ import annotations
@@ -28,13 +34,16 @@ from ..errors import DataError
 from ..runtime import ExportedModel, decide, is_export_folder
 
 
+Batch = Any  # a preprocessed batch: an image array (N, 3, H, W), or token arrays {"input_ids": (N, L), ...}
+
+
 @dataclass
 class _Variant:
     name: str
     kind: str  # "pytorch" or "onnx"
     path: Path  # model folder (pytorch) or export folder (onnx)
     file: Path
-    run: Callable[[np.ndarray], np.ndarray]
+    run: Callable[[Batch], np.ndarray]
 
 
 def _percentile_ms(times: list[float], q: float) -> float:
@@ -44,6 +53,7 @@ def _percentile_ms(times: list[float], q: float) -> float:
 _PROBE = """
 import json, resource, sys, time
 kind, path, inputs, calls, threads = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+text = inputs.endswith(".npz")  # images: one array (.npy); text: token arrays for one text and for the batch (.npz)
 def rss():  # peak RSS of this process image (VmHWM resets at exec; ru_maxrss keeps the parent's peak)
     try:
         for line in open("/proc/self/status"):
@@ -60,17 +70,24 @@ if kind == "pytorch":
     model = load(path).eval()
     def run(x):
         with torch.inference_mode():
+            if text:
+                return model(**{k: torch.from_numpy(v) for k, v in x.items()}).numpy()
             return model(torch.from_numpy(x)).numpy()
 else:
-    for name in ("torch", "torchvision", "timm", "sklearn"):  # as on a device: these are not installed
+    for name in ("torch", "torchvision", "timm", "sklearn", "transformers"):  # as on a device: these are not installed
         sys.modules[name] = None
     import numpy as np
     from transferkit.runtime import ExportedModel
     model = ExportedModel(path, num_threads=threads)
     run = model.logits
 after_load = rss()
-batch = np.load(inputs)
-one = np.ascontiguousarray(batch[:1])
+if text:
+    z = np.load(inputs)
+    one = {k[5:]: np.ascontiguousarray(z[k]) for k in z.files if k.startswith("one__")}
+    batch = {k[7:]: np.ascontiguousarray(z[k]) for k in z.files if k.startswith("batch__")}
+else:
+    batch = np.load(inputs)
+    one = np.ascontiguousarray(batch[:1])
 for _ in range(3):
     run(one)
 run(batch)
@@ -98,12 +115,97 @@ def _probe(kind: str, path: Path, inputs: Path, calls: int, threads: int) -> dic
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def _accuracy(variant: _Variant, x: np.ndarray, y: np.ndarray, batch_size: int, positive_index, threshold, temperature) -> tuple[float, np.ndarray]:
+def _accuracy(variant: _Variant, batches: list[Batch], y: np.ndarray, positive_index, threshold, temperature) -> tuple[float, np.ndarray]:
     from ..runtime import softmax
 
-    logits = np.concatenate([variant.run(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
+    logits = np.concatenate([variant.run(b) for b in batches])
     pred = decide(softmax(logits, temperature), positive_index, threshold)
     return float((pred == y).mean()), logits
+
+
+def _compare(variants: list[_Variant], batches: dict[str, list[Batch]], y: np.ndarray, probe_inputs: dict[str, Path], *, unit: str,
+             positive_index, threshold, temperature, batch_size: int, rounds: int, calls_per_round: int, threads: int,
+             progress: bool) -> dict[str, dict[str, Any]]:
+    """Accuracy and agreement of every variant (each on its own ``batches[kind]``), then latency,
+    throughput and peak memory in fresh processes (``probe_inputs[kind]``): one row per variant."""
+    from ..progress import track
+
+    rows: dict[str, dict[str, Any]] = {}
+    ref_logits = None
+    for v in variants:
+        acc, logits = _accuracy(v, batches[v.kind], y, positive_index, threshold, temperature)
+        if ref_logits is None:
+            ref_logits = logits
+        rows[v.name] = {
+            "file": str(v.file),
+            "file_size_mb": v.file.stat().st_size / 1e6,
+            "test_accuracy": acc,
+            "top1_agreement_with_pytorch": float((logits.argmax(1) == ref_logits.argmax(1)).mean()),
+            "max_abs_logit_diff_vs_pytorch": float(np.abs(logits - ref_logits).max()),
+        }
+
+    # ---- latency (batch 1), throughput, peak memory: each variant alone in a fresh process -----
+    probes: dict[str, list[dict[str, Any]]] = {v.name: [] for v in variants}
+    with track("latency, throughput, memory (fresh processes)", rounds * len(variants), unit="proc", enabled=progress) as advance:
+        for r in range(rounds):
+            for v in (variants if r % 2 == 0 else variants[::-1]):  # alternate the order: load drifts hit all alike
+                probes[v.name].append(_probe(v.kind, v.path, probe_inputs[v.kind], calls_per_round, threads))
+                advance()
+    throughput = f"throughput_b{batch_size}_{unit}_s"
+    for v in variants:
+        ok = [p for p in probes[v.name] if "error" not in p]
+        if not ok:
+            rows[v.name].update({"latency_b1_p50_ms": float("nan"), "latency_b1_p95_ms": float("nan"), "latency_b1_num_calls": 0,
+                                 throughput: float("nan"), "peak_rss_mib": float("nan"), "probe_error": probes[v.name][0]["error"]})
+            continue
+        lat = [t for p in ok for t in p["latencies_s"]]
+        rows[v.name].update({
+            "latency_b1_p50_ms": _percentile_ms(lat, 50),
+            "latency_b1_p95_ms": _percentile_ms(lat, 95),
+            "latency_b1_num_calls": len(lat),
+            throughput: float(batch_size / np.median([p["batch_s"] for p in ok])),
+            "peak_rss_mib": max(p["peak_rss_mib"] for p in ok),
+            "rss_after_load_mib": max(p["rss_after_load_mib"] for p in ok),
+            "torch_imported": any(p["torch_imported"] for p in ok),
+        })
+
+    base = rows["pytorch fp32"]
+    for name, row in rows.items():
+        row["speedup_b1_p50_vs_pytorch"] = base["latency_b1_p50_ms"] / row["latency_b1_p50_ms"]
+        row["accuracy_drop_points_vs_pytorch"] = 100 * (base["test_accuracy"] - row["test_accuracy"])
+    if "onnx fp32" in rows and "onnx int8" in rows:
+        rows["onnx int8"]["size_ratio_vs_onnx_fp32"] = rows["onnx int8"]["file_size_mb"] / rows["onnx fp32"]["file_size_mb"]
+    return rows
+
+
+def _environment() -> dict[str, Any]:
+    import onnxruntime
+    import torch
+
+    return {
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "load_average_1m": os.getloadavg()[0],
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
+
+
+def _is_text(model: Path) -> bool:
+    from ..runtime import ExportConfig
+    from ..text.model import is_text_model_folder
+
+    return ExportConfig.load(model).is_text if is_export_folder(model) else is_text_model_folder(model)
+
+
+def _source_of(export: Path) -> Path:
+    cfg = json.loads((export / "export.json").read_text())
+    source = (cfg.get("source") or {}).get("model_dir")
+    if not source or not Path(source).is_dir():
+        raise DataError(f"export '{export}' does not name an existing source model folder (export.json source.model_dir = {source!r}); "
+                        "benchmark the model folder itself to compare with PyTorch.")
+    return Path(source)
 
 
 def benchmark_models(
@@ -119,18 +221,18 @@ def benchmark_models(
     exporter: str = "dynamo",
     export_options: dict[str, Any] | None = None,
     progress: bool = True,
+    text_col: str | None = None,
+    label_col: str | None = None,
 ) -> dict[str, Any]:
     """Benchmark a model folder (exported here to ONNX fp32 + int8) or an export folder.
 
     ``data``: a labelled folder (class sub-folders, or a root whose ``test/`` is used for
     accuracy). int8 calibration uses ``calibration`` or, when absent, ``data``'s ``train/``.
+    For a text model (``fit-text`` folder or text export) ``data`` is a labelled text file
+    (.csv/.tsv/.jsonl or UCI .txt; ``text_col``/``label_col`` as in ``evaluate-text``), or a folder
+    holding ``test.*``; int8 is dynamic quantization and needs no calibration.
     """
     import torch
-
-    from ..data import load_labelled_folder, make_transforms, open_image
-    from ..model import load
-    from ..progress import track
-    from . import export_model
 
     threads = threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
@@ -138,17 +240,28 @@ def benchmark_models(
     data = Path(data)
     work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="tk-bench-"))
     export_options = dict(export_options or {})
+    measure = {"batch_size": batch_size, "rounds": rounds, "calls_per_round": calls_per_round, "threads": threads, "progress": progress}
+    if _is_text(model):
+        return _benchmark_text(model, data, work, exporter=exporter, export_options=export_options, text_col=text_col,
+                               label_col=label_col, **measure)
+    return _benchmark_images(model, data, work, calibration=calibration, exporter=exporter, export_options=export_options, **measure)
+
+
+def _benchmark_images(model: Path, data: Path, work: Path, *, calibration, exporter: str, export_options: dict[str, Any],
+                      batch_size: int, rounds: int, calls_per_round: int, threads: int, progress: bool) -> dict[str, Any]:
+    import torch
+
+    from ..data import load_labelled_folder, make_transforms, open_image
+    from ..model import load
+    from ..progress import track
+    from . import export_model
 
     # ---- the three variants ------------------------------------------------------------------
     exports: dict[str, Path] = {}
     if is_export_folder(model):
         cfg = json.loads((model / "export.json").read_text())
         exports[f"onnx {cfg.get('precision', 'fp32')}"] = model
-        source = (cfg.get("source") or {}).get("model_dir")
-        if not source or not Path(source).is_dir():
-            raise DataError(f"export '{model}' does not name an existing source model folder (export.json source.model_dir = {source!r}); "
-                            "benchmark the model folder itself to compare with PyTorch.")
-        model_dir = Path(source)
+        model_dir = _source_of(model)
     else:
         model_dir = model
         if calibration is None:
@@ -189,66 +302,25 @@ def benchmark_models(
     x_torch_arr, x_np_arr = np.stack(x_torch), np.stack(x_np)
     y = np.array([r.label for r in records])
     temperature = ExportedModel(next(iter(exports.values()))).config.temperature
-    pos, thr = tm.positive_index, tm.threshold
 
-    rows: dict[str, dict[str, Any]] = {}
-    ref_logits = None
-    for v in variants:
-        x = x_torch_arr if v.kind == "pytorch" else x_np_arr
-        acc, logits = _accuracy(v, x, y, batch_size, pos, thr, temperature)
-        if ref_logits is None:
-            ref_logits = logits
-        rows[v.name] = {
-            "file": str(v.file),
-            "file_size_mb": v.file.stat().st_size / 1e6,
-            "test_accuracy": acc,
-            "top1_agreement_with_pytorch": float((logits.argmax(1) == ref_logits.argmax(1)).mean()),
-            "max_abs_logit_diff_vs_pytorch": float(np.abs(logits - ref_logits).max()),
-        }
-
-    # ---- latency (batch 1), throughput, peak memory: each variant alone in a fresh process -----
     inputs = {}
     for kind, arr in (("pytorch", x_torch_arr), ("onnx", x_np_arr)):
         inputs[kind] = work / f"bench-input-{kind}.npy"
         np.save(inputs[kind], np.ascontiguousarray(np.resize(arr, (batch_size, *arr.shape[1:])), dtype=np.float32))
-    probes: dict[str, list[dict[str, Any]]] = {v.name: [] for v in variants}
-    with track("latency, throughput, memory (fresh processes)", rounds * len(variants), unit="proc", enabled=progress) as advance:
-        for r in range(rounds):
-            for v in (variants if r % 2 == 0 else variants[::-1]):  # alternate the order: load drifts hit all alike
-                probes[v.name].append(_probe(v.kind, v.path, inputs[v.kind], calls_per_round, threads))
-                advance()
-    for v in variants:
-        ok = [p for p in probes[v.name] if "error" not in p]
-        if not ok:
-            rows[v.name].update({"latency_b1_p50_ms": float("nan"), "latency_b1_p95_ms": float("nan"), "latency_b1_num_calls": 0,
-                                 f"throughput_b{batch_size}_img_s": float("nan"), "peak_rss_mib": float("nan"),
-                                 "probe_error": probes[v.name][0]["error"]})
-            continue
-        lat = [t for p in ok for t in p["latencies_s"]]
-        rows[v.name].update({
-            "latency_b1_p50_ms": _percentile_ms(lat, 50),
-            "latency_b1_p95_ms": _percentile_ms(lat, 95),
-            "latency_b1_num_calls": len(lat),
-            f"throughput_b{batch_size}_img_s": float(batch_size / np.median([p["batch_s"] for p in ok])),
-            "peak_rss_mib": max(p["peak_rss_mib"] for p in ok),
-            "rss_after_load_mib": max(p["rss_after_load_mib"] for p in ok),
-            "torch_imported": any(p["torch_imported"] for p in ok),
-        })
-
-    base = rows["pytorch fp32"]
-    for name, row in rows.items():
-        row["speedup_b1_p50_vs_pytorch"] = base["latency_b1_p50_ms"] / row["latency_b1_p50_ms"]
-        row["accuracy_drop_points_vs_pytorch"] = 100 * (base["test_accuracy"] - row["test_accuracy"])
-    if "onnx fp32" in rows and "onnx int8" in rows:
-        rows["onnx int8"]["size_ratio_vs_onnx_fp32"] = rows["onnx int8"]["file_size_mb"] / rows["onnx fp32"]["file_size_mb"]
-    import onnxruntime
-
+    batches = {kind: [arr[i : i + batch_size] for i in range(0, len(arr), batch_size)]
+               for kind, arr in (("pytorch", x_torch_arr), ("onnx", x_np_arr))}
+    rows = _compare(variants, batches, y, inputs, unit="img", positive_index=tm.positive_index, threshold=tm.threshold,
+                    temperature=temperature, batch_size=batch_size, rounds=rounds, calls_per_round=calls_per_round, threads=threads,
+                    progress=progress)
     return {
         "model": str(model_dir),
+        "modality": "image",
         "backbone": tm.backbone.name,
         "data": str(data),
         "num_test_images": len(records),
+        "num_test_samples": len(records),
         "num_skipped": len(skipped),
+        "unit": "img",
         "batch_size": batch_size,
         "threads": threads,
         "latency": {"rounds": rounds, "calls_per_round": calls_per_round, "process_per_variant_and_round": True,
@@ -256,13 +328,106 @@ def benchmark_models(
         "preprocessing_max_abs_diff": float(np.abs(x_torch_arr - x_np_arr).max()),
         "variants": rows,
         "exports": {k: str(p) for k, p in exports.items()},
-        "environment": {
-            "cpu": platform.processor() or platform.machine(),
-            "cpu_count": os.cpu_count(),
-            "load_average_1m": os.getloadavg()[0],
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "onnxruntime": onnxruntime.__version__,
-        },
+        "environment": _environment(),
     }
 
+
+def _identical_rows(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> int:
+    """How many texts of a batch got the same token arrays from both tokenizers (``b``'s input names)."""
+    if any(a[n].shape != b[n].shape for n in b):
+        return 0
+    return int(np.all([(a[n] == b[n]).all(1) for n in b], axis=0).sum())
+
+
+def _text_test_file(data: Path) -> Path:
+    from ..data.text import TEXT_SUFFIXES
+
+    if data.is_dir():
+        found = sorted(p for p in data.iterdir() if p.stem.lower() == "test" and p.suffix.lower() in TEXT_SUFFIXES)
+        if not found:
+            raise DataError(f"folder '{data}' has no test.csv/.tsv/.jsonl/.txt; pass a labelled text file to measure accuracy on.")
+        return found[0]
+    return data
+
+
+def _benchmark_text(model: Path, data: Path, work: Path, *, exporter: str, export_options: dict[str, Any], text_col: str | None,
+                    label_col: str | None, batch_size: int, rounds: int, calls_per_round: int, threads: int, progress: bool) -> dict[str, Any]:
+    import torch
+
+    from ..data.text import read_text_table
+    from ..text.model import TextClassifier
+    from . import export_model
+
+    data = _text_test_file(data)
+    exports: dict[str, Path] = {}
+    if is_export_folder(model):
+        exports[f"onnx {ExportedModel(model).config.precision}"] = model
+        model_dir = _source_of(model)
+    else:
+        model_dir = model
+        options = {k: v for k, v in export_options.items() if k not in ("calibrate_method", "num_calibration")}  # image-only (static int8)
+        exports["onnx fp32"] = export_model(model_dir, work / "onnx-fp32", exporter=exporter, parity_data=data, text_col=text_col,
+                                            overwrite=True, progress=progress).directory
+        exports["onnx int8"] = export_model(model_dir, work / "onnx-int8", quantize="int8", exporter=exporter, parity_data=data,
+                                            text_col=text_col, onnx_fp32=exports["onnx fp32"] / "model.onnx", overwrite=True,
+                                            progress=progress, **options).directory
+    tm = TextClassifier.from_pretrained(model_dir).eval()
+    weights_file = (model_dir / "model" if (model_dir / "model" / "model.safetensors").is_file() else model_dir) / "model.safetensors"
+
+    def torch_run(x: dict[str, np.ndarray]) -> np.ndarray:
+        with torch.inference_mode():
+            return tm(**{k: torch.from_numpy(v) for k, v in x.items()}).float().numpy()
+
+    variants = [_Variant("pytorch fp32", "pytorch", model_dir, weights_file, torch_run)]
+    runtimes = []
+    for name, folder in exports.items():
+        em = ExportedModel(folder, num_threads=threads)
+        runtimes.append(em)
+        variants.append(_Variant(name, "onnx", folder, folder / em.config.model_file, em.logits))
+
+    # ---- test texts: each side tokenizes with its own tokenizer ------------------------------
+    table = read_text_table(data, text_col=text_col, label_col=label_col, classes=tm.classes)
+    texts, y = table.texts, table.labels
+    runtime = runtimes[0]
+
+    def hf(chunk: list[str]) -> dict[str, np.ndarray]:
+        return {k: v.numpy().astype(np.int64) for k, v in tm.backbone.collate(tm.backbone.tokenize(chunk)).items()}
+
+    def tokenize(kind: str, chunk: list[str]) -> dict[str, np.ndarray]:
+        return hf(chunk) if kind == "pytorch" else runtime.encode(chunk)
+
+    chunks = [texts[i : i + batch_size] for i in range(0, len(texts), batch_size)]
+    batches = {kind: [tokenize(kind, c) for c in chunks] for kind in ("pytorch", "onnx")}
+    same = sum(_identical_rows(a, b) for a, b in zip(batches["pytorch"], batches["onnx"]))
+    lengths = np.array([len(e.ids) for e in runtime.tokenizer.tokenize(texts)])
+    median_text = texts[int(np.argsort(lengths, kind="stable")[len(lengths) // 2])]
+    batch_texts = [texts[i % len(texts)] for i in range(batch_size)]
+    inputs = {}
+    for kind in ("pytorch", "onnx"):
+        inputs[kind] = work / f"bench-input-{kind}.npz"
+        arrays = {f"one__{k}": v for k, v in tokenize(kind, [median_text]).items()} | {f"batch__{k}": v for k, v in tokenize(kind, batch_texts).items()}
+        np.savez(inputs[kind], **arrays)
+    rows = _compare(variants, batches, y, inputs, unit="texts", positive_index=tm.positive_index, threshold=tm.threshold,
+                    temperature=runtime.config.temperature, batch_size=batch_size, rounds=rounds, calls_per_round=calls_per_round,
+                    threads=threads, progress=progress)
+    return {
+        "model": str(model_dir),
+        "modality": "text",
+        "backbone": tm.backbone.name,
+        "strategy": tm.strategy,
+        "data": str(data),
+        "num_test_texts": len(texts),
+        "num_test_samples": len(texts),
+        "num_skipped": len(table.skipped),
+        "unit": "texts",
+        "batch_size": batch_size,
+        "threads": threads,
+        "max_length": tm.backbone.max_length,
+        "latency": {"rounds": rounds, "calls_per_round": calls_per_round, "process_per_variant_and_round": True,
+                    "order_alternates": True, "network_only": True, "batch1_text_tokens": int(np.median(lengths)),
+                    "batch_tokens_padded": int(max(lengths[i % len(texts)] for i in range(batch_size)))},
+        "tokenization_identical_fraction": same / len(texts),
+        "variants": rows,
+        "exports": {k: str(p) for k, p in exports.items()},
+        "environment": _environment(),
+    }

@@ -1,5 +1,6 @@
 """The one call: a saved model folder -> an export folder (network file + labels + preprocessing),
-with the parity check that makes the export trustworthy.
+with the parity check that makes the export trustworthy. Text model folders are handed to
+:func:`transferkit.export.text.export_text_model` (ONNX + tokenizer, parity on texts).
 
 Parity is measured twice on the same sample of image files:
 
@@ -112,6 +113,23 @@ def _torch_logits(model: TransferModel, x: torch.Tensor, batch_size: int = 32) -
     return np.concatenate([model(x[i : i + batch_size]).float().numpy() for i in range(0, len(x), batch_size)])
 
 
+def prepare_out(out: Path, overwrite: bool) -> Path:
+    """An empty (or, with ``overwrite``, emptied of a previous export) output folder."""
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise DataError(f"output folder '{out}' is not empty; choose another --out or pass --overwrite.")
+        for name in (EXPORT_CONFIG_NAME, PARITY_NAME, "model.onnx", "model.pt", "labels.txt", "tokenizer.json"):
+            (out / name).unlink(missing_ok=True)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _is_text_model(model) -> bool:
+    from ..text.model import TextClassifier, is_text_model_folder
+
+    return isinstance(model, TextClassifier) or (not isinstance(model, TransferModel) and is_text_model_folder(model))
+
+
 def _file_sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -142,10 +160,16 @@ def export_model(
     onnx_fp32: str | os.PathLike | None = None,
     overwrite: bool = False,
     progress: bool = True,
+    text_col: str | None = None,
 ) -> ExportResult:
     """Export a saved model (folder or :class:`TransferModel`) and check parity against PyTorch.
 
     >>> export_model("runs/plants", "exports/plants-int8", quantize="int8", calibration="data/plants")
+    >>> export_model("runs/amazon-lp", "exports/amazon-int8", quantize="int8", parity_data="reviews/amazon_cells_labelled.txt")
+
+    Text models (a ``fit-text`` run/model folder or a ``TextClassifier``) export to ONNX with their
+    tokenizer; their int8 is dynamic quantization (no calibration), ``parity_data`` a text file
+    (``text_col`` names its column) — see :mod:`transferkit.export.text`.
 
     ``calibration``: image folder for int8 calibration (its ``train/`` when present);
     ``parity_data``: image folder for the parity sample (default: other images of the calibration
@@ -160,19 +184,25 @@ def export_model(
         raise ValueError(f"quantize must be None or 'int8', got {quantize!r}")
     if quantize and format != "onnx":
         raise ValueError("int8 quantization is done with onnxruntime: use format='onnx' with quantize='int8'.")
+    if _is_text_model(model):
+        if format != "onnx":
+            raise ValueError(f"text models export to ONNX only (format='onnx'), got {format!r}.")
+        from .text import export_text_model
+
+        result = export_text_model(model, out, quantize=quantize, parity_data=parity_data, num_parity=num_parity, seed=seed,
+                                   exporter=exporter, opset=opset, per_channel=per_channel, exclude_head=exclude_head,
+                                   nodes_to_exclude=nodes_to_exclude, atol=atol, min_agreement=min_agreement, onnx_fp32=onnx_fp32,
+                                   overwrite=overwrite, text_col=text_col)
+        if calibration is not None:
+            result.notes.append("text int8 is dynamic quantization (activation ranges computed per call): --calibration is not used.")
+        return result
     if quantize and calibration is None:
         raise DataError("int8 static quantization needs calibration images: pass calibration=FOLDER (CLI: --calibration DATA), "
                         "e.g. the training images.")
     model_dir = None if isinstance(model, TransferModel) else Path(model)
     tm = model if isinstance(model, TransferModel) else load(model_dir)
     tm = tm.eval().to("cpu")
-    out = Path(out)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise DataError(f"output folder '{out}' is not empty; choose another --out or pass --overwrite.")
-        for name in (EXPORT_CONFIG_NAME, PARITY_NAME, "model.onnx", "model.pt", "labels.txt"):
-            (out / name).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_out(Path(out), overwrite)
     pre = Preprocessing.from_config(tm.data_cfg)
     input_size = tuple(pre.input_size)
     notes: list[str] = []

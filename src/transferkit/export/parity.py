@@ -1,4 +1,4 @@
-"""Parity between a reference (PyTorch) model and an exported one: max |Δlogit|, top-1 agreement."""
+"""Parity between a reference (PyTorch) model and an exported one: max |Δlogit|, top-1 agreement (images or texts)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ class ParityReport:
     atol: float | None
     min_agreement: float
     passed: bool
+    unit: str = "images"  # what the samples are: "images" or "texts"
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -33,7 +34,7 @@ class ParityReport:
     def summary(self) -> str:
         tol = f" (tolerance {self.atol:g})" if self.atol is not None else ""
         return (f"{self.stage}: max |Δlogit| {self.max_abs_logit_diff:.2e}{tol}, top-1 agreement "
-                f"{self.top1_agreement:.1%} (min {self.min_agreement:.0%}) on {self.num_samples} images: "
+                f"{self.top1_agreement:.1%} (min {self.min_agreement:.0%}) on {self.num_samples} {self.unit}: "
                 f"{'ok' if self.passed else 'FAILED'}")
 
 
@@ -43,7 +44,8 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(1, keepdims=True)
 
 
-def compare_logits(reference: np.ndarray, candidate: np.ndarray, *, stage: str, atol: float | None, min_agreement: float) -> ParityReport:
+def compare_logits(reference: np.ndarray, candidate: np.ndarray, *, stage: str, atol: float | None, min_agreement: float,
+                   unit: str = "images") -> ParityReport:
     """Compare two ``(N, C)`` logit arrays; ``atol=None`` reports the difference without gating on it."""
     reference, candidate = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
     if reference.shape != candidate.shape or reference.ndim != 2 or len(reference) == 0:
@@ -62,4 +64,5 @@ def compare_logits(reference: np.ndarray, candidate: np.ndarray, *, stage: str, 
         atol=atol,
         min_agreement=min_agreement,
         passed=passed,
+        unit=unit,
     )

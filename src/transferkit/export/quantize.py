@@ -126,11 +126,19 @@ def quantize_static_int8(
     }
 
 
-def quantize_dynamic_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, *, per_channel: bool = False) -> dict[str, Any]:
-    """Dynamic int8 quantization (text encoders): int8 weights, activation ranges computed at run time."""
+def quantize_dynamic_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike, *, per_channel: bool = False,
+                          nodes_to_exclude: Sequence[str] = (), exclude_head: bool = False) -> dict[str, Any]:
+    """Dynamic int8 quantization (text encoders): int8 weights, activation ranges computed at run time.
+
+    No calibration data; ``exclude_head`` keeps the classifier's MatMul/Gemm nodes in fp32.
+    """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    excluded = list(nodes_to_exclude)
     with tempfile.TemporaryDirectory(prefix="tk-quant-") as tmp:
         prepared = _preprocess(Path(fp32_path), Path(tmp) / "prepared.onnx")
-        quantize_dynamic(str(prepared), str(out_path), weight_type=QuantType.QInt8, per_channel=per_channel)
-    return {"method": "dynamic", "tool": "onnxruntime.quantization.quantize_dynamic", "per_channel": per_channel, "weights": "int8"}
+        if exclude_head:
+            excluded += [n for n in head_node_names(prepared) if n not in excluded]
+        quantize_dynamic(str(prepared), str(out_path), weight_type=QuantType.QInt8, per_channel=per_channel, nodes_to_exclude=excluded or None)
+    return {"method": "dynamic", "tool": "onnxruntime.quantization.quantize_dynamic", "per_channel": per_channel, "weights": "int8",
+            "activations": "uint8, range computed per call", "nodes_excluded": excluded}

@@ -1,8 +1,10 @@
-"""The exported-model folder: ``export.json`` + the network file (+ ``labels.txt``, ``parity.json``).
+"""The exported-model folder: ``export.json`` + the network file (+ ``labels.txt``, ``parity.json``;
+``tokenizer.json`` for a text model).
 
 ``export.json`` holds everything needed to run the network without transferkit's training
-stack: labels, preprocessing, decision threshold, calibrated temperature, precision and the
-parity measured at export time.
+stack: the modality (``image`` or ``text``), labels, preprocessing (image: resize/crop/normalise;
+text: tokenizer file, ``max_length``, padding, input names), decision threshold, calibrated
+temperature, precision and the parity measured at export time.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from typing import Any
 
 from ..errors import TransferKitError
 from .preprocess import Preprocessing
+from .text import TextInputError, TextPreprocessing
 
 EXPORT_CONFIG_NAME = "export.json"
 EXPORT_FORMAT = "transferkit.export"
 LABELS_NAME = "labels.txt"
 PARITY_NAME = "parity.json"
+MODALITIES = ("image", "text")
 
 
 class ExportFolderError(TransferKitError, ValueError):
@@ -38,13 +42,23 @@ class ExportConfig:
     runtime: str  # "onnx" or "torchscript"
     precision: str  # "fp32" or "int8"
     classes: list[str]
-    preprocessing: Preprocessing
+    preprocessing: Preprocessing | TextPreprocessing
     positive_label: str | None = None
     threshold: float = 0.5
     temperature: float | None = None
     input_name: str = "images"
     output_name: str = "logits"
     extra: dict[str, Any] = field(default_factory=dict)  # source, quantization, parity, versions
+    modality: str = "image"  # "image" or "text"
+
+    @property
+    def is_text(self) -> bool:
+        return self.modality == "text"
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        """The network's inputs: one image batch, or the tokenizer's arrays."""
+        return tuple(self.preprocessing.input_names) if isinstance(self.preprocessing, TextPreprocessing) else (self.input_name,)
 
     @property
     def positive_index(self) -> int | None:
@@ -53,10 +67,11 @@ class ExportConfig:
     def to_json(self) -> dict[str, Any]:
         return {
             "format": EXPORT_FORMAT,
+            "modality": self.modality,
             "model_file": self.model_file,
             "runtime": self.runtime,
             "precision": self.precision,
-            "input_name": self.input_name,
+            **({"input_names": list(self.input_names)} if self.is_text else {"input_name": self.input_name}),
             "output_name": self.output_name,
             "num_classes": len(self.classes),
             "id2label": {str(i): c for i, c in enumerate(self.classes)},
@@ -86,27 +101,37 @@ class ExportConfig:
             raw = json.loads(path.read_text())
             if raw.get("format") != EXPORT_FORMAT:
                 raise ExportFolderError(f"{path} has format {raw.get('format')!r}; expected {EXPORT_FORMAT!r}.")
-            known = {"format", "model_file", "runtime", "precision", "input_name", "output_name", "num_classes", "id2label",
-                     "preprocessing", "positive_label", "threshold", "temperature"}
+            known = {"format", "modality", "model_file", "runtime", "precision", "input_name", "input_names", "output_name", "num_classes",
+                     "id2label", "preprocessing", "positive_label", "threshold", "temperature"}
+            modality = str(raw.get("modality", "image"))  # exports written before text support are image exports
+            if modality not in MODALITIES:
+                raise ExportFolderError(f"{path}: modality {modality!r} is not one of {MODALITIES}.")
+            text = modality == "text"
             cfg = cls(
                 model_file=str(raw["model_file"]),
                 runtime=str(raw["runtime"]),
                 precision=str(raw.get("precision", "fp32")),
                 classes=[raw["id2label"][str(i)] for i in range(int(raw["num_classes"]))],
-                preprocessing=Preprocessing.from_config(raw["preprocessing"]),
+                preprocessing=TextPreprocessing.from_config(raw["preprocessing"]) if text else Preprocessing.from_config(raw["preprocessing"]),
                 positive_label=raw.get("positive_label"),
                 threshold=float(raw.get("threshold", 0.5)),
                 temperature=float(raw["temperature"]) if raw.get("temperature") is not None else None,
-                input_name=str(raw.get("input_name", "images")),
+                input_name=str(raw.get("input_name", "input_ids" if text else "images")),
                 output_name=str(raw.get("output_name", "logits")),
                 extra={k: v for k, v in raw.items() if k not in known},
+                modality=modality,
             )
+        except TextInputError as exc:
+            raise ExportFolderError(f"{path}: {exc}") from None
         except TransferKitError:
             raise
         except (KeyError, ValueError, TypeError, AttributeError) as exc:
             raise ExportFolderError(f"{path} is not a valid export config ({type(exc).__name__}: {exc}).") from None
         if not (directory / cfg.model_file).is_file():
             raise ExportFolderError(f"'{directory}' is incomplete: {cfg.model_file} named in {EXPORT_CONFIG_NAME} is missing.")
+        if cfg.is_text and not (directory / cfg.preprocessing.tokenizer_file).is_file():
+            raise ExportFolderError(f"'{directory}' is incomplete: the tokenizer {cfg.preprocessing.tokenizer_file} named in "
+                                    f"{EXPORT_CONFIG_NAME} is missing (re-export with `transferkit export MODEL --out DIR`).")
         if cfg.positive_label is not None and cfg.positive_label not in cfg.classes:
             raise ExportFolderError(f"{path}: positive_label {cfg.positive_label!r} is not one of {cfg.classes}.")
         if cfg.temperature is not None and not cfg.temperature > 0:

@@ -1,14 +1,15 @@
-"""Run an exported model with onnxruntime + numpy + Pillow: no torch on the device.
+"""Run an exported model with onnxruntime + numpy (+ Pillow for images, ``tokenizers`` for text): no torch on the device.
 
 >>> from transferkit.runtime import ExportedModel
 >>> model = ExportedModel("exports/plants-int8")
 >>> model.predict(["leaf.jpg"])   # [{"path": ..., "label": ..., "probabilities": {...}}]
+>>> ExportedModel("exports/amazon-int8").predict(["Great phone", "Broke after a week"])   # [{"text": ..., "label": ...}]
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ import numpy as np
 
 from .folder import ExportConfig
 from .images import ImageReadError, read_image
+from .text import TextInputError, TextTokenizer, check_texts
 
 
 def softmax(logits: np.ndarray, temperature: float | None = None) -> np.ndarray:
@@ -48,7 +50,9 @@ def make_session(path: str | Path, *, num_threads: int | None = None, providers:
 class ExportedModel:
     """An exported model folder, ready to predict; the network runs in onnxruntime.
 
-    TorchScript exports also load here (``runtime: torchscript``), but those need torch.
+    Image exports predict files; text exports (``modality: text``) predict strings, tokenized with
+    the folder's ``tokenizer.json``. TorchScript exports also load here (``runtime: torchscript``),
+    but those need torch.
     """
 
     def __init__(self, directory: str | os.PathLike, *, num_threads: int | None = None, providers: Sequence[str] | None = None,
@@ -57,10 +61,11 @@ class ExportedModel:
         self.config = config if config is not None else ExportConfig.load(self.directory)
         self.classes = self.config.classes
         self.preprocessing = self.config.preprocessing
+        self.tokenizer = TextTokenizer(self.directory, self.config.preprocessing) if self.config.is_text else None
         path = self.directory / self.config.model_file
         if self.config.runtime == "onnx":
             self._session = make_session(path, num_threads=num_threads, providers=providers)
-            self._run = lambda x: self._session.run([self.config.output_name], {self.config.input_name: x})[0]
+            self._run = lambda x: self._session.run([self.config.output_name], x if isinstance(x, dict) else {self.config.input_name: x})[0]
         elif self.config.runtime == "torchscript":
             import torch  # TorchScript needs torch by definition
 
@@ -82,8 +87,17 @@ class ExportedModel:
 
             raise ExportFolderError(f"{self.directory}: unknown runtime {self.config.runtime!r}; expected 'onnx' or 'torchscript'.")
 
-    def logits(self, x: np.ndarray) -> np.ndarray:
-        """Raw logits of a preprocessed batch ``(N, 3, H, W)`` float32."""
+    @property
+    def is_text(self) -> bool:
+        return self.config.is_text
+
+    def logits(self, x: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray:
+        """Raw logits of a preprocessed batch: images ``(N, 3, H, W)`` float32, or for text the
+        tokenizer's arrays ``{"input_ids": (N, L), "attention_mask": (N, L), ...}`` (see :meth:`encode`)."""
+        if self.is_text:
+            return self._run(self._text_feed(x))
+        if isinstance(x, Mapping):
+            raise TextInputError(f"{self.directory} is an image model: pass a float32 array (N, 3, H, W), not a dict of token arrays.")
         x = np.ascontiguousarray(x, dtype=np.float32)
         expected = tuple(self.preprocessing.input_size)
         if x.ndim != 4 or tuple(x.shape[1:]) != expected:
@@ -92,12 +106,53 @@ class ExportedModel:
             raise PreprocessingError(f"expected a batch of shape (N, {', '.join(map(str, expected))}), got {tuple(x.shape)}.")
         return self._run(x)
 
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
-        """Class probabilities (temperature-scaled when the model was calibrated)."""
+    def _text_feed(self, x: Any) -> dict[str, np.ndarray]:
+        names = self.config.input_names
+        if not isinstance(x, Mapping):
+            raise TextInputError(f"{self.directory} is a text model: logits() takes the tokenizer's arrays {list(names)} "
+                                 "(model.encode(texts)); to classify strings use predict(texts) or predict_proba(texts).")
+        missing = [n for n in names if n not in x and n != "token_type_ids"]
+        if missing:
+            raise TextInputError(f"missing input(s) {missing}; expected {list(names)}, got {sorted(x)}.")
+        feed = {n: np.ascontiguousarray(x[n], dtype=np.int64) for n in names if n in x}
+        if "token_type_ids" in names and "token_type_ids" not in feed:  # one segment: all zeros
+            feed["token_type_ids"] = np.zeros_like(feed["input_ids"])
+        shapes = {n: v.shape for n, v in feed.items()}
+        if len(set(shapes.values())) != 1 or feed["input_ids"].ndim != 2:
+            raise TextInputError(f"token arrays must all be (N, L) of the same shape, got {shapes}.")
+        return feed
+
+    def encode(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        """Texts -> the network's int64 inputs (truncated to ``max_length``, padded to the longest), text exports only."""
+        if self.tokenizer is None:
+            raise TextInputError(f"{self.directory} is an image model: it has no tokenizer; predict image files instead.")
+        return self.tokenizer(texts)
+
+    def predict_proba(self, x: np.ndarray | Mapping[str, np.ndarray] | Sequence[str], *, batch_size: int = 32) -> np.ndarray:
+        """Class probabilities (temperature-scaled when the model was calibrated).
+
+        ``x``: a preprocessed batch (see :meth:`logits`), or for a text model a list of strings
+        (tokenized here; batches grouped by length, results in input order).
+        """
+        if self.is_text and not isinstance(x, Mapping):
+            return self._text_proba(check_texts(x), batch_size)
         return softmax(self.logits(x), self.config.temperature)
 
-    def predict(self, paths: Sequence[str | os.PathLike], *, batch_size: int = 32) -> list[dict[str, Any]]:
-        """Predict image files; a bad file gets an ``error`` entry instead of stopping the run."""
+    def _text_proba(self, texts: list[str], batch_size: int) -> np.ndarray:
+        out = np.zeros((len(texts), len(self.classes)), np.float64)
+        encodings = self.tokenizer.tokenize(texts)
+        order = np.argsort([len(e.ids) for e in encodings], kind="stable")  # similar lengths together: less padding
+        for start in range(0, len(order), batch_size):
+            idx = order[start : start + batch_size]
+            out[idx] = softmax(self.logits(self.tokenizer.collate([encodings[i] for i in idx])), self.config.temperature)
+        return out
+
+    def predict(self, items: Sequence[str | os.PathLike], *, batch_size: int = 32) -> list[dict[str, Any]]:
+        """Predict image files, or texts for a text model; a bad item (unreadable file, empty text) gets an
+        ``error`` entry instead of stopping the run."""
+        if self.is_text:
+            return self.predict_texts(items, batch_size=batch_size)
+        paths = items
         results: list[dict[str, Any]] = [{} for _ in paths]
         good: list[tuple[int, np.ndarray]] = []
         for i, p in enumerate(paths):
@@ -117,6 +172,19 @@ class ExportedModel:
                 }
         return results
 
+    def predict_texts(self, texts: Sequence[str], *, batch_size: int = 32) -> list[dict[str, Any]]:
+        """Label and class probabilities per text, as ``TextClassifier.predict`` gives them (empty text: an ``error`` entry)."""
+        if not self.is_text:
+            raise TextInputError(f"{self.directory} is an image model: predict image files, not texts.")
+        texts = check_texts(texts)
+        good = [i for i, t in enumerate(texts) if t.strip()]
+        proba = self._text_proba([texts[i].strip() for i in good], batch_size)
+        labels = decide(proba, self.config.positive_index, self.config.threshold) if good else []
+        results: list[dict[str, Any]] = [{"text": t, "error": "empty text"} for t in texts]
+        for i, pr, lab in zip(good, proba, labels):
+            results[i] = {"text": texts[i], "label": self.classes[int(lab)], "probabilities": {c: float(v) for c, v in zip(self.classes, pr)}}
+        return results
+
 
 def predict_files(model: str | os.PathLike, paths: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
     """Predict with an export folder (torch-free) or, otherwise, a transferkit model/run folder."""
@@ -134,3 +202,23 @@ def predict_files(model: str | os.PathLike, paths: Sequence[str | os.PathLike]) 
     from ..api import predict  # the PyTorch path: only imported when it is needed
 
     return predict(model, list(paths))
+
+
+def predict_texts(model: str | os.PathLike, texts: Sequence[str]) -> list[dict[str, Any]]:
+    """Predict texts with a text export folder (torch-free) or, otherwise, a text model/run folder (PyTorch)."""
+    from .folder import ExportFolderError, is_export_folder
+
+    model = Path(model)
+    if is_export_folder(model):
+        exported = ExportedModel(model)
+        if not exported.is_text:
+            raise ExportFolderError(f"'{model}' is an image export: pass image files (`transferkit predict {model} IMAGE…`), not texts.")
+        return exported.predict_texts(texts)
+    from ..text.model import is_text_model_folder  # the PyTorch path: only imported when it is needed
+
+    if not is_text_model_folder(model):
+        raise ExportFolderError(f"'{model}' is neither a text export (export.json + model.onnx + tokenizer.json, from `transferkit export`) "
+                                "nor a text model folder (from `transferkit fit-text`).")
+    from ..text import predict_text
+
+    return predict_text(model, check_texts(texts))
