@@ -133,6 +133,15 @@ def test_augmentation_is_train_only_and_eval_matches_the_predict_path(image_fold
     assert torch.allclose(off(open_image(records[0].path)), direct[0])
 
 
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic", "nearest"])
+def test_augmentation_works_for_every_backbone_interpolation(image_folder, interpolation):
+    # EfficientNet-Lite's pretrained config is bicubic; torchvision cannot rotate tensors bicubically.
+    cfg = {**_tiny_backbone().data_cfg, "interpolation": interpolation}
+    splits = tk.load_image_folder(image_folder, progress=False)
+    out = make_train_transform(cfg, AugmentConfig(rotation=15))(open_image(splits.train[0].path))
+    assert tuple(out.shape) == (3, *cfg["input_size"][-2:]) and torch.isfinite(out).all()
+
+
 def _config(image_folder, strategy, **ft):
     return FitConfig(data=DataConfig(root=image_folder), backbone=TINY, weights="none", strategy=strategy,
                      finetune=FinetuneConfig(**{"epochs": 2, "batch_size": 8, **ft}))

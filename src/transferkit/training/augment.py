@@ -27,7 +27,9 @@ def make_train_transform(data_cfg: dict[str, Any], augment: AugmentConfig | None
     if augment.hflip > 0:
         steps.append(v2.RandomHorizontalFlip(augment.hflip))
     if augment.rotation > 0:
-        steps.append(v2.RandomRotation(augment.rotation, interpolation=interpolation))
+        # torchvision rotates tensors with nearest or bilinear only; bicubic backbones (EfficientNet) rotate bilinearly.
+        rotate_with = interpolation if interpolation == v2.InterpolationMode.NEAREST else v2.InterpolationMode.BILINEAR
+        steps.append(v2.RandomRotation(augment.rotation, interpolation=rotate_with))
     if augment.color_jitter > 0:
         j = augment.color_jitter
         steps.append(v2.ColorJitter(brightness=j, contrast=j, saturation=j))
