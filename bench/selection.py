@@ -17,10 +17,20 @@ alike, so a shared feature cache does not flatter either side. Fine-tuning brute
 estimate: default ``FinetuneConfig.epochs`` x (train images / 16) x a measured
 forward+backward step of batch 16, plus the linear-probe fit.
 
+Text (the amazon_cells review set, ../shared/data/reviews/amazon_cells_labelled.txt): the
+offline text encoders (all-MiniLM-L6-v2; paraphrase-MiniLM-L3-v2, converted from its ONNX
+package) and their random-init controls are ranked the same way (train + val texts of the
+default split, test never read); trained accuracy = ``transferkit.fit_text`` with the default
+strategy (linear-probe: frozen encoder + Dense head on cached embeddings) under 5-fold stratified
+CV (seed 0) over the whole file, the mean fold accuracy. The CV's folds cover the texts the
+ranking read as well: ranking and training see the same data, as a user's would. The
+fine-tuning estimate uses ``text_finetune_defaults().epochs`` and a measured step of 16 texts.
+
 Trained results and rankings are cached as JSON under bench/artifacts/selection/ (resumable).
 
-    nice -n 5 .venv/bin/python bench/selection.py                # pneumonia and plants
+    nice -n 5 .venv/bin/python bench/selection.py                # pneumonia, plants and amazon_cells
     nice -n 5 .venv/bin/python bench/selection.py --datasets plants
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/selection.py --datasets amazon_cells
 """
 
 from __future__ import annotations
@@ -40,6 +50,10 @@ ART = Path(__file__).resolve().parent / "artifacts" / "selection"
 PRETRAINED = ["mobilenet_v2", "tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2"]
 CONTROLS = ["mobilenet_v2:none", "tf_efficientnet_lite0:none"]
 SCORES = ["linear_probe", "knn_accuracy", "logme", "hscore", "leep", "nce", "imagenet_top1", "combined_rule"]
+TEXT_DATASETS = {"amazon_cells": ("reviews", "amazon_cells_labelled.txt")}
+TEXT_PRETRAINED = ["all-MiniLM-L6-v2", "paraphrase-MiniLM-L3-v2"]
+TEXT_CONTROLS = ["all-MiniLM-L6-v2:none", "paraphrase-MiniLM-L3-v2:none"]
+TEXT_SCORES = ["linear_probe", "knn_accuracy", "logme", "hscore", "published_quality", "combined_rule"]
 
 
 def _load_json(path: Path):
@@ -117,10 +131,62 @@ def train(data: Path, out: Path, cand: dict, seed: int) -> dict:
     return payload
 
 
-def evaluate(ranking: dict, trained: dict[str, dict]) -> dict:
+def text_train_step_seconds(name: str, weights: str, texts: list[str], batch: int = 16) -> float:
+    """One forward+backward+AdamW step of the whole text encoder on ``batch`` typical-length texts, after a warm-up step."""
+    import torch
+
+    from transferkit.backbones.text import load_text_backbone
+    from transferkit.selection.cost import typical_text
+
+    backbone = load_text_backbone(name, weights, download=False).train()
+    head = torch.nn.Linear(backbone.num_features, 2)
+    opt = torch.optim.AdamW([*backbone.parameters(), *head.parameters()], lr=1e-5)
+    x = backbone.collate(backbone.tokenize([typical_text(texts)] * batch))
+    y = torch.randint(0, 2, (batch,))
+    times = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(head(backbone(**x)), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    return times[-1]
+
+
+def train_text(data: Path, out: Path, cand: dict, seed: int) -> dict:
+    """5-fold CV (stratified, seed) of the default text strategy (linear-probe) for one candidate; cached per candidate."""
+    from transferkit.data.text import read_text_table
+    from transferkit.text import fit_text
+
+    path = out / "trained" / f"{cand['label'].replace(':', '__').replace('/', '_')}.json"
+    cached = _load_json(path)
+    if cached is not None:
+        return cached
+    weights = cand["weights_record"]["path"] if cand["is_control"] else "auto"
+    t0 = time.perf_counter()
+    result = fit_text(data, model=cand["name"], weights=weights, strategy="linear-probe", cv=5, seed=seed, save_final=False,
+                      progress=False, report=False)
+    wall = time.perf_counter() - t0
+    cv, folds = result.metrics["cv"], result.metrics["folds"]
+    texts = read_text_table(data).texts
+    payload = {
+        "label": cand["label"], "test_accuracy": cv["accuracy"]["mean"], "cv_accuracy_std": cv["accuracy"]["std"],
+        "cv_accuracy_folds": cv["accuracy"]["values"], "test_balanced_accuracy": cv["balanced_accuracy"]["mean"],
+        "head_training_s": float(sum(f["wall_s"] - f["training"]["embedding_s"] for f in folds)),
+        "wall_s": wall, "num_images": len(texts), "num_train_images": int(np.mean([f["num_train"] for f in folds])),
+        "finetune_step_s_batch16": text_train_step_seconds(cand["name"], weights, texts), "seed": seed,
+        "trained_with": "fit_text strategy=linear-probe, 5-fold stratified CV (StratifiedGroupKFold, seed 0); accuracy = mean over folds",
+    }
+    _save_json(path, payload)
+    return payload
+
+
+def evaluate(ranking: dict, trained: dict[str, dict], scores: list[str] = SCORES, finetune_epochs: int | None = None) -> dict:
     from scipy.stats import kendalltau, weightedtau
 
     from transferkit.config import FinetuneConfig
+    from transferkit.selection.rank import throughput_of
 
     ranked = [c for c in ranking["candidates"] if c["status"] == "ranked"]
     acc = {c["label"]: 100 * trained[c["label"]]["test_accuracy"] for c in ranked}
@@ -133,10 +199,12 @@ def evaluate(ranking: dict, trained: dict[str, dict]) -> dict:
             return c["scores"]["linear_probe"]["accuracy"]
         if score == "imagenet_top1":
             return c["quality"]["imagenet_top1"]
+        if score == "published_quality":
+            return None if c["is_control"] else c["quality"].get("published_quality")
         return c["scores"].get(score)
 
     per_score = {}
-    for score in SCORES:
+    for score in scores:
         pts = [(value(c, score), acc[c["label"]], c["label"]) for c in ranked if value(c, score) is not None]
         if len(pts) < 3:
             continue
@@ -155,13 +223,13 @@ def evaluate(ranking: dict, trained: dict[str, dict]) -> dict:
     controls_below = all(k["rank"] > p["rank"] for k in controls for p in pretrained)
 
     # cost: ranking vs brute force, feature extraction charged at measured throughput
-    n_rank = ranking["data"]["num_ranking_images"]
+    n_rank = ranking["data"].get("num_ranking_items", ranking["data"].get("num_ranking_images"))
     rank_s = 0.0
     brute_lp_s = 0.0
     brute_ft_s = 0.0
-    epochs = FinetuneConfig().epochs
+    epochs = finetune_epochs or FinetuneConfig().epochs
     for c in ranked:
-        thr = c["cost"]["throughput_img_s"]
+        thr, _ = throughput_of(c["cost"])
         t = trained[c["label"]]
         rank_s += n_rank / thr + c["timing_s"].get("scores", 0.0)
         lp = t["num_images"] / thr + t["head_training_s"]
@@ -187,23 +255,42 @@ def evaluate(ranking: dict, trained: dict[str, dict]) -> dict:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--datasets", nargs="+", default=["pneumonia", "plants"])
+    ap.add_argument("--datasets", nargs="+", default=["pneumonia", "plants", "amazon_cells"],
+                    help=f"image folders under ../shared/data, or text sets: {', '.join(TEXT_DATASETS)}")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--latency-runs", type=int, default=20, help="timed batch-1 forwards per candidate")
     ap.add_argument("--throughput-batch", type=int, default=16, help="batch size of the throughput measurement")
     args = ap.parse_args()
     summary = {}
     for name in args.datasets:
-        data = require_data(name)
+        is_text = name in TEXT_DATASETS
+        if is_text:
+            folder, file_name = TEXT_DATASETS[name]
+            data = require_data(folder) / file_name
+            if not data.is_file():
+                sys.exit(f"skip: {data} is absent (the review sets live in ../shared/data/reviews)")
+        else:
+            data = require_data(name)
         out = ART / name
-        ranking = rank(data, out, PRETRAINED + CONTROLS, args.seed, args.latency_runs, args.throughput_batch)
+        candidates = TEXT_PRETRAINED + TEXT_CONTROLS if is_text else PRETRAINED + CONTROLS
+        ranking = rank(data, out, candidates, args.seed, args.latency_runs, args.throughput_batch)
         print(f"[{name}] ranked: {[c['label'] for c in ranking['candidates']]}", flush=True)
+        for c in ranking["candidates"]:
+            if c["status"] != "ranked":
+                print(f"[{name}] {c['status']} {c['label']}: {c['reason']}", flush=True)
         trained = {}
         for c in ranking["candidates"]:
             if c["status"] == "ranked":
-                trained[c["label"]] = train(data, out, c, args.seed)
-                print(f"[{name}] trained {c['label']}: test acc {trained[c['label']]['test_accuracy']:.4f}", flush=True)
-        summary[name] = evaluate(ranking, trained)
+                trained[c["label"]] = (train_text if is_text else train)(data, out, c, args.seed)
+                what = "5-fold CV acc" if is_text else "test acc"
+                print(f"[{name}] trained {c['label']}: {what} {trained[c['label']]['test_accuracy']:.4f}", flush=True)
+        if is_text:
+            from transferkit.text import text_finetune_defaults
+
+            summary[name] = evaluate(ranking, trained, TEXT_SCORES, text_finetune_defaults("finetune").epochs)
+            summary[name]["trained_accuracy"] = "5-fold stratified CV accuracy (mean) of fit_text linear-probe, seed 0"
+        else:
+            summary[name] = evaluate(ranking, trained)
         _save_json(out / "summary.json", summary[name])
     print(json.dumps(summary, indent=2))
     print()
@@ -215,7 +302,8 @@ def main() -> None:
         print("|---|--:|--:|--:|---|--:|")
         for score, r in s["per_score"].items():
             print(f"| {score} | {r['num_candidates']} | {r['kendall_tau']:.2f} | {r['weighted_tau']:.2f} | {r['picked']} | {r['top1_regret_points']:.1f} |")
-        print("| candidate | trained test acc |")
+        what = "trained 5-fold CV acc" if name in TEXT_DATASETS else "trained test acc"
+        print(f"| candidate | {what} |")
         print("|---|--:|")
         for label in s["order"]:
             print(f"| {label} | {s['trained_test_accuracy'][label]:.1f} |")

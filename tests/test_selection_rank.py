@@ -155,4 +155,4 @@ def test_rank_cli(image_folder, tiny_weights, tmp_path):
     bad = runner.invoke(app, ["rank", str(image_folder), "--candidates", "mobilenet_v9", "-q"])
     assert bad.exit_code == 1 and "unknown backbone 'mobilenet_v9'" in bad.output and "Traceback" not in bad.output
     text = runner.invoke(app, ["rank", str(image_folder), "--modality", "text", "-q"])
-    assert text.exit_code == 1 and "not supported yet" in text.output
+    assert text.exit_code == 1 and "--modality text needs a labelled text file" in text.output

@@ -19,12 +19,20 @@ def _num(v, fmt: str) -> str:
 
 def _ranking_tables(ranking) -> tuple[Table, Table]:
     """Evidence (task similarity) and size/cost (quality, fit with the limits) of the ranked candidates."""
-    where = f"{Path(ranking.data['root']).name}, {ranking.data['num_ranking_images']} training images"
+    from ..selection.rank import throughput_of
+
+    is_text = ranking.modality == "text"
+    unit = "texts" if is_text else "images"
+    where = f"{Path(ranking.data['root']).name}, {ranking.data['num_ranking_items']} training {unit}"
     evidence = Table(title=f"transfer evidence ({where})", header_style="bold")
+    not_applicable = "n/a" if is_text else "-"  # text encoders have no source classifier (see the note below the table)
     for col in ("#", "candidate", "pred. acc % (95% CI)", "evidence", "LogME", "H-score", "k-NN %", "LEEP", "NCE"):
         evidence.add_column(col, justify="left" if col == "candidate" else "right", no_wrap=True)
-    cost = Table(title=f"size, quality and cost on {ranking.device}", header_style="bold")
-    for col in ("#", "candidate", "top-1", "params M", "GMACs", "MB", "p50 ms", "p95 ms", "img/s", "peak MB", "Pareto"):
+    cost = Table(title=f"size, quality and cost on {ranking.device}" + (" (latency: the median-length training text)" if is_text else ""),
+                 header_style="bold")
+    columns = (("#", "candidate", "published", "params M", "GMACs", "GMACs@max", "MB", "p50 ms", "p95 ms", "texts/s", "peak MB", "Pareto")
+               if is_text else ("#", "candidate", "top-1", "params M", "GMACs", "MB", "p50 ms", "p95 ms", "img/s", "peak MB", "Pareto"))
+    for col in columns:
         cost.add_column(col, justify="left" if col == "candidate" else "right", no_wrap=True)
     for c in ranking.ranked:
         s, q, k = c.scores, c.quality, c.cost
@@ -32,21 +40,34 @@ def _ranking_tables(ranking) -> tuple[Table, Table]:
         lo, hi = c.predicted_ci
         evidence.add_row(str(c.rank), label, f"{100 * c.predicted_accuracy:.1f} ({100 * lo:.0f}-{100 * hi:.0f})", f"{c.evidence:.2f}",
                          _num(s.get("logme"), ".3f"), _num(s.get("hscore"), ".2f"), f"{100 * s['knn_accuracy']:.1f}",
-                         _num(s.get("leep"), ".3f"), _num(s.get("nce"), ".3f"))
-        cost.add_row(str(c.rank), label, _num(q.get("imagenet_top1"), ".1f"), f"{k['num_params'] / 1e6:.1f}", f"{k['macs'] / 1e9:.2f}",
-                     f"{k['state_dict_mb']:.1f}", f"{k['latency_ms_p50']:.1f}", f"{k['latency_ms_p95']:.1f}",
-                     f"{k['throughput_img_s']:.1f}", f"{k['peak_memory_mb']:.0f}", "[green]yes[/]" if c.on_pareto_front else "")
+                         _num(s.get("leep"), ".3f") if "leep" in s else not_applicable,
+                         _num(s.get("nce"), ".3f") if "nce" in s else not_applicable)
+        rate, _ = throughput_of(k)
+        row = [str(c.rank), label]
+        if is_text:
+            row += [_num(q.get("published_quality"), "g"), f"{k['num_params'] / 1e6:.1f}", f"{k['macs'] / 1e9:.3f}",
+                    f"{k['macs_max_length'] / 1e9:.2f}"]
+        else:
+            row += [_num(q.get("imagenet_top1"), ".1f"), f"{k['num_params'] / 1e6:.1f}", f"{k['macs'] / 1e9:.2f}"]
+        row += [f"{k['state_dict_mb']:.1f}", f"{k['latency_ms_p50']:.1f}", f"{k['latency_ms_p95']:.1f}", f"{rate:.1f}",
+                f"{k['peak_memory_mb']:.0f}", "[green]yes[/]" if c.on_pareto_front else ""]
+        cost.add_row(*row)
     return evidence, cost
 
 
 @app.command(
     epilog="Example: transferkit rank data/plants --candidates mobilenet_v2,tf_efficientnet_lite0,mobilenet_v2:none "
-    "--max-latency-ms 50 --json ranking.json",
+    "--max-latency-ms 50 --json ranking.json. "
+    "Texts: transferkit rank reviews/amazon_cells_labelled.txt --candidates all-MiniLM-L6-v2,paraphrase-MiniLM-L3-v2,all-MiniLM-L6-v2:none",
 )
 def rank(
-    data: Annotated[Path, typer.Argument(help="Image folder: train/ + test/ [+ val/], or one sub-folder per class. Only training images are read.")],
-    candidates: Annotated[Optional[str], typer.Option(help="Comma-separated backbones; NAME:none adds a random-init control, NAME:PATH uses a weights file. Default: every registered image backbone.")] = None,
-    modality: Annotated[str, typer.Option(help="auto or image (text is not supported yet).")] = "auto",
+    data: Annotated[Path, typer.Argument(help="Image folder (train/ + test/ [+ val/], or one sub-folder per class), or a labelled text file "
+                                          "(.csv, .tsv, .jsonl, UCI .txt). Only training data is read.")],
+    candidates: Annotated[Optional[str], typer.Option(help="Comma-separated backbones; NAME:none adds a random-init control, NAME:PATH uses a weights file "
+                                                           "(a model folder for text encoders). Default: every registered backbone of the data's modality.")] = None,
+    modality: Annotated[str, typer.Option(help="auto (a folder is images, a .csv/.tsv/.jsonl/.txt file is text), image or text.")] = "auto",
+    text_col: Annotated[Optional[str], typer.Option(help="Text data: the text column (default: detected).")] = None,
+    label_col: Annotated[Optional[str], typer.Option(help="Text data: the label column (default: detected).")] = None,
     max_params: Annotated[Optional[int], typer.Option(help="Limit: parameters of the backbone.")] = None,
     max_size_mb: Annotated[Optional[float], typer.Option(help="Limit: fp32 weights size in MB.")] = None,
     max_latency_ms: Annotated[Optional[float], typer.Option(help="Limit: batch-1 latency p50 on --device, in ms.")] = None,
@@ -58,19 +79,21 @@ def rank(
     cache_dir: Annotated[Optional[Path], typer.Option(help="Feature cache folder (default: ~/.cache/transferkit/features).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """Rank candidate backbones for your data and limits: transfer evidence, size/quality and measured cost."""
+    """Rank candidate backbones (images) or text encoders (texts) for your data and limits: evidence, size/quality, measured cost."""
     from ..selection import rank_backbones
 
     names = [c for c in (candidates or "").split(",") if c.strip()] or None
     try:
         ranking = rank_backbones(data, names, modality=modality, max_params=max_params, max_size_mb=max_size_mb,
                                  max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, device=device, seed=seed,
-                                 cache_dir=cache_dir, progress=not quiet)
+                                 cache_dir=cache_dir, progress=not quiet, text_col=text_col, label_col=label_col)
     except TransferKitError as exc:
         _fail(exc)
     if ranking.ranked:
         for table in _ranking_tables(ranking):
             console.print(table)
+    for note in ranking.notes:
+        console.print(f"[dim]note:[/] {note}")
     for c in ranking.candidates:
         if c.status != "ranked":
             console.print(f"[yellow]{c.status}[/] {c.label}: {c.reason}")
@@ -87,6 +110,7 @@ def rank(
         f"best: [bold]{best.label}[/] (predicted accuracy {100 * best.predicted_accuracy:.1f} %, {best.cost['latency_ms_p50']:.1f} ms p50)\n"
         f"rule: linear-probe CV accuracy, ties (McNemar p >= 0.05) broken by transfer evidence; details in --json\n"
         + (f"saved: {json_path}\n" if json_path else "")
-        + f"next: transferkit fit {data} --model {best.name}" + (" --weights none" if best.candidate.is_control else ""),
+        + f"next: transferkit {'fit-text' if ranking.modality == 'text' else 'fit'} {data} --model {best.name}"
+        + (" --weights none" if best.candidate.is_control else ""),
         title="rank",
     ))

@@ -2,11 +2,11 @@
 
 ``rank_backbones(data, candidates, max_latency_ms=...)`` is the one call; underneath are the
 transferability scores (:mod:`.scores`), the cost measurement (:mod:`.cost`) and the rule that
-combines them (:mod:`.rank`). Image backbones only for now (the text modality is not in the
-registry yet).
+combines them (:mod:`.rank`). Images (a folder) and texts (a labelled .csv/.tsv/.jsonl/.txt file,
+ranked over the registry's text encoders; ``modality="auto"`` tells them apart).
 """
 
-from .cost import CostReport, measure_cost
+from .cost import CostReport, TextCostReport, measure_cost, measure_text_cost
 from .rank import (
     RULE,
     Candidate,
@@ -15,12 +15,15 @@ from .rank import (
     RankingResult,
     SelectionError,
     choose_backbone,
+    detect_modality,
     mark_pareto_front,
     order_candidates,
+    random_init_text_folder,
     random_init_weights,
     rank_backbones,
     score_features,
 )
 
-__all__ = ["RULE", "Candidate", "CandidateReport", "CostReport", "Limits", "RankingResult", "SelectionError", "choose_backbone",
-           "mark_pareto_front", "measure_cost", "order_candidates", "random_init_weights", "rank_backbones", "score_features"]
+__all__ = ["RULE", "Candidate", "CandidateReport", "CostReport", "Limits", "RankingResult", "SelectionError", "TextCostReport",
+           "choose_backbone", "detect_modality", "mark_pareto_front", "measure_cost", "measure_text_cost", "order_candidates",
+           "random_init_text_folder", "random_init_weights", "rank_backbones", "score_features"]

@@ -9,6 +9,13 @@
 * MACs/FLOPs of one image with torch's own counter, ``torch.utils.flop_counter.FlopCounterMode``.
 
 On CUDA the forwards run under fp16 autocast, as feature extraction does.
+
+Text encoders (:func:`measure_text_cost`) are measured the same way on real inputs: latency on
+the *typical* text of the user's data (the one of median length), throughput (texts/s) on a
+batch of the user's texts padded per batch as feature extraction pads them, and FLOPs both at
+the typical text's token count and at the encoder's ``max_length`` (the worst case). FLOPs are
+counted with eager attention, since torch's counter does not see inside the fused CPU
+scaled-dot-product kernel.
 """
 
 from __future__ import annotations
@@ -159,4 +166,142 @@ def measure_cost(backbone: Backbone, *, device: str = "auto", batch_size: int = 
         throughput_batch_size=batch_size,
         peak_memory_mb=peak / 2**20,
         peak_memory_method=method,
+    )
+
+
+@dataclass(frozen=True)
+class TextCostReport:
+    """Measured cost of one text encoder on one device (sizes in MB = 2**20 bytes)."""
+
+    device: str
+    num_tokens: int  # of the typical text (the latency input)
+    max_length: int
+    num_params: int
+    state_dict_mb: float
+    weights_file_mb: float | None
+    macs: int  # at num_tokens
+    flops: int
+    macs_max_length: int  # at max_length
+    flops_max_length: int
+    latency_ms_p50: float
+    latency_ms_p95: float
+    throughput_texts_s: float
+    throughput_batch_size: int
+    peak_memory_mb: float
+    peak_memory_method: str
+    typical_text: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def typical_text(texts: list[str]) -> str:
+    """The text of median length (characters): what "a typical sentence" of this data set is."""
+    if not texts:
+        raise ValueError("no texts to pick a typical one from.")
+    order = sorted(range(len(texts)), key=lambda i: (len(texts[i]), i))
+    return texts[order[len(order) // 2]]
+
+
+def _count_flops(backbone, batch: dict[str, torch.Tensor], forward) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    encoder = backbone.encoder
+    before = getattr(encoder.config, "_attn_implementation", None)
+    switch = hasattr(encoder, "set_attn_implementation") and before not in (None, "eager")
+    if switch:
+        encoder.set_attn_implementation("eager")
+    try:
+        with FlopCounterMode(display=False) as counter:
+            forward(batch)
+    finally:
+        if switch:
+            encoder.set_attn_implementation(before)
+    return int(counter.get_total_flops())
+
+
+@torch.inference_mode()
+def measure_text_cost(backbone, texts: list[str], *, device: str = "auto", batch_size: int = 16, num_runs: int = 20,
+                      num_warmup: int = 3, num_throughput_runs: int = 3) -> TextCostReport:
+    """Measure a :class:`~transferkit.backbones.text.TextBackbone` on ``device`` with the user's ``texts``.
+
+    Latency: batch 1 on :func:`typical_text`. Throughput: ``batch_size`` texts spread evenly
+    over the data (sorted by length), padded to their longest. See the module docstring.
+    """
+    dev = resolve_device(device)
+    backbone.eval().to(dev)
+    use_amp = dev.type == "cuda"
+
+    def batch_of(items: list[str]) -> dict[str, torch.Tensor]:
+        return {k: v.to(dev) for k, v in backbone.collate(backbone.tokenize(items)).items()}
+
+    def forward(batch: dict[str, torch.Tensor]) -> None:
+        with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
+            backbone(**batch)
+        if use_amp:
+            torch.cuda.synchronize(dev)
+
+    typical = typical_text(texts)
+    x1 = batch_of([typical])
+    num_tokens = int(x1["input_ids"].shape[1])
+    flops = _count_flops(backbone, x1, forward)
+    full = {k: v[:, :1].repeat(1, backbone.max_length) for k, v in x1.items()}  # max_length tokens, all attended
+    flops_max = _count_flops(backbone, full, forward)
+    for _ in range(max(0, num_warmup - 1)):
+        forward(x1)
+
+    input_bytes = sum(v.numel() * v.element_size() for v in x1.values())
+    weights_bytes = _tensor_bytes(backbone)
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+        before = torch.cuda.memory_allocated(dev)
+        forward(x1)
+        peak = weights_bytes + torch.cuda.max_memory_allocated(dev) - before + input_bytes
+        method = "torch.cuda.max_memory_allocated (weights + activations, batch 1, typical text)"
+    else:
+        tracker = _LiveTensorBytes(weights_bytes + input_bytes)
+        with tracker:
+            forward(x1)
+        peak = tracker.peak
+        method = "peak live tensor bytes in a torch dispatch mode (weights + activations, batch 1, typical text)"
+
+    times = []
+    for _ in range(num_runs):
+        t0 = time.perf_counter()
+        forward(x1)
+        times.append((time.perf_counter() - t0) * 1000)
+
+    by_length = sorted(texts, key=len)
+    picks = [by_length[int(i)] for i in np.linspace(0, len(by_length) - 1, num=min(batch_size, len(by_length)))]
+    picks = (picks * (batch_size // len(picks) + 1))[:batch_size]
+    xb = batch_of(picks)
+    forward(xb)
+    t0 = time.perf_counter()
+    for _ in range(num_throughput_runs):
+        forward(xb)
+    throughput = batch_size * num_throughput_runs / (time.perf_counter() - t0)
+
+    path = backbone.weights_record.get("path")
+    wfile = None
+    if path:
+        p = Path(path)
+        wfile = next((p / f for f in ("model.safetensors", "pytorch_model.bin") if (p / f).is_file()), p if p.is_file() else None)
+    return TextCostReport(
+        device=str(dev),
+        num_tokens=num_tokens,
+        max_length=int(backbone.max_length),
+        num_params=sum(p.numel() for p in backbone.parameters()),
+        state_dict_mb=sum(t.numel() * 4 for t in backbone.state_dict().values() if t.is_floating_point()) / 2**20,
+        weights_file_mb=wfile.stat().st_size / 2**20 if wfile is not None and backbone.weights_record.get("sha256") else None,
+        macs=flops // 2,
+        flops=flops,
+        macs_max_length=flops_max // 2,
+        flops_max_length=flops_max,
+        latency_ms_p50=float(np.percentile(times, 50)),
+        latency_ms_p95=float(np.percentile(times, 95)),
+        throughput_texts_s=float(throughput),
+        throughput_batch_size=batch_size,
+        peak_memory_mb=peak / 2**20,
+        peak_memory_method=method,
+        typical_text=typical[:200],
     )

