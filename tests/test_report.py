@@ -158,3 +158,15 @@ def test_saved_predictions_round_trip(tmp_path):
     assert (back.y_true == [1, 0, 1]).all() and np.array_equal(back.proba, proba)  # repr floats: exact
     with pytest.raises(TransferKitError, match="expected N paths"):
         save_predictions(tmp_path, "val", ["a.png"], [0, 1], proba[:2])
+
+
+def test_training_curves_put_the_fine_tuning_stage_after_the_head_stage():
+    from transferkit.report.plots import training_curves_figure
+
+    history = [{"epoch": e, "train_loss": 1.0 / e, "val_loss": 1.2 / e} for e in (1, 2, 3)]
+    history += [{"stage": "finetune", "epoch": e, "train_loss": 0.2 / e, "val_loss": 0.3 / e, "lr": 1e-4} for e in (1, 2)]
+    fig = training_curves_figure(history)
+    lines = {ln.get_label(): ln for ln in fig.axes[0].get_lines() if not ln.get_label().startswith("_")}
+    assert list(lines["val_loss (finetune)"].get_xdata()) == [4, 5]  # continues after the 3 head epochs
+    assert list(lines["val_loss (head)"].get_xdata()) == [1, 2, 3]
+    assert "lr" not in " ".join(lines)

@@ -151,7 +151,8 @@ def fit(
         chosen_name, ranking = choose_backbone(config.data.root, max_params=max_params, max_size_mb=max_size_mb,
                                                max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, device=config.device,
                                                seed=config.seed, val_fraction=config.data.val_fraction,
-                                               test_fraction=config.data.test_fraction, cache_dir=config.cache_dir, progress=progress)
+                                               test_fraction=config.data.test_fraction, cache_dir=config.cache_dir, progress=progress,
+                                               modality="image")
         config = config.model_copy(update={"backbone": chosen_name})
     tuning = config.strategy != "linear-probe"
     accelerator = None

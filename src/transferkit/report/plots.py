@@ -105,24 +105,38 @@ def reliability_figure(before: ReliabilityBins, after: ReliabilityBins, temperat
 
 
 def training_curves_figure(history: Sequence[dict]) -> Figure | None:
-    """Loss (and accuracy) per epoch, from metrics.json's ``history``."""
+    """Loss (and accuracy) per epoch, from metrics.json's ``history``.
+
+    LP-FT runs log two stages that each count epochs from 1 (head on cached features, then
+    fine-tuning); the stages are drawn one after the other on a shared axis, with a marker
+    line where fine-tuning starts, instead of on top of each other.
+    """
     if not history:
         return None
-    keys = sorted({k for h in history for k, v in h.items() if k != "epoch" and isinstance(v, (int, float))})
+    keys = sorted({k for h in history for k, v in h.items() if k not in ("epoch", "stage") and isinstance(v, (int, float))})
     if not keys:
         return None
-    epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
+    stages: dict[str, list[dict]] = {}
+    for h in history:
+        stages.setdefault(str(h.get("stage", "head")), []).append(h)
     losses = [k for k in keys if "loss" in k]
     others = [k for k in keys if k not in losses and k not in ("lr", "seconds")]  # bookkeeping, not curves
     fig = Figure(figsize=(8.4 if others else 4.8, 3.6))
     axes = fig.subplots(1, 2 if others else 1)
     axes = np.atleast_1d(axes)
     for ax, group, label in ((axes[0], losses, "loss"), *(((axes[1], others, "metric"),) if others else ())):
-        for k in group:
-            ax.plot(epochs, [h.get(k, np.nan) for h in history], label=k, lw=1.5)
-        ax.set_xlabel("epoch")
+        offset = 0
+        for n, (stage, rows) in enumerate(stages.items()):
+            epochs = [offset + h.get("epoch", i + 1) for i, h in enumerate(rows)]
+            if n:
+                ax.axvline(offset + 0.5, color="0.5", ls=":", lw=1)
+            for j, k in enumerate(group):
+                name = k if len(stages) == 1 else f"{k} ({stage})"
+                ax.plot(epochs, [h.get(k, np.nan) for h in rows], label=name, lw=1.5, color=f"C{j}", ls="-" if n == 0 else "--")
+            offset = max(epochs, default=offset)
+        ax.set_xlabel("epoch" if len(stages) == 1 else "epoch (" + ", then ".join(stages) + ")")
         ax.set_ylabel(label)
-        ax.legend(fontsize=8)
+        ax.legend(fontsize=7)
         ax.grid(alpha=0.3)
     fig.suptitle("training curves")
     return fig
