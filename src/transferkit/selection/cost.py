@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import time
 import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -99,56 +101,81 @@ def _tensor_bytes(module: torch.nn.Module) -> int:
     return sum(t.numel() * t.element_size() for t in (*module.parameters(), *module.buffers()))
 
 
+def _state_dict_mb(module: torch.nn.Module) -> float:
+    """What the module's floating-point state dict weighs saved as fp32 (MB)."""
+    return sum(t.numel() * 4 for t in module.state_dict().values() if t.is_floating_point()) / 2**20
+
+
+def _device_forward(dev: torch.device, run: Callable[[Any], Any]) -> Callable[[Any], None]:
+    """``run(x)`` as it is measured: under fp16 autocast on CUDA (as feature extraction runs it), waiting for the GPU."""
+    use_amp = dev.type == "cuda"
+
+    def forward(x: Any) -> None:
+        with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
+            run(x)
+        if use_amp:
+            torch.cuda.synchronize(dev)
+
+    return forward
+
+
+def _count_flops(forward: Callable[[Any], None], x: Any) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        forward(x)
+    return int(counter.get_total_flops())
+
+
+def _peak_memory(forward: Callable[[Any], None], x: Any, dev: torch.device, resident_bytes: int, what: str) -> tuple[int, str]:
+    """Peak bytes of one forward of ``x`` (``resident_bytes``: the weights and ``x`` itself) and how it was measured."""
+    if dev.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(dev)
+        before = torch.cuda.memory_allocated(dev)
+        forward(x)
+        return (resident_bytes + torch.cuda.max_memory_allocated(dev) - before,
+                f"torch.cuda.max_memory_allocated (weights + activations, {what})")
+    tracker = _LiveTensorBytes(resident_bytes)
+    with tracker:
+        forward(x)
+    return tracker.peak, f"peak live tensor bytes in a torch dispatch mode (weights + activations, {what})"
+
+
+def _latencies_ms(forward: Callable[[Any], None], x: Any, num_runs: int) -> list[float]:
+    times = []
+    for _ in range(num_runs):
+        t0 = time.perf_counter()
+        forward(x)
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
+def _throughput(forward: Callable[[Any], None], xb: Any, batch_size: int, num_runs: int) -> float:
+    """Inputs per second over ``num_runs`` forwards of the batch ``xb`` (after one untimed forward)."""
+    forward(xb)
+    t0 = time.perf_counter()
+    for _ in range(num_runs):
+        forward(xb)
+    return batch_size * num_runs / (time.perf_counter() - t0)
+
+
 @torch.inference_mode()
 def measure_cost(backbone: Backbone, *, device: str = "auto", batch_size: int = 16, num_runs: int = 20,
                  num_warmup: int = 3, num_throughput_runs: int = 3) -> CostReport:
     """Measure ``backbone`` on ``device`` (see the module docstring for what each number is)."""
-    from torch.utils.flop_counter import FlopCounterMode
-
     dev = resolve_device(device)
     backbone.eval().to(dev)
     size = int(backbone.data_cfg["input_size"][-1])
-    use_amp = dev.type == "cuda"
-
-    def forward(x: torch.Tensor) -> None:
-        with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
-            backbone(x)
-        if use_amp:
-            torch.cuda.synchronize(dev)
+    forward = _device_forward(dev, backbone)
 
     x1 = torch.randn(1, 3, size, size, device=dev)
-    with FlopCounterMode(display=False) as counter:
-        forward(x1)
-    flops = int(counter.get_total_flops())
+    flops = _count_flops(forward, x1)
     for _ in range(max(0, num_warmup - 1)):
         forward(x1)
 
-    weights_bytes = _tensor_bytes(backbone)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-        before = torch.cuda.memory_allocated(dev)
-        forward(x1)
-        peak = weights_bytes + torch.cuda.max_memory_allocated(dev) - before + x1.numel() * x1.element_size()
-        method = "torch.cuda.max_memory_allocated (weights + activations, batch 1)"
-    else:
-        tracker = _LiveTensorBytes(weights_bytes + x1.numel() * x1.element_size())
-        with tracker:
-            forward(x1)
-        peak = tracker.peak
-        method = "peak live tensor bytes in a torch dispatch mode (weights + activations, batch 1)"
-
-    times = []
-    for _ in range(num_runs):
-        t0 = time.perf_counter()
-        forward(x1)
-        times.append((time.perf_counter() - t0) * 1000)
-
-    xb = torch.randn(batch_size, 3, size, size, device=dev)
-    forward(xb)
-    t0 = time.perf_counter()
-    for _ in range(num_throughput_runs):
-        forward(xb)
-    throughput = batch_size * num_throughput_runs / (time.perf_counter() - t0)
+    peak, method = _peak_memory(forward, x1, dev, _tensor_bytes(backbone) + x1.numel() * x1.element_size(), "batch 1")
+    times = _latencies_ms(forward, x1, num_runs)
+    throughput = _throughput(forward, torch.randn(batch_size, 3, size, size, device=dev), batch_size, num_throughput_runs)
 
     path = backbone.weights_record.get("path")
     file_mb = Path(path).stat().st_size / 2**20 if path and Path(path).is_file() else None
@@ -156,7 +183,7 @@ def measure_cost(backbone: Backbone, *, device: str = "auto", batch_size: int = 
         device=str(dev),
         input_size=size,
         num_params=sum(p.numel() for p in backbone.parameters()),
-        state_dict_mb=sum(t.numel() * 4 for t in backbone.state_dict().values() if t.is_floating_point()) / 2**20,
+        state_dict_mb=_state_dict_mb(backbone),
         weights_file_mb=file_mb,
         macs=flops // 2,
         flops=flops,
@@ -203,21 +230,18 @@ def typical_text(texts: list[str]) -> str:
     return texts[order[len(order) // 2]]
 
 
-def _count_flops(backbone, batch: dict[str, torch.Tensor], forward) -> int:
-    from torch.utils.flop_counter import FlopCounterMode
-
-    encoder = backbone.encoder
+@contextmanager
+def _eager_attention(encoder) -> Iterator[None]:
+    """The encoder with eager attention inside the block (torch's FLOP counter does not see into fused kernels)."""
     before = getattr(encoder.config, "_attn_implementation", None)
     switch = hasattr(encoder, "set_attn_implementation") and before not in (None, "eager")
     if switch:
         encoder.set_attn_implementation("eager")
     try:
-        with FlopCounterMode(display=False) as counter:
-            forward(batch)
+        yield
     finally:
         if switch:
             encoder.set_attn_implementation(before)
-    return int(counter.get_total_flops())
 
 
 @torch.inference_mode()
@@ -230,56 +254,30 @@ def measure_text_cost(backbone, texts: list[str], *, device: str = "auto", batch
     """
     dev = resolve_device(device)
     backbone.eval().to(dev)
-    use_amp = dev.type == "cuda"
 
     def batch_of(items: list[str]) -> dict[str, torch.Tensor]:
         return {k: v.to(dev) for k, v in backbone.collate(backbone.tokenize(items)).items()}
 
-    def forward(batch: dict[str, torch.Tensor]) -> None:
-        with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
-            backbone(**batch)
-        if use_amp:
-            torch.cuda.synchronize(dev)
+    forward = _device_forward(dev, lambda batch: backbone(**batch))
 
     typical = typical_text(texts)
     x1 = batch_of([typical])
     num_tokens = int(x1["input_ids"].shape[1])
-    flops = _count_flops(backbone, x1, forward)
     full = {k: v[:, :1].repeat(1, backbone.max_length) for k, v in x1.items()}  # max_length tokens, all attended
-    flops_max = _count_flops(backbone, full, forward)
+    with _eager_attention(backbone.encoder):
+        flops = _count_flops(forward, x1)
+        flops_max = _count_flops(forward, full)
     for _ in range(max(0, num_warmup - 1)):
         forward(x1)
 
     input_bytes = sum(v.numel() * v.element_size() for v in x1.values())
-    weights_bytes = _tensor_bytes(backbone)
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-        before = torch.cuda.memory_allocated(dev)
-        forward(x1)
-        peak = weights_bytes + torch.cuda.max_memory_allocated(dev) - before + input_bytes
-        method = "torch.cuda.max_memory_allocated (weights + activations, batch 1, typical text)"
-    else:
-        tracker = _LiveTensorBytes(weights_bytes + input_bytes)
-        with tracker:
-            forward(x1)
-        peak = tracker.peak
-        method = "peak live tensor bytes in a torch dispatch mode (weights + activations, batch 1, typical text)"
-
-    times = []
-    for _ in range(num_runs):
-        t0 = time.perf_counter()
-        forward(x1)
-        times.append((time.perf_counter() - t0) * 1000)
+    peak, method = _peak_memory(forward, x1, dev, _tensor_bytes(backbone) + input_bytes, "batch 1, typical text")
+    times = _latencies_ms(forward, x1, num_runs)
 
     by_length = sorted(texts, key=len)
     picks = [by_length[int(i)] for i in np.linspace(0, len(by_length) - 1, num=min(batch_size, len(by_length)))]
     picks = (picks * (batch_size // len(picks) + 1))[:batch_size]
-    xb = batch_of(picks)
-    forward(xb)
-    t0 = time.perf_counter()
-    for _ in range(num_throughput_runs):
-        forward(xb)
-    throughput = batch_size * num_throughput_runs / (time.perf_counter() - t0)
+    throughput = _throughput(forward, batch_of(picks), batch_size, num_throughput_runs)
 
     path = backbone.weights_record.get("path")
     wfile = None
@@ -291,7 +289,7 @@ def measure_text_cost(backbone, texts: list[str], *, device: str = "auto", batch
         num_tokens=num_tokens,
         max_length=int(backbone.max_length),
         num_params=sum(p.numel() for p in backbone.parameters()),
-        state_dict_mb=sum(t.numel() * 4 for t in backbone.state_dict().values() if t.is_floating_point()) / 2**20,
+        state_dict_mb=_state_dict_mb(backbone),
         weights_file_mb=wfile.stat().st_size / 2**20 if wfile is not None and backbone.weights_record.get("sha256") else None,
         macs=flops // 2,
         flops=flops,
