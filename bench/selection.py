@@ -83,6 +83,23 @@ def rank(data: Path, out: Path, candidates: list[str], seed: int, latency_runs: 
     return payload
 
 
+def adamw_step_seconds(backbone, head, features, y, lr: float) -> float:
+    """Seconds of one forward+backward+AdamW step of ``backbone`` + ``head`` (``features()`` runs the backbone on the
+    batch), timed after a warm-up step."""
+    import torch
+
+    opt = torch.optim.AdamW([*backbone.parameters(), *head.parameters()], lr=lr)
+    times = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        loss = torch.nn.functional.cross_entropy(head(features()), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        times.append(time.perf_counter() - t0)
+    return times[-1]
+
+
 def train_step_seconds(name: str, weights: str, batch: int = 16) -> float:
     """One forward+backward+AdamW step of the whole network at ``batch`` (train mode), after a warm-up step."""
     import torch
@@ -92,17 +109,8 @@ def train_step_seconds(name: str, weights: str, batch: int = 16) -> float:
     backbone = tk.load_backbone(name, weights).train()
     size = backbone.data_cfg["input_size"][-1]
     head = torch.nn.Linear(backbone.num_features, 5)
-    opt = torch.optim.AdamW([*backbone.parameters(), *head.parameters()], lr=1e-4)
     x, y = torch.randn(batch, 3, size, size), torch.randint(0, 5, (batch,))
-    times = []
-    for _ in range(2):
-        t0 = time.perf_counter()
-        loss = torch.nn.functional.cross_entropy(head(backbone(x)), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        times.append(time.perf_counter() - t0)
-    return times[-1]
+    return adamw_step_seconds(backbone, head, lambda: backbone(x), y, lr=1e-4)
 
 
 def train(data: Path, out: Path, cand: dict, seed: int) -> dict:
@@ -140,18 +148,9 @@ def text_train_step_seconds(name: str, weights: str, texts: list[str], batch: in
 
     backbone = load_text_backbone(name, weights, download=False).train()
     head = torch.nn.Linear(backbone.num_features, 2)
-    opt = torch.optim.AdamW([*backbone.parameters(), *head.parameters()], lr=1e-5)
     x = backbone.collate(backbone.tokenize([typical_text(texts)] * batch))
     y = torch.randint(0, 2, (batch,))
-    times = []
-    for _ in range(2):
-        t0 = time.perf_counter()
-        loss = torch.nn.functional.cross_entropy(head(backbone(**x)), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        times.append(time.perf_counter() - t0)
-    return times[-1]
+    return adamw_step_seconds(backbone, head, lambda: backbone(**x), y, lr=1e-5)
 
 
 def train_text(data: Path, out: Path, cand: dict, seed: int) -> dict:
