@@ -10,30 +10,19 @@ from typing import Any
 import numpy as np
 
 from ..errors import TransferKitError
-from ..evaluation.predictions import Predictions, get_predictions, load_predictions, load_run_splits, predictions_path
-from .parts import DataSection, Gallery
+from ..evaluation.predictions import Predictions, get_predictions, load_predictions, predictions_path
+from .parts import DataSection, Gallery, RunReportParts
 
 
-class ImageReportParts:
+class ImageReportParts(RunReportParts):
     """:class:`~transferkit.report.parts.ReportParts` of an image run (``transferkit fit``)."""
 
     modality = "image"
 
     def __init__(self, run_dir: Path, model, cfg: dict[str, Any], metrics: dict[str, Any], *, splits=None, progress: bool = True):
-        self.run_dir, self.model, self.cfg, self.metrics = run_dir, model, cfg, metrics
-        self.progress = progress
-        self._splits, self._splits_error = splits, None
+        super().__init__(run_dir, model, cfg, metrics, splits=splits, progress=progress)
         self.data = cfg.get("data") or metrics.get("data") or {}
         self.title = f"{model.backbone.name} on {Path(self.data.get('root', '?')).name}"
-
-    def _get_splits(self):
-        """The run's splits, loaded at most once and only when something needs them (None if the data is gone)."""
-        if self._splits is None and self._splits_error is None:
-            try:
-                self._splits = load_run_splits(self.run_dir, progress=self.progress)
-            except TransferKitError as exc:
-                self._splits_error = str(exc)
-        return self._splits
 
     def predictions(self, split: str) -> Predictions:
         if predictions_path(self.run_dir, split).is_file():

@@ -17,7 +17,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..evaluation.predictions import Predictions
+from ..errors import TransferKitError
+from ..evaluation.predictions import Predictions, load_run_splits
 
 
 @dataclass
@@ -77,3 +78,22 @@ class ReportParts(Protocol):
     def gallery(self, test: Predictions, y_pred: np.ndarray, order: np.ndarray, out_dir: Path) -> Gallery: ...
 
     def omissions(self) -> list[str]: ...
+
+
+class RunReportParts:
+    """What the parts of every modality keep of a saved run: its folder, model, config and metrics,
+    and its splits, loaded at most once and only when something needs them."""
+
+    def __init__(self, run_dir: Path, model, cfg: dict[str, Any], metrics: dict[str, Any], *, splits=None, progress: bool = True):
+        self.run_dir, self.model, self.cfg, self.metrics = run_dir, model, cfg, metrics
+        self.progress = progress
+        self._splits, self._splits_error = splits, None
+
+    def _get_splits(self):
+        """The run's splits (None if the data is gone; ``_splits_error`` then says why)."""
+        if self._splits is None and self._splits_error is None:
+            try:
+                self._splits = load_run_splits(self.run_dir, progress=self.progress)
+            except TransferKitError as exc:
+                self._splits_error = str(exc)
+        return self._splits

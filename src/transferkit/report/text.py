@@ -10,35 +10,25 @@ from typing import Any
 import numpy as np
 
 from ..errors import TransferKitError
-from ..evaluation.predictions import Predictions, get_predictions, load_predictions, load_run_splits, predictions_path
-from .parts import DataSection, Gallery
+from ..evaluation.predictions import Predictions, get_predictions, load_predictions, predictions_path
+from .parts import DataSection, Gallery, RunReportParts
 
 NEAR_RULE = "the same text after case-folding and removing punctuation and extra spaces"
 
 
-class TextReportParts:
+class TextReportParts(RunReportParts):
     """:class:`~transferkit.report.parts.ReportParts` of a text run (``transferkit fit-text``)."""
 
     modality = "text"
 
     def __init__(self, run_dir: Path, model, cfg: dict[str, Any], metrics: dict[str, Any], *, splits=None, progress: bool = True):
-        self.run_dir, self.model, self.cfg, self.metrics = run_dir, model, cfg, metrics
-        self.progress = progress
+        super().__init__(run_dir, model, cfg, metrics, splits=splits, progress=progress)
         self.fit_cfg = cfg.get("fit_text") or {}
         if self.fit_cfg.get("cv") and not predictions_path(run_dir, "test").is_file():
             raise TransferKitError(f"'{run_dir}' is a --cv run: K-fold runs keep no test split to report on. "
                                    "Fit with a test split (drop --cv, optionally --test FILE) to get a report.")
-        self._splits, self._splits_error = splits, None
         self.data = cfg.get("data") or {}
         self.title = f"{model.backbone.name} on {Path(self.fit_cfg.get('data') or '?').name}"
-
-    def _get_splits(self):
-        if self._splits is None and self._splits_error is None:
-            try:
-                self._splits = load_run_splits(self.run_dir, progress=self.progress)
-            except TransferKitError as exc:
-                self._splits_error = str(exc)
-        return self._splits
 
     def predictions(self, split: str) -> Predictions:
         if predictions_path(self.run_dir, split).is_file():
