@@ -605,6 +605,27 @@ def rank_backbones(
     return RankingResult(ordered + rest, limits, data_info, dev, {"total": time.perf_counter() - t_start}, modality=found, notes=notes)
 
 
+def _excluded_by_published_params(report: CandidateReport, limits: Limits, num_params: int | None) -> bool:
+    """The cheap limit, before anything is loaded: mark ``report`` excluded (True) when the published
+    parameter count breaks ``max_params`` by far (more than 1.5 times)."""
+    if limits.max_params is not None and num_params and num_params > limits.max_params * 1.5:
+        report.status, report.reason = "excluded", limits.broken({"num_params": num_params})[0] + " (published count)"
+        return True
+    return False
+
+
+def _excluded_by_cost(report: CandidateReport, cost: dict[str, Any], limits: Limits, started: float) -> bool:
+    """Record the measured ``cost`` (timed from ``started``: loading and measuring) into ``report``; mark it
+    excluded (True) when the cost breaks a limit."""
+    report.cost = cost
+    report.timing_s["cost"] = time.perf_counter() - started
+    broken = limits.broken(report.cost)
+    if broken:
+        report.status, report.reason = "excluded", "; ".join(broken)
+        return True
+    return False
+
+
 def _score_into(report: CandidateReport, feats: np.ndarray, labels: np.ndarray, probs: np.ndarray | None, *, num_folds: int,
                 seed: int) -> CandidateReport:
     """Transferability scores of ``feats`` into ``report``, and the linear probe's accuracy as the prediction."""
@@ -646,8 +667,7 @@ def _evaluate_candidate(cand: Candidate, records, labels, limits: Limits, cache,
                              f"{'the file ' + repr(spec.weights.file_name) + ' in ~/.cache/torch/hub/checkpoints' if spec.weights.file_name else 'its weights in the Hugging Face cache'}.")
             return report
     # 2. cheap limit before anything is loaded
-    if limits.max_params is not None and spec.num_params and spec.num_params > limits.max_params * 1.5:
-        report.status, report.reason = "excluded", limits.broken({"num_params": spec.num_params})[0] + " (published count)"
+    if _excluded_by_published_params(report, limits, spec.num_params):
         return report
     t0 = time.perf_counter()
     try:
@@ -661,11 +681,8 @@ def _evaluate_candidate(cand: Candidate, records, labels, limits: Limits, cache,
         return report
     report.weights_record = dict(backbone.weights_record, random_init_seed=seed if cand.is_control else None)
     # 3. cost on the user's device, then the limits
-    report.cost = measure_cost(backbone, device=device, batch_size=throughput_batch_size, num_runs=latency_runs).as_dict()
-    report.timing_s["cost"] = time.perf_counter() - t0
-    broken = limits.broken(report.cost)
-    if broken:
-        report.status, report.reason = "excluded", "; ".join(broken)
+    cost = measure_cost(backbone, device=device, batch_size=throughput_batch_size, num_runs=latency_runs).as_dict()
+    if _excluded_by_cost(report, cost, limits, t0):
         return report
     # 4. evidence from frozen features of the training images
     t0 = time.perf_counter()
@@ -789,8 +806,7 @@ def _evaluate_text_candidate(cand: Candidate, texts: list[str], labels: np.ndarr
         report.status, report.reason = "unavailable", str(exc).splitlines()[0]
         return report
     # 2. cheap limit before anything is loaded
-    if limits.max_params is not None and spec is not None and spec.num_params and spec.num_params > limits.max_params * 1.5:
-        report.status, report.reason = "excluded", limits.broken({"num_params": spec.num_params})[0] + " (published count)"
+    if _excluded_by_published_params(report, limits, spec.num_params if spec is not None else None):
         return report
     t0 = time.perf_counter()
     try:
@@ -805,11 +821,8 @@ def _evaluate_text_candidate(cand: Candidate, texts: list[str], labels: np.ndarr
     report.weights_record = dict(backbone.weights_record, random_init_seed=seed if cand.is_control else None,
                                  pooling=backbone.pooling, max_length=backbone.max_length)
     # 3. cost on the user's device with the user's texts, then the limits
-    report.cost = measure_text_cost(backbone, texts, device=device, batch_size=throughput_batch_size, num_runs=latency_runs).as_dict()
-    report.timing_s["cost"] = time.perf_counter() - t0
-    broken = limits.broken(report.cost)
-    if broken:
-        report.status, report.reason = "excluded", "; ".join(broken)
+    cost = measure_text_cost(backbone, texts, device=device, batch_size=throughput_batch_size, num_runs=latency_runs).as_dict()
+    if _excluded_by_cost(report, cost, limits, t0):
         return report
     # 4. evidence from the frozen encoder's embeddings of the training texts
     t0 = time.perf_counter()
