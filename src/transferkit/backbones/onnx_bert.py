@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ import torch
 
 from ..errors import TransferKitError, WeightsNotFoundError
 from ._weights import file_sha256
+from .text import writing_model_folder
 
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 PROBE_SENTENCES = (
@@ -260,9 +260,7 @@ def convert_onnx_bert(onnx_path: str | os.PathLike, out_folder: str | os.PathLik
     model, record = build_bert_from_onnx(onnx_path, num_attention_heads=num_attention_heads, tokenizer=tokenizer, atol=atol)
     if len(tokenizer) > model.config.vocab_size:
         raise OnnxConversionError(f"the tokenizer in '{tok_dir}' has {len(tokenizer)} tokens but the graph's vocabulary only {model.config.vocab_size}.")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with writing_model_folder(out) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
         for name in TOKENIZER_FILES:
             if (tok_dir / name).is_file():
@@ -275,12 +273,4 @@ def convert_onnx_bert(onnx_path: str | os.PathLike, out_folder: str | os.PathLik
         record.update({"source_onnx": str(Path(onnx_path).resolve()), "onnx_sha256": file_sha256(Path(onnx_path)),
                        "tokenizer_from": str(tok_dir.resolve()), "pooler": "none (not in the graph; mean pooling does not use it)"})
         (tmp / "conversion.json").write_text(json.dumps(record, indent=2))
-        try:
-            os.replace(tmp, out)
-        except OSError:  # another process finished the same conversion first
-            if not (out / "model.safetensors").is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out

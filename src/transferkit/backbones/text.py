@@ -26,7 +26,10 @@ or the [CLS] vector), and records the weights' source and sha256 like the image 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -162,6 +165,25 @@ def _weights_in(folder: Path) -> Path | None:
         if (folder / f).is_file():
             return folder / f
     return None
+
+
+@contextmanager
+def writing_model_folder(out: Path) -> Iterator[Path]:
+    """A temporary folder beside ``out`` to write a model folder into, moved to ``out`` in one step
+    when the block ends without error (removed otherwise), so ``out`` is never seen half written.
+    When another process made ``out`` meanwhile (its ``model.safetensors`` is there), theirs is kept."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    try:
+        yield tmp
+        try:
+            os.replace(tmp, out)
+        except OSError:  # another process finished the same folder first
+            if not (out / "model.safetensors").is_file():
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _hf_cached_folder(repo_id: str) -> Path | None:

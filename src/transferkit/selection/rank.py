@@ -713,13 +713,11 @@ def random_init_text_folder(name: str, seed: int, folder: str | os.PathLike) -> 
     """
     import hashlib
     import re
-    import shutil
-    import tempfile
 
     import torch
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-    from ..backbones.text import resolve_text_model
+    from ..backbones.text import resolve_text_model, writing_model_folder
 
     resolved = resolve_text_model(name, "auto", download=False)
     safe = re.sub(r"[^\w.-]", "_", Path(name).name if Path(name).expanduser().is_dir() else name)
@@ -728,7 +726,6 @@ def random_init_text_folder(name: str, seed: int, folder: str | os.PathLike) -> 
     out = Path(folder) / f"{safe}-seed{seed}"
     if (out / "model.safetensors").is_file():
         return out
-    out.parent.mkdir(parents=True, exist_ok=True)
     config = AutoConfig.from_pretrained(str(resolved.folder), local_files_only=True)
     tokenizer = AutoTokenizer.from_pretrained(str(resolved.folder), local_files_only=True)
     state = torch.random.get_rng_state()
@@ -737,18 +734,9 @@ def random_init_text_folder(name: str, seed: int, folder: str | os.PathLike) -> 
         model = AutoModel.from_config(config)
     finally:
         torch.random.set_rng_state(state)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
-    try:
+    with writing_model_folder(out) as tmp:
         model.save_pretrained(str(tmp), safe_serialization=True)
         tokenizer.save_pretrained(str(tmp))
-        try:
-            os.replace(tmp, out)
-        except OSError:  # made by another process meanwhile
-            if not (out / "model.safetensors").is_file():
-                raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
