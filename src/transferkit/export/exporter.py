@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ from ..runtime import ExportConfig, ExportedModel, ImageReadError, Preprocessing
 from ..runtime.folder import EXPORT_CONFIG_NAME, PARITY_NAME
 from .onnx import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, export_onnx
 from .parity import ParityError, ParityReport, compare_logits
-from .quantize import quantize_static_int8
+from .quantize import fp32_onnx_to_quantize, quantize_static_int8
 from .torchscript import export_torchscript
 
 FORMATS = ("onnx", "torchscript")
@@ -111,6 +110,16 @@ def _synthetic_images(n: int, seed: int):
 @torch.inference_mode()
 def _torch_logits(model: TransferModel, x: torch.Tensor, batch_size: int = 32) -> np.ndarray:
     return np.concatenate([model(x[i : i + batch_size]).float().numpy() for i in range(0, len(x), batch_size)])
+
+
+def parity_tolerances(quantize: str | None, atol: float | None, min_agreement: float | None) -> tuple[float | None, float]:
+    """The parity check's max |Δlogit| and top-1 agreement: those given, else for fp32 ``FP32_TOLERANCE``
+    and every top-1, for int8 ``INT8_MIN_AGREEMENT`` of the top-1s and no bound on the logits (reported only)."""
+    if atol is None and quantize is None:
+        atol = FP32_TOLERANCE
+    if min_agreement is None:
+        min_agreement = INT8_MIN_AGREEMENT if quantize else 1.0
+    return atol, min_agreement
 
 
 def prepare_out(out: Path, overwrite: bool) -> Path:
@@ -229,12 +238,7 @@ def export_model(
     elif quantize is None:
         export_onnx(tm, out / model_file, input_size, opset=opset, exporter=exporter)
     else:
-        fp32 = out / "model.fp32.onnx.tmp"
-        try:
-            if onnx_fp32 is not None:
-                shutil.copyfile(onnx_fp32, fp32)
-            else:
-                export_onnx(tm, fp32, input_size, opset=opset, exporter=exporter)
+        with fp32_onnx_to_quantize(out, onnx_fp32, lambda path: export_onnx(tm, path, input_size, opset=opset, exporter=exporter)) as fp32:
             calib_files, calib_images = _read_all(calib_files, "calibration images", progress)
             if not calib_images:
                 raise DataError(f"none of the calibration images under '{calibration}' could be read.")
@@ -243,8 +247,6 @@ def export_model(
                                                 calibrate_method=calibrate_method, exclude_head=exclude_head,
                                                 nodes_to_exclude=nodes_to_exclude)
             quant_record["fp32_size_bytes"] = fp32.stat().st_size
-        finally:
-            fp32.unlink(missing_ok=True)
 
     calib_info = model_calibration(model_dir, tm)
     precision = quantize or "fp32"
@@ -269,10 +271,7 @@ def export_model(
     x_numpy = pre.batch(parity_images)
     reference = _torch_logits(tm, x_torch)
     exported = ExportedModel(out, config=config)
-    if atol is None and quantize is None:
-        atol = FP32_TOLERANCE
-    if min_agreement is None:
-        min_agreement = INT8_MIN_AGREEMENT if quantize else 1.0
+    atol, min_agreement = parity_tolerances(quantize, atol, min_agreement)
     reports = [
         compare_logits(reference, exported.logits(x_torch.numpy()), stage="network", atol=atol, min_agreement=min_agreement),
         compare_logits(reference, exported.logits(x_numpy), stage="pipeline", atol=atol, min_agreement=min_agreement),

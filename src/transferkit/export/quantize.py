@@ -8,8 +8,10 @@ fly), the usual choice for transformer encoders.
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,21 @@ class _ArrayReader:
 
     def rewind(self) -> None:
         self._i = 0
+
+
+@contextmanager
+def fp32_onnx_to_quantize(out_dir: Path, onnx_fp32: str | os.PathLike | None, export_fp32: Callable[[Path], Any]) -> Iterator[Path]:
+    """The fp32 ONNX file int8 is quantized from: a copy of ``onnx_fp32`` (one already exported from this
+    model) when given, else written by ``export_fp32(path)``; a temporary file in ``out_dir``, removed after the block."""
+    fp32 = out_dir / "model.fp32.onnx.tmp"
+    try:
+        if onnx_fp32 is not None:
+            shutil.copyfile(onnx_fp32, fp32)
+        else:
+            export_fp32(fp32)
+        yield fp32
+    finally:
+        fp32.unlink(missing_ok=True)
 
 
 def _preprocess(src: Path, dst: Path) -> Path:

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -38,7 +37,7 @@ from ..runtime.folder import PARITY_NAME
 from ..runtime.text import TEXT_INPUT_NAMES, TOKENIZER_NAME, TextPreprocessing
 from .onnx import DEFAULT_OPSET, OUTPUT_NAME, export_text_onnx
 from .parity import ParityError, compare_logits
-from .quantize import quantize_dynamic_int8
+from .quantize import fp32_onnx_to_quantize, quantize_dynamic_int8
 
 if TYPE_CHECKING:
     from .exporter import ExportResult
@@ -166,7 +165,7 @@ def export_text_model(
     Raises :class:`ParityError` when parity breaks.
     """
     from ..text.model import TextClassifier
-    from .exporter import FP32_TOLERANCE, INT8_MIN_AGREEMENT, ExportResult, _file_sha256, model_calibration, prepare_out
+    from .exporter import ExportResult, _file_sha256, model_calibration, parity_tolerances, prepare_out
 
     t0 = time.perf_counter()
     if quantize not in (None, "int8"):
@@ -188,17 +187,11 @@ def export_text_model(
     if quantize is None:
         export_text_onnx(tm, out / model_file, pre.input_names, opset=opset, exporter=exporter)
     else:
-        fp32 = out / "model.fp32.onnx.tmp"
-        try:
-            if onnx_fp32 is not None:
-                shutil.copyfile(onnx_fp32, fp32)
-            else:
-                export_text_onnx(tm, fp32, pre.input_names, opset=opset, exporter=exporter)
+        with fp32_onnx_to_quantize(out, onnx_fp32, lambda path: export_text_onnx(tm, path, pre.input_names, opset=opset,
+                                                                                  exporter=exporter)) as fp32:
             quant_record = quantize_dynamic_int8(fp32, out / model_file, per_channel=per_channel, nodes_to_exclude=nodes_to_exclude,
                                                  exclude_head=exclude_head)
             quant_record["fp32_size_bytes"] = fp32.stat().st_size
-        finally:
-            fp32.unlink(missing_ok=True)
     save_tokenizer(tm, out / TOKENIZER_NAME)
 
     calib_info = model_calibration(model_dir, tm)
@@ -221,10 +214,7 @@ def export_text_model(
     exported = ExportedModel(out, config=config)
     reference, batches, feats = _reference(tm, texts, pre.input_names, batch_size)
     runtime_logits = np.concatenate([exported.logits(exported.encode(texts[i : i + batch_size])) for i in range(0, len(texts), batch_size)])
-    if atol is None and quantize is None:
-        atol = FP32_TOLERANCE
-    if min_agreement is None:
-        min_agreement = INT8_MIN_AGREEMENT if quantize else 1.0
+    atol, min_agreement = parity_tolerances(quantize, atol, min_agreement)
     reports = [
         compare_logits(reference, np.concatenate([exported.logits(b) for b in batches]), stage="network", atol=atol, min_agreement=min_agreement,
                        unit="texts"),
