@@ -132,18 +132,22 @@ def _browser_check(html: Path, screenshot: Path) -> tuple[list[dict], list[str]]
     return images, errors
 
 
-@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed at /usr/bin/chromium (`make test` installs it with apt-get)")
-def test_report_renders_in_headless_chromium(binary_report, tmp_path):
-    pytest.importorskip("playwright.sync_api", reason="playwright (dev extra) is not installed")
-    run, result = binary_report
-    assert result.exit_code == 0, result.output
-    screenshot = tmp_path / "report.png"
-    images, errors = _browser_check(run / "report.html", screenshot)
+def assert_renders_in_browser(html: Path, screenshot: Path) -> None:
+    """The report opens in headless Chromium with all its images (at least 5) loaded and no console errors."""
+    images, errors = _browser_check(html, screenshot)
     assert len(images) >= 5
     broken = [i for i in images if not i["complete"] or i["w"] == 0]
     assert not broken, broken
     assert errors == []
     assert screenshot.stat().st_size > 10_000 and screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.skipif(not CHROMIUM.exists(), reason="Debian chromium is not installed at /usr/bin/chromium (`make test` installs it with apt-get)")
+def test_report_renders_in_headless_chromium(binary_report, tmp_path):
+    pytest.importorskip("playwright.sync_api", reason="playwright (dev extra) is not installed")
+    run, result = binary_report
+    assert result.exit_code == 0, result.output
+    assert_renders_in_browser(run / "report.html", tmp_path / "report.png")
 
 
 def test_saved_predictions_round_trip(tmp_path):
