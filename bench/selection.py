@@ -83,6 +83,18 @@ def rank(data: Path, out: Path, candidates: list[str], seed: int, latency_runs: 
     return payload
 
 
+def trained_once(out: Path, cand: dict, run) -> dict:
+    """One candidate's trained result, cached as JSON under ``out/trained/``: ``run(weights)`` only when
+    not cached yet, with the weights that were ranked (a control's saved random init, else "auto")."""
+    path = out / "trained" / f"{cand['label'].replace(':', '__').replace('/', '_')}.json"
+    cached = _load_json(path)
+    if cached is not None:
+        return cached
+    payload = run(cand["weights_record"]["path"] if cand["is_control"] else "auto")
+    _save_json(path, payload)
+    return payload
+
+
 def adamw_step_seconds(backbone, head, features, y, lr: float) -> float:
     """Seconds of one forward+backward+AdamW step of ``backbone`` + ``head`` (``features()`` runs the backbone on the
     batch), timed after a warm-up step."""
@@ -117,26 +129,22 @@ def train(data: Path, out: Path, cand: dict, seed: int) -> dict:
     """Fit (linear probe) one candidate; cached per candidate."""
     import transferkit as tk
 
-    path = out / "trained" / f"{cand['label'].replace(':', '__').replace('/', '_')}.json"
-    cached = _load_json(path)
-    if cached is not None:
-        return cached
-    weights = cand["weights_record"]["path"] if cand["is_control"] else "auto"
-    t0 = time.perf_counter()
-    result = tk.fit(data, model=cand["name"], weights=weights, seed=seed, progress=False)
-    wall = time.perf_counter() - t0
-    m = result.metrics
-    n_all = sum(sum(v.values()) for v in m["data"]["counts"].values())
-    n_train = sum(m["data"]["counts"]["train"].values())
-    step = train_step_seconds(cand["name"], weights)
-    payload = {
-        "label": cand["label"], "test_accuracy": m["test"]["accuracy"], "val_accuracy": m["val"]["accuracy"],
-        "test_balanced_accuracy": m["test"]["balanced_accuracy"], "head_training_s": m["timing_s"]["head_training"],
-        "wall_s": wall, "num_images": n_all, "num_train_images": n_train, "finetune_step_s_batch16": step,
-        "seed": seed,
-    }
-    _save_json(path, payload)
-    return payload
+    def run(weights: str) -> dict:
+        t0 = time.perf_counter()
+        result = tk.fit(data, model=cand["name"], weights=weights, seed=seed, progress=False)
+        wall = time.perf_counter() - t0
+        m = result.metrics
+        n_all = sum(sum(v.values()) for v in m["data"]["counts"].values())
+        n_train = sum(m["data"]["counts"]["train"].values())
+        step = train_step_seconds(cand["name"], weights)
+        return {
+            "label": cand["label"], "test_accuracy": m["test"]["accuracy"], "val_accuracy": m["val"]["accuracy"],
+            "test_balanced_accuracy": m["test"]["balanced_accuracy"], "head_training_s": m["timing_s"]["head_training"],
+            "wall_s": wall, "num_images": n_all, "num_train_images": n_train, "finetune_step_s_batch16": step,
+            "seed": seed,
+        }
+
+    return trained_once(out, cand, run)
 
 
 def text_train_step_seconds(name: str, weights: str, texts: list[str], batch: int = 16) -> float:
@@ -158,27 +166,23 @@ def train_text(data: Path, out: Path, cand: dict, seed: int) -> dict:
     from transferkit.data.text import read_text_table
     from transferkit.text import fit_text
 
-    path = out / "trained" / f"{cand['label'].replace(':', '__').replace('/', '_')}.json"
-    cached = _load_json(path)
-    if cached is not None:
-        return cached
-    weights = cand["weights_record"]["path"] if cand["is_control"] else "auto"
-    t0 = time.perf_counter()
-    result = fit_text(data, model=cand["name"], weights=weights, strategy="linear-probe", cv=5, seed=seed, save_final=False,
-                      progress=False, report=False)
-    wall = time.perf_counter() - t0
-    cv, folds = result.metrics["cv"], result.metrics["folds"]
-    texts = read_text_table(data).texts
-    payload = {
-        "label": cand["label"], "test_accuracy": cv["accuracy"]["mean"], "cv_accuracy_std": cv["accuracy"]["std"],
-        "cv_accuracy_folds": cv["accuracy"]["values"], "test_balanced_accuracy": cv["balanced_accuracy"]["mean"],
-        "head_training_s": float(sum(f["wall_s"] - f["training"]["embedding_s"] for f in folds)),
-        "wall_s": wall, "num_images": len(texts), "num_train_images": int(np.mean([f["num_train"] for f in folds])),
-        "finetune_step_s_batch16": text_train_step_seconds(cand["name"], weights, texts), "seed": seed,
-        "trained_with": "fit_text strategy=linear-probe, 5-fold stratified CV (StratifiedGroupKFold, seed 0); accuracy = mean over folds",
-    }
-    _save_json(path, payload)
-    return payload
+    def run(weights: str) -> dict:
+        t0 = time.perf_counter()
+        result = fit_text(data, model=cand["name"], weights=weights, strategy="linear-probe", cv=5, seed=seed, save_final=False,
+                          progress=False, report=False)
+        wall = time.perf_counter() - t0
+        cv, folds = result.metrics["cv"], result.metrics["folds"]
+        texts = read_text_table(data).texts
+        return {
+            "label": cand["label"], "test_accuracy": cv["accuracy"]["mean"], "cv_accuracy_std": cv["accuracy"]["std"],
+            "cv_accuracy_folds": cv["accuracy"]["values"], "test_balanced_accuracy": cv["balanced_accuracy"]["mean"],
+            "head_training_s": float(sum(f["wall_s"] - f["training"]["embedding_s"] for f in folds)),
+            "wall_s": wall, "num_images": len(texts), "num_train_images": int(np.mean([f["num_train"] for f in folds])),
+            "finetune_step_s_batch16": text_train_step_seconds(cand["name"], weights, texts), "seed": seed,
+            "trained_with": "fit_text strategy=linear-probe, 5-fold stratified CV (StratifiedGroupKFold, seed 0); accuracy = mean over folds",
+        }
+
+    return trained_once(out, cand, run)
 
 
 def evaluate(ranking: dict, trained: dict[str, dict], scores: list[str] = SCORES, finetune_epochs: int | None = None) -> dict:
