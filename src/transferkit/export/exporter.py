@@ -14,7 +14,6 @@ but no ``export.json``, so nothing can load the broken export, and :class:`Parit
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -25,6 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ..backbones import file_sha256
 from ..errors import DataError
 from ..model import CONFIG_NAME, TransferModel, load
 from ..progress import track
@@ -137,14 +137,6 @@ def _is_text_model(model) -> bool:
     from ..text.model import TextClassifier, is_text_model_folder
 
     return isinstance(model, TextClassifier) or (not isinstance(model, TransferModel) and is_text_model_folder(model))
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def export_model(
@@ -304,7 +296,7 @@ def export_model(
             "weights": tm.backbone.weights_record,
         },
         "export": {"format": format, "exporter": exporter if format == "onnx" else "torch.jit.trace", "opset": opset if format == "onnx" else None,
-                   "file_size_bytes": size, "sha256": _file_sha256(out / model_file)},
+                   "file_size_bytes": size, "sha256": file_sha256(out / model_file)},
         "quantization": quant_record,
         "calibration_images": [str(f) for f in calib_files] if quant_record else None,
         "parity": parity_json,

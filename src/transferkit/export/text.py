@@ -165,7 +165,8 @@ def export_text_model(
     Raises :class:`ParityError` when parity breaks.
     """
     from ..text.model import TextClassifier
-    from .exporter import ExportResult, _file_sha256, model_calibration, parity_tolerances, prepare_out
+    from ..backbones import file_sha256
+    from .exporter import ExportResult, model_calibration, parity_tolerances, prepare_out
 
     t0 = time.perf_counter()
     if quantize not in (None, "int8"):
@@ -249,7 +250,7 @@ def export_text_model(
     config.extra = {
         "source": {"model_dir": str(model_dir.resolve()) if model_dir else None, "backbone": tm.backbone.name,
                    "weights": tm.backbone.weights_record, "strategy": tm.strategy, "pooling": tm.backbone.pooling},
-        "export": {"format": "onnx", "exporter": exporter, "opset": opset, "file_size_bytes": size, "sha256": _file_sha256(out / model_file),
+        "export": {"format": "onnx", "exporter": exporter, "opset": opset, "file_size_bytes": size, "sha256": file_sha256(out / model_file),
                    "dynamic_axes": {"inputs": ["batch", "sequence"], "logits": ["batch"]}},
         "quantization": quant_record,
         "parity": parity_json,
