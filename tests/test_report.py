@@ -174,3 +174,32 @@ def test_training_curves_put_the_fine_tuning_stage_after_the_head_stage():
     assert list(lines["val_loss (finetune)"].get_xdata()) == [4, 5]  # continues after the 3 head epochs
     assert list(lines["val_loss (head)"].get_xdata()) == [1, 2, 3]
     assert "lr" not in " ".join(lines)
+
+
+def _candidate(label, status, rank=None, acc=None, latency=None, front=False, control=False, reason=None):
+    return {"name": label.split(":")[0], "label": label, "status": status, "rank": rank, "is_control": control,
+            "predicted_accuracy": acc, "predicted_ci95": [acc - 0.05, acc + 0.03] if acc is not None else None,
+            "on_pareto_front": front, "cost": {"latency_ms_p50": latency, "num_params": 2_200_000} if latency else {},
+            "explanation": f"Rank {rank}: because." if rank else "", "reason": reason}
+
+
+def test_report_shows_the_ranking_that_chose_the_backbone(binary_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(binary_run, run)
+    assert _report(run).exit_code == 0
+    assert "did not come from `--model auto`" in (run / "report.html").read_text()  # no ranking.json: said so
+    ranking = {"best": "fast_net", "rule": "predicted accuracy, then evidence.", "notes": [], "device": "cpu", "candidates": [
+        _candidate("fast_net", "ranked", 1, 0.93, 12.0, front=True),
+        _candidate("slow_net", "ranked", 2, 0.91, 80.0),
+        _candidate("fast_net:none", "ranked", 3, 0.60, 12.5, control=True),
+        _candidate("vgg19", "unavailable", reason="no pretrained weights for 'vgg19' on this machine"),
+    ]}
+    (run / "ranking.json").write_text(json.dumps(ranking))
+    result = _report(run)
+    assert result.exit_code == 0, result.output
+    html = (run / "report.html").read_text()
+    section = html[html.index('id="selection"'):html.index('id="metrics"')]
+    assert "fast_net" in section and "vgg19" in section and "no pretrained weights for &#39;vgg19&#39;" in section
+    assert "93.0 % [88.0, 96.0]" in section and 'alt="model selection chart"' in section
+    assert (run / "report" / "ranking.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert json.loads((run / "report.json").read_text())["selection"] == {"best": "fast_net", "num_candidates": 4}

@@ -148,9 +148,11 @@ def test_limits_exclude_candidates_and_choose_backbone_says_why(image_folder, ti
 def test_rank_cli(image_folder, tiny_weights, tmp_path):
     runner = CliRunner()
     out = tmp_path / "r.json"
-    res = runner.invoke(app, ["rank", str(image_folder), "--candidates", f"{TINY}:{tiny_weights},vgg19", "--json", str(out), "-q"])
+    chart = tmp_path / "charts" / "ranking.png"
+    res = runner.invoke(app, ["rank", str(image_folder), "--candidates", f"{TINY}:{tiny_weights},vgg19", "--json", str(out), "--chart", str(chart), "-q"])
     assert res.exit_code == 0, res.output
     assert "unavailable" in res.output and "best:" in res.output
+    assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads(out.read_text())["best"] == f"{TINY}:tiny.safetensors"
     bad = runner.invoke(app, ["rank", str(image_folder), "--candidates", "mobilenet_v9", "-q"])
     assert bad.exit_code == 1 and "unknown backbone 'mobilenet_v9'" in bad.output and "Traceback" not in bad.output

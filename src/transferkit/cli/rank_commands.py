@@ -75,6 +75,7 @@ def rank(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda: where features run and costs are measured.")] = "auto",
     seed: Annotated[int, typer.Option(help="Seed of the splits, the CV folds and random-init controls.")] = 0,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the full ranking (all numbers, explanations) as JSON here.")] = None,
+    chart: Annotated[Optional[Path], typer.Option(help="Also draw the ranking as a PNG here: predicted accuracy vs measured latency, Pareto front, the pick.")] = None,
     explain: Annotated[bool, typer.Option(help="Print the plain-words explanation of every candidate.")] = True,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Feature cache folder (default: ~/.cache/transferkit/features).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
@@ -102,6 +103,13 @@ def rank(
             console.print(f"[bold]{c.label}[/]: {c.explanation}")
     if json_path is not None:
         ranking.save_json(json_path)
+    if chart is not None:
+        from ..report.plots import figure_png, ranking_figure
+
+        fig = ranking_figure(ranking.as_dict())
+        if fig is not None:
+            chart.parent.mkdir(parents=True, exist_ok=True)
+            chart.write_bytes(figure_png(fig))
     best = ranking.best
     if best is None:
         err.print("[bold red]error:[/] no candidate is usable under these limits (see the status column). Relax a limit or add candidates.")
@@ -109,7 +117,7 @@ def rank(
     console.print(Panel.fit(
         f"best: [bold]{best.label}[/] (predicted accuracy {100 * best.predicted_accuracy:.1f} %, {best.cost['latency_ms_p50']:.1f} ms p50)\n"
         f"rule: linear-probe CV accuracy, ties (McNemar p >= 0.05) broken by transfer evidence; details in --json\n"
-        + (f"saved: {json_path}\n" if json_path else "")
+        + (f"saved: {json_path}\n" if json_path else "") + (f"chart: {chart}\n" if chart is not None and ranking.ranked else "")
         + f"next: transferkit {'fit-text' if ranking.modality == 'text' else 'fit'} {data} --model {best.name}"
         + (" --weights none" if best.candidate.is_control else ""),
         title="rank",

@@ -65,6 +65,39 @@ def _png_entry(fig, path: Path, alt: str) -> dict[str, str]:
     return {"alt": alt, "b64": base64.b64encode(data).decode("ascii"), "path": str(path)}
 
 
+RANKING_NAME = "ranking.json"
+
+
+def _selection_section(run_dir: Path, plots_dir: Path) -> dict[str, Any] | None:
+    """The ranking that chose this run's backbone (``fit --model auto`` saves ``ranking.json``):
+    chart, one table row per candidate (ranked, excluded by a limit, unavailable) and the rule."""
+    path = run_dir / RANKING_NAME
+    if not path.is_file():
+        return None
+    try:
+        ranking = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise TransferKitError(f"{path} is not a readable ranking ({e}); delete it or re-run `fit --model auto`.") from None
+    from .plots import ranking_figure
+
+    fig = ranking_figure(ranking)
+    rows = []
+    for c in ranking.get("candidates", []):
+        cost = c.get("cost") or {}
+        acc, ci = c.get("predicted_accuracy"), c.get("predicted_ci95")
+        rows.append({
+            "rank": c.get("rank") or "", "label": c.get("label"), "status": c.get("status"),
+            "predicted": f"{100 * acc:.1f} % [{100 * ci[0]:.1f}, {100 * ci[1]:.1f}]" if acc is not None and ci else "",
+            "latency": f"{cost['latency_ms_p50']:.1f}" if cost.get("latency_ms_p50") is not None else "",
+            "params": f"{cost['num_params'] / 1e6:.1f} M" if cost.get("num_params") else "",
+            "front": "yes" if c.get("on_pareto_front") else "",
+            "why": c.get("explanation") if c.get("status") == "ranked" else (c.get("reason") or ""),
+        })
+    plots = [_png_entry(fig, plots_dir / "ranking.png", "model selection chart")] if fig is not None else []
+    return {"best": ranking.get("best"), "rule": ranking.get("rule", ""), "notes": ranking.get("notes") or [], "rows": rows,
+            "plots": plots, "limits": ranking.get("limits") or {}}
+
+
 def report_parts(run_dir: Path, model, cfg: dict[str, Any], metrics: dict[str, Any], *, splits=None, progress: bool = True) -> ReportParts:
     """The modality-specific half of the report of ``model`` (image or text classifier)."""
     from ..model import TransferModel
@@ -220,8 +253,9 @@ def write_report(
         ("library versions", ", ".join(f"{k} {v}" for k, v in versions.items()) or "?"),
     ]
 
+    selection = _selection_section(run_dir, plots_dir)
     omissions = [
-        "Ranking chart: the run did not come from `rank` / `--model auto` (backbone ranking is a later feature).",
+        *([] if selection else ["Model selection: the run did not come from `--model auto` (no ranking.json in the run folder)."]),
         "Seed-to-seed variation: one training seed; the intervals above cover test-set sampling only.",
         *parts.omissions(),
     ]
@@ -238,6 +272,7 @@ def write_report(
         "leakage": {**data.leakage_summary(), "max_distance": max_distance},
         "num_test_errors": int(len(wrong)),
         "gallery": [{k: v for k, v in g.items() if k not in ("b64", "segments")} for g in gallery.items],
+        "selection": {"best": selection["best"], "num_candidates": len(selection["rows"])} if selection else None,
         "warnings": warnings,
     }
 
@@ -252,12 +287,12 @@ def write_report(
         model_card=model_card, confidence=confidence, headline=headline, num_resamples=num_resamples, num_test=len(test.y_true),
         num_val=len(val.y_true), threshold=threshold, positive=positive, per_class=point["per_class"], plots_main=plots_main,
         operating_point=op, calibration=calibration, plots_calibration=plots_calibration, plots_training=plots_training,
-        gallery=gallery, num_errors=int(len(wrong)), omissions=omissions, warnings=warnings,
+        gallery=gallery, num_errors=int(len(wrong)), omissions=omissions, warnings=warnings, selection=selection,
     )
     out = run_dir / REPORT_NAME
     tmp = out.with_suffix(".html.tmp")
     tmp.write_text(html, encoding="utf-8")
     os.replace(tmp, out)
     write_json(run_dir / REPORT_JSON, summary)
-    plots = [Path(p["path"]) for p in plots_main + plots_calibration + plots_training] + gallery.files
+    plots = [Path(p["path"]) for p in plots_main + plots_calibration + plots_training + (selection or {}).get("plots", [])] + gallery.files
     return ReportResult(out, plots, summary, warnings)

@@ -140,3 +140,40 @@ def training_curves_figure(history: Sequence[dict]) -> Figure | None:
         ax.grid(alpha=0.3)
     fig.suptitle("training curves")
     return fig
+
+
+def ranking_figure(ranking: dict) -> Figure | None:
+    """Model selection at a glance, from a saved ``ranking.json`` (``transferkit rank --json`` or
+    ``fit --model auto``): predicted accuracy (with its 95 % interval) against measured batch-1
+    latency, the accuracy/latency Pareto front joined by a line, the chosen model ringed, random-init
+    controls hollow. Candidates that were excluded or unavailable have no point (the table lists them).
+    """
+    ranked = [c for c in ranking.get("candidates", []) if c.get("status") == "ranked" and c.get("predicted_accuracy") is not None]
+    if not ranked:
+        return None
+    fig = Figure(figsize=(6.4, 4.0))
+    ax = fig.subplots()
+    lat = np.array([float((c.get("cost") or {}).get("latency_ms_p50") or np.nan) for c in ranked])
+    acc = np.array([100 * float(c["predicted_accuracy"]) for c in ranked])
+    ci = np.array([[100 * float(v) for v in (c.get("predicted_ci95") or (c["predicted_accuracy"],) * 2)] for c in ranked])
+    x = np.where(np.isfinite(lat), lat, np.nanmax(lat) if np.isfinite(lat).any() else 1.0)
+    ax.errorbar(x, acc, yerr=[acc - ci[:, 0], ci[:, 1] - acc], fmt="none", ecolor="0.6", elinewidth=1, capsize=3, zorder=1)
+    for i, (c, xi, yi) in enumerate(zip(ranked, x, acc)):
+        control = bool(c.get("is_control"))
+        ax.scatter([xi], [yi], s=46, zorder=3, facecolors="none" if control else "C0", edgecolors="C0")
+        # labels alternate above/below so that neighbours with equal accuracy stay readable
+        ax.annotate(f"{c.get('rank')}. {c.get('label')}", (xi, yi), textcoords="offset points", xytext=(6, 5 if i % 2 == 0 else -12),
+                    fontsize=7.5)
+    front = sorted((xi, yi) for c, xi, yi in zip(ranked, x, acc) if c.get("on_pareto_front"))
+    if len(front) > 1:
+        ax.plot(*zip(*front), color="C1", lw=1.2, ls="--", zorder=2, label="Pareto front (accuracy vs latency)")
+    best = ranked[0]
+    ax.scatter([x[0]], [acc[0]], s=190, facecolors="none", edgecolors="C3", linewidths=1.8, zorder=4, label=f"chosen: {best.get('label')}")
+    if np.isfinite(lat).all() and lat.max() / max(lat.min(), 1e-9) > 8:
+        ax.set_xscale("log")
+    ax.set_xlabel(f"latency at batch 1, p50 (ms, measured on {ranking.get('device', '?')})")
+    ax.set_ylabel("predicted accuracy (%), 95 % interval")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7.5, loc="lower right")
+    ax.set_title("model selection", fontsize=10)
+    return fig

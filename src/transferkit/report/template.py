@@ -67,6 +67,16 @@ TEMPLATE = r"""<!doctype html>
 {% for k, v in model_card %}<tr><th class="l">{{ k }}</th><td class="l">{{ v }}</td></tr>{% endfor %}
 </table>
 
+{% if selection %}
+<h2 id="selection">Model selection</h2>
+<div class="ok">Chosen by <code>--model auto</code>: <b>{{ selection.best }}</b>, the top of the ranking below (evidence from the training split only).</div>
+{% for p in selection.plots %}<img class="plot" alt="{{ p.alt }}" src="data:image/png;base64,{{ p.b64 }}">{% endfor %}
+<table><tr><th>rank</th><th class="l">candidate</th><th class="l">status</th><th>predicted accuracy [95 %]</th><th>latency p50 ms</th><th>parameters</th><th>Pareto</th><th class="l">why</th></tr>
+{% for r in selection.rows %}<tr><td>{{ r.rank }}</td><td class="l">{{ r.label }}</td><td class="l">{{ r.status }}</td><td>{{ r.predicted }}</td><td>{{ r.latency }}</td><td>{{ r.params }}</td><td>{{ r.front }}</td><td class="l note">{{ r.why }}</td></tr>{% endfor %}
+</table>
+<div class="note">Rule: {{ selection.rule }}{% for n in selection.notes %} {{ n }}{% endfor %}</div>
+{% endif %}
+
 <h2 id="metrics">Test metrics with {{ (confidence * 100) | round | int }} % bootstrap intervals</h2>
 <table><tr><th class="l">metric</th><th>test</th><th>{{ (confidence * 100) | round | int }} % interval</th><th>validation</th></tr>
 {% for name, iv, val, why in headline %}<tr><td class="l">{{ name }}</td>{% if why %}<td class="undefined" colspan="2" title="{{ why }}">undefined: {{ why }}</td>{% else %}<td>{{ "%.3f" | format(iv.estimate) }}</td><td class="ci">{{ "[%.3f, %.3f]" | format(iv.low, iv.high) }}</td>{% endif %}<td>{{ val }}</td></tr>{% endfor %}
