@@ -275,3 +275,25 @@ def test_packaged_paraphrase_minilm_converts_and_matches_onnxruntime(torch_singl
         backbone(**backbone.collate(backbone.tokenize([t]))).detach().numpy()[0]
         for t in ("A man is eating food.", "A man is eating a piece of bread.", "The new movie is awesome.")])), dim=1)
     assert float(a @ b) > float(a @ c) + 0.3  # paraphrases are close: the weights and the borrowed vocabulary fit
+
+
+def test_fit_text_model_auto_fits_the_top_ranked_encoder_and_reports_the_ranking(reviews_csv, planted_bert, torch_single_thread,
+                                                                                  tmp_path, monkeypatch):
+    from transferkit.cli.app import app
+    from transferkit.selection import rank as rank_module
+
+    tiny = str(planted_bert)
+    # the registered encoders are real (tens of MB); rank the planted tiny BERT against its random-init twin instead
+    monkeypatch.setattr(rank_module, "default_candidates", lambda modality="image": [Candidate.parse(f"{tiny}:none"), Candidate.parse(tiny)])
+    out = tmp_path / "run"
+    res = CliRunner().invoke(app, ["fit-text", str(reviews_csv), "--model", "auto", "--out", str(out), "--device", "cpu", "-q"],
+                             env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    assert f"--model auto chose {tiny}" in " ".join(res.output.split())
+    ranking = json.loads((out / "ranking.json").read_text())
+    assert ranking["modality"] == "text" and ranking["best"] == Candidate.parse(tiny).label
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["selection"]["chosen"] == tiny
+    assert json.loads((out / "config.json").read_text())["fit_text"]["backbone"] == tiny  # the run records what was fitted
+    html = (out / "report.html").read_text()
+    assert 'id="selection"' in html and "model selection chart" in html

@@ -46,7 +46,7 @@ def _print_text_data_notes(data: dict) -> None:
 )
 def fit_text_cmd(
     data: Annotated[Path, typer.Argument(help="Labelled texts: .csv/.tsv/.jsonl (header/keys) or UCI 'sentence<TAB>label' .txt; or a folder with train.* and test.*.")],
-    model: Annotated[str, typer.Option("--model", "-m", help="Text backbone: a registered name (`transferkit models --offline`), a Hugging Face id or a local folder.")] = "all-MiniLM-L6-v2",
+    model: Annotated[str, typer.Option("--model", "-m", help="Text backbone: a registered name (`transferkit models --offline`), a Hugging Face id, a local folder, or 'auto' (rank the text encoders on the training texts, fit the top one).")] = "all-MiniLM-L6-v2",
     strategy: Annotated[str, typer.Option(help="linear-probe (frozen encoder + head), finetune (all weights) or lora (peft adapters).")] = "linear-probe",
     cv: Annotated[Optional[int], typer.Option("--cv", help="Stratified K-fold cross-validation: mean ± std instead of one test split.")] = None,
     test: Annotated[Optional[Path], typer.Option(help="Separate labelled test file (else 20 percent of DATA is held out).")] = None,
@@ -64,6 +64,10 @@ def fit_text_cmd(
     final: Annotated[bool, typer.Option("--final/--no-final", help="With --cv: also train and save a model on all rows.")] = True,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     report: Annotated[bool, typer.Option("--report/--no-report", help="With a test split: write RUN/report.html (metrics with intervals, calibration, misclassified texts with token attributions).")] = True,
+    max_params: Annotated[Optional[int], typer.Option(help="--model auto: limit on encoder parameters.")] = None,
+    max_size_mb: Annotated[Optional[float], typer.Option(help="--model auto: limit on fp32 weights size in MB.")] = None,
+    max_latency_ms: Annotated[Optional[float], typer.Option(help="--model auto: limit on batch-1 latency p50 on this device, in ms.")] = None,
+    max_memory_mb: Annotated[Optional[float], typer.Option(help="--model auto: limit on peak memory of a batch-1 forward, in MB.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Transfer a BERT-family encoder to labelled texts (sentiment, topics...), evaluate it, save the run (and its report)."""
@@ -77,12 +81,17 @@ def fit_text_cmd(
             ft = text_finetune_defaults(strategy).model_copy(update=update)
         result = fit_text(data, model=model, strategy=strategy, cv=cv, test=test, out=out, save_final=final, progress=not quiet,
                           text_col=text_col, label_col=label_col, weights=weights, max_length=max_length, seed=seed,
-                          positive=positive, encoding=encoding, device=device, finetune=ft, report=report)
+                          positive=positive, encoding=encoding, device=device, finetune=ft, report=report, max_params=max_params,
+                          max_size_mb=max_size_mb, max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb)
     except TransferKitError as exc:
         _fail(exc)
     except ValueError as exc:  # pydantic validation of the options
         _fail(TransferKitError(str(exc).splitlines()[0] + " " + " ".join(str(exc).splitlines()[1:3])))
     m = result.metrics
+    if "selection" in m:
+        model = m["selection"]["chosen"]
+        console.print(f"--model auto chose [bold]{model}[/] (ranking of the text encoders on the training texts" +
+                      (f"; {out}/ranking.json)" if m["selection"]["ranking"] else ")"))
     _print_text_data_notes(m.get("data", {}))
     if "cv" in m:
         table = Table(title=f"{model} {strategy} on {data.name}: {cv}-fold CV", header_style="bold")

@@ -239,6 +239,10 @@ def fit_text(
     progress: bool = True,
     config: TextFitConfig | None = None,
     report: bool = True,
+    max_params: int | None = None,
+    max_size_mb: float | None = None,
+    max_latency_ms: float | None = None,
+    max_memory_mb: float | None = None,
     **kwargs: Any,
 ) -> TextFitResult:
     """Transfer a text encoder to labelled texts; evaluate on a test split or by K-fold CV.
@@ -250,9 +254,21 @@ def fit_text(
     With ``cv``, the saved model (``save_final``) is trained on all rows, validation carved out.
     With a test split and ``out``, the per-text predictions are saved in ``out/predictions/`` and
     ``report=True`` ends by writing ``out/report.html`` (see :func:`transferkit.report.write_report`).
+    ``model="auto"`` first ranks the registered text encoders on the training texts (never the test
+    split; :func:`transferkit.selection.rank_backbones`) under the ``max_*`` limits and fits the top
+    one; the ranking is saved as ``out/ranking.json`` and shown in the report.
     """
     if config is None:
         config = TextFitConfig(data=Path(data), backbone=model, strategy=strategy, cv=cv, test=Path(test) if test else None, **kwargs)
+    ranking = None
+    if config.backbone == "auto":
+        from ..selection import choose_backbone
+
+        chosen, ranking = choose_backbone(config.data, modality="text", max_params=max_params, max_size_mb=max_size_mb,
+                                          max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, device=config.device,
+                                          seed=config.seed, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
+                                          cache_dir=config.cache_dir, progress=progress, text_col=config.text_col, label_col=config.label_col)
+        config = config.model_copy(update={"backbone": chosen})  # the default candidates are pretrained encoders only
     if config.strategy not in STRATEGIES:
         raise DataError(f"unknown strategy '{config.strategy}'; use one of {STRATEGIES}.")
     if config.cv and config.test:
@@ -290,10 +306,15 @@ def fit_text(
         data_record = splits.summary()
         metrics["data"] = {k: v for k, v in data_record.items() if k != "files"} | {
             "num_duplicate_texts": data_record["num_duplicate_texts"], "num_skipped": data_record["num_skipped"]}
+    if ranking is not None:
+        metrics["selection"] = {"chosen": config.backbone, "ranking": "ranking.json" if run_dir is not None else None,
+                                "ranking_seconds": ranking.timing_s.get("total")}
     metrics["timing_s"] = {"total_wall": time.perf_counter() - t0, "total_cpu": time.process_time() - c0,
                            "embeddings_cached": stats.num_cached, "embeddings_computed": stats.num_computed}
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
+        if ranking is not None:
+            ranking.save_json(run_dir / "ranking.json")
         if final is not None:
             final.save_pretrained(run_dir / "model")
         _write_json(run_dir / "config.json", {
