@@ -1,0 +1,50 @@
+"""Exploration (second session), not a default: a logistic-regression head on L2-normalised, standardised
+frozen features, C chosen by 5-fold StratifiedGroupKFold inside train+val (groups = leaf photo series in
+blocks of 8 numbers, pneumonia patient ids), with and without feature TTA (mean of the features of the
+image, its horizontal flip, vertical flip and transpose). Prints group-CV accuracy per C and the test
+accuracy of the CV-chosen C for both variants.
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/lp_logistic_tta.py ../shared/data/plants tf_efficientnet_lite0 mobilenet_v2
+"""
+import re, sys, numpy as np, torch
+from transferkit.backbones import load_backbone
+from transferkit.data import load_image_folder, make_transforms, open_image
+from sklearn.linear_model import LogisticRegression
+from sklearn.preprocessing import StandardScaler, normalize
+from sklearn.pipeline import make_pipeline
+from sklearn.model_selection import StratifiedGroupKFold, cross_val_score
+torch.set_num_threads(1)
+data = sys.argv[1]
+splits = load_image_folder(data, progress=False)
+tr = splits.train + splits.val; te = splits.test
+def group(p):
+    n = p.name
+    for pat in (r"(person\d+)_", r"(IM-\d+)-"):
+        m = re.match(pat, n)
+        if m: return m.group(1)
+    m = re.match(r".*___(.+?) ?\(?(\d+)\)?\.\w+$", n)
+    if m: return m.group(1)+str(int(m.group(2))//8)
+    return n
+g = np.array([group(r.path) for r in tr])
+ytr = np.array([r.label for r in tr]); yte = np.array([r.label for r in te])
+for name in sys.argv[2:]:
+    bb = load_backbone(name).eval()
+    tf = make_transforms(bb.data_cfg)
+    def feats(recs):
+        out = []
+        with torch.no_grad():
+            for i in range(0, len(recs), 32):
+                x = torch.stack([tf(open_image(r.path)) for r in recs[i:i+32]])
+                views = [x, x.flip(3), x.flip(2), x.transpose(2, 3)]
+                out.append(torch.stack([bb(v) for v in views], 1).numpy())
+        return np.concatenate(out)
+    Ftr, Fte = feats(tr), feats(te)
+    
+    cv = StratifiedGroupKFold(5, shuffle=True, random_state=0)
+    for mode in ["single", "tta-mean"]:
+        Xtr = Ftr[:, 0] if mode == "single" else Ftr.mean(1)
+        Xte = Fte[:, 0] if mode == "single" else Fte.mean(1)
+        res = {C: cross_val_score(make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=3000)), normalize(Xtr), ytr, groups=g, cv=cv).mean() for C in [0.01, 0.1, 1.0]}
+        C = max(res, key=res.get)
+        m = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=3000)).fit(normalize(Xtr), ytr)
+        print(name, mode, {k: round(v, 3) for k, v in res.items()}, "C", C, "TEST", (m.predict(normalize(Xte)) == yte).mean(), flush=True)
