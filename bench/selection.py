@@ -30,6 +30,7 @@ Trained results and rankings are cached as JSON under bench/artifacts/selection/
 
     nice -n 5 .venv/bin/python bench/selection.py                # pneumonia, plants and amazon_cells
     nice -n 5 .venv/bin/python bench/selection.py --datasets plants
+    OMP_NUM_THREADS=1 .venv/bin/python bench/selection.py --datasets plants --trained-with finetune [--reverse]
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/selection.py --datasets amazon_cells
 """
 
@@ -83,10 +84,10 @@ def rank(data: Path, out: Path, candidates: list[str], seed: int, latency_runs: 
     return payload
 
 
-def trained_once(out: Path, cand: dict, run) -> dict:
-    """One candidate's trained result, cached as JSON under ``out/trained/``: ``run(weights)`` only when
+def trained_once(out: Path, cand: dict, run, folder: str = "trained") -> dict:
+    """One candidate's trained result, cached as JSON under ``out/<folder>/``: ``run(weights)`` only when
     not cached yet, with the weights that were ranked (a control's saved random init, else "auto")."""
-    path = out / "trained" / f"{cand['label'].replace(':', '__').replace('/', '_')}.json"
+    path = out / folder / f"{cand['label'].replace(':', '__').replace('/', '_')}.json"
     cached = _load_json(path)
     if cached is not None:
         return cached
@@ -125,26 +126,32 @@ def train_step_seconds(name: str, weights: str, batch: int = 16) -> float:
     return adamw_step_seconds(backbone, head, lambda: backbone(x), y, lr=1e-4)
 
 
-def train(data: Path, out: Path, cand: dict, seed: int) -> dict:
-    """Fit (linear probe) one candidate; cached per candidate."""
+def train(data: Path, out: Path, cand: dict, seed: int, strategy: str = "linear-probe") -> dict:
+    """Fit one candidate with ``strategy`` (the library's default linear probe, or ``finetune``: LP-FT with every
+    block unfrozen and the default fine-tuning settings); cached per candidate and strategy."""
     import transferkit as tk
 
     def run(weights: str) -> dict:
         t0 = time.perf_counter()
-        result = tk.fit(data, model=cand["name"], weights=weights, seed=seed, progress=False)
+        extra = {"strategy": "finetune", "unfreeze": "all"} if strategy == "finetune" else {}
+        result = tk.fit(data, model=cand["name"], weights=weights, seed=seed, progress=False, report=False, **extra)
         wall = time.perf_counter() - t0
         m = result.metrics
         n_all = sum(sum(v.values()) for v in m["data"]["counts"].values())
         n_train = sum(m["data"]["counts"]["train"].values())
         step = train_step_seconds(cand["name"], weights)
-        return {
+        row = {
             "label": cand["label"], "test_accuracy": m["test"]["accuracy"], "val_accuracy": m["val"]["accuracy"],
             "test_balanced_accuracy": m["test"]["balanced_accuracy"], "head_training_s": m["timing_s"]["head_training"],
             "wall_s": wall, "num_images": n_all, "num_train_images": n_train, "finetune_step_s_batch16": step,
-            "seed": seed,
+            "seed": seed, "strategy": strategy,
         }
+        if strategy == "finetune":
+            row["finetune_s"] = m["timing_s"]["finetune"]
+            row["finetune_epochs_run"] = m["training"].get("epochs_run")
+        return row
 
-    return trained_once(out, cand, run)
+    return trained_once(out, cand, run, "trained" if strategy == "linear-probe" else f"trained-{strategy}")
 
 
 def text_train_step_seconds(name: str, weights: str, texts: list[str], batch: int = 16) -> float:
@@ -239,6 +246,10 @@ def evaluate(ranking: dict, trained: dict[str, dict], scores: list[str] = SCORES
         brute_lp_s += lp
         brute_ft_s += lp + epochs * (t["num_train_images"] / 16) * t["finetune_step_s_batch16"]
     cost_measure_s = sum(c["timing_s"].get("cost", 0.0) for c in ranked)
+    measured_ft = None
+    if all("finetune_s" in trained[c["label"]] for c in ranked):  # trained with fine-tuning: its brute force is measured
+        measured_ft = sum(trained[c["label"]]["num_images"] / throughput_of(c["cost"])[0] + trained[c["label"]]["head_training_s"]
+                          + trained[c["label"]]["finetune_s"] for c in ranked)
     return {
         "trained_test_accuracy": acc,
         "best_trained": max(acc, key=acc.get),
@@ -251,6 +262,8 @@ def evaluate(ranking: dict, trained: dict[str, dict], scores: list[str] = SCORES
         "finetune_epochs_assumed": epochs,
         "cost_ratio_linear_probe": brute_lp_s / rank_s,
         "cost_ratio_finetune_estimate": brute_ft_s / rank_s,
+        "brute_force_finetune_measured_s": measured_ft,
+        "cost_ratio_finetune_measured": measured_ft / rank_s if measured_ft is not None else None,
         "ranking_wall_s": ranking.get("wall_s"),
         "order": [c["label"] for c in ranked],
     }
@@ -263,6 +276,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--latency-runs", type=int, default=20, help="timed batch-1 forwards per candidate")
     ap.add_argument("--throughput-batch", type=int, default=16, help="batch size of the throughput measurement")
+    ap.add_argument("--trained-with", default="linear-probe", choices=["linear-probe", "finetune"],
+                    help="image sets: how each candidate is trained for its 'trained accuracy' (finetune: LP-FT, all blocks)")
+    ap.add_argument("--reverse", action="store_true", help="train candidates in reverse order (a second process can share the work)")
     args = ap.parse_args()
     summary = {}
     for name in args.datasets:
@@ -282,9 +298,11 @@ def main() -> None:
             if c["status"] != "ranked":
                 print(f"[{name}] {c['status']} {c['label']}: {c['reason']}", flush=True)
         trained = {}
-        for c in ranking["candidates"]:
+        ranked_first = [c for c in ranking["candidates"] if c["status"] == "ranked"]
+        for c in (ranked_first[::-1] if args.reverse else ranked_first):
             if c["status"] == "ranked":
-                trained[c["label"]] = (train_text if is_text else train)(data, out, c, args.seed)
+                trained[c["label"]] = (train_text(data, out, c, args.seed) if is_text
+                                       else train(data, out, c, args.seed, args.trained_with))
                 what = "5-fold CV acc" if is_text else "test acc"
                 print(f"[{name}] trained {c['label']}: {what} {trained[c['label']]['test_accuracy']:.4f}", flush=True)
         if is_text:
@@ -294,13 +312,17 @@ def main() -> None:
             summary[name]["trained_accuracy"] = "5-fold stratified CV accuracy (mean) of fit_text linear-probe, seed 0"
         else:
             summary[name] = evaluate(ranking, trained)
-        _save_json(out / "summary.json", summary[name])
+            summary[name]["trained_accuracy"] = f"test accuracy of transferkit.fit, strategy {args.trained_with}, seed {args.seed}"
+        suffix = "" if is_text or args.trained_with == "linear-probe" else f"-{args.trained_with}"
+        _save_json(out / f"summary{suffix}.json", summary[name])
     print(json.dumps(summary, indent=2))
     print()
     for name, s in summary.items():
         print(f"### {name}: best trained {s['best_trained']}; controls below every pretrained: {s['controls_rank_below_every_pretrained']}")
         print(f"cost ratio (brute-force linear probe / ranking): {s['cost_ratio_linear_probe']:.2f}x; "
               f"(estimated brute-force fine-tuning / ranking): {s['cost_ratio_finetune_estimate']:.1f}x")
+        if s.get("cost_ratio_finetune_measured") is not None:
+            print(f"cost ratio (measured brute-force fine-tuning / ranking): {s['cost_ratio_finetune_measured']:.1f}x")
         print("| score | n | Kendall tau | weighted tau | picked | top-1 regret (points) |")
         print("|---|--:|--:|--:|---|--:|")
         for score, r in s["per_score"].items():
