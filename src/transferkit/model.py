@@ -22,6 +22,7 @@ from .data import BadImageError, make_transforms, open_image
 from .errors import ModelFolderError
 from .evaluation import predict_labels, resolve_positive
 from .heads import DenseHead
+from .runtime.predictor import prediction_record
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -101,11 +102,7 @@ class TransferModel(nn.Module):
             proba = self.predict_proba_tensor(torch.stack([t for _, t in chunk]))
             labels = predict_labels(proba, self.positive_index, self.threshold)
             for (i, _), pr, lab in zip(chunk, proba, labels):
-                results[i] = {
-                    "path": str(paths[i]),
-                    "label": self.classes[int(lab)],
-                    "probabilities": {c: float(v) for c, v in zip(self.classes, pr)},
-                }
+                results[i] = prediction_record("path", str(paths[i]), self.classes, lab, pr)
         return results
 
     # ---- persistence -----------------------------------------------------------------------

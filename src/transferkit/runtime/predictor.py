@@ -27,6 +27,11 @@ def softmax(logits: np.ndarray, temperature: float | None = None) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def prediction_record(key: str, value: Any, classes: Sequence[str], label_index: int, proba) -> dict[str, Any]:
+    """One prediction as returned by every ``predict``: ``{key: value, "label": ..., "probabilities": {class: p}}``."""
+    return {key: value, "label": classes[int(label_index)], "probabilities": {c: float(v) for c, v in zip(classes, proba)}}
+
+
 def decide(proba: np.ndarray, positive_index: int | None, threshold: float) -> np.ndarray:
     """Arg-max, or for a binary task: positive when P(positive) >= threshold (as in training)."""
     if positive_index is not None and proba.shape[1] == 2:
@@ -165,11 +170,7 @@ class ExportedModel:
             proba = self.predict_proba(np.stack([x for _, x in chunk]))
             labels = decide(proba, self.config.positive_index, self.config.threshold)
             for (i, _), pr, lab in zip(chunk, proba, labels):
-                results[i] = {
-                    "path": str(paths[i]),
-                    "label": self.classes[int(lab)],
-                    "probabilities": {c: float(v) for c, v in zip(self.classes, pr)},
-                }
+                results[i] = prediction_record("path", str(paths[i]), self.classes, lab, pr)
         return results
 
     def predict_texts(self, texts: Sequence[str], *, batch_size: int = 32) -> list[dict[str, Any]]:
@@ -182,7 +183,7 @@ class ExportedModel:
         labels = decide(proba, self.config.positive_index, self.config.threshold) if good else []
         results: list[dict[str, Any]] = [{"text": t, "error": "empty text"} for t in texts]
         for i, pr, lab in zip(good, proba, labels):
-            results[i] = {"text": texts[i], "label": self.classes[int(lab)], "probabilities": {c: float(v) for c, v in zip(self.classes, pr)}}
+            results[i] = prediction_record("text", texts[i], self.classes, lab, pr)
         return results
 
 

@@ -23,6 +23,7 @@ from ..backbones.text import TextBackbone
 from ..errors import ModelFolderError
 from ..evaluation import predict_labels, resolve_positive
 from ..heads import DenseHead
+from ..runtime.predictor import prediction_record
 
 TEXT_FORMAT = "transferkit.text-classifier"
 CONFIG_NAME = "config.json"
@@ -81,7 +82,7 @@ class TextClassifier(nn.Module):
         labels = predict_labels(proba, self.positive_index, self.threshold) if len(good) else []
         results: list[dict[str, Any]] = [{"text": t, "error": "empty text"} for t in texts]
         for i, pr, lab in zip(good, proba, labels):
-            results[i] = {"text": texts[i], "label": self.classes[int(lab)], "probabilities": {c: float(v) for c, v in zip(self.classes, pr)}}
+            results[i] = prediction_record("text", texts[i], self.classes, lab, pr)
         return results
 
     # ---- persistence -----------------------------------------------------------------------
