@@ -188,7 +188,8 @@ def test_report_shows_the_ranking_that_chose_the_backbone(binary_run, tmp_path):
     shutil.copytree(binary_run, run)
     assert _report(run).exit_code == 0
     assert "did not come from `--model auto`" in (run / "report.html").read_text()  # no ranking.json: said so
-    ranking = {"best": "fast_net", "rule": "predicted accuracy, then evidence.", "notes": [], "device": "cpu", "candidates": [
+    ranking = {"best": "fast_net", "rule": "predicted accuracy, then evidence.", "notes": [], "device": "cpu", "strategy": "finetune",
+               "evidence_scores": ["logme", "published_quality"], "candidates": [
         _candidate("fast_net", "ranked", 1, 0.93, 12.0, front=True),
         _candidate("slow_net", "ranked", 2, 0.91, 80.0),
         _candidate("fast_net:none", "ranked", 3, 0.60, 12.5, control=True),
@@ -201,5 +202,6 @@ def test_report_shows_the_ranking_that_chose_the_backbone(binary_run, tmp_path):
     section = html[html.index('id="selection"'):html.index('id="metrics"')]
     assert "fast_net" in section and "vgg19" in section and "no pretrained weights for &#39;vgg19&#39;" in section
     assert "93.0 % [88.0, 96.0]" in section and 'alt="model selection chart"' in section
+    assert "ranked for strategy <code>finetune</code>, ties broken by logme, published_quality" in section
     assert (run / "report" / "ranking.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((run / "report.json").read_text())["selection"] == {"best": "fast_net", "num_candidates": 4}

@@ -153,8 +153,47 @@ def test_rank_cli(image_folder, tiny_weights, tmp_path):
     assert res.exit_code == 0, res.output
     assert "unavailable" in res.output and "best:" in res.output
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert json.loads(out.read_text())["best"] == f"{TINY}:tiny.safetensors"
+    saved = json.loads(out.read_text())
+    assert saved["best"] == f"{TINY}:tiny.safetensors" and saved["strategy"] == "linear-probe" and "knn_accuracy" in saved["evidence_scores"]
+    tuned = runner.invoke(app, ["rank", str(image_folder), "--candidates", f"{TINY}:{tiny_weights}", "--strategy", "finetune",
+                                "--json", str(out), "-q", "--no-explain"])
+    assert tuned.exit_code == 0, tuned.output
+    panel = " ".join(tuned.output.replace("│", " ").split())  # the rich panel wraps long lines
+    assert "--strategy finetune" in panel and "LogME + published quality" in panel
+    saved = json.loads(out.read_text())
+    assert saved["strategy"] == "finetune" and saved["evidence_scores"] == ["logme", "published_quality"]
+    assert any("strategy 'finetune' fine-tunes the backbone" in n for n in saved["notes"])
+    wrong = runner.invoke(app, ["rank", str(image_folder), "--strategy", "sgd", "-q"])
+    assert wrong.exit_code == 1 and "unknown strategy 'sgd'" in wrong.output and "Traceback" not in wrong.output
     bad = runner.invoke(app, ["rank", str(image_folder), "--candidates", "mobilenet_v9", "-q"])
     assert bad.exit_code == 1 and "unknown backbone 'mobilenet_v9'" in bad.output and "Traceback" not in bad.output
     text = runner.invoke(app, ["rank", str(image_folder), "--modality", "text", "-q"])
     assert text.exit_code == 1 and "--modality text needs a labelled text file" in text.output
+
+
+def test_finetune_strategy_breaks_ties_by_logme_and_published_quality_only():
+    """Frozen-feature scores (k-NN, H-score) favour 'a'; LogME and ImageNet top-1 favour 'b'. A user who will fine-tune
+    gets 'b' first; a linear-probe user gets 'a'. A clearly worse control stays below in both."""
+    n = 200
+    hits = np.ones(n, bool)
+    hits[:20] = False
+    close = hits.copy()
+    close[20:22] = False  # not significantly worse than 'a'
+    far = np.zeros(n, bool)
+    far[:100] = True
+
+    def reports():
+        a = _report("a", hits.mean(), 5, hits, logme=0.1, top1=70.0)
+        a.scores.update(hscore=9.0, knn_accuracy=0.99)
+        b = _report("b", close.mean(), 5, close, logme=0.5, top1=80.0)
+        b.scores.update(hscore=1.0, knn_accuracy=0.50)
+        c = _report("c", far.mean(), 5, far, logme=9.0, control=True, top1=None)
+        return [a, b, c]
+
+    frozen = order_candidates(reports())
+    assert [r.label for r in frozen] == ["a", "b", "c:none"]
+    tuned = order_candidates(reports(), strategy="finetune")
+    assert [r.label for r in tuned] == ["b", "a", "c:none"]
+    assert tuned[0].evidence == 0.75 and tuned[1].evidence == 0.0  # b: LogME 2nd of 3 (the control's is higher), top-1 best
+    with pytest.raises(SelectionError, match="unknown strategy 'sgd'"):
+        order_candidates(reports(), strategy="sgd")

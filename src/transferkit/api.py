@@ -152,7 +152,7 @@ def fit(
                                                max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, device=config.device,
                                                seed=config.seed, val_fraction=config.data.val_fraction,
                                                test_fraction=config.data.test_fraction, cache_dir=config.cache_dir, progress=progress,
-                                               modality="image")
+                                               modality="image", strategy=config.strategy)
         config = config.model_copy(update={"backbone": chosen_name})
     tuning = config.strategy != "linear-probe"
     accelerator = None

@@ -73,6 +73,8 @@ def rank(
     max_latency_ms: Annotated[Optional[float], typer.Option(help="Limit: batch-1 latency p50 on --device, in ms.")] = None,
     max_memory_mb: Annotated[Optional[float], typer.Option(help="Limit: peak memory of a batch-1 forward, in MB.")] = None,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda: where features run and costs are measured.")] = "auto",
+    strategy: Annotated[str, typer.Option(help="How you will train the pick: linear-probe (frozen base), or finetune / lora / auto, "
+                                                "for which ties are broken by LogME and published quality only.")] = "linear-probe",
     seed: Annotated[int, typer.Option(help="Seed of the splits, the CV folds and random-init controls.")] = 0,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the full ranking (all numbers, explanations) as JSON here.")] = None,
     chart: Annotated[Optional[Path], typer.Option(help="Also draw the ranking as a PNG here: predicted accuracy vs measured latency, Pareto front, the pick.")] = None,
@@ -87,7 +89,8 @@ def rank(
     try:
         ranking = rank_backbones(data, names, modality=modality, max_params=max_params, max_size_mb=max_size_mb,
                                  max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, device=device, seed=seed,
-                                 cache_dir=cache_dir, progress=not quiet, text_col=text_col, label_col=label_col)
+                                 cache_dir=cache_dir, progress=not quiet, text_col=text_col, label_col=label_col,
+                                 strategy=strategy)
     except TransferKitError as exc:
         _fail(exc)
     if ranking.ranked:
@@ -116,9 +119,12 @@ def rank(
         raise typer.Exit(code=1)
     console.print(Panel.fit(
         f"best: [bold]{best.label}[/] (predicted accuracy {100 * best.predicted_accuracy:.1f} %, {best.cost['latency_ms_p50']:.1f} ms p50)\n"
-        f"rule: linear-probe CV accuracy, ties (McNemar p >= 0.05) broken by transfer evidence; details in --json\n"
+        f"rule: linear-probe CV accuracy, ties (McNemar p >= 0.05) broken by "
+        + ("transfer evidence" if ranking.strategy == "linear-probe" else f"LogME + published quality (strategy {ranking.strategy})")
+        + "; details in --json\n"
         + (f"saved: {json_path}\n" if json_path else "") + (f"chart: {chart}\n" if chart is not None and ranking.ranked else "")
         + f"next: transferkit {'fit-text' if ranking.modality == 'text' else 'fit'} {data} --model {best.name}"
+        + (f" --strategy {ranking.strategy}" if ranking.strategy != "linear-probe" else "")
         + (" --weights none" if best.candidate.is_control else ""),
         title="rank",
     ))

@@ -95,7 +95,8 @@ def _selection_section(run_dir: Path, plots_dir: Path) -> dict[str, Any] | None:
         })
     plots = [_png_entry(fig, plots_dir / "ranking.png", "model selection chart")] if fig is not None else []
     return {"best": ranking.get("best"), "rule": ranking.get("rule", ""), "notes": ranking.get("notes") or [], "rows": rows,
-            "plots": plots, "limits": ranking.get("limits") or {}}
+            "plots": plots, "limits": ranking.get("limits") or {}, "strategy": ranking.get("strategy", "linear-probe"),
+            "evidence_scores": ranking.get("evidence_scores") or []}
 
 
 def report_parts(run_dir: Path, model, cfg: dict[str, Any], metrics: dict[str, Any], *, splits=None, progress: bool = True) -> ReportParts:

@@ -69,7 +69,7 @@ TEMPLATE = r"""<!doctype html>
 
 {% if selection %}
 <h2 id="selection">Model selection</h2>
-<div class="ok">Chosen by <code>--model auto</code>: <b>{{ selection.best }}</b>, the top of the ranking below (evidence from the training split only).</div>
+<div class="ok">Chosen by <code>--model auto</code>: <b>{{ selection.best }}</b>, the top of the ranking below (evidence from the training split only; ranked for strategy <code>{{ selection.strategy }}</code>{% if selection.evidence_scores %}, ties broken by {{ selection.evidence_scores | join(", ") }}{% endif %}).</div>
 {% for p in selection.plots %}<img class="plot" alt="{{ p.alt }}" src="data:image/png;base64,{{ p.b64 }}">{% endfor %}
 <table><tr><th>rank</th><th class="l">candidate</th><th class="l">status</th><th>predicted accuracy [95 %]</th><th>latency p50 ms</th><th>parameters</th><th>Pareto</th><th class="l">why</th></tr>
 {% for r in selection.rows %}<tr><td>{{ r.rank }}</td><td class="l">{{ r.label }}</td><td class="l">{{ r.status }}</td><td>{{ r.predicted }}</td><td>{{ r.latency }}</td><td>{{ r.params }}</td><td>{{ r.front }}</td><td class="l note">{{ r.why }}</td></tr>{% endfor %}

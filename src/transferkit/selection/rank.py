@@ -30,6 +30,14 @@ The rule (``RULE`` below, also written into every result):
    Without any published figure the evidence is the data's scores alone.
    Repeat with the rest. So a difference the data cannot show never decides alone: the model
    with more transfer evidence and better source quality goes first.
+   **When the user will fine-tune** (``strategy`` ``finetune``, ``lora`` or ``auto``), the tiers
+   are the same but inside a tier the evidence is the mean normalised rank of **LogME and the
+   published quality only**. Fine-tuning rewrites the features that k-NN, H-score, LEEP and NCE
+   measure; what carries over is the source model's quality (Kornblith et al. 2019, "Do Better
+   ImageNet Models Transfer Better?": fine-tuned accuracy follows ImageNet top-1 closely) and
+   LogME, which was validated against fine-tuned accuracy (You et al. 2021). The linear probe
+   still sets the tiers: a candidate whose frozen features are clearly worse (e.g. a random-init
+   control) stays below.
 4. The Pareto frontier of (predicted accuracy up, latency p50 down) is marked.
 """
 
@@ -48,6 +56,8 @@ from ..errors import TransferKitError, WeightsNotFoundError
 
 RULE = __doc__.split("The rule", 1)[1].split("\n", 2)[2].strip()
 EVIDENCE_SCORES = ("logme", "hscore", "knn_accuracy", "leep", "nce", "published_quality")
+FINETUNE_EVIDENCE_SCORES = ("logme", "published_quality")  # rule, point 3: when the backbone will be fine-tuned
+STRATEGIES = ("linear-probe", "finetune", "lora", "auto")
 MODALITIES = ("auto", "image", "text")
 TEXT_LEEP_NOTE = ("not applicable to text encoders: LEEP and NCE score a source classifier's class probabilities, "
                   "and a pretrained text encoder has no source classifier")
@@ -57,6 +67,13 @@ LIMIT_FLAGS = {"max_params": "--max-params", "max_size_mb": "--max-size-mb", "ma
 
 class SelectionError(TransferKitError, ValueError):
     """Ranking cannot run as asked (no candidates, a modality that is not supported, ...)."""
+
+
+def evidence_scores(strategy: str = "linear-probe") -> tuple[str, ...]:
+    """The scores that may enter the transfer evidence when the user will train with ``strategy`` (rule, point 3)."""
+    if strategy not in STRATEGIES:
+        raise SelectionError(f"unknown strategy '{strategy}'; use one of {', '.join(STRATEGIES)}.")
+    return EVIDENCE_SCORES if strategy == "linear-probe" else FINETUNE_EVIDENCE_SCORES
 
 
 @dataclass(frozen=True)
@@ -174,6 +191,7 @@ class RankingResult:
     rule: str = RULE
     modality: str = "image"
     notes: list[str] = field(default_factory=list)  # what the rule left out, and why
+    strategy: str = "linear-probe"  # how the pick will be trained (decides the transfer evidence)
 
     @property
     def ranked(self) -> list[CandidateReport]:
@@ -185,7 +203,8 @@ class RankingResult:
         return self.ranked[0] if self.ranked else None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"best": self.best.label if self.best else None, "modality": self.modality, "rule": self.rule, "notes": self.notes,
+        return {"best": self.best.label if self.best else None, "modality": self.modality, "strategy": self.strategy,
+                "evidence_scores": list(evidence_scores(self.strategy)), "rule": self.rule, "notes": self.notes,
                 "limits": self.limits.as_dict(), "device": self.device, "data": self.data, "timing_s": self.timing_s,
                 "candidates": [c.as_dict() for c in self.candidates]}
 
@@ -283,10 +302,15 @@ def _normalised_ranks(values: list[float | None]) -> list[float]:
     return out
 
 
-def evidence_columns(scored: list[CandidateReport]) -> tuple[list[str], list[str]]:
+def evidence_columns(scored: list[CandidateReport], strategy: str = "linear-probe") -> tuple[list[str], list[str]]:
     """The scores that enter transfer evidence for these candidates, and a note for each one left out (rule, point 3)."""
     used, notes = [], []
-    for score in EVIDENCE_SCORES:
+    allowed = evidence_scores(strategy)
+    if strategy != "linear-probe":
+        left = [s for s in EVIDENCE_SCORES if s not in allowed]
+        notes.append(f"{', '.join(left)}: left out of the transfer evidence (strategy '{strategy}' fine-tunes the backbone: "
+                     f"only LogME and the published quality are used, rule point 3).")
+    for score in allowed:
         values = [_evidence_value(r, score) for r in scored]
         if not any(v is not None and np.isfinite(v) for v in values):
             why = {"leep": "no candidate has a source classifier's probabilities", "nce": "no candidate has a source classifier's probabilities",
@@ -309,10 +333,11 @@ def evidence_columns(scored: list[CandidateReport]) -> tuple[list[str], list[str
     return used, notes
 
 
-def order_candidates(reports: list[CandidateReport], *, alpha: float = 0.05) -> list[CandidateReport]:
-    """Apply the rule (module docstring, points 2-4) to scored candidates; sets rank, tier, evidence, Pareto."""
+def order_candidates(reports: list[CandidateReport], *, alpha: float = 0.05, strategy: str = "linear-probe") -> list[CandidateReport]:
+    """Apply the rule (module docstring, points 2-4) to scored candidates; sets rank, tier, evidence, Pareto.
+    ``strategy``: how the user will train the pick (``linear-probe`` or a fine-tuning strategy), which decides the evidence."""
     scored = [r for r in reports if r.status == "ranked"]
-    used, _ = evidence_columns(scored)
+    used, _ = evidence_columns(scored, strategy)
     columns = {s: _normalised_ranks([_evidence_value(r, s) for r in scored]) for s in used}
     for i, r in enumerate(scored):
         r.evidence = float(np.mean([columns[s][i] for s in used])) if used else 0.0
@@ -400,7 +425,7 @@ def _source_words(report: CandidateReport) -> str:
     return "no published ImageNet accuracy"
 
 
-def explain(report: CandidateReport, scored: list[CandidateReport], limits: Limits) -> str:
+def explain(report: CandidateReport, scored: list[CandidateReport], limits: Limits, strategy: str = "linear-probe") -> str:
     """One paragraph in the three criteria's terms: task similarity, size/quality, fit with the limits."""
     c = report.cost
     if report.status == "unavailable":
@@ -437,7 +462,8 @@ def explain(report: CandidateReport, scored: list[CandidateReport], limits: Limi
            f"{rate:.1f} {rate_unit} at batch {c['throughput_batch_size']}, {c['peak_memory_mb']:.0f} MB peak on {c['device']}"
            + (f"; within every limit set ({', '.join(within)})." if within else "; no limits set."))
     verdict = (f"Rank {report.rank} of {n} (tier {report.tier}: predicted accuracy {_pct(report.predicted_accuracy)}, "
-               f"transfer evidence {report.evidence:.2f} of 1)" + (", on the accuracy/latency Pareto front." if report.on_pareto_front else "."))
+               f"{'fine-tuning evidence (LogME, published quality)' if strategy != 'linear-probe' else 'transfer evidence'} "
+               f"{report.evidence:.2f} of 1)" + (", on the accuracy/latency Pareto front." if report.on_pareto_front else "."))
     return " ".join([verdict, sim, quality, fit])
 
 
@@ -529,6 +555,7 @@ def rank_backbones(
     progress: bool = True,
     text_col: str | None = None,
     label_col: str | None = None,
+    strategy: str = "linear-probe",
 ) -> RankingResult:
     """Rank backbones for ``data`` under the limits: an image folder (or :class:`ImageSplits`), or
     a labelled text file (or :class:`TextSplits`) ranked over the text encoders.
@@ -541,7 +568,9 @@ def rank_backbones(
     ``"image"`` or ``"text"``. Only the training data is read (train + the validation carved
     from it; never test). Features and text embeddings go through the
     :class:`~transferkit.FeatureCache`, so a later fit of any ranked candidate reuses them.
-    Ranking never downloads weights. See the module docstring for the rule.
+    Ranking never downloads weights. ``strategy``: how the pick will be trained (``linear-probe``,
+    or ``finetune``/``lora``/``auto``, which weigh LogME and the published quality; rule, point 3).
+    See the module docstring for the rule.
     """
     from ..data import ImageSplits, load_image_folder
     from ..features import FeatureCache, resolve_device
@@ -549,6 +578,7 @@ def rank_backbones(
 
     t_start = time.perf_counter()
     found = detect_modality(data, modality)
+    evidence_scores(strategy)  # validate before any work
     limits = limits or Limits(max_params, max_size_mb, max_latency_ms, max_memory_mb)
     cands = [Candidate.parse(c) for c in candidates] if candidates else default_candidates(found)
     if not cands:
@@ -586,12 +616,12 @@ def rank_backbones(
             reports.append(evaluate(cand))
             advance(1, info=cand.label)
 
-    ordered = order_candidates(reports)
-    _, notes = evidence_columns(ordered)
+    ordered = order_candidates(reports, strategy=strategy)
+    _, notes = evidence_columns(ordered, strategy)
     rest = [r for r in reports if r.status != "ranked"]
     rest.sort(key=lambda r: ["excluded", "failed", "unavailable"].index(r.status))
     for r in ordered + rest:
-        r.explanation = explain(r, ordered, limits)
+        r.explanation = explain(r, ordered, limits, strategy)
     summary = splits.summary()
     if found == "text":
         root = str(splits.tables[0].path) if splits.tables else str(data)
@@ -602,7 +632,8 @@ def rank_backbones(
         data_info = {"root": summary["root"], "modality": "image", "classes": summary["classes"], "num_ranking_images": len(records),
                      "num_ranking_items": len(records), "ranking_splits": ["train", "val"], "test_split_read": False,
                      "num_skipped": summary["num_skipped"]}
-    return RankingResult(ordered + rest, limits, data_info, dev, {"total": time.perf_counter() - t_start}, modality=found, notes=notes)
+    return RankingResult(ordered + rest, limits, data_info, dev, {"total": time.perf_counter() - t_start}, modality=found, notes=notes,
+                         strategy=strategy)
 
 
 def _excluded_by_published_params(report: CandidateReport, limits: Limits, num_params: int | None) -> bool:

@@ -260,6 +260,8 @@ def fit_text(
     """
     if config is None:
         config = TextFitConfig(data=Path(data), backbone=model, strategy=strategy, cv=cv, test=Path(test) if test else None, **kwargs)
+    if config.strategy not in STRATEGIES:
+        raise DataError(f"unknown strategy '{config.strategy}'; use one of {STRATEGIES}.")
     ranking = None
     if config.backbone == "auto":
         from ..selection import choose_backbone
@@ -267,10 +269,9 @@ def fit_text(
         chosen, ranking = choose_backbone(config.data, modality="text", max_params=max_params, max_size_mb=max_size_mb,
                                           max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, device=config.device,
                                           seed=config.seed, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
-                                          cache_dir=config.cache_dir, progress=progress, text_col=config.text_col, label_col=config.label_col)
+                                          cache_dir=config.cache_dir, progress=progress, text_col=config.text_col, label_col=config.label_col,
+                                          strategy=config.strategy)
         config = config.model_copy(update={"backbone": chosen})  # the default candidates are pretrained encoders only
-    if config.strategy not in STRATEGIES:
-        raise DataError(f"unknown strategy '{config.strategy}'; use one of {STRATEGIES}.")
     if config.cv and config.test:
         raise DataError("--cv evaluates by K-fold over the data file; do not also pass --test (or drop --cv to use the test file).")
     t0, c0 = time.perf_counter(), time.process_time()
