@@ -149,7 +149,8 @@ def test_failed_parity_leaves_no_loadable_export(text_model, tmp_path):
         export_model(model_dir, tmp_path / "ts", format="torchscript")
 
 
-def test_runtime_predicts_text_without_torch_or_transformers(exports):
+def test_runtime_predicts_text_without_torch_or_transformers(exports, tmp_path):
+    (tmp_path / "texts.txt").write_text("good phone\nthe battery was awful\n")
     code = textwrap.dedent(f"""
         import json, sys
         class Block:
@@ -159,6 +160,11 @@ def test_runtime_predicts_text_without_torch_or_transformers(exports):
         sys.meta_path.insert(0, Block())
         from transferkit.runtime import ExportedModel
         results = ExportedModel({str(exports['int8'])!r}).predict(["good phone", "the battery was awful"])
+        from typer.testing import CliRunner  # the CLI's --file reader is torch-free too
+        from transferkit.cli.app import app
+        cli = CliRunner().invoke(app, ["predict", {str(exports['int8'])!r}, "--file", {str(tmp_path / 'texts.txt')!r}, "--json"])
+        assert cli.exit_code == 0, cli.output
+        assert [r["label"] for r in json.loads(cli.stdout)] == [r["label"] for r in results]
         print(json.dumps({{"labels": [r["label"] for r in results],
                           "loaded": sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "transformers"))}}))
     """)

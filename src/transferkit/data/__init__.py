@@ -1,18 +1,33 @@
-"""Data: image folders -> splits, robust image reading, model-specific transforms."""
+"""Data: image folders -> splits, robust image reading, model-specific transforms; labelled text files (:mod:`.text`).
 
-from .folder import ImageRecord, ImageSplits, SkippedFile, find_cross_split_duplicates, load_image_folder, load_labelled_folder
-from .images import BadImageError, open_image, to_rgb
-from .transforms import make_transforms
+Names are imported on first use (PEP 562), so ``transferkit.data.text`` — what the torch-free
+runtime's ``predict --file`` reads texts with — does not pull in scikit-learn, timm or torch.
+"""
 
-__all__ = [
-    "BadImageError",
-    "ImageRecord",
-    "ImageSplits",
-    "SkippedFile",
-    "find_cross_split_duplicates",
-    "load_image_folder",
-    "load_labelled_folder",
-    "make_transforms",
-    "open_image",
-    "to_rgb",
-]
+from importlib import import_module
+
+_WHERE = {
+    "BadImageError": ".images",
+    "open_image": ".images",
+    "to_rgb": ".images",
+    "ImageRecord": ".folder",
+    "ImageSplits": ".folder",
+    "SkippedFile": ".folder",
+    "find_cross_split_duplicates": ".folder",
+    "load_image_folder": ".folder",
+    "load_labelled_folder": ".folder",
+    "make_transforms": ".transforms",
+}
+__all__ = sorted(_WHERE)
+
+
+def __getattr__(name: str):
+    if name not in _WHERE:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(_WHERE[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
