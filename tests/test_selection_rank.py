@@ -156,12 +156,13 @@ def test_rank_cli(image_folder, tiny_weights, tmp_path):
     saved = json.loads(out.read_text())
     assert saved["best"] == f"{TINY}:tiny.safetensors" and saved["strategy"] == "linear-probe" and "knn_accuracy" in saved["evidence_scores"]
     tuned = runner.invoke(app, ["rank", str(image_folder), "--candidates", f"{TINY}:{tiny_weights}", "--strategy", "finetune",
-                                "--json", str(out), "-q", "--no-explain"])
+                                "--groups", r"(train_[a-z]+_\d)", "--json", str(out), "-q", "--no-explain"])
     assert tuned.exit_code == 0, tuned.output
     panel = " ".join(tuned.output.replace("│", " ").split())  # the rich panel wraps long lines
     assert "--strategy finetune" in panel and "LogME + published quality" in panel
     saved = json.loads(out.read_text())
     assert saved["strategy"] == "finetune" and saved["evidence_scores"] == ["logme", "published_quality"]
+    assert saved["data"]["groups"]["pattern"] == r"(train_[a-z]+_\d)" and saved["data"]["groups"]["num_subjects_in_two_splits"] == 0
     assert any("strategy 'finetune' fine-tunes the backbone" in n for n in saved["notes"])
     wrong = runner.invoke(app, ["rank", str(image_folder), "--strategy", "sgd", "-q"])
     assert wrong.exit_code == 1 and "unknown strategy 'sgd'" in wrong.output and "Traceback" not in wrong.output
@@ -197,3 +198,19 @@ def test_finetune_strategy_breaks_ties_by_logme_and_published_quality_only():
     assert tuned[0].evidence == 0.75 and tuned[1].evidence == 0.0  # b: LogME 2nd of 3 (the control's is higher), top-1 best
     with pytest.raises(SelectionError, match="unknown strategy 'sgd'"):
         order_candidates(reports(), strategy="sgd")
+
+
+def test_grouped_cv_scores_do_not_reward_recognising_the_subject():
+    """Labels are random per subject and carry no signal, but each subject's images are near-copies: plain CV
+    lets k-NN and the probe recognise the subject (high accuracy); grouped CV brings both back to chance."""
+    from transferkit.selection.rank import score_features
+
+    rng = np.random.default_rng(0)
+    subjects = np.repeat(np.arange(60), 4)
+    centres = rng.normal(size=(60, 128))
+    feats = (centres[subjects] + 0.01 * rng.normal(size=(240, 128))).astype(np.float32)
+    labels = rng.permutation(np.repeat([0, 1], 30))[subjects]
+    plain, _ = score_features(feats, labels, num_folds=5, seed=0)
+    grouped, _ = score_features(feats, labels, num_folds=5, seed=0, groups=subjects.astype(str))
+    assert plain["knn_accuracy"] > 0.95 and plain["linear_probe"]["accuracy"] > 0.9
+    assert grouped["knn_accuracy"] < 0.7 and grouped["linear_probe"]["accuracy"] < 0.7

@@ -78,6 +78,7 @@ def fit(
     batch_size: int = 32,
     val_fraction: float = 0.15,
     test_fraction: float = 0.2,
+    groups: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     device: str = "auto",
     progress: bool = True,
@@ -129,7 +130,7 @@ def fit(
         ft = FinetuneConfig(unfreeze=unfreeze, balance=balance, freeze_bn=freeze_bn,
                             **({"epochs": finetune_epochs} if finetune_epochs else {}), **({"lr": finetune_lr} if finetune_lr else {}))
         config = FitConfig(
-            data=DataConfig(root=Path(data), val_fraction=val_fraction, test_fraction=test_fraction, seed=seed),
+            data=DataConfig(root=Path(data), val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, groups=groups),
             backbone=model,
             weights=weights,
             head=HeadConfig(hidden_dim=hidden_dim, dropout=dropout),
@@ -143,6 +144,10 @@ def fit(
             finetune=ft,
             augment=AugmentConfig(enabled=augment),
         )
+    if config.data.groups is not None:
+        from .data.folder import compile_groups
+
+        compile_groups(config.data.groups)  # a bad pattern fails before any ranking or run folder
     t0 = time.perf_counter()
     ranking = None
     if config.backbone == "auto":
@@ -152,7 +157,7 @@ def fit(
                                                max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, device=config.device,
                                                seed=config.seed, val_fraction=config.data.val_fraction,
                                                test_fraction=config.data.test_fraction, cache_dir=config.cache_dir, progress=progress,
-                                               modality="image", strategy=config.strategy)
+                                               modality="image", strategy=config.strategy, groups=config.data.groups)
         config = config.model_copy(update={"backbone": chosen_name})
     tuning = config.strategy != "linear-probe"
     accelerator = None
@@ -165,7 +170,7 @@ def fit(
 
     d = config.data
     splits = load_image_folder(d.root, val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.seed, max_pixels=d.max_pixels,
-                               progress=progress and is_main)
+                               groups=d.groups, progress=progress and is_main)
     seed_everything(config.seed)  # random-init backbones (weights='none') are seeded too
     backbone = load_backbone(config.backbone, config.weights)
     if run_dir is not None and is_main and resume is None:  # only now: a failed check leaves no half-made run

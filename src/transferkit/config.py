@@ -24,6 +24,11 @@ class DataConfig(_Config):
     test_fraction: float = Field(0.2, gt=0, lt=1, description="Share held out for test when the folder has no train/test split.")
     max_pixels: int = Field(89_478_485, gt=0, description="Images with more pixels are skipped (decompression-bomb guard).")
     seed: int = Field(0, description="Seed of the stratified splits.")
+    groups: str | None = Field(
+        None,
+        description="Regular expression searched in each file name; its first group (else the whole match) is the subject "
+        "(patient, leaf). Carved splits keep each subject on one side; unmatched files are their own subject.",
+    )
 
 
 class HeadConfig(_Config):

@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -72,6 +73,14 @@ def _print_data_notes(summary: dict) -> None:
     n = len(summary.get("cross_split_duplicates", []))
     if n > 5:
         err.print(f"[yellow]... and {n - 5} more identical cross-split pairs[/]")
+    groups = summary.get("groups")
+    if groups and groups["num_unmatched"]:
+        err.print(f"[yellow]--groups:[/] {groups['num_unmatched']} file name(s) do not match '{escape(groups['pattern'])}'; each is its own subject")
+    if groups and groups["num_subjects_in_two_splits"]:
+        shown = ", ".join(f"{escape(s['subject'])} ({'/'.join(s['splits'])})" for s in groups["subjects_in_two_splits"][:5])
+        more = groups["num_subjects_in_two_splits"] - min(5, len(groups["subjects_in_two_splits"]))
+        err.print(f"[yellow]leakage warning:[/] {groups['num_subjects_in_two_splits']} subject(s) have images in two splits: {shown}"
+                  + (f" and {more} more" if more > 0 else "") + " (listed in config.json)")
 
 
 @app.command(
@@ -87,6 +96,9 @@ def fit(
     weights: Annotated[str, typer.Option(help="'auto' (offline first), 'none' (random init) or a .pth/.safetensors file.")] = "auto",
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Run folder to write (default: runs/<data>-<model>).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of splits, initialisation and training.")] = 0,
+    groups: Annotated[Optional[str], typer.Option("--groups", metavar="PATTERN", help=(
+        "Regular expression searched in file names; its first group is the subject (patient, leaf), kept on one side of every "
+        "carved split. Kermany chest X-rays: --groups '(person\\d+)_|(IM-\\d+)-'."))] = None,
     positive: Annotated[Optional[str], typer.Option(help="Positive class of a binary task (sensitivity/specificity). Default: the second class.")] = None,
     hidden_dim: Annotated[int, typer.Option(help="Width of the head's hidden layer; 0 = a single Dense layer.")] = 256,
     dropout: Annotated[float, typer.Option(help="Dropout in the head.")] = 0.3,
@@ -124,7 +136,7 @@ def fit(
     if resume is not None:
         out = resume
     out = out or Path("runs") / f"{data.resolve().name}-{model}"
-    kwargs = dict(model=model, weights=weights, positive=positive, hidden_dim=hidden_dim,
+    kwargs = dict(model=model, weights=weights, positive=positive, hidden_dim=hidden_dim, groups=groups,
                   dropout=dropout, epochs=epochs, batch_size=batch_size, device=device, cache_dir=cache_dir, progress=not quiet,
                   strategy=strategy, unfreeze=unfreeze, finetune_epochs=ft_epochs, finetune_lr=ft_lr, augment=augment,
                   balance=balance, freeze_bn=freeze_bn, max_params=max_params, max_size_mb=max_size_mb,

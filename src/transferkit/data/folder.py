@@ -8,16 +8,23 @@ Two layouts are understood:
 Validation is carved (stratified) from train when there is no ``val/``. Every file is fully
 decoded once while scanning, so broken files are known, counted and listed before any
 training starts; its sha256 is kept (feature cache key, leakage check).
+
+``groups`` (a regular expression searched in each file name) names the subject of an image
+(a patient, a leaf): every carve then keeps a subject's images on one side, and subjects that
+explicit folders share between splits are counted as leakage.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from sklearn.model_selection import train_test_split
 
 from ..errors import DataError
@@ -56,6 +63,7 @@ class ImageSplits:
     val_source: str
     skipped: list[SkippedFile] = field(default_factory=list)
     duplicates: list[tuple[str, Path, str, Path]] = field(default_factory=list)  # (split, path, split, path)
+    groups: str | None = None  # subject pattern searched in file names (None: every image is its own subject)
 
     def split(self, name: str) -> list[ImageRecord]:
         return getattr(self, name)
@@ -78,7 +86,56 @@ class ImageSplits:
             "cross_split_duplicates": [
                 {"a_split": a, "a": str(pa), "b_split": b, "b": str(pb)} for a, pa, b, pb in self.duplicates
             ],
+            "groups": self.group_summary(),
         }
+
+    def group_summary(self) -> dict[str, Any] | None:
+        """Subjects per split, unmatched file names and subjects found in two splits (leakage), or None."""
+        if self.groups is None:
+            return None
+        rx = compile_groups(self.groups)
+        where: dict[str, list[str]] = {}
+        per_split: dict[str, set[str]] = {}
+        unmatched = 0
+        for split in SPLIT_NAMES:
+            per_split[split] = set()
+            for r in self.split(split):
+                sid = subject_id(r.path.name, rx)
+                if sid is None:
+                    unmatched += 1
+                    per_split[split].add(str(r.path))  # its own subject
+                    continue
+                per_split[split].add(sid)
+                if split not in where.setdefault(sid, []):
+                    where[sid].append(split)
+        shared = [{"subject": sid, "splits": sp} for sid, sp in sorted(where.items()) if len(sp) > 1]
+        return {
+            "pattern": self.groups,
+            "num_subjects": {s: len(v) for s, v in per_split.items()},
+            "num_unmatched": unmatched,
+            "subjects_in_two_splits": shared[:20],
+            "num_subjects_in_two_splits": len(shared),
+        }
+
+
+def compile_groups(pattern: str) -> re.Pattern[str]:
+    """The subject pattern, compiled; an invalid one is a DataError saying what to pass."""
+    try:
+        return re.compile(pattern)
+    except re.error as exc:
+        raise DataError(
+            f"--groups {pattern!r} is not a valid regular expression ({exc}). Pass a pattern searched in each file name "
+            "whose first group is the subject, e.g. --groups 'person(\\d+)_' (Kermany chest X-rays: --groups '(person\\d+)_|(IM-\\d+)-')."
+        ) from None
+
+
+def subject_id(name: str, rx: re.Pattern[str]) -> str | None:
+    """Subject of a file name: the first group that matched, else the whole match; None if no (or an empty) match."""
+    m = rx.search(name)
+    if m is None:
+        return None
+    sid = next((g for g in m.groups() if g is not None), m.group(0))
+    return sid or None
 
 
 def _find_split_dir(root: Path, split: str) -> Path | None:
@@ -119,7 +176,9 @@ def _read_records(
     return records, skipped
 
 
-def _stratified(records: list[ImageRecord], fraction: float, seed: int, what: str, classes: list[str]):
+def _stratified(records: list[ImageRecord], fraction: float, seed: int, what: str, classes: list[str],
+                groups: re.Pattern[str] | None = None):
+    """(keep, hold): ``fraction`` held out, stratified by label; with ``groups``, each subject on one side."""
     labels = [r.label for r in records]
     counts = Counter(labels)
     too_few = [classes[c] for c, n in counts.items() if n < 2]
@@ -128,11 +187,62 @@ def _stratified(records: list[ImageRecord], fraction: float, seed: int, what: st
             f"cannot carve a stratified {what} split: class(es) {too_few} have fewer than 2 usable images. "
             f"Add images, or provide an explicit {what}/ folder."
         )
+    if groups is not None:
+        return _grouped(records, fraction, seed, what, classes, groups)
     n_hold = max(len(counts), round(len(records) * fraction))
     if len(records) - n_hold < len(counts):
         raise DataError(f"too few images ({len(records)}) to carve a {what} split for {len(counts)} classes.")
     keep, hold = train_test_split(records, test_size=n_hold, stratify=labels, random_state=seed)
     return sorted(keep, key=lambda r: str(r.path)), sorted(hold, key=lambda r: str(r.path))
+
+
+def subject_ids(records: list[ImageRecord], groups: re.Pattern[str]) -> list[str]:
+    """One subject per record; a file name that does not match is its own subject (its full path)."""
+    return [subject_id(r.path.name, groups) or str(r.path) for r in records]
+
+
+def _grouped(records: list[ImageRecord], fraction: float, seed: int, what: str, classes: list[str], groups: re.Pattern[str]):
+    """Group-disjoint stratified carve: a held-out fold of StratifiedGroupKFold(round(1/fraction)).
+
+    The first fold that leaves every class on both sides is taken (usually the first).
+    """
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    labels = np.array([r.label for r in records])
+    subjects = subject_ids(records, groups)
+    n_splits = max(2, round(1 / fraction))
+    by_class: dict[int, set[str]] = {}
+    for s, y in zip(subjects, labels.tolist()):
+        by_class.setdefault(y, set()).add(s)
+    few = [classes[c] for c, subs in sorted(by_class.items()) if len(subs) < 2]
+    n_subjects = len(set(subjects))
+    fix = f"Add subjects, pass an explicit {'val' if what == 'validation' else what}/ folder, or drop --groups."
+    if few:
+        raise DataError(f"too few subjects to carve a grouped {what} split: class(es) {few} have images of fewer than 2 subjects "
+                        f"(pattern '{groups.pattern}'). {fix}")
+    if n_subjects < n_splits:
+        raise DataError(f"too few subjects ({n_subjects}) to carve a grouped {what} split of {fraction:.0%}: "
+                        f"at least {n_splits} are needed (pattern '{groups.pattern}'). {fix}")
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    present = set(by_class)
+    with warnings.catch_warnings():  # "least populated class has fewer members than n_splits": checked below
+        warnings.simplefilter("ignore", UserWarning)
+        folds = list(splitter.split(np.zeros(len(records)), labels, subjects))
+    for keep_idx, hold_idx in folds:
+        if set(labels[keep_idx].tolist()) == present and set(labels[hold_idx].tolist()) == present:
+            keep, hold = [records[i] for i in keep_idx], [records[i] for i in hold_idx]
+            return sorted(keep, key=lambda r: str(r.path)), sorted(hold, key=lambda r: str(r.path))
+    keep_idx, hold_idx = folds[0]
+    lost = sorted({classes[c] for c in present - set(labels[keep_idx].tolist())} | {classes[c] for c in present - set(labels[hold_idx].tolist())})
+    raise DataError(f"no grouped {what} split keeps every class on both sides: class(es) {lost} end up on one side only "
+                    f"({n_subjects} subjects, pattern '{groups.pattern}'). {fix}")
+
+
+def _carved_source(pool: list[ImageRecord], fraction: float, seed: int, groups: re.Pattern[str] | None) -> str:
+    if groups is None:
+        return f"carved from train ({fraction:.0%}, stratified, seed {seed})"
+    n = len(set(subject_ids(pool, groups)))
+    return f"carved from train ({fraction:.0%}, stratified, grouped by pattern '{groups.pattern}': {n} subjects, seed {seed})"
 
 
 def load_image_folder(
@@ -143,8 +253,15 @@ def load_image_folder(
     seed: int = 0,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = True,
+    groups: str | None = None,
 ) -> ImageSplits:
-    """Scan an image folder into :class:`ImageSplits` (see the module docstring for layouts)."""
+    """Scan an image folder into :class:`ImageSplits` (see the module docstring for layouts).
+
+    ``groups``: a regular expression searched in each file name; its first group that matched
+    (else the whole match) is the subject. Carves keep each subject on one side; a file name
+    that does not match is its own subject (counted in ``summary()["groups"]``).
+    """
+    rx = compile_groups(groups) if groups is not None else None
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(f"data folder '{root}' does not exist or is not a folder. Pass a folder with one sub-folder per class.")
@@ -207,15 +324,15 @@ def load_image_folder(
             val, train, val_source = scanned["val"], scanned["train"], "val/ folder"
             check_classes(val, "val/")
         else:
-            train, val = _stratified(scanned["train"], val_fraction, seed, "validation", classes)
-            val_source = f"carved from train ({val_fraction:.0%}, stratified, seed {seed})"
+            train, val = _stratified(scanned["train"], val_fraction, seed, "validation", classes, rx)
+            val_source = _carved_source(scanned["train"], val_fraction, seed, rx)
     else:
         check_classes(scanned["all"], "the data folder")
-        rest, test = _stratified(scanned["all"], test_fraction, seed, "test", classes)
-        train, val = _stratified(rest, val_fraction, seed, "validation", classes)
-        val_source = f"carved from train ({val_fraction:.0%}, stratified, seed {seed})"
+        rest, test = _stratified(scanned["all"], test_fraction, seed, "test", classes, rx)
+        train, val = _stratified(rest, val_fraction, seed, "validation", classes, rx)
+        val_source = _carved_source(rest, val_fraction, seed, rx)
 
-    splits = ImageSplits(root, classes, train, val, test, layout, val_source, skipped)
+    splits = ImageSplits(root, classes, train, val, test, layout, val_source, skipped, groups=groups)
     splits.duplicates = find_cross_split_duplicates(splits)
     return splits
 

@@ -254,16 +254,17 @@ def random_init_weights(name: str, seed: int, folder: str | os.PathLike) -> Path
 
 
 def score_features(features: np.ndarray, labels: np.ndarray, *, source_probabilities: np.ndarray | None = None,
-                   num_folds: int = 5, seed: int = 0) -> tuple[dict[str, Any], np.ndarray]:
-    """All transferability scores of one feature matrix; also the linear probe's out-of-fold hits."""
+                   num_folds: int = 5, seed: int = 0, groups: np.ndarray | None = None) -> tuple[dict[str, Any], np.ndarray]:
+    """All transferability scores of one feature matrix; also the linear probe's out-of-fold hits.
+    ``groups``: a subject id per example; the CV scores then keep each subject in one fold."""
     from .scores import hscore_shrinkage, knn_accuracy, leep_score, linear_probe_accuracy, logme_score, nce_score
 
     scores: dict[str, Any] = {}
     t = time.perf_counter()
-    probe = linear_probe_accuracy(features, labels, num_folds=num_folds, seed=seed)
+    probe = linear_probe_accuracy(features, labels, num_folds=num_folds, seed=seed, groups=groups)
     scores["linear_probe"] = {**probe.as_dict(), "seconds": time.perf_counter() - t}
     t = time.perf_counter()
-    scores["knn_accuracy"] = knn_accuracy(features, labels, num_folds=num_folds, seed=seed).accuracy
+    scores["knn_accuracy"] = knn_accuracy(features, labels, num_folds=num_folds, seed=seed, groups=groups).accuracy
     scores["logme"] = logme_score(features, labels)
     scores["hscore"] = hscore_shrinkage(features, labels)
     if source_probabilities is not None:
@@ -556,6 +557,7 @@ def rank_backbones(
     text_col: str | None = None,
     label_col: str | None = None,
     strategy: str = "linear-probe",
+    groups: str | None = None,
 ) -> RankingResult:
     """Rank backbones for ``data`` under the limits: an image folder (or :class:`ImageSplits`), or
     a labelled text file (or :class:`TextSplits`) ranked over the text encoders.
@@ -570,6 +572,8 @@ def rank_backbones(
     :class:`~transferkit.FeatureCache`, so a later fit of any ranked candidate reuses them.
     Ranking never downloads weights. ``strategy``: how the pick will be trained (``linear-probe``,
     or ``finetune``/``lora``/``auto``, which weigh LogME and the published quality; rule, point 3).
+    ``groups`` (images): a subject pattern searched in file names (see :func:`~transferkit.data.load_image_folder`);
+    the validation carve and the CV scores then keep each subject's images together.
     See the module docstring for the rule.
     """
     from ..data import ImageSplits, load_image_folder
@@ -602,13 +606,17 @@ def rank_backbones(
         def evaluate(cand: Candidate) -> CandidateReport:
             return _evaluate_text_candidate(cand, texts, labels, limits, cache, dev, **common)
     else:
+        from ..data.folder import compile_groups, subject_ids
+
         splits = data if isinstance(data, ImageSplits) else load_image_folder(
-            data, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, progress=progress)
+            data, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, progress=progress, groups=groups)
         records = splits.train + splits.val  # everything but test
         labels = np.array([r.label for r in records], dtype=np.int64)
+        pattern = groups or splits.groups
+        subjects = np.array(subject_ids(records, compile_groups(pattern))) if pattern else None
 
         def evaluate(cand: Candidate) -> CandidateReport:
-            return _evaluate_candidate(cand, records, labels, limits, cache, dev, **common)
+            return _evaluate_candidate(cand, records, labels, limits, cache, dev, groups=subjects, **common)
 
     reports: list[CandidateReport] = []
     with track("ranking candidates", len(cands), unit="model", enabled=progress) as advance:
@@ -631,7 +639,7 @@ def rank_backbones(
     else:
         data_info = {"root": summary["root"], "modality": "image", "classes": summary["classes"], "num_ranking_images": len(records),
                      "num_ranking_items": len(records), "ranking_splits": ["train", "val"], "test_split_read": False,
-                     "num_skipped": summary["num_skipped"]}
+                     "num_skipped": summary["num_skipped"], "groups": summary.get("groups")}
     return RankingResult(ordered + rest, limits, data_info, dev, {"total": time.perf_counter() - t_start}, modality=found, notes=notes,
                          strategy=strategy)
 
@@ -658,11 +666,12 @@ def _excluded_by_cost(report: CandidateReport, cost: dict[str, Any], limits: Lim
 
 
 def _score_into(report: CandidateReport, feats: np.ndarray, labels: np.ndarray, probs: np.ndarray | None, *, num_folds: int,
-                seed: int) -> CandidateReport:
+                seed: int, groups: np.ndarray | None = None) -> CandidateReport:
     """Transferability scores of ``feats`` into ``report``, and the linear probe's accuracy as the prediction."""
     t0 = time.perf_counter()
     try:
-        report.scores, report.oof_correct = score_features(feats, labels, source_probabilities=probs, num_folds=num_folds, seed=seed)
+        report.scores, report.oof_correct = score_features(feats, labels, source_probabilities=probs, num_folds=num_folds, seed=seed,
+                                                           groups=groups)
     except TransferKitError as exc:
         report.status, report.reason = "failed", f"scoring failed: {exc}"
         return report
@@ -674,7 +683,7 @@ def _score_into(report: CandidateReport, feats: np.ndarray, labels: np.ndarray, 
 
 
 def _evaluate_candidate(cand: Candidate, records, labels, limits: Limits, cache, device: str, *, seed, num_folds, batch_size,
-                        throughput_batch_size, latency_runs, progress) -> CandidateReport:
+                        throughput_batch_size, latency_runs, progress, groups=None) -> CandidateReport:
     """Weights, limits, cost and evidence of one image candidate (stops early when it cannot be ranked)."""
     from ..backbones import get_backbone_spec, load_backbone
     from ..backbones.imagenet_head import ImageNetHeadUnavailableError, imagenet_probabilities
@@ -728,7 +737,7 @@ def _evaluate_candidate(cand: Candidate, records, labels, limits: Limits, cache,
             probs = imagenet_probabilities(backbone, feats)
         except ImageNetHeadUnavailableError as exc:
             report.score_notes["leep"] = report.score_notes["nce"] = str(exc)
-    return _score_into(report, feats, labels, probs, num_folds=num_folds, seed=seed)
+    return _score_into(report, feats, labels, probs, num_folds=num_folds, seed=seed, groups=groups)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -37,22 +37,25 @@ def wilson_interval(num_correct: int, num_total: int, confidence: float = 0.95) 
     return float(ci.low), float(ci.high)
 
 
-def out_of_fold_accuracy(estimator, features: np.ndarray, labels: np.ndarray, *, num_folds: int, seed: int) -> CVAccuracy:
-    """Accuracy of ``cross_val_predict`` predictions (each sample predicted by a model that never saw it)."""
+def out_of_fold_accuracy(estimator, features: np.ndarray, labels: np.ndarray, *, num_folds: int, seed: int,
+                         groups: np.ndarray | None = None) -> CVAccuracy:
+    """Accuracy of ``cross_val_predict`` predictions (each sample predicted by a model that never saw it, nor,
+    with ``groups``, any example of the same subject)."""
     from sklearn.model_selection import cross_val_predict
 
-    cv = stratified_folds(labels, num_folds, seed)
-    pred = cross_val_predict(estimator, features, labels, cv=cv)
+    cv = stratified_folds(labels, num_folds, seed, groups)
+    pred = cross_val_predict(estimator, features, labels, cv=cv, groups=groups)
     hits = pred == labels
     low, high = wilson_interval(int(hits.sum()), len(labels))
     return CVAccuracy(float(hits.mean()), low, high, len(labels), cv.get_n_splits(), hits)
 
 
-def knn_accuracy(features: np.ndarray, labels: np.ndarray, *, k: int = 10, num_folds: int = 5, seed: int = 0) -> CVAccuracy:
+def knn_accuracy(features: np.ndarray, labels: np.ndarray, *, k: int = 10, num_folds: int = 5, seed: int = 0,
+                 groups: np.ndarray | None = None) -> CVAccuracy:
     """Out-of-fold k-NN accuracy (cosine distance, distance-weighted votes)."""
     from sklearn.neighbors import KNeighborsClassifier
 
     f, y, _ = check_features_labels(features, labels)
     k = max(1, min(k, len(y) // 2))
     knn = KNeighborsClassifier(n_neighbors=k, metric="cosine", weights="distance")
-    return out_of_fold_accuracy(knn, f, y, num_folds=num_folds, seed=seed)
+    return out_of_fold_accuracy(knn, f, y, num_folds=num_folds, seed=seed, groups=groups)

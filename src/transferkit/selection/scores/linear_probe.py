@@ -15,7 +15,7 @@ from .knn import CVAccuracy, out_of_fold_accuracy
 
 
 def linear_probe_accuracy(features: np.ndarray, labels: np.ndarray, *, C: float = 0.1, num_folds: int = 5, seed: int = 0,
-                          max_iter: int = 2000) -> CVAccuracy:
+                          max_iter: int = 2000, groups: np.ndarray | None = None) -> CVAccuracy:
     """Out-of-fold accuracy of ``StandardScaler + LogisticRegression(C)`` with a Wilson interval."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -23,4 +23,4 @@ def linear_probe_accuracy(features: np.ndarray, labels: np.ndarray, *, C: float 
 
     f, y, _ = check_features_labels(features, labels)
     probe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=max_iter))
-    return out_of_fold_accuracy(probe, f, y, num_folds=num_folds, seed=seed)
+    return out_of_fold_accuracy(probe, f, y, num_folds=num_folds, seed=seed, groups=groups)
