@@ -205,3 +205,18 @@ def test_report_shows_the_ranking_that_chose_the_backbone(binary_run, tmp_path):
     assert "ranked for strategy <code>finetune</code>, ties broken by logme, published_quality" in section
     assert (run / "report" / "ranking.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert json.loads((run / "report.json").read_text())["selection"] == {"best": "fast_net", "num_candidates": 4}
+
+
+def test_report_warns_about_subjects_shared_between_splits(binary_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(binary_run, run)
+    cfg = json.loads((run / "config.json").read_text())
+    cfg["data"]["groups"] = {"pattern": r"(patient\d+)_", "num_subjects": {"train": 10, "val": 3, "test": 5}, "num_unmatched": 1,
+                             "subjects_in_two_splits": [{"subject": "patient7", "splits": ["train", "test"]}],
+                             "num_subjects_in_two_splits": 1}
+    (run / "config.json").write_text(json.dumps(cfg))
+    result = _report(run, "--no-leakage-check")
+    assert result.exit_code == 0, result.output
+    html = (run / "report.html").read_text()
+    assert "leakage: 1 subject(s) have images in two splits, e.g. patient7 (train/test)" in html
+    assert "train 10, val 3, test 5; 1 file name(s) matched no subject" in html

@@ -53,10 +53,18 @@ class ImageReportParts(RunReportParts):
         warnings = []
         if identical or near:
             warnings.append(f"leakage: {len(identical)} identical and {len(near)} near-duplicate image pair(s) across splits")
+        notes = [f"layout: {data.get('layout', '?')}", f"validation: {data.get('val_source', '?')}", f"data root {data.get('root', '?')}"]
+        groups = data.get("groups")
+        if groups:  # --groups: subjects per split, and subjects that explicit folders share (leakage)
+            per = ", ".join(f"{k} {v}" for k, v in groups["num_subjects"].items())
+            notes.append(f"subjects (pattern '{groups['pattern']}'): {per}; {groups['num_unmatched']} file name(s) matched no subject")
+            if groups["num_subjects_in_two_splits"]:
+                shown = ", ".join(f"{g['subject']} ({'/'.join(g['splits'])})" for g in groups["subjects_in_two_splits"][:5])
+                warnings.append(f"leakage: {groups['num_subjects_in_two_splits']} subject(s) have images in two splits, e.g. {shown}")
         skipped = [{"where": s.get("path", s.get("where", "?")), "reason": s["reason"]} for s in data.get("skipped") or []]
         return DataSection(
             unit="image", counts=data.get("counts", {}),
-            notes=[f"layout: {data.get('layout', '?')}", f"validation: {data.get('val_source', '?')}", f"data root {data.get('root', '?')}"],
+            notes=notes,
             skipped=skipped, skipped_by_reason=data.get("skipped_by_reason") or {}, identical=identical, near=near,
             near_rule=f"perceptual-hash distance ≤ {max_distance}", leakage_checked=checked, leakage_note=note, warnings=warnings,
         )
