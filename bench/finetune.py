@@ -6,6 +6,8 @@ both stages are recorded; auto's test metrics are those of the stage it picked o
 
     OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python bench/finetune.py ../shared/data/pneumonia --positive PNEUMONIA --seeds 0 1 2
     .venv/bin/python bench/finetune.py --summary bench/artifacts/finetune-pneumonia.jsonl
+    OMP_NUM_THREADS=1 .venv/bin/python bench/finetune.py ../shared/data/pneumonia --positive PNEUMONIA --epochs 6 --groups '(person\d+)_|(IM-\d+)-' \
+        --log bench/artifacts/finetune-pneumonia-groups.jsonl --seeds 0
 """
 
 from __future__ import annotations
@@ -24,14 +26,14 @@ def run(args) -> None:
     log = Path(args.log or f"bench/artifacts/finetune-{name}.jsonl")
     log.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
-        tag = f"{args.unfreeze.replace(':', '')}-e{args.epochs}-lr{args.lr:g}"
+        tag = f"{args.unfreeze.replace(':', '')}-e{args.epochs}-lr{args.lr:g}" + ("-groups" if args.groups else "")
         out = Path(f"bench/artifacts/ft-{name}-{args.model}-{tag}-s{seed}")
         t0 = time.perf_counter()
         r = tk.fit(args.data, model=args.model, positive=args.positive, seed=seed, out=out, strategy="auto", unfreeze=args.unfreeze,
-                   finetune_epochs=args.epochs, finetune_lr=args.lr, progress=False)
+                   finetune_epochs=args.epochs, finetune_lr=args.lr, groups=args.groups, progress=False)
         st = r.metrics["stages"]
         row = {
-            "data": name, "model": args.model, "seed": seed, "unfreeze": args.unfreeze, "epochs": args.epochs, "lr": args.lr,
+            "data": name, "model": args.model, "seed": seed, "groups": args.groups, "unfreeze": args.unfreeze, "epochs": args.epochs, "lr": args.lr,
             "auto_chose": r.metrics["training"]["chosen"], "wall_s": time.perf_counter() - t0,
             "seconds_per_epoch": st["finetune"]["training"]["seconds_per_epoch"],
             "ft_epochs_run": st["finetune"]["training"]["epochs_run"], "ft_best_epoch": st["finetune"]["training"]["best_epoch"],
@@ -73,6 +75,7 @@ if __name__ == "__main__":
     p.add_argument("--epochs", type=int, default=4)
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--unfreeze", default="all")
+    p.add_argument("--groups", default=None, help="subject pattern for the validation carve (fit --groups)")
     p.add_argument("--log", default=None)
     p.add_argument("--summary", default=None)
     a = p.parse_args()
