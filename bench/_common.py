@@ -29,3 +29,19 @@ def split_features(data: Path, backbone_name: str, seed: int = 0, weights: str =
     X = {s: tk.extract_features(backbone, splits.split(s), cache=cache, progress=False) for s in ("train", "val", "test")}
     y = {s: np.array([r.label for r in splits.split(s)]) for s in ("train", "val", "test")}
     return splits, X, y
+
+
+def exploration_subject(path: Path) -> str:
+    """Subject of an image for the group-CV explorations: the pneumonia patient (``personN_``, ``IM-NNNN-``), or for
+    PlantVillage file names a photo series guessed as blocks of 8 consecutive numbers (not a documented pattern)."""
+    import re
+
+    n = path.name
+    for pat in (r"(person\d+)_", r"(IM-\d+)-"):
+        m = re.match(pat, n)
+        if m:
+            return m.group(1)
+    m = re.match(r".*___(.+?) ?\(?(\d+)\)?\.\w+$", n)
+    if m:
+        return m.group(1) + str(int(m.group(2)) // 8)
+    return n

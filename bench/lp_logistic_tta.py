@@ -6,7 +6,10 @@ accuracy of the CV-chosen C for both variants.
 
     OMP_NUM_THREADS=1 .venv/bin/python bench/lp_logistic_tta.py ../shared/data/plants tf_efficientnet_lite0 mobilenet_v2
 """
-import re, sys, numpy as np, torch
+import sys, numpy as np, torch
+from pathlib import Path
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import exploration_subject  # noqa: E402
 from transferkit.backbones import load_backbone
 from transferkit.data import load_image_folder, make_transforms, open_image
 from sklearn.linear_model import LogisticRegression
@@ -17,15 +20,7 @@ torch.set_num_threads(1)
 data = sys.argv[1]
 splits = load_image_folder(data, progress=False)
 tr = splits.train + splits.val; te = splits.test
-def group(p):
-    n = p.name
-    for pat in (r"(person\d+)_", r"(IM-\d+)-"):
-        m = re.match(pat, n)
-        if m: return m.group(1)
-    m = re.match(r".*___(.+?) ?\(?(\d+)\)?\.\w+$", n)
-    if m: return m.group(1)+str(int(m.group(2))//8)
-    return n
-g = np.array([group(r.path) for r in tr])
+g = np.array([exploration_subject(r.path) for r in tr])
 ytr = np.array([r.label for r in tr]); yte = np.array([r.label for r in te])
 for name in sys.argv[2:]:
     bb = load_backbone(name).eval()
