@@ -31,6 +31,10 @@ text fine-tuning defaults under the same 5-fold CV) and the
 ranking is made for that strategy (``rank_backbones(..., strategy="finetune")``: ties broken by LogME and published
 quality only, rank.py point 3); the frozen-feature rule's pick on the same trained results is reported beside it.
 
+``--train-seeds 0 1 2`` trains every pretrained candidate once per seed and uses the mean test accuracy (controls: the
+first seed only; they only have to be shown below); per-seed values are kept in the summary. Two processes can share
+the runs (``--reverse`` in the second): each run is claimed before it starts, so none is trained twice.
+
 Trained results and rankings are cached as JSON under bench/artifacts/selection/ (resumable).
 
     nice -n 5 .venv/bin/python bench/selection.py                # pneumonia, plants and amazon_cells
@@ -38,6 +42,7 @@ Trained results and rankings are cached as JSON under bench/artifacts/selection/
     OMP_NUM_THREADS=1 .venv/bin/python bench/selection.py --datasets plants --trained-with finetune [--reverse]
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python bench/selection.py --datasets amazon_cells
     OMP_NUM_THREADS=1 .venv/bin/python bench/selection.py --datasets amazon_cells --trained-with finetune
+    OMP_NUM_THREADS=1 .venv/bin/python bench/selection.py --datasets pneumonia --trained-with finetune --train-seeds 0 1 2 [--reverse]
 """
 
 from __future__ import annotations
@@ -94,16 +99,58 @@ def rank(data: Path, out: Path, candidates: list[str], seed: int, latency_runs: 
     return payload
 
 
-def trained_once(out: Path, cand: dict, run, folder: str = "trained") -> dict:
+def trained_once(out: Path, cand: dict, run, folder: str = "trained") -> dict | None:
     """One candidate's trained result, cached as JSON under ``out/<folder>/``: ``run(weights)`` only when
-    not cached yet, with the weights that were ranked (a control's saved random init, else "auto")."""
+    not cached yet, with the weights that were ranked (a control's saved random init, else "auto").
+
+    Several bench processes can share the work: a run first claims ``<file>.claim`` (exclusive create); a
+    candidate claimed by another process returns None here and is collected by ``wait_for_trained`` later."""
     path = out / folder / f"{cand['label'].replace(':', '__').replace('/', '_')}.json"
     cached = _load_json(path)
     if cached is not None:
         return cached
-    payload = run(cand["weights_record"]["path"] if cand["is_control"] else "auto")
-    _save_json(path, payload)
+    claim = path.with_suffix(".claim")
+    claim.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        claim.open("x").close()
+    except FileExistsError:
+        return None
+    try:
+        payload = run(cand["weights_record"]["path"] if cand["is_control"] else "auto")
+        _save_json(path, payload)
+    finally:
+        claim.unlink(missing_ok=True)
     return payload
+
+
+def wait_for_trained(out: Path, cand: dict, folder: str, poll_s: float = 30.0) -> dict:
+    """The result of a candidate another bench process claimed: poll until its JSON is written."""
+    path = out / folder / f"{cand['label'].replace(':', '__').replace('/', '_')}.json"
+    while (cached := _load_json(path)) is None:
+        if not path.with_suffix(".claim").exists():
+            sys.exit(f"{path} was claimed by another process that stopped without a result; delete nothing, rerun the bench")
+        time.sleep(poll_s)
+    return cached
+
+
+def trained_folder(strategy: str, seed: int) -> str:
+    """Cache folder of one (strategy, seed): seed 0 keeps the first sessions' names (trained/, trained-finetune/)."""
+    base = "trained" if strategy == "linear-probe" else f"trained-{strategy}"
+    return base if seed == 0 else f"{base}-s{seed}"
+
+
+def mean_over_seeds(rows: list[dict]) -> dict:
+    """One candidate's trained row averaged over seeds: accuracies and times are means; the seeds' own values are kept."""
+    if len(rows) == 1:
+        return rows[0]
+    out = dict(rows[0])
+    for key in ("test_accuracy", "val_accuracy", "test_balanced_accuracy", "head_training_s", "wall_s", "finetune_s"):
+        if all(key in r for r in rows):
+            out[key] = float(np.mean([r[key] for r in rows]))
+    out["seeds"] = [r["seed"] for r in rows]
+    out["test_accuracy_per_seed"] = [r["test_accuracy"] for r in rows]
+    out["test_accuracy_std"] = float(np.std([r["test_accuracy"] for r in rows], ddof=1))
+    return out
 
 
 def adamw_step_seconds(backbone, head, features, y, lr: float) -> float:
@@ -161,7 +208,7 @@ def train(data: Path, out: Path, cand: dict, seed: int, strategy: str = "linear-
             row["finetune_epochs_run"] = m["training"].get("epochs_run")
         return row
 
-    return trained_once(out, cand, run, "trained" if strategy == "linear-probe" else f"trained-{strategy}")
+    return trained_once(out, cand, run, trained_folder(strategy, seed))
 
 
 def text_train_step_seconds(name: str, weights: str, texts: list[str], batch: int = 16) -> float:
@@ -205,7 +252,7 @@ def train_text(data: Path, out: Path, cand: dict, seed: int, strategy: str = "li
             row["finetune_cpu_s_per_fold"] = float(np.mean([f["cpu_s"] for f in folds]))
         return row
 
-    return trained_once(out, cand, run, "trained" if strategy == "linear-probe" else f"trained-{strategy}")
+    return trained_once(out, cand, run, trained_folder(strategy, seed))
 
 
 def evaluate(ranking: dict, trained: dict[str, dict], scores: list[str] = SCORES, finetune_epochs: int | None = None) -> dict:
@@ -295,7 +342,11 @@ def main() -> None:
     ap.add_argument("--trained-with", default="linear-probe", choices=["linear-probe", "finetune"],
                     help="how each candidate is trained for its 'trained accuracy' (finetune: LP-FT, all blocks / whole encoder), "
                          "and the strategy the ranking is made for")
-    ap.add_argument("--reverse", action="store_true", help="train candidates in reverse order (a second process can share the work)")
+    ap.add_argument("--train-seeds", type=int, nargs="+", default=None,
+                    help="train every pretrained candidate with each of these seeds and use the mean test accuracy "
+                         "(controls: the first seed); default: --seed only")
+    ap.add_argument("--reverse", action="store_true",
+                    help="train candidates in reverse order (a second process can share the work; claimed runs are not repeated)")
     args = ap.parse_args()
     summary = {}
     for name in args.datasets:
@@ -316,14 +367,24 @@ def main() -> None:
         for c in ranking["candidates"]:
             if c["status"] != "ranked":
                 print(f"[{name}] {c['status']} {c['label']}: {c['reason']}", flush=True)
-        trained = {}
         ranked_first = [c for c in ranking["candidates"] if c["status"] == "ranked"]
-        for c in (ranked_first[::-1] if args.reverse else ranked_first):
-            if c["status"] == "ranked":
-                trained[c["label"]] = (train_text(data, out, c, args.seed, args.trained_with) if is_text
-                                       else train(data, out, c, args.seed, args.trained_with))
-                what = "5-fold CV acc" if is_text else "test acc"
-                print(f"[{name}] trained {c['label']}: {what} {trained[c['label']]['test_accuracy']:.4f}", flush=True)
+        seeds = args.train_seeds or [args.seed]
+        # controls only have to be shown below the pretrained candidates: their first seed is enough
+        seeds_of = {c["label"]: seeds[:1] if c["is_control"] else seeds for c in ranked_first}
+        jobs = [(c, s) for s in seeds for c in ranked_first if s in seeds_of[c["label"]]]
+        results, pending = {}, []
+        for c, s in (jobs[::-1] if args.reverse else jobs):
+            row = (train_text if is_text else train)(data, out, c, s, args.trained_with)
+            if row is None:
+                print(f"[{name}] {c['label']} seed {s}: being trained by another bench process", flush=True)
+                pending.append((c, s))
+                continue
+            results[c["label"], s] = row
+            what = "5-fold CV acc" if is_text else "test acc"
+            print(f"[{name}] trained {c['label']} seed {s}: {what} {row['test_accuracy']:.4f}", flush=True)
+        for c, s in pending:
+            results[c["label"], s] = wait_for_trained(out, c, trained_folder(args.trained_with, s))
+        trained = {label: mean_over_seeds([results[label, s] for s in ss]) for label, ss in seeds_of.items()}
         if is_text:
             from transferkit.text import text_finetune_defaults
 
@@ -331,13 +392,18 @@ def main() -> None:
             summary[name]["trained_accuracy"] = f"5-fold stratified CV accuracy (mean) of fit_text {args.trained_with}, seed 0"
         else:
             summary[name] = evaluate(ranking, trained)
-            summary[name]["trained_accuracy"] = f"test accuracy of transferkit.fit, strategy {args.trained_with}, seed {args.seed}"
+            summary[name]["trained_accuracy"] = (f"test accuracy of transferkit.fit, strategy {args.trained_with}, "
+                                                 f"mean over seeds {seeds} (controls: seed {seeds[0]})" if len(seeds) > 1
+                                                 else f"test accuracy of transferkit.fit, strategy {args.trained_with}, seed {seeds[0]}")
+            summary[name]["trained_per_seed"] = {label: dict(zip(t.get("seeds", [t["seed"]]), t.get("test_accuracy_per_seed", [t["test_accuracy"]])))
+                                                 for label, t in trained.items()}
         summary[name]["ranked_for_strategy"] = strategy
         if strategy != "linear-probe":  # the same trained results under the frozen-feature rule, for comparison
             frozen = rank(data, out, candidates, args.seed, args.latency_runs, args.throughput_batch)
             summary[name]["per_score"]["combined_rule_ranked_for_linear_probe"] = evaluate(
                 frozen, trained, TEXT_SCORES if is_text else SCORES)["per_score"]["combined_rule"]
-        suffix = "" if args.trained_with == "linear-probe" else f"-{args.trained_with}"
+        suffix = ("" if args.trained_with == "linear-probe" else f"-{args.trained_with}") + (
+            f"-seeds{'-'.join(map(str, seeds))}" if len(seeds) > 1 else "")
         _save_json(out / f"summary{suffix}.json", summary[name])
     print(json.dumps(summary, indent=2))
     print()
@@ -355,7 +421,9 @@ def main() -> None:
         print(f"| candidate | {what} |")
         print("|---|--:|")
         for label in s["order"]:
-            print(f"| {label} | {s['trained_test_accuracy'][label]:.1f} |")
+            per_seed = s.get("trained_per_seed", {}).get(label, {})
+            seeds_txt = " (" + ", ".join(f"s{k}: {100 * v:.1f}" for k, v in per_seed.items()) + ")" if len(per_seed) > 1 else ""
+            print(f"| {label} | {s['trained_test_accuracy'][label]:.1f}{seeds_txt} |")
 
 
 if __name__ == "__main__":
