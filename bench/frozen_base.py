@@ -8,6 +8,11 @@ Results are cached in bench/artifacts/frozen_base.json, so an interrupted run re
 
     python bench/frozen_base.py [--seeds 0 1 2]
     python bench/frozen_base.py --groups      # pneumonia again, validation carved by patient (--groups, see PNEUMONIA_SUBJECTS)
+    python bench/frozen_base.py --head 256    # the head of the first three sessions (one hidden layer of 256), cached rows
+
+``--head`` is the head's ``hidden_dim``: ``auto`` (the library default since the fourth session: a single Dense layer or
+one hidden layer of 256, chosen per run by 5-fold CV on train + val) or a fixed width. Rows cached before ``--head``
+existed are the ``256`` rows.
 
 With ``--groups`` the pneumonia runs carve validation so that no patient is on both sides (the file names carry the
 patient: ``personN_bacteria_M.jpeg``, ``IM-NNNN-MMMM.jpeg``; see ../shared/data/pneumonia/README.md). Plants has no
@@ -43,9 +48,10 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--groups", action="store_true", help="pneumonia: carve validation by patient (PNEUMONIA_SUBJECTS)")
+    ap.add_argument("--head", default="auto", help="the head's hidden_dim: auto (library default) or a width (256: earlier default)")
     args = ap.parse_args()
     runs = [r for r in RUNS if r[0] == "pneumonia"] if args.groups else RUNS
-    suffix = "|groups" if args.groups else ""
+    suffix = ("|groups" if args.groups else "") + ("" if args.head == "256" else f"|head={args.head}")
     STORE.parent.mkdir(parents=True, exist_ok=True)
     done = json.loads(STORE.read_text()) if STORE.exists() else {}
     for data, model, weights, positive in runs:
@@ -54,24 +60,27 @@ def main() -> None:
             if key in done:
                 continue
             r = tk.fit(require_data(data), model=model, weights=weights, seed=seed, positive=positive, progress=False,
-                       groups=PNEUMONIA_SUBJECTS if args.groups else None)
+                       groups=PNEUMONIA_SUBJECTS if args.groups else None, hidden_dim=args.head)
             t = r.test
             done[key] = {"accuracy": t["accuracy"], "balanced_accuracy": t["balanced_accuracy"], "macro_f1": t["macro_f1"],
                          "roc_auc": t.get("roc_auc"), "sensitivity": t.get("binary", {}).get("sensitivity"),
                          "specificity": t.get("binary", {}).get("specificity"), "best_epoch": r.metrics["training"]["best_epoch"],
-                         "seconds": r.metrics["timing_s"]["total"]}
+                         "seconds": r.metrics["timing_s"]["total"], "head": r.metrics["training"].get("head", 256),
+                         "head_selection": r.metrics["training"].get("head_selection")}
             STORE.write_text(json.dumps(done, indent=1))
-            print(f"{key}: acc {t['accuracy']:.4f} bal {t['balanced_accuracy']:.4f} auc {t.get('roc_auc', float('nan')):.4f}", flush=True)
+            print(f"{key}: acc {t['accuracy']:.4f} bal {t['balanced_accuracy']:.4f} auc {t.get('roc_auc', float('nan')):.4f} "
+                  f"head {done[key]['head']}", flush=True)
 
     def ms(vals):
         vals = [v for v in vals if v is not None]
         return f"{np.mean(vals):.3f} ± {np.std(vals, ddof=1) if len(vals) > 1 else 0:.3f}" if vals else "-"
 
-    print("\n| data | backbone | weights | test accuracy | balanced acc | ROC-AUC | sensitivity | specificity | n seeds |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("\n| data | backbone | weights | head (per seed) | test accuracy | balanced acc | ROC-AUC | sensitivity | specificity | n seeds |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for data, model, weights, _ in runs:
         rows = [done[k] for s in args.seeds if (k := f"{data}|{model}|{weights}|{s}{suffix}") in done]
-        print(f"| {data} | {model} | {'ImageNet' if weights == 'auto' else 'none (random init)'} | {ms([r['accuracy'] for r in rows])} | "
+        heads = ", ".join(str(r.get("head", 256)) for r in rows)
+        print(f"| {data} | {model} | {'ImageNet' if weights == 'auto' else 'none (random init)'} | {heads} | {ms([r['accuracy'] for r in rows])} | "
               f"{ms([r['balanced_accuracy'] for r in rows])} | {ms([r['roc_auc'] for r in rows])} | {ms([r['sensitivity'] for r in rows])} | "
               f"{ms([r['specificity'] for r in rows])} | {len(rows)} |")
 

@@ -71,7 +71,7 @@ def fit(
     out: str | os.PathLike | None = None,
     seed: int = 0,
     positive: str | None = None,
-    hidden_dim: int | None = 256,
+    hidden_dim: int | str | None = "auto",
     dropout: float = 0.3,
     epochs: int = 200,
     lr: float = 1e-3,
@@ -191,7 +191,13 @@ def fit(
     y = {s: np.array([r.label for r in splits.split(s)], dtype=np.int64) for s in ("train", "val", "test")}
 
     t_head = time.perf_counter()
-    trainer = HeadTrainer(config.head, config.train, progress=progress and is_main).fit(feats["train"], y["train"], feats["val"], y["val"], len(splits.classes))
+    subjects = None
+    if config.data.groups is not None and config.head.hidden_dim == "auto":  # the head's CV keeps subjects together too
+        from .data.folder import compile_groups, subject_ids
+
+        subjects = subject_ids(list(splits.split("train")) + list(splits.split("val")), compile_groups(config.data.groups))
+    trainer = HeadTrainer(config.head, config.train, progress=progress and is_main).fit(feats["train"], y["train"], feats["val"], y["val"],
+                                                                                        len(splits.classes), groups=subjects)
     t_head = time.perf_counter() - t_head
     tm = TransferModel(backbone, trainer.head_, splits.classes, positive=config.positive)
 
@@ -204,7 +210,10 @@ def fit(
         "best_epoch": trainer.best_epoch_,
         "epochs_run": len(trainer.history_),
         "best_val_loss": trainer.best_val_loss_,
+        "head": trainer.head_config_.hidden_dim or "linear",
     }
+    if trainer.head_choice_ is not None:
+        metrics["training"]["head_selection"] = trainer.head_choice_.as_dict()
     metrics["timing_s"] = {
         "total": time.perf_counter() - t0,
         "features": t_feat,

@@ -34,17 +34,38 @@ class DataConfig(_Config):
 class HeadConfig(_Config):
     """The new classifier head put on the frozen base.
 
-    Defaults (one hidden layer of 256, dropout 0.3) were chosen by 5-fold cross-validation
-    inside the training data of the pneumonia and plants sets (bench/head_defaults.py).
+    ``hidden_dim="auto"`` (the default) chooses, per data set, between a single Dense layer and one
+    hidden layer of 256 by K-fold cross-validation inside train + val (``training.choose_head_width``):
+    5-fold CV inside the training data prefers the hidden layer on the pneumonia X-rays and the single
+    layer on the plant leaves (bench/head_defaults.py). Dropout 0.3 was chosen the same way.
     """
 
-    hidden_dim: int | None = Field(256, ge=0, description="One hidden layer of this width; 0 or None = a single Dense layer.")
+    hidden_dim: int | Literal["auto"] | None = Field(
+        "auto", description="Width of one hidden layer; 0 or None = a single Dense layer; 'auto' = chosen among `candidates` by CV.")
+    candidates: tuple[int, ...] = Field((0, 256), min_length=1, description="hidden_dim='auto' chooses among these widths (0 = a single Dense layer).")
+    cv_folds: int = Field(5, ge=2, description="hidden_dim='auto': folds of the cross-validation (fewer when a class is smaller).")
     dropout: float = Field(0.3, ge=0, lt=1, description="Dropout before the output layer.")
 
-    @field_validator("hidden_dim")
+    @field_validator("hidden_dim", mode="before")
     @classmethod
-    def _zero_means_none(cls, v: int | None) -> int | None:
+    def _zero_means_none(cls, v: int | str | None) -> int | str | None:
+        if isinstance(v, str) and v.strip().lower() == "auto":
+            return "auto"
+        if isinstance(v, str):
+            try:
+                v = int(v.strip())
+            except ValueError:
+                raise ValueError(f"hidden_dim must be a width (0 = a single Dense layer) or 'auto'; got {v!r}") from None
+        if isinstance(v, int) and not isinstance(v, bool) and v < 0:
+            raise ValueError("hidden_dim must be >= 0, None or 'auto'")
         return v or None
+
+    @field_validator("candidates")
+    @classmethod
+    def _non_negative(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if any(w < 0 for w in v):
+            raise ValueError("candidate widths must be >= 0 (0 = a single Dense layer)")
+        return v
 
 
 class HeadTrainConfig(_Config):

@@ -100,7 +100,8 @@ def fit(
         "Regular expression searched in file names; its first group is the subject (patient, leaf), kept on one side of every "
         "carved split. Kermany chest X-rays: --groups '(person\\d+)_|(IM-\\d+)-'."))] = None,
     positive: Annotated[Optional[str], typer.Option(help="Positive class of a binary task (sensitivity/specificity). Default: the second class.")] = None,
-    hidden_dim: Annotated[int, typer.Option(help="Width of the head's hidden layer; 0 = a single Dense layer.")] = 256,
+    hidden_dim: Annotated[str, typer.Option(help="Width of the head's hidden layer; 0 = a single Dense layer; auto = the better of "
+                                                 "0 and 256 by 5-fold CV on train + val (grouped with --groups).")] = "auto",
     dropout: Annotated[float, typer.Option(help="Dropout in the head.")] = 0.3,
     epochs: Annotated[int, typer.Option(help="Maximum head epochs (early stopping on validation loss).")] = 200,
     batch_size: Annotated[int, typer.Option(help="Batch size for feature extraction.")] = 32,
@@ -167,6 +168,11 @@ def fit(
         + f"; best epoch {tr['best_epoch']} of {tr['epochs_run']}",
         f"features: {t['features_computed']} computed, {t['features_cached']} from cache; {t['total']:.1f} s in all",
     ]
+    if "head_selection" in tr:
+        from ..training import HeadChoice
+
+        hs = {k: v for k, v in tr["head_selection"].items() if k in ("hidden_dim", "folds", "grouped", "reason")}
+        lines.insert(2, "head: " + HeadChoice(**hs, scores=tr["head_selection"]["candidates"]).summary())
     if "stages" in result.metrics:
         st = result.metrics["stages"]
         lines.append("val accuracy: linear probe {:.3f}, fine-tuned {:.3f}".format(st["linear_probe"]["val"]["accuracy"], st["finetune"]["val"]["accuracy"]))

@@ -83,7 +83,9 @@ class ImageReportParts(RunReportParts):
             ("weights sha256", w.get("sha256") or "none (random initialisation)"),
             ("strategy", training.get("strategy", "?")),
             ("hyper-parameters", json.dumps(hyper, default=str)),
-            ("training", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in training.items() if k != "strategy") or "?"),
+            ("training", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in training.items()
+                                   if k != "strategy" and not isinstance(v, (dict, list))) or "?"),
+            *([("head choice", _head_choice_text(training["head_selection"]))] if "head_selection" in training else []),
             ("seed(s)", ", ".join(map(str, seeds if isinstance(seeds, list) else [seeds]))),
             ("wall time", f"{timing['total']:.1f} s" if "total" in timing else "?"),
         ]
@@ -113,3 +115,13 @@ class ImageReportParts(RunReportParts):
 
     def omissions(self) -> list[str]:
         return ["Text token attributions: this is an image run (they appear in reports of `fit-text` runs)."]
+
+
+def _head_choice_text(selection: dict) -> str:
+    """The model card's line on how the head's width was chosen (``metrics.json`` training.head_selection)."""
+    per = ", ".join(f"{c['label']} {c['balanced_accuracy']:.3f} ± {c.get('balanced_accuracy_std', 0):.3f}" for c in selection.get("candidates", []))
+    if not per:
+        return f"{selection.get('chosen', '?')} ({selection.get('reason', '')})"
+    grouped = "grouped " if selection.get("grouped") else ""
+    return (f"{selection.get('chosen', '?')}: {selection.get('folds')}-fold {grouped}CV on train + val, mean balanced accuracy "
+            f"{per} (test not read)")

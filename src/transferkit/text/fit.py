@@ -67,7 +67,9 @@ class TextFitConfig(BaseModel):
     val_fraction: float = Field(0.15, gt=0, lt=1)
     test_fraction: float = Field(0.2, gt=0, lt=1)
     positive: str | None = None
-    head: HeadConfig = HeadConfig()
+    head: HeadConfig = Field(HeadConfig(hidden_dim=256), description=(
+        "The probe's head. Text keeps one hidden layer of 256 (the setting of every text number in bench/RESULTS.md); "
+        "hidden_dim='auto' chooses it by CV as for images."))
     head_train: HeadTrainConfig = HeadTrainConfig()
     finetune: FinetuneConfig | None = Field(None, description="Fine-tuning settings (default: text_finetune_defaults(strategy)).")
     lora_r: int = Field(8, gt=0)

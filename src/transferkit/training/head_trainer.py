@@ -37,22 +37,42 @@ class HeadTrainer:
     """Fits a :class:`DenseHead` on features with early stopping on validation loss.
 
     ``fit`` returns ``self``; the fitted head is ``head_``, the per-epoch history
-    ``history_`` and the epoch whose state was kept ``best_epoch_``.
+    ``history_`` and the epoch whose state was kept ``best_epoch_``. With
+    ``HeadConfig(hidden_dim="auto")`` the width is first chosen by cross-validation on train + val
+    (:func:`choose_head_width`; ``groups``: one subject id per train then val example keeps subjects
+    together); the decision and its evidence are ``head_choice_`` (None for a fixed width), the head
+    actually trained ``head_config_``.
     """
 
     head_config: HeadConfig = field(default_factory=HeadConfig)
     train_config: HeadTrainConfig = field(default_factory=HeadTrainConfig)
     progress: bool = True
 
-    def fit(self, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray, num_classes: int | None = None) -> "HeadTrainer":
+    def fit(self, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray, num_classes: int | None = None,
+            groups: np.ndarray | list[str] | None = None) -> "HeadTrainer":
         # A head's matrices are tiny: one intra-op thread is faster than a team, and far faster
         # when other processes share the cores (OpenMP spin-waits: 20x measured on 2 busy cores).
         previous = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
+            self.head_choice_, self.head_config_ = None, self.head_config
+            if self.head_config.hidden_dim == "auto":
+                self._choose_width(X_train, y_train, X_val, y_val, num_classes, groups)
             return self._fit(X_train, y_train, X_val, y_val, num_classes)
         finally:
             torch.set_num_threads(previous)
+
+    def _choose_width(self, X_train, y_train, X_val, y_val, num_classes, groups) -> None:
+        from .head_selection import choose_head_width
+
+        X = np.concatenate([np.asarray(X_train, np.float32), np.asarray(X_val, np.float32)])
+        y = np.concatenate([np.asarray(y_train, np.int64), np.asarray(y_val, np.int64)])
+        if groups is not None and len(groups) != len(y):
+            raise ValueError(f"groups must hold one subject id per train then val example ({len(y)}); got {len(groups)}.")
+        num_classes = num_classes or int(y.max() + 1)
+        self.head_choice_ = choose_head_width(X, y, num_classes=num_classes, head=self.head_config, train=self.train_config,
+                                              groups=groups, progress=self.progress)
+        self.head_config_ = self.head_config.model_copy(update={"hidden_dim": self.head_choice_.hidden_dim or 0})
 
     def _fit(self, X_train, y_train, X_val, y_val, num_classes) -> "HeadTrainer":
         cfg = self.train_config
@@ -66,7 +86,7 @@ class HeadTrainer:
         seed_everything(cfg.seed)
         xt, yt = torch.from_numpy(X_train), torch.from_numpy(y_train)
         xv, yv = torch.from_numpy(X_val), torch.from_numpy(y_val)
-        head = DenseHead(X_train.shape[1], num_classes, hidden_dim=self.head_config.hidden_dim, dropout=self.head_config.dropout)
+        head = DenseHead(X_train.shape[1], num_classes, hidden_dim=self.head_config_.hidden_dim, dropout=self.head_config_.dropout)
         head.set_feature_stats(xt)
         weight = class_weights(y_train, num_classes) if cfg.class_weighted else None
         loss_fn = nn.CrossEntropyLoss(weight=weight)

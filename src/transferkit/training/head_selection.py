@@ -1,0 +1,103 @@
+"""Choosing the head's capacity on the user's data: K-fold cross-validation inside train + val.
+
+A head with a hidden layer wins on some data sets and loses on others (bench/RESULTS.md: 5-fold CV
+inside train prefers one hidden layer of 256 on the pneumonia X-rays, a single Dense layer on
+the plant leaves), so ``HeadConfig(hidden_dim="auto")`` decides per data set. Only training-side
+data is read: the test split never is. Each fold's held-out part both stops a candidate's
+training early and scores it, the same for every candidate. With subject ids (``groups``) the
+folds keep a subject's examples together (StratifiedGroupKFold), so a head that memorises
+subjects is not rewarded.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..config import HeadConfig, HeadTrainConfig
+from ..progress import track
+
+# kept when the data are too few to cross-validate (fewer than 2 examples/subjects in a class)
+FALLBACK_WIDTH = 256
+
+
+def width_label(width: int | None) -> str:
+    return f"hidden {width}" if width else "linear"
+
+
+@dataclass
+class HeadChoice:
+    """What ``choose_head_width`` decided, and on which evidence (mean over folds per candidate)."""
+
+    hidden_dim: int | None
+    folds: int
+    grouped: bool
+    scores: list[dict[str, Any]] = field(default_factory=list)
+    reason: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"hidden_dim": self.hidden_dim, "chosen": width_label(self.hidden_dim), "folds": self.folds, "grouped": self.grouped,
+                "criterion": "mean balanced accuracy over folds, then lower log loss", "candidates": self.scores, "reason": self.reason}
+
+    def summary(self) -> str:
+        if not self.scores:
+            return f"{width_label(self.hidden_dim)} ({self.reason})"
+        per = ", ".join(f"{s['label']} {s['balanced_accuracy']:.3f}" for s in self.scores)
+        return f"{width_label(self.hidden_dim)} (chosen by {self.folds}-fold {'grouped ' if self.grouped else ''}CV, balanced accuracy: {per})"
+
+
+def _folds(y: np.ndarray, groups: np.ndarray | None, k: int, seed: int):
+    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+    if groups is None:
+        return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+    return list(StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, groups))
+
+
+def choose_head_width(X: np.ndarray, y: np.ndarray, *, num_classes: int, head: HeadConfig | None = None,
+                      train: HeadTrainConfig | None = None, groups: np.ndarray | list[str] | None = None,
+                      progress: bool = False) -> HeadChoice:
+    """Pick the head's hidden width among ``head.candidates`` by K-fold CV of the full head training on ``X, y``.
+
+    ``X, y``: training-side features and labels (train + val; never test). Returns a :class:`HeadChoice`;
+    with too few examples per class to cross-validate it keeps ``FALLBACK_WIDTH`` and says why.
+    """
+    from sklearn.metrics import balanced_accuracy_score, log_loss
+
+    from .head_trainer import HeadTrainer
+
+    head = head or HeadConfig()
+    train = train or HeadTrainConfig()
+    X, y = np.asarray(X, np.float32), np.asarray(y, np.int64)
+    widths = list(dict.fromkeys(w or None for w in head.candidates))
+    g = None if groups is None else np.asarray(groups)
+    per_class = [len(set(g[y == c].tolist())) if g is not None else int((y == c).sum()) for c in np.unique(y)]
+    k = min(head.cv_folds, min(per_class)) if per_class else 0
+    if len(widths) == 1 or k < 2 or len(np.unique(y)) < 2:
+        fallback = widths[0] if len(widths) == 1 else (FALLBACK_WIDTH if FALLBACK_WIDTH in widths else widths[-1])
+        why = ("one candidate" if len(widths) == 1 else
+               f"too few {'subjects' if g is not None else 'examples'} per class to cross-validate (smallest: {min(per_class, default=0)}); "
+               f"kept {width_label(fallback)}")
+        return HeadChoice(fallback, folds=0, grouped=g is not None, reason=why)
+    folds = _folds(y, g, k, train.seed)
+    scores = []
+    with track("choosing head (CV)", len(widths) * len(folds), unit="fit", enabled=progress) as advance:
+        for width in widths:
+            bal, losses = [], []
+            cfg = head.model_copy(update={"hidden_dim": width or 0})
+            for tr, te in folds:
+                trainer = HeadTrainer(cfg, train, progress=False).fit(X[tr], y[tr], X[te], y[te], num_classes)
+                proba = trainer.predict_proba(X[te])
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")  # a grouped fold may miss a class: the score is still defined
+                    bal.append(balanced_accuracy_score(y[te], proba.argmax(1)))
+                    losses.append(log_loss(y[te], np.clip(proba, 1e-7, 1), labels=list(range(num_classes))))
+                advance()
+            scores.append({"hidden_dim": width, "label": width_label(width), "balanced_accuracy": float(np.mean(bal)),
+                           "balanced_accuracy_std": float(np.std(bal)), "log_loss": float(np.mean(losses))})
+    best = max(scores, key=lambda s: (round(s["balanced_accuracy"], 10), -s["log_loss"]))
+    return HeadChoice(best["hidden_dim"], folds=len(folds), grouped=g is not None, scores=scores,
+                      reason="highest mean balanced accuracy over folds (then lower log loss)")

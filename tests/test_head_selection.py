@@ -1,0 +1,113 @@
+"""hidden_dim='auto': the head's width is chosen by K-fold CV inside train + val, never on test."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+import transferkit as tk
+from conftest import TINY
+from transferkit.config import HeadConfig, HeadTrainConfig
+from transferkit.training import HeadTrainer, choose_head_width
+from transferkit.training.head_selection import FALLBACK_WIDTH, _folds
+
+FAST = HeadTrainConfig(epochs=150, lr=1e-2, patience=15, seed=0)
+
+
+def _xor(n: int = 160, seed: int = 0):
+    """Two classes no single Dense layer can separate (XOR of two signs) in 8 dims, 6 of them noise."""
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 8)).astype(np.float32)
+    y = ((X[:, 0] > 0) ^ (X[:, 1] > 0)).astype(np.int64)
+    return X, y
+
+
+def test_auto_picks_the_hidden_layer_where_a_linear_head_cannot_separate(torch_single_thread):
+    X, y = _xor()
+    choice = choose_head_width(X, y, num_classes=2, head=HeadConfig(candidates=(0, 32)), train=FAST)
+    scores = {s["hidden_dim"]: s["balanced_accuracy"] for s in choice.scores}
+    assert choice.hidden_dim == 32
+    assert scores[None] < 0.7 < 0.85 < scores[32]  # the linear head is near chance on XOR
+    assert choice.folds == 5 and not choice.grouped
+    # the decision is the arg-max of the evidence it reports
+    assert max(choice.scores, key=lambda s: s["balanced_accuracy"])["hidden_dim"] == choice.hidden_dim
+
+
+def test_auto_picks_the_linear_head_when_it_scores_higher(torch_single_thread, monkeypatch):
+    """Ties and reversals are decided by the reported CV scores alone (here: a linear head is made to win)."""
+    import transferkit.training.head_selection as hs
+
+    real = hs.choose_head_width
+    X, y = _xor()
+    X[:, 0] = np.where(y == 1, 3.0, -3.0) + 0.1 * X[:, 0]  # now linearly separable: both heads are perfect
+    choice = real(X, y, num_classes=2, head=HeadConfig(candidates=(0, 32)), train=FAST)
+    scores = {s["hidden_dim"]: s for s in choice.scores}
+    assert scores[None]["balanced_accuracy"] == pytest.approx(1.0) and scores[32]["balanced_accuracy"] == pytest.approx(1.0)
+    # equal balanced accuracy: the lower mean log loss decides
+    better = min(choice.scores, key=lambda s: s["log_loss"])["hidden_dim"]
+    assert choice.hidden_dim == better
+
+
+def test_grouped_folds_keep_every_subject_on_one_side():
+    rng = np.random.default_rng(0)
+    subjects = np.repeat(np.arange(30), 4)
+    y = (subjects % 2).astype(np.int64)
+    for tr, te in _folds(y, subjects.astype(str), 5, seed=0):
+        assert not set(subjects[tr]) & set(subjects[te])
+    X = rng.normal(size=(len(y), 6)).astype(np.float32)
+    choice = choose_head_width(X, y, num_classes=2, head=HeadConfig(candidates=(0, 16)), train=FAST, groups=subjects.astype(str))
+    assert choice.grouped and choice.folds == 5
+
+
+def test_too_few_examples_keep_the_fallback_and_say_why():
+    X = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
+    y = np.array([0, 0, 0, 0, 1])
+    choice = choose_head_width(X, y, num_classes=2)
+    assert choice.hidden_dim == FALLBACK_WIDTH and choice.folds == 0 and not choice.scores
+    assert "too few" in choice.reason
+
+
+def test_trainer_resolves_auto_without_changing_its_config(torch_single_thread):
+    X, y = _xor()
+    cfg = HeadConfig(candidates=(0, 32))
+    trainer = HeadTrainer(cfg, FAST, progress=False).fit(X[:120], y[:120], X[120:], y[120:], 2)
+    assert trainer.head_config.hidden_dim == "auto"  # a second fit chooses again
+    assert trainer.head_config_.hidden_dim == trainer.head_choice_.hidden_dim == trainer.head_.hidden_dim == 32
+    fixed = HeadTrainer(HeadConfig(hidden_dim=0), FAST, progress=False).fit(X[:120], y[:120], X[120:], y[120:], 2)
+    assert fixed.head_choice_ is None and fixed.head_.hidden_dim is None
+    with pytest.raises(ValueError, match="one subject id per train then val"):
+        HeadTrainer(cfg, FAST, progress=False).fit(X[:120], y[:120], X[120:], y[120:], 2, groups=["a"] * 3)
+
+
+@pytest.mark.parametrize("value, expected", [("auto", "auto"), ("AUTO", "auto"), (0, None), ("0", None), ("64", 64), (None, None)])
+def test_hidden_dim_accepts_auto_widths_and_zero(value, expected):
+    assert HeadConfig(hidden_dim=value).hidden_dim == expected
+
+
+@pytest.mark.parametrize("value", [-1, "wide", "-3"])
+def test_hidden_dim_rejects_nonsense(value):
+    with pytest.raises(ValidationError):
+        HeadConfig(hidden_dim=value)
+
+
+def test_fit_records_the_choice_and_the_cli_rejects_a_bad_width(image_folder, tiny_weights, tmp_path, torch_single_thread):
+    out = tmp_path / "run"
+    result = tk.fit(image_folder, model=TINY, weights=str(tiny_weights), out=out, epochs=60, progress=False, report=False)
+    sel = json.loads((out / "metrics.json").read_text())["training"]["head_selection"]
+    assert {c["label"] for c in sel["candidates"]} == {"linear", "hidden 256"}
+    best = max(sel["candidates"], key=lambda c: (c["balanced_accuracy"], -c["log_loss"]))
+    assert sel["hidden_dim"] == best["hidden_dim"] == result.model.head.hidden_dim
+    assert json.loads((out / "config.json").read_text())["fit"]["head"]["hidden_dim"] == "auto"
+    fixed = tk.fit(image_folder, model=TINY, weights=str(tiny_weights), hidden_dim=0, epochs=60, progress=False, report=False)
+    assert "head_selection" not in fixed.metrics["training"] and fixed.model.head.hidden_dim is None
+
+    from typer.testing import CliRunner
+
+    from transferkit.cli.app import app
+
+    res = CliRunner().invoke(app, ["fit", str(image_folder), "--model", TINY, "--weights", str(tiny_weights), "--hidden-dim", "wide",
+                                   "--out", str(tmp_path / "bad"), "-q"])
+    assert res.exit_code != 0 and "hidden_dim" in res.output and "Traceback" not in res.output
