@@ -240,6 +240,7 @@ def fit(
             "versions": library_versions(),
         })
         _write_json(run_dir / "metrics.json", {**metrics, "history": history})
+        _write_json(run_dir / SPLITS_FILE, _splits_record(splits))
         from .evaluation import save_predictions
 
         for s in ("val", "test"):
@@ -360,20 +361,69 @@ def _finetune_stage(tm: TransferModel, splits: ImageSplits, config: FitConfig, y
     return final, history, (ft_proba if chosen == "finetune" else lp_proba)
 
 
+SPLITS_FILE = "splits.json"
+
+
+def _splits_record(splits) -> dict[str, Any]:
+    """RUN/splits.json: every image of each split (path relative to the data root, content hash), so a later
+    ``evaluate`` can tell which images the run trained on."""
+    root = Path(splits.root).resolve()
+
+    def rel(p: Path) -> str:
+        try:
+            return str(Path(p).resolve().relative_to(root))
+        except ValueError:
+            return str(Path(p).resolve())
+
+    return {"root": str(root),
+            "splits": {s: [{"path": rel(r.path), "sha256": r.sha256} for r in splits.split(s)] for s in ("train", "val", "test")}}
+
+
+def training_hashes(model: str | os.PathLike) -> tuple[set[str], Path] | None:
+    """Content hashes of the train + val images of the run that saved ``model`` (a run folder or its model/ folder),
+    read from RUN/splits.json; None when there is no such record (a bare model folder, an older run)."""
+    here = Path(model)
+    for run in (here, here.parent):
+        path = run / SPLITS_FILE
+        if path.is_file():
+            try:
+                rec = json.loads(path.read_text())
+                return {e["sha256"] for s in ("train", "val") for e in rec["splits"][s]}, path
+            except (OSError, ValueError, KeyError, TypeError):
+                return None
+    return None
+
+
 def evaluate(model: str | os.PathLike | TransferModel, data: str | os.PathLike, *, positive: str | None = None,
-             threshold: float | None = None, batch_size: int = 32, device: str = "auto", progress: bool = True) -> dict[str, Any]:
-    """Metrics of a saved model on a labelled folder (class sub-folders, or a root with test/)."""
+             threshold: float | None = None, batch_size: int = 32, device: str = "auto", progress: bool = True,
+             include_training_images: bool = False) -> dict[str, Any]:
+    """Metrics of a saved model on a labelled folder (class sub-folders, or a root with test/).
+
+    Images the run trained on (its train and val splits, by content hash: copies count too; from
+    RUN/splits.json) are left out and counted in ``excluded_training_images``, so evaluating on the folder a
+    run was fitted on scores its held-out images only. ``include_training_images=True`` scores them all.
+    """
+    from .errors import DataError
+
     tm = model if isinstance(model, TransferModel) else load(model)
     records, skipped = load_labelled_folder(data, tm.classes, progress=progress)
     if not records:
-        from .errors import DataError
-
         raise DataError(f"no usable images in '{data}' ({len(skipped)} skipped).")
+    excluded = 0
+    seen = None if isinstance(model, TransferModel) else training_hashes(model)
+    if seen is not None and not include_training_images:
+        kept = [r for r in records if r.sha256 not in seen[0]]
+        excluded = len(records) - len(kept)
+        if not kept:
+            raise DataError(f"every image in '{data}' ({len(records)}) was used to train this run (its train/val splits, {seen[1]}): "
+                            "evaluate on images it has not seen, or pass --include-training-images to score them anyway.")
+        records = kept
     proba = _predict_records(tm, records, batch_size=batch_size, device=device, progress=progress)
     pos = positive or (tm.classes[tm.positive_index] if tm.positive_index is not None else None)
     out = classification_metrics(np.array([r.label for r in records]), proba, tm.classes, positive=pos,
                                  threshold=tm.threshold if threshold is None else threshold)
     out["skipped"] = [{"path": str(s.path), "reason": s.reason} for s in skipped]
+    out["excluded_training_images"] = excluded
     return out
 
 

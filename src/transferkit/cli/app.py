@@ -217,13 +217,20 @@ def evaluate(
     positive: Annotated[Optional[str], typer.Option(help="Positive class for sensitivity/specificity.")] = None,
     threshold: Annotated[Optional[float], typer.Option(help="Decision threshold on P(positive) (default: the model's).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
+    include_training_images: Annotated[bool, typer.Option("--include-training-images", help=(
+        "Also score images the run trained on (left out by default: RUN/splits.json lists them by content hash)."))] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    """Evaluate a saved model on a labelled image folder."""
+    """Evaluate a saved model on a labelled image folder.
+
+    Images the run was trained on (its train and val splits, copies included) are left out and
+    counted, so `evaluate RUN DATA` on the folder RUN was fitted on scores its held-out images only.
+    """
     from ..api import evaluate as api_evaluate
 
     try:
-        metrics = api_evaluate(model, data, positive=positive, threshold=threshold, progress=not (quiet or as_json))
+        metrics = api_evaluate(model, data, positive=positive, threshold=threshold, progress=not (quiet or as_json),
+                               include_training_images=include_training_images)
     except TransferKitError as exc:
         _fail(exc)
     if as_json:
@@ -231,6 +238,9 @@ def evaluate(
         return
     if metrics["skipped"]:
         err.print(f"[yellow]skipped {len(metrics['skipped'])} unreadable file(s)[/]")
+    if metrics["excluded_training_images"]:
+        err.print(f"[yellow]left out {metrics['excluded_training_images']} image(s) this run trained on (train/val, by content); "
+                  f"scored the other {metrics['num_samples']}. --include-training-images scores them all.[/]")
     console.print(_metrics_table({data.name: metrics}, f"{model}"))
 
 

@@ -1,0 +1,83 @@
+"""`evaluate` leaves out the images a run trained on (RUN/splits.json, by content hash) and says so."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from typer.testing import CliRunner
+
+import transferkit as tk
+from conftest import TINY, make_image_folder
+from transferkit.cli.app import app
+from transferkit.errors import DataError
+
+
+@pytest.fixture
+def flat_run(tmp_path, tiny_weights, torch_single_thread):
+    """A run fitted on a folder of class sub-folders only: its test split is carved from the same folder."""
+    data = make_image_folder(tmp_path / "flat", per_class=15, splits=("train",)) / "train"
+    out = tmp_path / "run"
+    result = tk.fit(data, model=TINY, weights=str(tiny_weights), out=out, epochs=40, hidden_dim=0, progress=False, report=False)
+    return data, out, result
+
+
+def test_evaluating_on_the_training_folder_scores_the_held_out_images_only(flat_run):
+    data, out, result = flat_run
+    record = json.loads((out / "splits.json").read_text())
+    n = {s: len(record["splits"][s]) for s in ("train", "val", "test")}
+    assert sum(n.values()) == 30 and n["test"] > 0
+
+    metrics = tk.evaluate(out, data, progress=False)
+    assert metrics["excluded_training_images"] == n["train"] + n["val"]
+    assert metrics["num_samples"] == n["test"]
+    assert metrics["accuracy"] == pytest.approx(result.test["accuracy"])  # the run's own test split, nothing else
+
+    everything = tk.evaluate(out / "model", data, progress=False, include_training_images=True)  # model/ finds RUN/splits.json too
+    assert everything["num_samples"] == 30 and everything["excluded_training_images"] == 0
+
+
+def test_copies_of_training_images_are_recognised_by_content(flat_run, tmp_path):
+    data, out, _ = flat_run
+    record = json.loads((out / "splits.json").read_text())
+    other = tmp_path / "other"
+    copied = record["splits"]["train"][:3]
+    for entry in copied:
+        dest = other / entry["path"].split("/")[0] / ("renamed_" + entry["path"].split("/")[-1])
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(data / entry["path"], dest)
+    held_out = record["splits"]["test"][0]
+    dest = other / held_out["path"].split("/")[0] / "renamed_held_out.png"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(data / held_out["path"], dest)
+    metrics = tk.evaluate(out, other, progress=False)
+    assert metrics["excluded_training_images"] == 3  # the copies, under new names
+    assert metrics["num_samples"] == 1  # the held-out image is scored
+
+
+def test_a_folder_of_training_images_only_is_a_clear_error(flat_run):
+    data, out, _ = flat_run
+    with pytest.raises(DataError, match="was used to train this run"):
+        # a root with train/ only has no test/ to fall back on: build one from the run's training images
+        tk.evaluate(out, _only_training(data, out), progress=False)
+    res = CliRunner().invoke(app, ["evaluate", str(out), str(_only_training(data, out)), "-q"])
+    assert res.exit_code != 0 and "include-training-images" in res.output and "Traceback" not in res.output
+
+
+def _only_training(data, out):
+    record = json.loads((out / "splits.json").read_text())
+    dest = out.parent / "only-train"
+    for entry in record["splits"]["train"]:
+        target = dest / entry["path"]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not target.exists():
+            shutil.copy(data / entry["path"], target)
+    return dest
+
+
+def test_cli_reports_how_many_images_were_left_out(flat_run):
+    data, out, _ = flat_run
+    res = CliRunner().invoke(app, ["evaluate", str(out), str(data), "-q"])
+    assert res.exit_code == 0, res.output
+    assert "left out" in res.output and "--include-training-images" in res.output
