@@ -42,10 +42,11 @@ def _print_text_data_notes(data: dict) -> None:
     epilog="Examples:\n\n"
     "transferkit fit-text reviews/amazon_cells_labelled.txt --model all-MiniLM-L6-v2 --strategy linear-probe --cv 5 --out runs/amazon-lp\n\n"
     "transferkit fit-text reviews.csv --text-col review --label-col stars --strategy finetune --max-length 64 --out runs/rev-ft\n\n"
-    "transferkit fit-text train.jsonl --test test.jsonl --strategy lora --out runs/rev-lora",
+    "transferkit fit-text train.jsonl --test test.jsonl --strategy lora --out runs/rev-lora\n\n"
+    "transferkit fit-text --resume runs/rev-lora   (after a crash, kill -9 or Ctrl-C: finetune/lora continue from the last checkpoint)",
 )
 def fit_text_cmd(
-    data: Annotated[Path, typer.Argument(help="Labelled texts: .csv/.tsv/.jsonl (header/keys) or UCI 'sentence<TAB>label' .txt; or a folder with train.* and test.*.")],
+    data: Annotated[Optional[Path], typer.Argument(help="Labelled texts: .csv/.tsv/.jsonl (header/keys) or UCI 'sentence<TAB>label' .txt; or a folder with train.* and test.*.")] = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Text backbone: a registered name (`transferkit models --offline`), a Hugging Face id, a local folder, or 'auto' (rank the text encoders on the training texts, fit the top one).")] = "all-MiniLM-L6-v2",
     strategy: Annotated[str, typer.Option(help="linear-probe (frozen encoder + head), finetune (all weights) or lora (peft adapters).")] = "linear-probe",
     cv: Annotated[Optional[int], typer.Option("--cv", help="Stratified K-fold cross-validation: mean ± std instead of one test split.")] = None,
@@ -68,12 +69,15 @@ def fit_text_cmd(
     max_size_mb: Annotated[Optional[float], typer.Option(help="--model auto: limit on fp32 weights size in MB.")] = None,
     max_latency_ms: Annotated[Optional[float], typer.Option(help="--model auto: limit on batch-1 latency p50 on this device, in ms.")] = None,
     max_memory_mb: Annotated[Optional[float], typer.Option(help="--model auto: limit on peak memory of a batch-1 forward, in MB.")] = None,
+    resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted finetune/lora run folder from its last checkpoint (other options are read from it).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Transfer a BERT-family encoder to labelled texts (sentiment, topics...), evaluate it, save the run (and its report)."""
     from ..text import fit_text, text_finetune_defaults
 
-    out = out or Path("runs") / f"{data.resolve().stem}-{Path(model).name}-{strategy}"
+    if data is None and resume is None:
+        _fail(TransferKitError("missing DATA file (or --resume RUN). See `transferkit fit-text --help`."))
+    out = resume or out or Path("runs") / f"{data.resolve().stem}-{Path(model).name}-{strategy}"
     try:
         ft = None
         if strategy in ("finetune", "lora") and any(v is not None for v in (epochs, lr, batch_size)):
@@ -82,11 +86,22 @@ def fit_text_cmd(
         result = fit_text(data, model=model, strategy=strategy, cv=cv, test=test, out=out, save_final=final, progress=not quiet,
                           text_col=text_col, label_col=label_col, weights=weights, max_length=max_length, seed=seed,
                           positive=positive, encoding=encoding, device=device, finetune=ft, report=report, max_params=max_params,
-                          max_size_mb=max_size_mb, max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb)
-    except TransferKitError as exc:
+                          max_size_mb=max_size_mb, max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, resume=resume)
+    except TransferKitError as exc:  # TrainingInterrupted (Ctrl-C in training) too: its message says how to resume
         _fail(exc)
     except ValueError as exc:  # pydantic validation of the options
         _fail(TransferKitError(str(exc).splitlines()[0] + " " + " ".join(str(exc).splitlines()[1:3])))
+    except KeyboardInterrupt:  # outside the training loop: no new checkpoint, the last one (if any) still counts
+        can_resume = (out / "config.json").is_file() and (resume is not None or strategy != "linear-probe")
+        err.print("[bold red]interrupted[/]" + (f"; continue with: transferkit fit-text --resume {out}" if can_resume else ""))
+        raise typer.Exit(code=130) from None
+    cfg = result.config
+    model, strategy, cv, data = cfg.backbone, cfg.strategy, cfg.cv, cfg.data  # with --resume, the run's own options
+    if cfg.strategy != "linear-probe":
+        from accelerate.state import PartialState
+
+        if not PartialState().is_main_process:  # under `accelerate launch`, one process prints
+            return
     m = result.metrics
     if "selection" in m:
         model = m["selection"]["chosen"]

@@ -134,6 +134,7 @@ def finetune_text_model(
     device: str = "auto",
     checkpoint_dir: str | None = None,
     resume: bool = False,
+    resume_hint: str | None = None,
     progress: bool = True,
 ) -> Trainer:
     """Fine-tune ``model`` in place on the shared :class:`Trainer` and return it.
@@ -141,6 +142,8 @@ def finetune_text_model(
     Full fine-tuning: every weight trains, the head at ``config.lr`` and each transformer layer
     towards the input at ``lr * lr_decay**k``. With ``lora``: only the adapters and the head train
     (``config.lr`` for all). Batches are length-grouped and padded per batch.
+    ``checkpoint_dir`` gets a checkpoint after every epoch (and on Ctrl-C); ``resume=True``
+    continues from its latest one. ``resume_hint`` is what the Ctrl-C message tells the user to run.
     """
     num_classes = len(model.classes)
     if lora is not None:
@@ -158,7 +161,7 @@ def finetune_text_model(
     labels = np.array([r.label for r in train], dtype=np.int64)
     weight = class_weights(labels, num_classes) if config.balance == "weights" else None
     trainer = Trainer(model, nn.CrossEntropyLoss(weight=weight), config, param_groups=groups, seed=seed, device=device,
-                      checkpoint_dir=checkpoint_dir, evaluate_initial=True, progress=progress)
+                      checkpoint_dir=checkpoint_dir, evaluate_initial=True, progress=progress, resume_hint=resume_hint)
     trainer.fit(train_loader, val_loader, resume=resume)
     return trainer
 

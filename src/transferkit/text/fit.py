@@ -8,6 +8,11 @@ Strategies:
   (AdamW, warm-up then decay, layer-wise LRs, dynamic padding, length-grouped batches);
 - ``lora``: LP, then ``peft`` LoRA adapters + the head train; the adapters are saved in
   ``model/adapter/`` and merged into ``model.safetensors``.
+
+With a run folder, ``finetune`` and ``lora`` write a checkpoint after every epoch to
+``RUN/checkpoints/`` (with ``cv``: ``RUN/checkpoints/fold-K/`` per fold, whose result is kept in
+``fold.json`` once the fold is done, and ``RUN/checkpoints/final/``); ``fit_text(resume=RUN)``
+continues an interrupted run from there with the options saved in ``RUN/config.json``.
 """
 
 from __future__ import annotations
@@ -110,11 +115,15 @@ def train_text_classifier(
     adapter_dir: str | None = None,
     stats: ExtractionStats | None = None,
     backbone: TextBackbone | None = None,
+    checkpoint_dir: Path | None = None,
+    resume: bool = False,
+    resume_hint: str | None = None,
 ) -> tuple[TextClassifier, dict[str, Any]]:
     """One model on one train/val split: the linear probe, then (finetune, lora) the trainer.
 
     ``backbone`` (a frozen, already loaded one) is reused by the linear probe; fine-tuning
-    always loads a fresh copy, since it changes the weights.
+    always loads a fresh copy, since it changes the weights. ``checkpoint_dir``, ``resume`` and
+    ``resume_hint`` go to the trainer (fine-tuning only; the probe is recomputed, from cached embeddings).
     """
     seed_everything(config.seed)
     if backbone is None or config.strategy != "linear-probe":
@@ -136,7 +145,8 @@ def train_text_classifier(
     ft = config.finetune_config()
     lora = LoraSettings(config.lora_r, config.lora_alpha, config.lora_dropout) if config.strategy == "lora" else None
     t1 = time.perf_counter()
-    trainer = finetune_text_model(model, train, val, ft, lora=lora, seed=config.seed, device=config.device, progress=progress)
+    trainer = finetune_text_model(model, train, val, ft, lora=lora, seed=config.seed, device=config.device, progress=progress,
+                                  checkpoint_dir=checkpoint_dir, resume=resume, resume_hint=resume_hint)
     num_trainable = int(sum(p.numel() for p in model.parameters() if p.requires_grad))
     if lora is not None:
         merge_lora(model, adapter_dir)
@@ -200,11 +210,18 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
 
 
 def cross_validate_text(config: TextFitConfig, *, progress: bool = True, cache: FeatureCache | None = None,
-                        table=None, verbose: bool | None = None, max_folds: int | None = None) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+                        table=None, verbose: bool | None = None, max_folds: int | None = None, checkpoint_dir: Path | None = None,
+                        resume: bool = False, resume_hint: str | None = None,
+                        is_main: bool = True) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
     """Stratified K-fold CV (duplicate texts kept in one fold): per-fold metrics, mean ± std, data summary.
 
     ``max_folds`` runs only the first folds of the K-fold partition (a cheaper, partial estimate:
     the summary then covers those folds only).
+
+    With ``checkpoint_dir`` (fine-tuning strategies), fold K checkpoints every epoch into
+    ``checkpoint_dir/fold-K/``; once done, its result is written there as ``fold.json`` (by the main
+    process, ``is_main``) and its checkpoints are removed. ``resume=True`` reads the folds that have a
+    ``fold.json`` instead of training them again and continues the others from their last checkpoint.
     """
     if config.cv is None:
         raise ValueError("config.cv is not set.")
@@ -212,25 +229,87 @@ def cross_validate_text(config: TextFitConfig, *, progress: bool = True, cache: 
     cache = cache or FeatureCache(config.cache_dir)
     folds = []
     shared = load_text_backbone(config.backbone, config.weights, pooling=config.pooling, max_length=config.max_length) if config.strategy == "linear-probe" else None
+    show = progress if verbose is None else verbose
     for k, (train_idx, test_idx) in enumerate(stratified_folds(table.records, config.cv, config.seed)[:max_folds], start=1):
+        fold_dir = Path(checkpoint_dir) / f"fold-{k}" if checkpoint_dir is not None and config.strategy != "linear-probe" else None
+        done = _read_fold(fold_dir) if resume and fold_dir is not None else None
+        if done is not None:
+            folds.append(done)
+            if show:
+                console.print(f"fold {k}/{config.cv}: accuracy {done['test']['accuracy']:.3f}  (done before the interruption: {fold_dir / FOLD_FILE})")
+            continue
         c0, w0 = time.process_time(), time.perf_counter()
         rest = [table.records[i] for i in train_idx]
         keep, hold = grouped_stratified_split(rest, config.val_fraction, config.seed, "validation")
         train, val, test = [rest[i] for i in keep], [rest[i] for i in hold], [table.records[i] for i in test_idx]
-        model, info = train_text_classifier(config, table.classes, train, val, cache=cache, progress=progress, backbone=shared)
+        model, info = train_text_classifier(config, table.classes, train, val, cache=cache, progress=progress, backbone=shared,
+                                            checkpoint_dir=fold_dir, resume=resume, resume_hint=resume_hint)
         proba = _proba(model, test, config, cache)
         metrics = classification_metrics(np.array([r.label for r in test]), proba, table.classes, positive=config.positive)
         fold = {"fold": k, "num_train": len(train), "num_val": len(val), "num_test": len(test), "test": metrics, "training": info,
                 "cpu_s": time.process_time() - c0, "wall_s": time.perf_counter() - w0}
         folds.append(fold)
-        if progress if verbose is None else verbose:
+        if fold_dir is not None and is_main:
+            _record_fold(fold_dir, fold)
+        if show:
             console.print(f"fold {k}/{config.cv}: accuracy {metrics['accuracy']:.3f}  ({fold['cpu_s']:.0f} s CPU, {fold['wall_s']:.0f} s wall)")
         del model
     return folds, _mean_std(folds), table.summary()
 
 
+FOLD_FILE = "fold.json"
+
+
+def _record_fold(fold_dir: Path, fold: dict[str, Any]) -> None:
+    """``fold_dir/fold.json`` (atomic; NaN kept as NaN so a resumed run's numbers are the same
+    objects), then the fold's checkpoints go: a finished fold is never trained again."""
+    import shutil
+
+    from ..training.checkpoint import LATEST, atomic_write_text
+
+    fold_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(fold_dir / FOLD_FILE, json.dumps(fold, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+    for p in fold_dir.iterdir():
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        elif p.name == LATEST:
+            p.unlink()
+
+
+def _read_fold(fold_dir: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((fold_dir / FOLD_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _resume_config(run_dir: Path) -> tuple[TextFitConfig, dict[str, Any]]:
+    """The options of the run in ``run_dir`` (its config.json), checked for resuming."""
+    from pydantic import ValidationError
+
+    try:
+        saved = json.loads((run_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        raise DataError(f"cannot resume '{run_dir}': no readable config.json from an earlier `transferkit fit-text --out {run_dir}`. "
+                        "Check the folder, or start a new run without --resume.") from None
+    if not isinstance(saved, dict) or "fit_text" not in saved:
+        if isinstance(saved, dict) and "fit" in saved:
+            raise DataError(f"cannot resume '{run_dir}' as a text run: it is an image run; use `transferkit fit --resume {run_dir}`.")
+        raise DataError(f"cannot resume '{run_dir}': its config.json has no 'fit_text' section (not written by `transferkit fit-text`).")
+    try:
+        config = TextFitConfig.model_validate(saved["fit_text"])
+    except ValidationError as exc:
+        e = exc.errors()[0]
+        raise DataError(f"cannot resume '{run_dir}': config.json has an invalid option {'.'.join(map(str, e['loc']))} ({e['msg']}); "
+                        "it was written by another transferkit version. Start a new run without --resume.") from None
+    if config.strategy == "linear-probe":
+        raise DataError(f"cannot resume '{run_dir}': it is a linear-probe run, which writes no checkpoints (nothing to continue). "
+                        f"Run it again: transferkit fit-text {config.data} --strategy linear-probe --out {run_dir} (with its other options).")
+    return config, saved.get("run") or {}
+
+
 def fit_text(
-    data: str | os.PathLike,
+    data: str | os.PathLike | None = None,
     *,
     model: str = "all-MiniLM-L6-v2",
     strategy: str = "linear-probe",
@@ -245,6 +324,7 @@ def fit_text(
     max_size_mb: float | None = None,
     max_latency_ms: float | None = None,
     max_memory_mb: float | None = None,
+    resume: str | os.PathLike | None = None,
     **kwargs: Any,
 ) -> TextFitResult:
     """Transfer a text encoder to labelled texts; evaluate on a test split or by K-fold CV.
@@ -259,8 +339,23 @@ def fit_text(
     ``model="auto"`` first ranks the registered text encoders on the training texts (never the test
     split; :func:`transferkit.selection.rank_backbones`) under the ``max_*`` limits and fits the top
     one; the ranking is saved as ``out/ranking.json`` and shown in the report.
+
+    ``finetune`` and ``lora`` with ``out`` write a checkpoint after every epoch to ``out/checkpoints/``.
+    After a crash or Ctrl-C (:class:`~transferkit.training.TrainingInterrupted`),
+    ``fit_text(resume=out)`` continues from the last checkpoint with every option read from
+    ``out/config.json`` (``cv``: finished folds are read back, not trained again); on the CPU it ends
+    with the same weights and metrics as an uninterrupted run. Under ``accelerate launch`` every
+    process runs this; only the main process writes the run folder.
     """
-    if config is None:
+    run_options: dict[str, Any] = {"save_final": save_final, "report": report}
+    if resume is not None:
+        out = Path(resume)
+        config, saved_options = _resume_config(out)
+        run_options.update(saved_options)
+        save_final, report = bool(run_options["save_final"]), bool(run_options["report"])
+    elif config is None:
+        if data is None:
+            raise DataError("pass a data file (or resume=RUN to continue an interrupted run).")
         config = TextFitConfig(data=Path(data), backbone=model, strategy=strategy, cv=cv, test=Path(test) if test else None, **kwargs)
     if config.strategy not in STRATEGIES:
         raise DataError(f"unknown strategy '{config.strategy}'; use one of {STRATEGIES}.")
@@ -276,31 +371,59 @@ def fit_text(
         config = config.model_copy(update={"backbone": chosen})  # the default candidates are pretrained encoders only
     if config.cv and config.test:
         raise DataError("--cv evaluates by K-fold over the data file; do not also pass --test (or drop --cv to use the test file).")
+    if ranking is not None:
+        run_options["selection"] = {"chosen": config.backbone, "ranking": "ranking.json" if out is not None else None,
+                                    "ranking_seconds": ranking.timing_s.get("total")}
+    tuning = config.strategy != "linear-probe"
+    accelerator = None
+    if tuning:  # the trainer runs on Accelerate: under `accelerate launch`, only the main process writes
+        from ..training import make_accelerator
+
+        accelerator = make_accelerator(config.device, config.finetune_config().mixed_precision)
+    is_main = accelerator is None or accelerator.is_main_process
+    progress = progress and is_main
     t0, c0 = time.perf_counter(), time.process_time()
     cache = FeatureCache(config.cache_dir)
     run_dir = Path(out) if out is not None else None
-    adapter_dir = str(run_dir / "model" / "adapter") if run_dir is not None else None
+    adapter_dir = str(run_dir / "model" / "adapter") if run_dir is not None and is_main else None
+    checkpoints = run_dir / "checkpoints" if run_dir is not None and tuning else None
+    hint = f"transferkit fit-text --resume {run_dir}  (Python: transferkit.fit_text(resume={str(run_dir)!r}))" if run_dir is not None else None
+    resuming = resume is not None
+
+    def start_run() -> None:  # once the data are read: a failed check leaves no half-made run
+        if run_dir is None or not is_main or resuming:
+            return
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if ranking is not None:
+            ranking.save_json(run_dir / "ranking.json")
+        _write_json(run_dir / "config.json", {"status": "running", "fit_text": json.loads(config.model_dump_json()), "run": run_options})
     metrics: dict[str, Any] = {}
     folds: list[dict[str, Any]] = []
     final: TextClassifier | None = None
     stats = ExtractionStats()
     if config.cv:
         table = read_text_table(config.data, text_col=config.text_col, label_col=config.label_col, encoding=config.encoding)
-        folds, summary, data_summary = cross_validate_text(config, progress=progress, cache=cache, table=table)
+        start_run()
+        folds, summary, data_summary = cross_validate_text(config, progress=progress, cache=cache, table=table, checkpoint_dir=checkpoints,
+                                                           resume=resuming, resume_hint=hint, is_main=is_main)
         metrics["cv"] = {"folds": config.cv, **summary}
         metrics["folds"] = [{k: v for k, v in f.items() if k != "training"} | {"training": {kk: vv for kk, vv in f["training"].items() if kk != "history"}} for f in folds]
         metrics["data"] = {k: v for k, v in data_summary.items() if k not in ("skipped", "duplicates")}
         if save_final:
             keep, hold = grouped_stratified_split(table.records, config.val_fraction, config.seed, "validation")
             train, val = [table.records[i] for i in keep], [table.records[i] for i in hold]
-            final, info = train_text_classifier(config, table.classes, train, val, cache=cache, progress=progress, adapter_dir=adapter_dir, stats=stats)
+            final, info = train_text_classifier(config, table.classes, train, val, cache=cache, progress=progress, adapter_dir=adapter_dir, stats=stats,
+                                                checkpoint_dir=checkpoints / "final" if checkpoints is not None else None, resume=resuming,
+                                                resume_hint=hint)
             metrics["final_model"] = {"num_train": len(train), "num_val": len(val), "training": info,
                                       "val": classification_metrics(np.array([r.label for r in val]), _proba(final, val, config, cache), table.classes, positive=config.positive)}
         data_record = data_summary
     else:
         splits: TextSplits = load_text_dataset(config.data, test=config.test, text_col=config.text_col, label_col=config.label_col,
                                                val_fraction=config.val_fraction, test_fraction=config.test_fraction, seed=config.seed, encoding=config.encoding)
-        final, info = train_text_classifier(config, splits.classes, splits.train, splits.val, cache=cache, progress=progress, adapter_dir=adapter_dir, stats=stats)
+        start_run()
+        final, info = train_text_classifier(config, splits.classes, splits.train, splits.val, cache=cache, progress=progress, adapter_dir=adapter_dir, stats=stats,
+                                            checkpoint_dir=checkpoints, resume=resuming, resume_hint=hint)
         proba = {s: _proba(final, splits.split(s), config, cache) for s in ("val", "test")}
         for s in ("val", "test"):
             metrics[s] = classification_metrics(np.array([r.label for r in splits.split(s)]), proba[s], splits.classes, positive=config.positive)
@@ -309,19 +432,18 @@ def fit_text(
         data_record = splits.summary()
         metrics["data"] = {k: v for k, v in data_record.items() if k != "files"} | {
             "num_duplicate_texts": data_record["num_duplicate_texts"], "num_skipped": data_record["num_skipped"]}
-    if ranking is not None:
-        metrics["selection"] = {"chosen": config.backbone, "ranking": "ranking.json" if run_dir is not None else None,
-                                "ranking_seconds": ranking.timing_s.get("total")}
+    if run_options.get("selection"):
+        metrics["selection"] = run_options["selection"]
     metrics["timing_s"] = {"total_wall": time.perf_counter() - t0, "total_cpu": time.process_time() - c0,
                            "embeddings_cached": stats.num_cached, "embeddings_computed": stats.num_computed}
-    if run_dir is not None:
+    if run_dir is not None and is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
-        if ranking is not None:
-            ranking.save_json(run_dir / "ranking.json")
         if final is not None:
             final.save_pretrained(run_dir / "model")
         _write_json(run_dir / "config.json", {
+            "status": "done",
             "fit_text": json.loads(config.model_dump_json()),
+            "run": run_options,
             "finetune_effective": json.loads(config.finetune_config().model_dump_json()) if config.strategy != "linear-probe" else None,
             "backbone": (final.config()["backbone"] | {"hf_config": None}) if final is not None else {"name": config.backbone},
             "data": data_record,
@@ -331,6 +453,8 @@ def fit_text(
         _write_json(run_dir / "metrics.json", metrics)
         if not config.cv and final is not None:
             _save_predictions_and_report(run_dir, final, splits, proba, report=report, progress=progress, metrics=metrics)
+    if accelerator is not None:
+        accelerator.wait_for_everyone()
     return TextFitResult(final, metrics, config, run_dir, folds)
 
 

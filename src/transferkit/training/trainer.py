@@ -211,12 +211,14 @@ class Trainer:
         if state["best_epoch"] is not None and (ckpt is None or not self.checkpoint_dir):
             best_state = copy.deepcopy(raw.state_dict()) if state["best_epoch"] == 0 else None
 
+        epoch_start_rng = None
         try:
             done = state["stopped_early"] or state["epoch"] >= cfg.epochs
             epoch = state["epoch"]
             while not done:
                 epoch = state["epoch"] + 1
                 skip = state["step_in_epoch"]
+                epoch_start_rng = torch.get_rng_state() if not skip else None  # before the loader's iterator draws its seed
                 dl = acc.skip_first_batches(train_dl, skip) if skip else train_dl
                 if hasattr(dl, "set_epoch"):  # Accelerate's loaders count passes themselves; pin them to our epoch
                     dl.set_epoch(epoch)
@@ -244,12 +246,17 @@ class Trainer:
                             raise
                         optimizer.step()
                         scheduler.step()
+                        epoch_start_rng = None
                         n = int(y.shape[0])
                         state["loss_sum"] += float(loss.item()) * n
                         state["loss_count"] += n
                         state["step_in_epoch"] += 1
                         state["global_step"] += 1
                         advance(1, info=f"loss {loss.item():.4f}")
+                if mid_epoch_rng is not None:  # every batch was skipped (interrupted in validation): undo the iterator's draw
+                    torch.set_rng_state(mid_epoch_rng)
+                    mid_epoch_rng = None
+                epoch_start_rng = None
                 vl, va = self._validate(model, val_dl)
                 record = FinetuneEpoch(epoch, state["loss_sum"] / max(1, state["loss_count"]), vl, va,
                                        float(scheduler.get_last_lr()[0]), time.perf_counter() - t0)
@@ -267,6 +274,12 @@ class Trainer:
                 done = state["stopped_early"] or epoch >= cfg.epochs
                 self._checkpoint(raw, optimizer, scheduler, state)
         except KeyboardInterrupt:
+            # save the RNG as a resumed run will need it: that of the epoch's start if no step ran yet
+            # (the new iterator's seed draw is replayed on resume), else that before the step not taken
+            for saved in (mid_epoch_rng, epoch_start_rng if not state["step_in_epoch"] else None):
+                if saved is not None:
+                    torch.set_rng_state(saved)
+                    break
             where = self._checkpoint(raw, optimizer, scheduler, state)
             hint = self.resume_hint or "fit(..., resume=True)"
             raise TrainingInterrupted(
