@@ -78,15 +78,9 @@ def test_cli_resume_after_a_crash_equals_the_uninterrupted_run(image_folder, tmp
     _same_run(uninterrupted, out)
 
 
-FIRST_STEP_OF_AN_EPOCH_BUG = (
-    "Trainer.fit (training/trainer.py:233/243) restores the RNG to its state *after* the epoch's DataLoader iterator was "
-    "created and saves a checkpoint with step_in_epoch=0; resume (trainer.py:202) treats step 0 as an epoch boundary and "
-    "creates the iterator again, drawing from the RNG a second time: dropout/augmentation of the rest of the run differ")
-
-
 @pytest.mark.parametrize("interrupt_at", [
     2,  # the second step of epoch 1 (2 steps per epoch: ~41 training images, batch 32)
-    pytest.param(3, marks=pytest.mark.xfail(strict=True, reason=FIRST_STEP_OF_AN_EPOCH_BUG)),  # the first step of epoch 2
+    3,  # the first step of epoch 2: the checkpoint reads as an epoch boundary (a Trainer bug fixed in d4968ea)
 ])
 def test_cli_ctrl_c_prints_the_resume_command_and_resuming_it_equals_the_uninterrupted_run(bigger_folder, tmp_path, monkeypatch,
                                                                                             interrupt_at):
