@@ -159,6 +159,11 @@ def test_weight_resolution_order(tiny_sources):
     msg = str(info.value)
     for fragment in ("tiny-hub-0000.pth", "transferkit-tests/tiny", "tk-fake-tiny-weights", "offline", "--weights"):
         assert fragment in msg
+    # a Hugging Face entry says how to fetch it elsewhere and where the cache it reads lives
+    assert "huggingface-cli download transferkit-tests/tiny model.safetensors" in msg
+    from huggingface_hub.constants import HF_HUB_CACHE
+
+    assert str(HF_HUB_CACHE) in msg
 
 
 def test_weights_available_names_where(tiny_sources):

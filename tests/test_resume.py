@@ -80,3 +80,16 @@ def test_ctrl_c_mid_epoch_saves_a_checkpoint_and_says_how_to_resume(image_folder
 def test_resume_without_a_run_folder_is_a_clear_error(tmp_path):
     with pytest.raises(tk.DataError, match="cannot resume"):
         tk.fit(resume=tmp_path / "nothing-here", progress=False)
+
+
+def test_resuming_a_text_run_with_fit_points_to_fit_text(tmp_path):
+    import json
+
+    run = tmp_path / "text-run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"status": "running", "fit_text": {"data": "reviews.csv"}}))
+    with pytest.raises(tk.DataError, match=f"fit-text --resume {run}"):
+        tk.fit(resume=run, progress=False)
+    (run / "config.json").write_text(json.dumps({"something": "else"}))
+    with pytest.raises(tk.DataError, match="no 'fit' section"):
+        tk.fit(resume=run, progress=False)

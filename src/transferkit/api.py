@@ -120,9 +120,14 @@ def fit(
     if resume is not None:
         out = Path(resume)
         try:
-            saved = json.loads((out / "config.json").read_text())["fit"]
-        except (OSError, KeyError, ValueError):
+            whole = json.loads((out / "config.json").read_text())
+        except (OSError, ValueError):
             raise DataError(f"cannot resume '{out}': no readable config.json from an earlier `fit --out {out}`.") from None
+        if isinstance(whole, dict) and "fit_text" in whole:
+            raise DataError(f"'{out}' is a text run (fit-text): resume it with `transferkit fit-text --resume {out}`.")
+        if not isinstance(whole, dict) or "fit" not in whole:
+            raise DataError(f"cannot resume '{out}': its config.json has no 'fit' section (not written by `transferkit fit`).")
+        saved = whole["fit"]
         config = FitConfig.model_validate(saved)
     elif config is None:
         if data is None:

