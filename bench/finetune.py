@@ -26,17 +26,19 @@ def run(args) -> None:
     log = Path(args.log or f"bench/artifacts/finetune-{name}.jsonl")
     log.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
-        tag = f"{args.unfreeze.replace(':', '')}-e{args.epochs}-lr{args.lr:g}" + ("-groups" if args.groups else "")
+        tag = (f"{args.unfreeze.replace(':', '')}-e{args.epochs}-lr{args.lr:g}" + ("-groups" if args.groups else "")
+               + ("" if args.hidden_dim == "256" else f"-h{args.hidden_dim}"))
         out = Path(f"bench/artifacts/ft-{name}-{args.model}-{tag}-s{seed}")
         t0 = time.perf_counter()
         r = tk.fit(args.data, model=args.model, positive=args.positive, seed=seed, out=out, strategy="auto", unfreeze=args.unfreeze,
-                   finetune_epochs=args.epochs, finetune_lr=args.lr, groups=args.groups, progress=False)
+                   finetune_epochs=args.epochs, finetune_lr=args.lr, groups=args.groups, hidden_dim=args.hidden_dim, progress=False)
         st = r.metrics["stages"]
         row = {
             "data": name, "model": args.model, "seed": seed, "groups": args.groups, "unfreeze": args.unfreeze, "epochs": args.epochs, "lr": args.lr,
             "auto_chose": r.metrics["training"]["chosen"], "wall_s": time.perf_counter() - t0,
             "seconds_per_epoch": st["finetune"]["training"]["seconds_per_epoch"],
             "ft_epochs_run": st["finetune"]["training"]["epochs_run"], "ft_best_epoch": st["finetune"]["training"]["best_epoch"],
+            "hidden_dim": args.hidden_dim, "head": st["linear_probe"]["training"].get("head", 256),
         }
         for stage, key in (("linear_probe", "lp"), ("finetune", "ft")):
             for split in ("val", "test"):
@@ -76,6 +78,7 @@ if __name__ == "__main__":
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--unfreeze", default="all")
     p.add_argument("--groups", default=None, help="subject pattern for the validation carve (fit --groups)")
+    p.add_argument("--hidden-dim", default="auto", help="the head's hidden_dim: auto (library default) or a width (256: the first sessions')")
     p.add_argument("--log", default=None)
     p.add_argument("--summary", default=None)
     a = p.parse_args()
