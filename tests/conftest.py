@@ -98,3 +98,20 @@ def torch_single_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+def crash_after_epoch(monkeypatch: pytest.MonkeyPatch, epoch: int, code: int | str = 9):
+    """Make the fine-tuning Trainer die right after writing its epoch-``epoch`` checkpoint, as ``kill -9`` would
+    (nothing after the checkpoint runs). Returns a function that undoes the patch."""
+    from transferkit.training import trainer as trainer_mod
+
+    original = trainer_mod.Trainer._checkpoint
+
+    def crashing(self, raw, optimizer, scheduler, state):
+        path = original(self, raw, optimizer, scheduler, state)
+        if state["epoch"] == epoch:
+            raise SystemExit(code)
+        return path
+
+    monkeypatch.setattr(trainer_mod.Trainer, "_checkpoint", crashing)
+    return lambda: monkeypatch.setattr(trainer_mod.Trainer, "_checkpoint", original)

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 import transferkit.training.trainer as trainer_mod
-from conftest import TINY
+from conftest import TINY, crash_after_epoch
 from transferkit.cli.app import app
 from transferkit.training import latest_checkpoint
 
@@ -55,22 +55,14 @@ def uninterrupted(image_folder, tmp_path):
 
 
 def test_cli_resume_after_a_crash_equals_the_uninterrupted_run(image_folder, tmp_path, monkeypatch, uninterrupted):
-    original = trainer_mod.Trainer._checkpoint
-
-    def crash_after_epoch_2(self, raw, optimizer, scheduler, state):
-        path = original(self, raw, optimizer, scheduler, state)
-        if state["epoch"] == 2:
-            raise SystemExit(9)  # like kill -9: nothing after the checkpoint runs
-        return path
-
-    monkeypatch.setattr(trainer_mod.Trainer, "_checkpoint", crash_after_epoch_2)
+    undo = crash_after_epoch(monkeypatch, 2, 9)
     out = tmp_path / "crashed"
     crashed = invoke("fit", image_folder, *OPTIONS, "--out", out)
     assert crashed.exit_code == 9
     assert not (out / "metrics.json").exists()
     assert json.loads((out / "config.json").read_text())["status"] == "running"
     assert latest_checkpoint(out / "checkpoints").name == "epoch-0002"
-    monkeypatch.setattr(trainer_mod.Trainer, "_checkpoint", original)
+    undo()
 
     resumed = invoke("fit", "--resume", out, "--no-report", "-q")  # no DATA, no other option: all read from RUN
     assert resumed.exit_code == 0, resumed.output

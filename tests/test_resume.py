@@ -7,7 +7,7 @@ from safetensors.torch import load_file
 
 import transferkit as tk
 import transferkit.training.trainer as trainer_mod
-from conftest import TINY
+from conftest import TINY, crash_after_epoch
 from transferkit.config import DataConfig, FinetuneConfig, FitConfig
 from transferkit.training import TrainingInterrupted, latest_checkpoint
 
@@ -35,21 +35,13 @@ def uninterrupted(image_folder, tmp_path):
 
 
 def test_resume_after_a_crash_equals_the_uninterrupted_run(image_folder, tmp_path, monkeypatch, uninterrupted):
-    original = trainer_mod.Trainer._checkpoint
-
-    def crash_after_epoch_2(self, raw, optimizer, scheduler, state):
-        path = original(self, raw, optimizer, scheduler, state)
-        if state["epoch"] == 2:
-            raise SystemExit("simulated crash")  # like kill -9: nothing after the checkpoint runs
-        return path
-
-    monkeypatch.setattr(trainer_mod.Trainer, "_checkpoint", crash_after_epoch_2)
+    undo = crash_after_epoch(monkeypatch, 2, "simulated crash")
     out = tmp_path / "crashed"
     with pytest.raises(SystemExit):
         tk.fit(config=_config(image_folder), out=out, progress=False)
     assert not (out / "metrics.json").exists()
     assert latest_checkpoint(out / "checkpoints").name == "epoch-0002"
-    monkeypatch.setattr(trainer_mod.Trainer, "_checkpoint", original)
+    undo()
     tk.fit(resume=out, progress=False)
     _same_run(uninterrupted, out)
 
