@@ -216,6 +216,7 @@ def fit(
         "epochs_run": len(trainer.history_),
         "best_val_loss": trainer.best_val_loss_,
         "head": trainer.head_config_.hidden_dim or "linear",
+        **({"head_solver": "logistic regression (lbfgs)", "C": trainer.C_} if trainer.solver_ == "lbfgs" else {}),
     }
     if trainer.head_choice_ is not None:
         metrics["training"]["head_selection"] = trainer.head_choice_.as_dict()

@@ -77,7 +77,20 @@ class HeadTrainConfig(_Config):
     weight_decay: float = Field(1e-2, ge=0)
     patience: int = Field(20, gt=0, description="Epochs without a better validation loss before stopping.")
     class_weighted: bool = Field(True, description="Weight the cross-entropy by inverse class frequency.")
+    linear_solver: Literal["lbfgs", "adamw"] = Field(
+        "lbfgs", description="A single Dense layer (hidden_dim 0): scikit-learn's L2 logistic regression solved to convergence "
+        "(lbfgs, L2 strength from linear_C by validation loss), or AdamW with early stopping like the hidden-layer head.")
+    linear_C: tuple[float, ...] = Field((0.003, 0.01, 0.03, 0.1, 0.3, 1.0), min_length=1,
+                                        description="lbfgs: inverse L2 strengths tried on standardised features.")
+    linear_max_iter: int = Field(2000, gt=0, description="lbfgs: iteration limit.")
     seed: int = 0
+
+    @field_validator("linear_C")
+    @classmethod
+    def _positive_C(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if any(c <= 0 for c in v):
+            raise ValueError("every linear_C value must be > 0 (inverse L2 strength)")
+        return v
 
 
 class AugmentConfig(_Config):

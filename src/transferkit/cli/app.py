@@ -165,7 +165,8 @@ def fit(
     lines = [
         f"weights: {w['source']}" + (f" sha256 {w['sha256'][:16]}…" if w.get("sha256") else ""),
         f"strategy: {tr.get('chosen', 'linear-probe')}" + (f" (requested {tr['requested']}; {tr['selection']})" if "requested" in tr else "")
-        + f"; best epoch {tr['best_epoch']} of {tr['epochs_run']}",
+        + (f"; logistic regression, C={tr['C']:g} (lowest val loss)" if tr.get("best_epoch") is None and "C" in tr
+           else f"; best epoch {tr['best_epoch']} of {tr['epochs_run']}"),
         f"features: {t['features_computed']} computed, {t['features_cached']} from cache; {t['total']:.1f} s in all",
     ]
     if "head_selection" in tr:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -84,6 +85,9 @@ class HeadTrainer:
             raise ValueError("the validation split is empty: early stopping needs validation data.")
         num_classes = num_classes or int(max(y_train.max(), y_val.max()) + 1)
         seed_everything(cfg.seed)
+        self.solver_, self.C_ = "adamw", None
+        if self.head_config_.hidden_dim is None and cfg.linear_solver == "lbfgs" and len(np.unique(y_train)) > 1:
+            return self._fit_logistic(X_train, y_train, X_val, y_val, num_classes)
         xt, yt = torch.from_numpy(X_train), torch.from_numpy(y_train)
         xv, yv = torch.from_numpy(X_val), torch.from_numpy(y_val)
         head = DenseHead(X_train.shape[1], num_classes, hidden_dim=self.head_config_.hidden_dim, dropout=self.head_config_.dropout)
@@ -124,6 +128,59 @@ class HeadTrainer:
         head.eval()
         self.head_, self.best_epoch_, self.best_val_loss_ = head, best_epoch, best_loss
         return self
+
+    def _fit_logistic(self, X_train, y_train, X_val, y_val, num_classes) -> "HeadTrainer":
+        """A single Dense layer fitted as scikit-learn's L2 logistic regression (L-BFGS, to convergence) on standardised
+        features, the standard linear probe (Kornblith et al. 2019; the ranking's linear-probe score is the same model).
+        The L2 strength is the ``linear_C`` value with the lowest validation loss (the loss early stopping uses for
+        the other heads); the result is written into a :class:`DenseHead`, so saving, export and fine-tuning are unchanged."""
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
+
+        cfg = self.train_config
+        mean = X_train.astype(np.float64).mean(0)
+        scale = X_train.astype(np.float64).std(0)
+        scale[scale < 1e-6] = 1.0
+        z = (X_train - mean) / scale
+        weight = class_weights(y_train, num_classes) if cfg.class_weighted else None
+        loss_fn = nn.CrossEntropyLoss(weight=weight)
+        xv, yv = torch.from_numpy(X_val), torch.from_numpy(y_val)
+        best = None
+        self.history_ = []
+        with track("training head (logistic regression)", len(cfg.linear_C), unit="C", enabled=self.progress) as advance:
+            for C in cfg.linear_C:
+                lr = LogisticRegression(C=C, class_weight="balanced" if cfg.class_weighted else None, max_iter=cfg.linear_max_iter)
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    lr.fit(z, y_train)
+                head = self._dense_from_logistic(lr, mean, scale, X_train.shape[1], num_classes)
+                with torch.no_grad():
+                    logits = head(xv)
+                    val_loss = loss_fn(logits, yv).item()
+                    val_acc = (logits.argmax(1) == yv).float().mean().item()
+                advance(info=f"C {C:g}: val loss {val_loss:.4f} acc {val_acc:.3f}")
+                if best is None or val_loss < best[0] - 1e-9:
+                    best = (val_loss, C, head)
+        self.head_, self.best_epoch_, self.best_val_loss_ = best[2], None, best[0]
+        self.solver_, self.C_ = "lbfgs", best[1]
+        return self
+
+    def _dense_from_logistic(self, lr, mean: np.ndarray, scale: np.ndarray, in_features: int, num_classes: int) -> DenseHead:
+        head = DenseHead(in_features, num_classes, hidden_dim=None, dropout=self.head_config_.dropout)
+        w = np.zeros((num_classes, in_features))
+        b = np.full(num_classes, -30.0)  # a class absent from training is never predicted
+        coef, intercept = lr.coef_, lr.intercept_
+        if coef.shape[0] == 1:  # binary: P(class 1) = sigmoid(w.z + b) = softmax([0, w.z + b])[1]
+            coef = np.vstack([np.zeros_like(coef), coef])
+            intercept = np.array([0.0, intercept[0]])
+        for row, cls in enumerate(lr.classes_):
+            w[cls], b[cls] = coef[row], intercept[row]
+        with torch.no_grad():
+            head.feature_mean.copy_(torch.from_numpy(mean).float())
+            head.feature_std.copy_(torch.from_numpy(scale).float())
+            head.net[-1].weight.copy_(torch.from_numpy(w).float())
+            head.net[-1].bias.copy_(torch.from_numpy(b).float())
+        return head.eval()
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         if not hasattr(self, "head_"):
