@@ -174,3 +174,14 @@ def test_predict_with_no_images(run_dir, tmp_path):
     (tmp_path / "empty").mkdir()
     result = invoke("predict", out, tmp_path / "empty")
     assert_clean_failure(result, "no image files")
+
+
+def test_fit_augmentation_options_reach_the_run_config_and_bad_values_fail_cleanly(image_folder, tiny_weights, tmp_path):
+    out = tmp_path / "aug"
+    res = invoke("fit", image_folder, "--model", TINY, "--weights", tiny_weights, "--out", out, "--epochs", 5, "--no-report", "-q",
+                 "--rotation", 0, "--hflip", 0, "--crop-scale", 0.9, "--color-jitter", 0.05)
+    assert res.exit_code == 0, res.output
+    aug = json.loads((out / "config.json").read_text())["fit"]["augment"]
+    assert aug == {"enabled": True, "crop_scale_min": 0.9, "hflip": 0.0, "rotation": 0.0, "color_jitter": 0.05}
+    bad = invoke("fit", image_folder, "--model", TINY, "--weights", tiny_weights, "--out", tmp_path / "bad", "-q", "--hflip", 2)
+    assert_clean_failure(bad, "hflip=2.0", "less than or equal to 1")

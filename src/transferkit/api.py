@@ -87,7 +87,7 @@ def fit(
     unfreeze: str = "all",
     finetune_epochs: int | None = None,
     finetune_lr: float | None = None,
-    augment: bool = True,
+    augment: bool | AugmentConfig | dict = True,
     balance: str = "weights",
     freeze_bn: bool = True,
     resume: str | os.PathLike | None = None,
@@ -147,7 +147,7 @@ def fit(
             seed=seed,
             strategy=strategy,
             finetune=ft,
-            augment=AugmentConfig(enabled=augment),
+            augment=_augment_config(augment),
         )
     if config.data.groups is not None:
         from .data.folder import compile_groups
@@ -298,6 +298,15 @@ def fit_seeds(data: str | os.PathLike, *, seeds: list[int], out: str | os.PathLi
     if run_dir is not None:
         _write_json(run_dir / "seeds.json", {"seeds": list(seeds), "summary": summary, "runs": [str(r.run_dir) for r in runs]})
     return SeedsResult(runs, summary, run_dir)
+
+
+def _augment_config(augment: bool | AugmentConfig | dict) -> AugmentConfig:
+    """``augment``: on/off with the defaults, a full :class:`AugmentConfig`, or a dict of its fields."""
+    if isinstance(augment, AugmentConfig):
+        return augment
+    if isinstance(augment, dict):
+        return AugmentConfig(**augment)
+    return AugmentConfig(enabled=bool(augment))
 
 
 def _saved_temperature(run_dir: Path, default: float) -> float:

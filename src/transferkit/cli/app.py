@@ -112,6 +112,10 @@ def fit(
     ft_epochs: Annotated[Optional[int], typer.Option("--ft-epochs", help="Fine-tuning: maximum epochs (default 6; early stopping, patience 3).")] = None,
     ft_lr: Annotated[Optional[float], typer.Option("--ft-lr", help="Fine-tuning: LR of the head and last block (default 1e-4); earlier blocks get lr*0.8^k.")] = None,
     augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Fine-tuning: augment training images (crop, flip, rotation, colour).")] = True,
+    crop_scale: Annotated[float, typer.Option(help="Fine-tuning augmentation: RandomResizedCrop keeps at least this share of the area.")] = 0.7,
+    hflip: Annotated[float, typer.Option(help="Fine-tuning augmentation: probability of a horizontal flip (0 for images with a handedness).")] = 0.5,
+    rotation: Annotated[float, typer.Option(help="Fine-tuning augmentation: random rotation range, +/- degrees.")] = 10.0,
+    color_jitter: Annotated[float, typer.Option(help="Fine-tuning augmentation: brightness/contrast/saturation jitter (0 = off).")] = 0.2,
     balance: Annotated[str, typer.Option(help="Fine-tuning: class imbalance via 'weights' (weighted loss), 'sampler' (balanced sampler) or 'none'.")] = "weights",
     freeze_bn: Annotated[bool, typer.Option("--freeze-bn/--train-bn", help="Fine-tuning: keep all BatchNorm statistics frozen (default), or update those of unfrozen blocks.")] = True,
     resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run folder from its last checkpoint (other options are read from it).")] = None,
@@ -139,7 +143,9 @@ def fit(
     out = out or Path("runs") / f"{data.resolve().name}-{model}"
     kwargs = dict(model=model, weights=weights, positive=positive, hidden_dim=hidden_dim, groups=groups,
                   dropout=dropout, epochs=epochs, batch_size=batch_size, device=device, cache_dir=cache_dir, progress=not quiet,
-                  strategy=strategy, unfreeze=unfreeze, finetune_epochs=ft_epochs, finetune_lr=ft_lr, augment=augment,
+                  strategy=strategy, unfreeze=unfreeze, finetune_epochs=ft_epochs, finetune_lr=ft_lr,
+                  augment={"enabled": augment, "crop_scale_min": crop_scale, "hflip": hflip, "rotation": rotation,
+                           "color_jitter": color_jitter},
                   balance=balance, freeze_bn=freeze_bn, max_params=max_params, max_size_mb=max_size_mb,
                   max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, report=report)
     if seeds > 1 and resume is None:
