@@ -11,6 +11,10 @@ scored. Results are merged into bench/artifacts/text.json (one entry per dataset
 
     nice -n 5 .venv/bin/python bench/text.py --datasets amazon_cells yelp imdb --methods tfidf linear-probe
     nice -n 5 .venv/bin/python bench/text.py --datasets amazon_cells --methods finetune lora --epochs 3
+
+``--hidden-dim`` is the probe head's width: ``auto`` (the default since the fourth session: chosen by CV inside each
+training fold) or a width; rows made before it existed used 256 and keep their keys in text.json (``<set>/<method>``),
+new ones are ``<set>/<method>/head=auto``.
 """
 
 from __future__ import annotations
@@ -53,16 +57,18 @@ def _ms(values) -> dict:
 
 
 def transfer_cv(path: Path, table, method: str, args) -> dict:
+    from transferkit.config import HeadConfig
     from transferkit.text import TextFitConfig, cross_validate_text, text_finetune_defaults
 
     ft = text_finetune_defaults(method).model_copy(update={"epochs": args.epochs}) if method != "linear-probe" else None
     cfg = TextFitConfig(data=path, backbone=args.model, strategy=method, cv=args.folds, max_length=args.max_length,
-                        seed=args.seed, finetune=ft, device=args.device)
+                        seed=args.seed, finetune=ft, device=args.device, head=HeadConfig(hidden_dim=args.hidden_dim))
     folds, summary, _ = cross_validate_text(cfg, progress=False, verbose=True, table=table, max_folds=args.max_folds)
     out = {k: summary[k] for k in ("accuracy", "macro_f1", "cpu_s", "wall_s")}
     out["roc_auc"] = summary.get("roc_auc")
     out["best_epochs"] = [f["training"].get("best_epoch", f["training"].get("probe_best_epoch")) for f in folds]
     out["trainable_params"] = folds[0]["training"].get("num_trainable_params")
+    out["heads"] = [f["training"].get("head", 256) for f in folds]
     out["config"] = json.loads(cfg.model_dump_json())
     out["finetune_effective"] = json.loads(cfg.finetune_config().model_dump_json()) if method != "linear-probe" else None
     return out
@@ -77,6 +83,7 @@ def main() -> None:
     p.add_argument("--max-folds", type=int, default=None, help="Run only the first N folds of the K-fold partition (partial estimate, when CPU is short).")
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--hidden-dim", default="auto", help="probe head width: auto (library default) or a width (256: earlier rows)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     args = p.parse_args()
@@ -99,17 +106,17 @@ def main() -> None:
             r = tfidf_cv(table, args.folds, args.seed) if method == "tfidf" else transfer_cv(path, table, method, args)
             r.update({"dataset": name, "method": method, "folds": args.folds, "folds_run": len(r["accuracy"]["values"]), "seed": args.seed, "env": env,
                       "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
-            results[f"{name}/{method}"] = r
+            results[f"{name}/{method}" + ("" if args.hidden_dim == "256" or method == "tfidf" else f"/head={args.hidden_dim}")] = r
             tmp = ARTIFACT.with_suffix(".tmp")
             tmp.write_text(json.dumps(results, indent=2))
             os.replace(tmp, ARTIFACT)
             a, c = r["accuracy"], r["cpu_s"]
             print(f"{name:13s} {method:13s} accuracy {a['mean']:.3f} ± {a['std']:.3f}  CPU/fold {c['mean']:.1f} s  "
-                  f"wall/fold {r['wall_s']['mean']:.1f} s  folds {[round(v, 3) for v in a['values']]}", flush=True)
-    print("\n| dataset | method | accuracy (mean ± std) | CPU s / fold |")
+                  f"wall/fold {r['wall_s']['mean']:.1f} s  folds {[round(v, 3) for v in a['values']]}  heads {r.get('heads')}", flush=True)
+    print("\n| dataset | method (head) | accuracy (mean ± std) | CPU s / fold |")
     print("|---|---|---|---|")
     for key, r in sorted(results.items()):
-        print(f"| {r['dataset']} | {r['method']} | {r['accuracy']['mean']:.3f} ± {r['accuracy']['std']:.3f} | {r['cpu_s']['mean']:.1f} |")
+        print(f"| {r['dataset']} | {key.split('/', 1)[1]} | {r['accuracy']['mean']:.3f} ± {r['accuracy']['std']:.3f} | {r['cpu_s']['mean']:.1f} |")
 
 
 if __name__ == "__main__":

@@ -72,9 +72,9 @@ class TextFitConfig(BaseModel):
     val_fraction: float = Field(0.15, gt=0, lt=1)
     test_fraction: float = Field(0.2, gt=0, lt=1)
     positive: str | None = None
-    head: HeadConfig = Field(HeadConfig(hidden_dim=256), description=(
-        "The probe's head. Text keeps one hidden layer of 256 (the setting of every text number in bench/RESULTS.md); "
-        "hidden_dim='auto' chooses it by CV as for images."))
+    head: HeadConfig = Field(HeadConfig(), description=(
+        "The probe's head (and stage one of LP-FT): width chosen by CV on train + val as for images (hidden_dim='auto'); "
+        "the text rows of bench/RESULTS.md before the fourth session used hidden_dim=256."))
     head_train: HeadTrainConfig = HeadTrainConfig()
     finetune: FinetuneConfig | None = Field(None, description="Fine-tuning settings (default: text_finetune_defaults(strategy)).")
     lora_r: int = Field(8, gt=0)
@@ -135,8 +135,12 @@ def train_text_classifier(
     y_train = np.array([r.label for r in train], dtype=np.int64)
     y_val = np.array([r.label for r in val], dtype=np.int64)
     probe = HeadTrainer(config.head, config.head_train.model_copy(update={"seed": config.seed}), progress=False)
-    probe.fit(x_train, y_train, x_val, y_val, len(classes))
+    texts = {}  # the head's CV keeps copies of a text in one fold
+    probe.fit(x_train, y_train, x_val, y_val, len(classes), groups=[texts.setdefault(r.text, len(texts)) for r in [*train, *val]])
     info: dict[str, Any] = {"strategy": config.strategy, "probe_best_epoch": probe.best_epoch_, "probe_val_loss": probe.best_val_loss_,
+                            "head": probe.head_config_.hidden_dim or "linear",
+                            **({"head_selection": probe.head_choice_.as_dict()} if probe.head_choice_ is not None else {}),
+                            **({"probe_C": probe.C_} if probe.C_ is not None else {}),
                             "embedding_s": time.perf_counter() - t0}
     model = TextClassifier(backbone, probe.head_, classes, positive=config.positive, strategy=config.strategy)
     if config.strategy == "linear-probe":
