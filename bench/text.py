@@ -12,9 +12,8 @@ scored. Results are merged into bench/artifacts/text.json (one entry per dataset
     nice -n 5 .venv/bin/python bench/text.py --datasets amazon_cells yelp imdb --methods tfidf linear-probe
     nice -n 5 .venv/bin/python bench/text.py --datasets amazon_cells --methods finetune lora --epochs 3
 
-``--hidden-dim`` is the probe head's width: ``auto`` (the default since the fourth session: chosen by CV inside each
-training fold) or a width; rows made before it existed used 256 and keep their keys in text.json (``<set>/<method>``),
-new ones are ``<set>/<method>/head=auto``.
+``--hidden-dim`` is the probe head's width: ``256`` (the text default; rows keyed ``<set>/<method>`` in text.json) or
+``auto`` (chosen by CV inside each training fold, the image default; rows keyed ``<set>/<method>/head=auto``).
 """
 
 from __future__ import annotations
@@ -83,7 +82,7 @@ def main() -> None:
     p.add_argument("--max-folds", type=int, default=None, help="Run only the first N folds of the K-fold partition (partial estimate, when CPU is short).")
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--epochs", type=int, default=3)
-    p.add_argument("--hidden-dim", default="auto", help="probe head width: auto (library default) or a width (256: earlier rows)")
+    p.add_argument("--hidden-dim", default="256", help="probe head width: 256 (the text default) or auto (chosen by CV, as for images)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     args = p.parse_args()
