@@ -74,3 +74,25 @@ def test_two_cpu_processes_agree_save_once_and_match_one_process(image_folder, t
     assert ranks[0]["training"]["best_val_loss"] == pytest.approx(single["training"]["best_val_loss"], rel=0.05, abs=1e-4)
     assert abs(ranks[0]["test"]["accuracy"] - single["test"]["accuracy"]) <= 1 / ranks[0]["test"]["num_samples"] + 1e-9
     assert ranks[0]["distributed"]["param_checksums"][0] == pytest.approx(single["distributed"]["param_checksums"][0], rel=1e-3)
+
+
+@pytest.mark.skipif(shutil.which("accelerate", path=str(Path(sys.executable).parent)) is None, reason="accelerate CLI not installed")
+def test_accelerate_launch_of_the_cli_prints_once_and_saves_once(image_folder, tmp_path):
+    """`accelerate launch -m transferkit fit …` (the README's command) on 2 CPU processes: one summary, one model folder."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text("import conftest  # registers the tiny test backbone in every launched process\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": os.pathsep.join([str(hook), str(TESTS)]), "COLUMNS": "200",
+           "NO_COLOR": "1", "TRANSFERKIT_OFFLINE": "1"}
+    out = tmp_path / "run"
+    launcher = Path(sys.executable).parent / "accelerate"
+    proc = subprocess.run([str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+                           "--dynamo_backend", "no", "--main_process_port", str(_free_port()), "-m", "transferkit", "fit", str(image_folder),
+                           "--model", "tiny_effnet", "--weights", "none", "--device", "cpu", "--strategy", "finetune", "--unfreeze", "last:3",
+                           "--ft-epochs", "1", "--no-report", "-q", "--out", str(out)],
+                          env=env, timeout=600, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("saved: ") == 1, proc.stdout  # the summary panel comes from the main process only
+    assert (out / "model" / "model.safetensors").is_file()
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["distributed"]["num_processes"] == 2 and len(metrics["distributed"]["param_checksums"]) == 2
