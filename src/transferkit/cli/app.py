@@ -176,10 +176,9 @@ def fit(
         f"features: {t['features_computed']} computed, {t['features_cached']} from cache; {t['total']:.1f} s in all",
     ]
     if "head_selection" in tr:
-        from ..training import HeadChoice
+        from ..training.head_selection import describe_head_choice
 
-        hs = {k: v for k, v in tr["head_selection"].items() if k in ("hidden_dim", "folds", "grouped", "reason")}
-        lines.insert(2, "head: " + HeadChoice(**hs, scores=tr["head_selection"]["candidates"]).summary())
+        lines.insert(2, "head: " + describe_head_choice(tr["head_selection"]))
     if "stages" in result.metrics:
         st = result.metrics["stages"]
         lines.append("val accuracy: linear probe {:.3f}, fine-tuned {:.3f}".format(st["linear_probe"]["val"]["accuracy"], st["finetune"]["val"]["accuracy"]))

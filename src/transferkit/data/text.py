@@ -300,7 +300,8 @@ def read_text_table(
 
 
 # ---- splitting ---------------------------------------------------------------------------
-def _groups(records: Sequence[TextRecord]) -> np.ndarray:
+def text_groups(records: Sequence[TextRecord]) -> np.ndarray:
+    """One group id per record: copies of the same text share it (so folds and carves keep them together)."""
     ids: dict[str, int] = {}
     return np.array([ids.setdefault(r.text, len(ids)) for r in records], dtype=np.int64)
 
@@ -310,7 +311,7 @@ def grouped_stratified_split(records: Sequence[TextRecord], fraction: float, see
     every copy of a duplicated text stays on one side."""
     from sklearn.model_selection import train_test_split
 
-    groups = _groups(records)
+    groups = text_groups(records)
     labels = np.array([r.label for r in records])
     first = {}
     for i, g in enumerate(groups):
@@ -341,7 +342,7 @@ def stratified_folds(records: Sequence[TextRecord], k: int, seed: int) -> list[t
     if smallest < k:
         raise DataError(f"--cv {k}: the smallest class has only {smallest} example(s); use at most {smallest} folds.")
     splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    return [(tr.tolist(), te.tolist()) for tr, te in splitter.split(np.zeros(len(records)), labels, _groups(records))]
+    return [(tr.tolist(), te.tolist()) for tr, te in splitter.split(np.zeros(len(records)), labels, text_groups(records))]
 
 
 @dataclass

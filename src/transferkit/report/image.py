@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import TransferKitError
+from ..training.head_selection import describe_head_choice
 from ..evaluation.predictions import Predictions, get_predictions, load_predictions, predictions_path
 from .parts import DataSection, Gallery, RunReportParts
 
@@ -85,7 +86,7 @@ class ImageReportParts(RunReportParts):
             ("hyper-parameters", json.dumps(hyper, default=str)),
             ("training", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in training.items()
                                    if k != "strategy" and not isinstance(v, (dict, list))) or "?"),
-            *([("head choice", _head_choice_text(training["head_selection"]))] if "head_selection" in training else []),
+            *([("head choice", describe_head_choice(training["head_selection"]))] if "head_selection" in training else []),
             ("seed(s)", ", ".join(map(str, seeds if isinstance(seeds, list) else [seeds]))),
             ("wall time", f"{timing['total']:.1f} s" if "total" in timing else "?"),
         ]
@@ -115,13 +116,3 @@ class ImageReportParts(RunReportParts):
 
     def omissions(self) -> list[str]:
         return ["Text token attributions: this is an image run (they appear in reports of `fit-text` runs)."]
-
-
-def _head_choice_text(selection: dict) -> str:
-    """The model card's line on how the head's width was chosen (``metrics.json`` training.head_selection)."""
-    per = ", ".join(f"{c['label']} {c['balanced_accuracy']:.3f} ± {c.get('balanced_accuracy_std', 0):.3f}" for c in selection.get("candidates", []))
-    if not per:
-        return f"{selection.get('chosen', '?')} ({selection.get('reason', '')})"
-    grouped = "grouped " if selection.get("grouped") else ""
-    return (f"{selection.get('chosen', '?')}: {selection.get('folds')}-fold {grouped}CV on train + val, mean balanced accuracy "
-            f"{per} (test not read)")

@@ -31,7 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..backbones.text import TextBackbone, load_text_backbone
 from ..config import FinetuneConfig, HeadConfig, HeadTrainConfig
-from ..data.text import TextRecord, TextSplits, grouped_stratified_split, load_text_dataset, read_text_table, stratified_folds
+from ..data.text import (TextRecord, TextSplits, grouped_stratified_split, load_text_dataset, read_text_table, stratified_folds,
+                         text_groups)
 from ..errors import DataError
 from ..evaluation import classification_metrics
 from ..features import ExtractionStats, FeatureCache, resolve_device
@@ -135,8 +136,8 @@ def train_text_classifier(
     y_train = np.array([r.label for r in train], dtype=np.int64)
     y_val = np.array([r.label for r in val], dtype=np.int64)
     probe = HeadTrainer(config.head, config.head_train.model_copy(update={"seed": config.seed}), progress=False)
-    texts = {}  # the head's CV keeps copies of a text in one fold
-    probe.fit(x_train, y_train, x_val, y_val, len(classes), groups=[texts.setdefault(r.text, len(texts)) for r in [*train, *val]])
+    # the head's CV (hidden_dim='auto') keeps copies of a text in one fold
+    probe.fit(x_train, y_train, x_val, y_val, len(classes), groups=text_groups([*train, *val]))
     info: dict[str, Any] = {"strategy": config.strategy, "probe_best_epoch": probe.best_epoch_, "probe_val_loss": probe.best_val_loss_,
                             "head": probe.head_config_.hidden_dim or "linear",
                             **({"head_selection": probe.head_choice_.as_dict()} if probe.head_choice_ is not None else {}),

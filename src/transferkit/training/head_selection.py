@@ -43,10 +43,17 @@ class HeadChoice:
                 "criterion": "mean balanced accuracy over folds, then lower log loss", "candidates": self.scores, "reason": self.reason}
 
     def summary(self) -> str:
-        if not self.scores:
-            return f"{width_label(self.hidden_dim)} ({self.reason})"
-        per = ", ".join(f"{s['label']} {s['balanced_accuracy']:.3f}" for s in self.scores)
-        return f"{width_label(self.hidden_dim)} (chosen by {self.folds}-fold {'grouped ' if self.grouped else ''}CV, balanced accuracy: {per})"
+        return describe_head_choice(self.as_dict())
+
+
+def describe_head_choice(choice: dict[str, Any]) -> str:
+    """One line on a head choice, from :meth:`HeadChoice.as_dict` (as saved in metrics.json ``training.head_selection``)."""
+    per = ", ".join(f"{c['label']} {c['balanced_accuracy']:.3f} ± {c.get('balanced_accuracy_std', 0):.3f}" for c in choice.get("candidates", []))
+    if not per:
+        return f"{choice.get('chosen', '?')} ({choice.get('reason', '')})"
+    grouped = "grouped " if choice.get("grouped") else ""
+    return (f"{choice.get('chosen', '?')}: {choice.get('folds')}-fold {grouped}CV on train + val, mean balanced accuracy "
+            f"{per} (test not read)")
 
 
 def _folds(y: np.ndarray, groups: np.ndarray | None, k: int, seed: int):
