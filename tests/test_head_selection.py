@@ -51,6 +51,26 @@ def test_auto_picks_the_linear_head_when_it_scores_higher(torch_single_thread, m
     assert choice.hidden_dim == better
 
 
+def test_a_single_layer_chosen_by_auto_is_the_logistic_regression_in_the_cv_and_in_the_final_fit(torch_single_thread, monkeypatch):
+    """Regression (fifth session): ``model_copy`` skips the 0 -> None validator, and ``hidden_dim=0`` used to send the
+    chosen single layer (and the CV's linear candidate) down the AdamW epoch loop instead of the lbfgs solver."""
+    X, y = _xor()
+    X[:, 0] = np.where(y == 1, 1.0, -1.0) + X[:, 0]  # linearly separable up to noise: the single layer wins
+    solvers = []
+    real_fit = HeadTrainer._fit
+
+    def spy(self, *a, **k):
+        out = real_fit(self, *a, **k)
+        solvers.append((self.head_config_.hidden_dim, self.solver_))
+        return out
+
+    monkeypatch.setattr(HeadTrainer, "_fit", spy)
+    trainer = HeadTrainer(HeadConfig(candidates=(0, 32)), FAST, progress=False).fit(X[:120], y[:120], X[120:], y[120:], 2)
+    assert trainer.head_choice_.hidden_dim is None and trainer.head_config_.hidden_dim is None
+    assert trainer.solver_ == "lbfgs" and trainer.C_ is not None and trainer.history_ == []
+    assert {s for w, s in solvers if not w} == {"lbfgs"} and {s for w, s in solvers if w} == {"adamw"}
+
+
 def test_grouped_folds_keep_every_subject_on_one_side():
     rng = np.random.default_rng(0)
     subjects = np.repeat(np.arange(30), 4)

@@ -94,7 +94,7 @@ def choose_head_width(X: np.ndarray, y: np.ndarray, *, num_classes: int, head: H
     with track("choosing head (CV)", len(widths) * len(folds), unit="fit", enabled=progress) as advance:
         for width in widths:
             bal, losses = [], []
-            cfg = head.model_copy(update={"hidden_dim": width or 0})
+            cfg = head.model_copy(update={"hidden_dim": width or None})  # None: a single layer (model_copy skips the 0 -> None validator)
             for tr, te in folds:
                 trainer = HeadTrainer(cfg, train, progress=False).fit(X[tr], y[tr], X[te], y[te], num_classes)
                 proba = trainer.predict_proba(X[te])

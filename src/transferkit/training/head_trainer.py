@@ -73,7 +73,7 @@ class HeadTrainer:
         num_classes = num_classes or int(y.max() + 1)
         self.head_choice_ = choose_head_width(X, y, num_classes=num_classes, head=self.head_config, train=self.train_config,
                                               groups=groups, progress=self.progress)
-        self.head_config_ = self.head_config.model_copy(update={"hidden_dim": self.head_choice_.hidden_dim or 0})
+        self.head_config_ = self.head_config.model_copy(update={"hidden_dim": self.head_choice_.hidden_dim or None})
 
     def _fit(self, X_train, y_train, X_val, y_val, num_classes) -> "HeadTrainer":
         cfg = self.train_config
@@ -86,7 +86,7 @@ class HeadTrainer:
         num_classes = num_classes or int(max(y_train.max(), y_val.max()) + 1)
         seed_everything(cfg.seed)
         self.solver_, self.C_ = "adamw", None
-        if self.head_config_.hidden_dim is None and cfg.linear_solver == "lbfgs" and len(np.unique(y_train)) > 1:
+        if not self.head_config_.hidden_dim and cfg.linear_solver == "lbfgs" and len(np.unique(y_train)) > 1:
             return self._fit_logistic(X_train, y_train, X_val, y_val, num_classes)
         xt, yt = torch.from_numpy(X_train), torch.from_numpy(y_train)
         xv, yv = torch.from_numpy(X_val), torch.from_numpy(y_val)
