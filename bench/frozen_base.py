@@ -9,10 +9,13 @@ Results are cached in bench/artifacts/frozen_base.json, so an interrupted run re
     python bench/frozen_base.py [--seeds 0 1 2]
     python bench/frozen_base.py --groups      # pneumonia again, validation carved by patient (--groups, see PNEUMONIA_SUBJECTS)
     python bench/frozen_base.py --head 256    # the head of the first three sessions (one hidden layer of 256), cached rows
+    python bench/frozen_base.py --datasets plants --pretrained-only
 
 ``--head`` is the head's ``hidden_dim``: ``auto`` (the library default since the fourth session: a single Dense layer or
 one hidden layer of 256, chosen per run by 5-fold CV on train + val) or a fixed width. Rows cached before ``--head``
-existed are the ``256`` rows.
+existed are the ``256`` rows. A single-layer head is refitted on train + val with C chosen by CV (``linear_refit``, the
+default since the fifth session; rows keyed ``...|head=auto|refit``); the fourth session's ``...|head=auto`` rows chose C
+on the validation carve and fitted on train only.
 
 With ``--groups`` the pneumonia runs carve validation so that no patient is on both sides (the file names carry the
 patient: ``personN_bacteria_M.jpeg``, ``IM-NNNN-MMMM.jpeg``; see ../shared/data/pneumonia/README.md). Plants has no
@@ -49,9 +52,14 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     ap.add_argument("--groups", action="store_true", help="pneumonia: carve validation by patient (PNEUMONIA_SUBJECTS)")
     ap.add_argument("--head", default="auto", help="the head's hidden_dim: auto (library default) or a width (256: earlier default)")
+    ap.add_argument("--datasets", nargs="+", default=["pneumonia", "plants"])
+    ap.add_argument("--pretrained-only", action="store_true", help="skip the random-init controls")
     args = ap.parse_args()
     runs = [r for r in RUNS if r[0] == "pneumonia"] if args.groups else RUNS
-    suffix = ("|groups" if args.groups else "") + ("" if args.head == "256" else f"|head={args.head}")
+    runs = [r for r in runs if r[0] in args.datasets and not (args.pretrained_only and r[2] == "none")]
+    # rows since the fifth session fit a single-layer head with linear_refit (C by CV on train + val, refitted on all);
+    # the fourth session's "|head=auto" rows chose C on the validation carve
+    suffix = ("|groups" if args.groups else "") + ("" if args.head == "256" else f"|head={args.head}") + ("" if args.head == "256" else "|refit")
     STORE.parent.mkdir(parents=True, exist_ok=True)
     done = json.loads(STORE.read_text()) if STORE.exists() else {}
     for data, model, weights, positive in runs:
@@ -66,7 +74,7 @@ def main() -> None:
                          "roc_auc": t.get("roc_auc"), "sensitivity": t.get("binary", {}).get("sensitivity"),
                          "specificity": t.get("binary", {}).get("specificity"), "best_epoch": r.metrics["training"]["best_epoch"],
                          "seconds": r.metrics["timing_s"]["total"], "head": r.metrics["training"].get("head", 256),
-                         "head_selection": r.metrics["training"].get("head_selection")}
+                         "head_selection": r.metrics["training"].get("head_selection"), "refit": r.metrics["training"].get("refit")}
             STORE.write_text(json.dumps(done, indent=1))
             print(f"{key}: acc {t['accuracy']:.4f} bal {t['balanced_accuracy']:.4f} auc {t.get('roc_auc', float('nan')):.4f} "
                   f"head {done[key]['head']}", flush=True)

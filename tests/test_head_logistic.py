@@ -1,4 +1,5 @@
-"""A single Dense layer is fitted as scikit-learn's logistic regression (lbfgs) and carried by a DenseHead."""
+"""A single Dense layer is fitted as scikit-learn's logistic regression (lbfgs) and carried by a DenseHead. These tests
+fix ``linear_refit=False`` (C on the validation split, fitted on train); the refit default is in test_head_refit.py."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from transferkit.config import HeadConfig, HeadTrainConfig
 from transferkit.training import HeadTrainer, class_weights
 
 LINEAR = HeadConfig(hidden_dim=0)
+CARVE = HeadTrainConfig(linear_refit=False)
 
 
 def _blobs(n_per_class: int, num_classes: int, dim: int = 12, seed: int = 0, spread: float = 1.5):
@@ -27,7 +29,7 @@ def _blobs(n_per_class: int, num_classes: int, dim: int = 12, seed: int = 0, spr
 def test_the_head_reproduces_scikit_learns_probabilities_at_the_chosen_C(num_classes):
     X, y = _blobs(40, num_classes)
     Xv, yv = _blobs(15, num_classes, seed=1)
-    trainer = HeadTrainer(LINEAR, HeadTrainConfig(), progress=False).fit(X, y, Xv, yv, num_classes)
+    trainer = HeadTrainer(LINEAR, CARVE, progress=False).fit(X, y, Xv, yv, num_classes)
     assert trainer.solver_ == "lbfgs" and trainer.history_ == [] and trainer.best_epoch_ is None
     scaler = StandardScaler().fit(X.astype(np.float64))
     ref = LogisticRegression(C=trainer.C_, class_weight="balanced", max_iter=2000).fit(scaler.transform(X), y)
@@ -40,7 +42,7 @@ def test_C_is_the_grid_value_with_the_lowest_class_weighted_validation_loss():
     X, y = _blobs(30, 3, spread=0.6)  # overlapping classes: the L2 strength matters
     Xv, yv = _blobs(20, 3, seed=2, spread=0.6)
     grid = (0.001, 0.01, 0.1, 1.0, 10.0)
-    trainer = HeadTrainer(LINEAR, HeadTrainConfig(linear_C=grid), progress=False).fit(X, y, Xv, yv, 3)
+    trainer = HeadTrainer(LINEAR, HeadTrainConfig(linear_C=grid, linear_refit=False), progress=False).fit(X, y, Xv, yv, 3)
     scaler = StandardScaler().fit(X.astype(np.float64))
     loss_fn = torch.nn.CrossEntropyLoss(weight=class_weights(y, 3))
     losses = {}
@@ -54,7 +56,7 @@ def test_C_is_the_grid_value_with_the_lowest_class_weighted_validation_loss():
 def test_a_class_missing_from_training_is_never_predicted():
     X, y = _blobs(20, 3)
     keep = y != 2
-    trainer = HeadTrainer(LINEAR, HeadTrainConfig(), progress=False).fit(X[keep], y[keep], X[:10], y[:10], 3)
+    trainer = HeadTrainer(LINEAR, CARVE, progress=False).fit(X[keep], y[keep], X[:10], y[:10], 3)
     proba = trainer.predict_proba(X)
     assert proba.shape == (len(X), 3) and proba[:, 2].max() < 1e-6
 

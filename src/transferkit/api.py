@@ -197,17 +197,21 @@ def fit(
 
     t_head = time.perf_counter()
     subjects = None
-    if config.data.groups is not None and config.head.hidden_dim == "auto":  # the head's CV keeps subjects together too
+    if config.data.groups is not None:  # the head's CV (width, C) keeps subjects together too
         from .data.folder import compile_groups, subject_ids
 
         subjects = subject_ids(list(splits.split("train")) + list(splits.split("val")), compile_groups(config.data.groups))
-    trainer = HeadTrainer(config.head, config.train, progress=progress and is_main).fit(feats["train"], y["train"], feats["val"], y["val"],
-                                                                                        len(splits.classes), groups=subjects)
+    # fine-tuning stops on the validation split and `auto` compares on it: its first stage must not have fitted it
+    head_train = config.train.model_copy(update={"linear_refit": False}) if tuning else config.train
+    trainer = HeadTrainer(config.head, head_train, progress=progress and is_main).fit(feats["train"], y["train"], feats["val"], y["val"],
+                                                                                      len(splits.classes), groups=subjects)
     t_head = time.perf_counter() - t_head
     tm = TransferModel(backbone, trainer.head_, splits.classes, positive=config.positive)
 
     metrics: dict[str, Any] = {}
     proba = {s: trainer.predict_proba(feats[s]) for s in ("val", "test")}
+    if trainer.val_proba_ is not None:  # refitted on train + val: the validation numbers are out-of-fold
+        proba["val"] = trainer.val_proba_
     for s in ("val", "test"):
         metrics[s] = classification_metrics(y[s], proba[s], splits.classes, positive=config.positive, threshold=tm.threshold)
     metrics["training"] = {
@@ -218,6 +222,9 @@ def fit(
         "head": trainer.head_config_.hidden_dim or "linear",
         **({"head_solver": "logistic regression (lbfgs)", "C": trainer.C_} if trainer.solver_ == "lbfgs" else {}),
     }
+    if trainer.refit_ is not None:
+        metrics["training"]["refit"] = {**trainer.refit_, "val_predictions": "out-of-fold"}
+        del metrics["training"]["best_val_loss"]  # there is none: the CV log loss per C is in refit.cv_log_loss
     if trainer.head_choice_ is not None:
         metrics["training"]["head_selection"] = trainer.head_choice_.as_dict()
     metrics["timing_s"] = {

@@ -83,6 +83,10 @@ class HeadTrainConfig(_Config):
     linear_C: tuple[float, ...] = Field((0.003, 0.01, 0.03, 0.1, 0.3, 1.0), min_length=1,
                                         description="lbfgs: inverse L2 strengths tried on standardised features.")
     linear_max_iter: int = Field(2000, gt=0, description="lbfgs: iteration limit.")
+    linear_refit: bool = Field(
+        True, description="lbfgs single layer: choose C by K-fold CV log loss on train + val (folds as the head's width CV, "
+        "grouped with --groups) and refit on all of them, as scikit-learn's LogisticRegressionCV does; validation numbers are "
+        "then out-of-fold. Turned off where validation must stay unseen (the first stage of fine-tuning, text).")
     seed: int = 0
 
     @field_validator("linear_C")

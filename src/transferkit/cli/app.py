@@ -168,10 +168,13 @@ def fit(
     w = result.model.backbone.weights_record
     t = result.metrics["timing_s"]
     tr = result.metrics["training"]
+    from ..training.head_selection import describe_refit
+
     lines = [
         f"weights: {w['source']}" + (f" sha256 {w['sha256'][:16]}…" if w.get("sha256") else ""),
         f"strategy: {tr.get('chosen', 'linear-probe')}" + (f" (requested {tr['requested']}; {tr['selection']})" if "requested" in tr else "")
-        + (f"; logistic regression, C={tr['C']:g} (lowest val loss)" if tr.get("best_epoch") is None and "C" in tr
+        + (f"; {describe_refit(tr['refit'])}" if "refit" in tr
+           else f"; logistic regression, C={tr['C']:g} (lowest val loss)" if tr.get("best_epoch") is None and "C" in tr
            else f"; best epoch {tr['best_epoch']} of {tr['epochs_run']}"),
         f"features: {t['features_computed']} computed, {t['features_cached']} from cache; {t['total']:.1f} s in all",
     ]

@@ -135,7 +135,8 @@ def train_text_classifier(
     x_val = embed_texts(backbone, [r.text for r in val], description="val embeddings", **kw)
     y_train = np.array([r.label for r in train], dtype=np.int64)
     y_val = np.array([r.label for r in val], dtype=np.int64)
-    probe = HeadTrainer(config.head, config.head_train.model_copy(update={"seed": config.seed}), progress=False)
+    # linear_refit off: fine-tuning stops on this validation split, so no stage may have fitted it
+    probe = HeadTrainer(config.head, config.head_train.model_copy(update={"seed": config.seed, "linear_refit": False}), progress=False)
     # the head's CV (hidden_dim='auto') keeps copies of a text in one fold
     probe.fit(x_train, y_train, x_val, y_val, len(classes), groups=text_groups([*train, *val]))
     info: dict[str, Any] = {"strategy": config.strategy, "probe_best_epoch": probe.best_epoch_, "probe_val_loss": probe.best_val_loss_,

@@ -56,7 +56,13 @@ def describe_head_choice(choice: dict[str, Any]) -> str:
             f"{per} (test not read)")
 
 
-def _folds(y: np.ndarray, groups: np.ndarray | None, k: int, seed: int):
+def describe_refit(refit: dict[str, Any]) -> str:
+    """One line for a logistic head refitted on train + val (``metrics.json`` ``training.refit``)."""
+    return (f"logistic regression, C={refit['C']:g} by {refit['folds']}-fold{' grouped' if refit.get('grouped') else ''} CV log loss, "
+            f"refitted on all {refit['fitted_on']} train + val examples (validation numbers are out-of-fold)")
+
+
+def cv_folds(y: np.ndarray, groups: np.ndarray | None, k: int, seed: int):
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
     if groups is None:
@@ -89,14 +95,15 @@ def choose_head_width(X: np.ndarray, y: np.ndarray, *, num_classes: int, head: H
                f"too few {'subjects' if g is not None else 'examples'} per class to cross-validate (smallest: {min(per_class, default=0)}); "
                f"kept {width_label(fallback)}")
         return HeadChoice(fallback, folds=0, grouped=g is not None, reason=why)
-    folds = _folds(y, g, k, train.seed)
+    folds = cv_folds(y, g, k, train.seed)
     scores = []
     with track("choosing head (CV)", len(widths) * len(folds), unit="fit", enabled=progress) as advance:
         for width in widths:
             bal, losses = [], []
             cfg = head.model_copy(update={"hidden_dim": width or None})  # None: a single layer (model_copy skips the 0 -> None validator)
+            fold_train = train.model_copy(update={"linear_refit": False})  # each fold's own held-out part judges C, as before
             for tr, te in folds:
-                trainer = HeadTrainer(cfg, train, progress=False).fit(X[tr], y[tr], X[te], y[te], num_classes)
+                trainer = HeadTrainer(cfg, fold_train, progress=False).fit(X[tr], y[tr], X[te], y[te], num_classes)
                 proba = trainer.predict_proba(X[te])
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # a grouped fold may miss a class: the score is still defined

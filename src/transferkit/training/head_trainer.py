@@ -42,7 +42,10 @@ class HeadTrainer:
     ``HeadConfig(hidden_dim="auto")`` the width is first chosen by cross-validation on train + val
     (:func:`choose_head_width`; ``groups``: one subject id per train then val example keeps subjects
     together); the decision and its evidence are ``head_choice_`` (None for a fixed width), the head
-    actually trained ``head_config_``.
+    actually trained ``head_config_``. A single layer solved by lbfgs with ``linear_refit`` (the default) takes its C
+    from K-fold CV on train + val and is refitted on all of them: then ``refit_`` holds the evidence and
+    ``val_proba_`` the validation rows' out-of-fold probabilities (use those, not ``predict_proba(X_val)``, which is
+    in-sample); both are None otherwise.
     """
 
     head_config: HeadConfig = field(default_factory=HeadConfig)
@@ -57,9 +60,12 @@ class HeadTrainer:
         torch.set_num_threads(1)
         try:
             self.head_choice_, self.head_config_ = None, self.head_config
+            self.val_proba_, self.refit_ = None, None
+            if groups is not None and len(groups) != len(y_train) + len(y_val):
+                raise ValueError(f"groups must hold one subject id per train then val example ({len(y_train) + len(y_val)}); got {len(groups)}.")
             if self.head_config.hidden_dim == "auto":
                 self._choose_width(X_train, y_train, X_val, y_val, num_classes, groups)
-            return self._fit(X_train, y_train, X_val, y_val, num_classes)
+            return self._fit(X_train, y_train, X_val, y_val, num_classes, groups)
         finally:
             torch.set_num_threads(previous)
 
@@ -68,14 +74,12 @@ class HeadTrainer:
 
         X = np.concatenate([np.asarray(X_train, np.float32), np.asarray(X_val, np.float32)])
         y = np.concatenate([np.asarray(y_train, np.int64), np.asarray(y_val, np.int64)])
-        if groups is not None and len(groups) != len(y):
-            raise ValueError(f"groups must hold one subject id per train then val example ({len(y)}); got {len(groups)}.")
         num_classes = num_classes or int(y.max() + 1)
         self.head_choice_ = choose_head_width(X, y, num_classes=num_classes, head=self.head_config, train=self.train_config,
                                               groups=groups, progress=self.progress)
         self.head_config_ = self.head_config.model_copy(update={"hidden_dim": self.head_choice_.hidden_dim or None})
 
-    def _fit(self, X_train, y_train, X_val, y_val, num_classes) -> "HeadTrainer":
+    def _fit(self, X_train, y_train, X_val, y_val, num_classes, groups=None) -> "HeadTrainer":
         cfg = self.train_config
         X_train, X_val = np.asarray(X_train, np.float32), np.asarray(X_val, np.float32)
         y_train, y_val = np.asarray(y_train, np.int64), np.asarray(y_val, np.int64)
@@ -87,6 +91,8 @@ class HeadTrainer:
         seed_everything(cfg.seed)
         self.solver_, self.C_ = "adamw", None
         if not self.head_config_.hidden_dim and cfg.linear_solver == "lbfgs" and len(np.unique(y_train)) > 1:
+            if cfg.linear_refit and self._refit_logistic(X_train, y_train, X_val, y_val, num_classes, groups):
+                return self
             return self._fit_logistic(X_train, y_train, X_val, y_val, num_classes)
         xt, yt = torch.from_numpy(X_train), torch.from_numpy(y_train)
         xv, yv = torch.from_numpy(X_val), torch.from_numpy(y_val)
@@ -134,14 +140,7 @@ class HeadTrainer:
         features, the standard linear probe (Kornblith et al. 2019; the ranking's linear-probe score is the same model).
         The L2 strength is the ``linear_C`` value with the lowest validation loss (the loss early stopping uses for
         the other heads); the result is written into a :class:`DenseHead`, so saving, export and fine-tuning are unchanged."""
-        from sklearn.exceptions import ConvergenceWarning
-        from sklearn.linear_model import LogisticRegression
-
         cfg = self.train_config
-        mean = X_train.astype(np.float64).mean(0)
-        scale = X_train.astype(np.float64).std(0)
-        scale[scale < 1e-6] = 1.0
-        z = (X_train - mean) / scale
         weight = class_weights(y_train, num_classes) if cfg.class_weighted else None
         loss_fn = nn.CrossEntropyLoss(weight=weight)
         xv, yv = torch.from_numpy(X_val), torch.from_numpy(y_val)
@@ -149,11 +148,7 @@ class HeadTrainer:
         self.history_ = []
         with track("training head (logistic regression)", len(cfg.linear_C), unit="C", enabled=self.progress) as advance:
             for C in cfg.linear_C:
-                lr = LogisticRegression(C=C, class_weight="balanced" if cfg.class_weighted else None, max_iter=cfg.linear_max_iter)
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", ConvergenceWarning)
-                    lr.fit(z, y_train)
-                head = self._dense_from_logistic(lr, mean, scale, X_train.shape[1], num_classes)
+                head = self._logistic_head(X_train, y_train, C, num_classes)
                 with torch.no_grad():
                     logits = head(xv)
                     val_loss = loss_fn(logits, yv).item()
@@ -164,6 +159,60 @@ class HeadTrainer:
         self.head_, self.best_epoch_, self.best_val_loss_ = best[2], None, best[0]
         self.solver_, self.C_ = "lbfgs", best[1]
         return self
+
+    def _refit_logistic(self, X_train, y_train, X_val, y_val, num_classes, groups) -> bool:
+        """C by K-fold CV log loss on train + val, then one logistic regression on all of them (scikit-learn's
+        LogisticRegressionCV with refit): with a few hundred images, the 15 % validation carve is data the head can use, and
+        one small split is a noisy judge of C. ``val_proba_`` holds the validation rows' out-of-fold probabilities at the
+        chosen C (honest held-out numbers, for metrics, calibration and operating points). False (nothing fitted) when a
+        class has too few examples, or subjects with ``groups``, for two folds: the caller then uses the validation carve."""
+        from .head_selection import cv_folds
+
+        X, y = np.concatenate([X_train, X_val]), np.concatenate([y_train, y_val])
+        g = None if groups is None else np.asarray(groups)
+        per_class = [len(set(g[y == c].tolist())) if g is not None else int((y == c).sum()) for c in np.unique(y)]
+        k = min(self.head_config_.cv_folds, min(per_class))
+        if k < 2:
+            return False
+        folds = cv_folds(y, g, k, self.train_config.seed)
+        if any(len(np.unique(y[tr])) < 2 for tr, _ in folds):
+            return False
+        best, losses = None, {}
+        with track("training head (logistic regression, C by CV)", len(self.train_config.linear_C) * len(folds), unit="fit",
+                   enabled=self.progress) as advance:
+            for C in self.train_config.linear_C:
+                oof, fold_losses = np.zeros((len(y), num_classes)), []
+                for tr, te in folds:
+                    with torch.no_grad():
+                        oof[te] = self._logistic_head(X[tr], y[tr], C, num_classes)(torch.from_numpy(X[te])).softmax(1).double().numpy()
+                    fold_losses.append(float(-np.log(np.clip(oof[te][np.arange(len(te)), y[te]], 1e-15, 1)).mean()))  # log loss
+                    advance()
+                losses[C] = float(np.mean(fold_losses))
+                if best is None or losses[C] < best[0] - 1e-9:
+                    best = (losses[C], C, oof)
+        loss, C, oof = best
+        self.head_ = self._logistic_head(X, y, C, num_classes)
+        self.history_, self.best_epoch_, self.best_val_loss_ = [], None, loss
+        self.solver_, self.C_ = "lbfgs", C
+        self.val_proba_ = oof[len(X_train):].astype(np.float32)
+        self.refit_ = {"folds": len(folds), "grouped": g is not None, "C": C, "cv_log_loss": {f"{c:g}": v for c, v in losses.items()},
+                       "fitted_on": int(len(y))}
+        return True
+
+    def _logistic_head(self, X: np.ndarray, y: np.ndarray, C: float, num_classes: int) -> DenseHead:
+        """One L2 logistic regression (lbfgs) on ``X`` standardised by its own mean and spread, as a :class:`DenseHead`."""
+        from sklearn.exceptions import ConvergenceWarning
+        from sklearn.linear_model import LogisticRegression
+
+        cfg = self.train_config
+        mean = X.astype(np.float64).mean(0)
+        scale = X.astype(np.float64).std(0)
+        scale[scale < 1e-6] = 1.0
+        lr = LogisticRegression(C=C, class_weight="balanced" if cfg.class_weighted else None, max_iter=cfg.linear_max_iter)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            lr.fit((X - mean) / scale, y)
+        return self._dense_from_logistic(lr, mean, scale, X.shape[1], num_classes)
 
     def _dense_from_logistic(self, lr, mean: np.ndarray, scale: np.ndarray, in_features: int, num_classes: int) -> DenseHead:
         head = DenseHead(in_features, num_classes, hidden_dim=None, dropout=self.head_config_.dropout)
