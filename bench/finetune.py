@@ -28,7 +28,7 @@ def run(args) -> None:
     for seed in args.seeds:
         tag = (f"{args.unfreeze.replace(':', '')}-e{args.epochs}-lr{args.lr:g}" + ("-groups" if args.groups else "")
                + ("" if args.hidden_dim == "256" else f"-h{args.hidden_dim}"))
-        out = Path(f"bench/artifacts/ft-{name}-{args.model}-{tag}-s{seed}")
+        out = Path(f"bench/artifacts/ft-{name}-{args.model}-{tag}{args.out_suffix}-s{seed}")
         t0 = time.perf_counter()
         r = tk.fit(args.data, model=args.model, positive=args.positive, seed=seed, out=out, strategy="auto", unfreeze=args.unfreeze,
                    finetune_epochs=args.epochs, finetune_lr=args.lr, groups=args.groups, hidden_dim=args.hidden_dim, progress=False)
@@ -80,6 +80,7 @@ if __name__ == "__main__":
     p.add_argument("--groups", default=None, help="subject pattern for the validation carve (fit --groups)")
     p.add_argument("--hidden-dim", default="auto", help="the head's hidden_dim: auto (library default) or a width (256: the first sessions')")
     p.add_argument("--log", default=None)
+    p.add_argument("--out-suffix", default="", help="appended to the run folders' names (keeps an earlier session's runs)")
     p.add_argument("--summary", default=None)
     a = p.parse_args()
     summary(a.summary) if a.summary else run(a)
