@@ -160,3 +160,14 @@ def test_default_cache_dir_follows_the_environment(tmp_path, monkeypatch):
     assert default_cache_dir() == tmp_path / "xdg" / "transferkit" / "features"
     assert FeatureCache().cache_dir == default_cache_dir()
     assert os.environ.get("TRANSFERKIT_CACHE") is None
+
+
+def test_a_read_only_cache_reads_shards_but_writes_none(tmp_path):
+    """Under `accelerate launch` the non-main processes open the cache read-only: one process writes each vector."""
+    writer = FeatureCache(tmp_path / "c")
+    writer.put("k", ["a", "b"], np.ones((2, 3), np.float32))
+    reader = FeatureCache(tmp_path / "c", read_only=True)
+    assert set(reader.get("k", ["a", "b", "c"])) == {"a", "b"}
+    reader.put("k", ["c"], np.full((1, 3), 2.0, np.float32))
+    assert set(reader.get("k", ["c"])) == {"c"}  # kept in memory for this process
+    assert len(list((tmp_path / "c" / "k").glob("shard-*"))) == 1 and "c" not in FeatureCache(tmp_path / "c").get("k", ["c"])

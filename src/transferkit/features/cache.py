@@ -43,8 +43,9 @@ def feature_key(backbone: str, weights_sha256: str | None, data_cfg: dict[str, A
 class FeatureCache:
     """Feature vectors by (feature space key, file content hash)."""
 
-    def __init__(self, cache_dir: str | Path | None = None):
+    def __init__(self, cache_dir: str | Path | None = None, *, read_only: bool = False):
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        self.read_only = read_only  # e.g. the non-main processes under `accelerate launch`: they read, one process writes
         self._loaded: dict[str, dict[str, np.ndarray]] = {}
 
     def _dir(self, key: str) -> Path:
@@ -76,6 +77,9 @@ class FeatureCache:
         from safetensors.numpy import save_file
 
         if len(hashes) == 0:
+            return
+        if self.read_only:  # kept for this process only
+            self._index(key).update(zip(hashes, np.asarray(features, dtype=np.float32)))
             return
         folder = self._dir(key)
         folder.mkdir(parents=True, exist_ok=True)

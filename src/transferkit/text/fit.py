@@ -389,7 +389,7 @@ def fit_text(
     is_main = accelerator is None or accelerator.is_main_process
     progress = progress and is_main
     t0, c0 = time.perf_counter(), time.process_time()
-    cache = FeatureCache(config.cache_dir)
+    cache = FeatureCache(config.cache_dir, read_only=not is_main)  # under `accelerate launch`, one process writes the cache
     run_dir = Path(out) if out is not None else None
     adapter_dir = str(run_dir / "model" / "adapter") if run_dir is not None and is_main else None
     checkpoints = run_dir / "checkpoints" if run_dir is not None and tuning else None
