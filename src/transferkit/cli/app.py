@@ -49,7 +49,7 @@ def _fail(exc: Exception) -> None:
 
 def _metrics_table(metrics: dict, title: str) -> Table:
     table = Table(title=title, show_header=True, header_style="bold")
-    table.add_column("split")
+    table.add_column("split", no_wrap=True, min_width=max(len(str(k)) for k in metrics))
     cols = ["accuracy", "balanced_accuracy", "macro_f1"]
     binary = any("binary" in m for m in metrics.values())
     table_cols = cols + (["roc_auc", "sensitivity", "specificity"] if binary else [])
@@ -164,7 +164,8 @@ def fit(
         return
     _print_data_notes(result.metrics["data"])
     name = Path(result.config.data.root).name
-    console.print(_metrics_table({s: result.metrics[s] for s in ("val", "test")}, f"{result.config.backbone} on {name}"))
+    val_label = "val (out-of-fold)" if "refit" in result.metrics["training"] else "val"
+    console.print(_metrics_table({val_label: result.metrics["val"], "test": result.metrics["test"]}, f"{result.config.backbone} on {name}"))
     w = result.model.backbone.weights_record
     t = result.metrics["timing_s"]
     tr = result.metrics["training"]
