@@ -59,7 +59,8 @@ def transfer_cv(path: Path, table, method: str, args) -> dict:
     from transferkit.config import HeadConfig
     from transferkit.text import TextFitConfig, cross_validate_text, text_finetune_defaults
 
-    ft = text_finetune_defaults(method).model_copy(update={"epochs": args.epochs}) if method != "linear-probe" else None
+    ft = (text_finetune_defaults(method).model_copy(update={"epochs": args.epochs, **({"lr": args.lr} if args.lr else {})})
+          if method != "linear-probe" else None)
     cfg = TextFitConfig(data=path, backbone=args.model, strategy=method, cv=args.folds, max_length=args.max_length,
                         seed=args.seed, finetune=ft, device=args.device, head=HeadConfig(hidden_dim=args.hidden_dim))
     folds, summary, _ = cross_validate_text(cfg, progress=False, verbose=True, table=table, max_folds=args.max_folds)
@@ -68,6 +69,7 @@ def transfer_cv(path: Path, table, method: str, args) -> dict:
     out["best_epochs"] = [f["training"].get("best_epoch", f["training"].get("probe_best_epoch")) for f in folds]
     out["trainable_params"] = folds[0]["training"].get("num_trainable_params")
     out["heads"] = [f["training"].get("head", 256) for f in folds]
+    out["best_val_loss"] = [f["training"].get("best_val_loss", f["training"].get("probe_val_loss")) for f in folds]  # the stopping criterion
     out["config"] = json.loads(cfg.model_dump_json())
     out["finetune_effective"] = json.loads(cfg.finetune_config().model_dump_json()) if method != "linear-probe" else None
     return out
@@ -83,6 +85,7 @@ def main() -> None:
     p.add_argument("--max-length", type=int, default=64)
     p.add_argument("--epochs", type=int, default=3)
     p.add_argument("--hidden-dim", default="256", help="probe head width: 256 (the text default) or auto (chosen by CV, as for images)")
+    p.add_argument("--lr", type=float, default=None, help="fine-tuning / LoRA learning rate (default: text_finetune_defaults); rows keyed .../lr=<value>")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     args = p.parse_args()
@@ -105,13 +108,15 @@ def main() -> None:
             r = tfidf_cv(table, args.folds, args.seed) if method == "tfidf" else transfer_cv(path, table, method, args)
             r.update({"dataset": name, "method": method, "folds": args.folds, "folds_run": len(r["accuracy"]["values"]), "seed": args.seed, "env": env,
                       "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
-            results[f"{name}/{method}" + ("" if args.hidden_dim == "256" or method == "tfidf" else f"/head={args.hidden_dim}")] = r
+            results[f"{name}/{method}" + ("" if args.hidden_dim == "256" or method == "tfidf" else f"/head={args.hidden_dim}")
+                    + (f"/lr={args.lr:g}" if args.lr and method in ("finetune", "lora") else "")] = r
             tmp = ARTIFACT.with_suffix(".tmp")
             tmp.write_text(json.dumps(results, indent=2))
             os.replace(tmp, ARTIFACT)
             a, c = r["accuracy"], r["cpu_s"]
             print(f"{name:13s} {method:13s} accuracy {a['mean']:.3f} ± {a['std']:.3f}  CPU/fold {c['mean']:.1f} s  "
-                  f"wall/fold {r['wall_s']['mean']:.1f} s  folds {[round(v, 3) for v in a['values']]}  heads {r.get('heads')}", flush=True)
+                  f"wall/fold {r['wall_s']['mean']:.1f} s  folds {[round(v, 3) for v in a['values']]}  heads {r.get('heads')}  "
+                  f"best val loss {[round(v, 3) for v in r.get('best_val_loss') or [] if v is not None]}", flush=True)
     print("\n| dataset | method (head) | accuracy (mean ± std) | CPU s / fold |")
     print("|---|---|---|---|")
     for key, r in sorted(results.items()):

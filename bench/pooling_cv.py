@@ -1,0 +1,65 @@
+"""Exploration (fifth session), train + val only, test never read: does the global pooling of the last feature map matter
+for frozen-feature transfer? Average pooling (what the backbones ship) vs max, average and max concatenated (timm's
+``catavgmax``), and generalised-mean pooling (GeM, p = 3; Radenović et al. 2018). Plant disease shows as small lesions,
+which an average over the leaf may wash out.
+
+Scored like bench/feature_views_cv.py: the refit logistic probe (C by inner 5-fold CV log loss, refitted) in nested
+StratifiedGroupKFold(5) x 3 seeds with subjects kept together (bench/_common.exploration_subject).
+
+    OMP_NUM_THREADS=1 .venv/bin/python bench/pooling_cv.py plants tf_efficientnet_lite0 mobilenet_v2
+"""
+from __future__ import annotations
+
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import exploration_subject, require_data  # noqa: E402
+from feature_views_cv import refit_probe_cv  # noqa: E402
+
+
+def feature_maps(backbone, records, transform) -> torch.Tensor:
+    from transferkit.data import open_image
+
+    body = backbone.body
+    trunk = body.forward_features if hasattr(body, "forward_features") else body[0]
+    out = []
+    with torch.no_grad():
+        for i in range(0, len(records), 32):
+            out.append(trunk(torch.stack([transform(open_image(r.path)) for r in records[i:i + 32]])))
+    return torch.cat(out)
+
+
+def main(data_name: str, names: list[str]) -> None:
+    from sklearn.exceptions import ConvergenceWarning
+
+    import transferkit as tk
+    from transferkit.config import HeadTrainConfig
+    from transferkit.data import make_transforms
+
+    warnings.simplefilter("ignore", ConvergenceWarning)
+    torch.set_num_threads(1)
+    splits = tk.load_image_folder(require_data(data_name), seed=0, progress=False)
+    recs = splits.train + splits.val
+    y = np.array([r.label for r in recs])
+    g = np.array([exploration_subject(r.path) for r in recs])
+    for name in names:
+        bb = tk.load_backbone(name).eval()
+        maps = feature_maps(bb, recs, make_transforms(bb.data_cfg))
+        avg, mx = maps.mean((2, 3)), maps.amax((2, 3))
+        gem = maps.clamp(min=1e-6).pow(3).mean((2, 3)).pow(1 / 3)
+        variants = {"avg": avg, "max": mx, "catavgmax": torch.cat([avg, mx], 1), "gem3": gem}
+        base = None
+        for label, X in variants.items():
+            acc = refit_probe_cv(X.numpy(), y, g, HeadTrainConfig().linear_C)
+            base = acc if base is None else base
+            print(f"{data_name} {name} {label:10s} group-CV acc {acc.mean():.4f} ± {acc.std():.4f}  vs avg {acc.mean() - base.mean():+.4f} "
+                  f"(wins {int((acc > base).sum())}, losses {int((acc < base).sum())} of {len(acc)})", flush=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1], sys.argv[2:])
