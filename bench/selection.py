@@ -202,6 +202,7 @@ def train(data: Path, out: Path, cand: dict, seed: int, strategy: str = "linear-
             "test_balanced_accuracy": m["test"]["balanced_accuracy"], "head_training_s": m["timing_s"]["head_training"],
             "wall_s": wall, "num_images": n_all, "num_train_images": n_train, "finetune_step_s_batch16": step,
             "seed": seed, "strategy": strategy,
+            "head": (m.get("stages", {}).get("linear_probe", {}).get("training") or m["training"]).get("head"),  # the (first-stage) head
         }
         if strategy == "finetune":
             row["finetune_s"] = m["timing_s"]["finetune"]
