@@ -56,7 +56,7 @@ def fit_text_cmd(
     weights: Annotated[str, typer.Option(help="'auto' (offline first), 'none' (random init) or a model folder.")] = "auto",
     max_length: Annotated[Optional[int], typer.Option(help="Tokens per text (longer texts are truncated; default: the backbone's).")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Fine-tuning epochs (finetune/lora; default 4).")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Fine-tuning learning rate (default: 8e-5 finetune, 1e-3 lora).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Fine-tuning learning rate (default: 3e-5 finetune, 1e-3 lora).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Fine-tuning batch size (default 16).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of splits, folds, initialisation and training.")] = 0,
     positive: Annotated[Optional[str], typer.Option(help="Positive class of a binary task (default: the second class).")] = None,
