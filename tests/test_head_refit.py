@@ -115,7 +115,7 @@ def test_fit_saves_out_of_fold_validation_predictions_and_fine_tuning_never_refi
     assert stage_one["head"] == "linear" and "refit" not in stage_one and stage_one["best_val_loss"] is not None
 
 
-def test_cli_summary_says_the_head_was_refitted_and_labels_validation_out_of_fold(image_folder, tiny_weights, tmp_path, torch_single_thread):
+def test_cli_summary_says_the_head_was_refitted_and_labels_validation_OOF(image_folder, tiny_weights, tmp_path, torch_single_thread):
     from typer.testing import CliRunner
 
     from transferkit.cli.app import app
@@ -124,4 +124,4 @@ def test_cli_summary_says_the_head_was_refitted_and_labels_validation_out_of_fol
                                    "--out", str(tmp_path / "run"), "--no-report"])
     assert res.exit_code == 0, res.output
     flat = " ".join(res.output.split())
-    assert "val (out-of-fold)" in flat and "refitted on all" in flat and "by 5-fold CV log loss" in flat
+    assert "val (OOF)" in flat and "refitted on all" in flat and "by 5-fold CV log loss" in flat

@@ -164,7 +164,7 @@ def fit(
         return
     _print_data_notes(result.metrics["data"])
     name = Path(result.config.data.root).name
-    val_label = "val (out-of-fold)" if "refit" in result.metrics["training"] else "val"
+    val_label = "val (OOF)" if "refit" in result.metrics["training"] else "val"
     console.print(_metrics_table({val_label: result.metrics["val"], "test": result.metrics["test"]}, f"{result.config.backbone} on {name}"))
     w = result.model.backbone.weights_record
     t = result.metrics["timing_s"]
