@@ -58,31 +58,43 @@ def refit_probe_cv(X, y, g, Cs) -> np.ndarray:
     return np.array(accs)
 
 
-def main(data_name: str, names: list[str]) -> None:
+def train_val_records(data_name: str):
+    """(records, labels, subject groups) of a shared data set's train + val; single-threaded, quiet sklearn."""
     from sklearn.exceptions import ConvergenceWarning
 
     import transferkit as tk
-    from transferkit.config import HeadTrainConfig
-    from transferkit.data import make_transforms
 
     warnings.simplefilter("ignore", ConvergenceWarning)
     torch.set_num_threads(1)
     splits = tk.load_image_folder(require_data(data_name), seed=0, progress=False)
     recs = splits.train + splits.val
-    y = np.array([r.label for r in recs])
-    g = np.array([exploration_subject(r.path) for r in recs])
+    return recs, np.array([r.label for r in recs]), np.array([exploration_subject(r.path) for r in recs])
+
+
+def report_variants(data_name: str, name: str, variants: dict, y, g) -> None:
+    """Group-CV accuracy of each feature variant (a callable giving the features), paired against the first one."""
+    from transferkit.config import HeadTrainConfig
+
+    base, first = None, next(iter(variants))
+    for label, make in variants.items():
+        acc = refit_probe_cv(make(), y, g, HeadTrainConfig().linear_C)
+        base = acc if base is None else base
+        print(f"{data_name} {name} {label:10s} group-CV acc {acc.mean():.4f} ± {acc.std():.4f}  vs {first} {acc.mean() - base.mean():+.4f} "
+              f"(wins {int((acc > base).sum())}, losses {int((acc < base).sum())} of {len(acc)})", flush=True)
+
+
+def main(data_name: str, names: list[str]) -> None:
+    import transferkit as tk
+    from transferkit.data import make_transforms
+
+    recs, y, g = train_val_records(data_name)
     for name in names:
         bb = tk.load_backbone(name).eval()
         cfg = dict(bb.data_cfg)
         side = cfg["input_size"][-1]
         variants = {"crop": (cfg, False), "full%d" % side: ({**cfg, "crop_pct": 1.0}, False),
                     "full256": ({**cfg, "input_size": (3, 256, 256), "crop_pct": 1.0}, False), "crop+tta4": (cfg, True)}
-        base = None
-        for label, (c, tta) in variants.items():
-            acc = refit_probe_cv(features(bb, recs, make_transforms(c), tta), y, g, HeadTrainConfig().linear_C)
-            base = acc if base is None else base
-            print(f"{data_name} {name} {label:10s} group-CV acc {acc.mean():.4f} ± {acc.std():.4f}  vs crop {acc.mean() - base.mean():+.4f} "
-                  f"(wins {int((acc > base).sum())}, losses {int((acc < base).sum())} of {len(acc)})", flush=True)
+        report_variants(data_name, name, {label: (lambda c=c, t=t: features(bb, recs, make_transforms(c), t)) for label, (c, t) in variants.items()}, y, g)
 
 
 if __name__ == "__main__":

@@ -11,15 +11,12 @@ StratifiedGroupKFold(5) x 3 seeds with subjects kept together (bench/_common.exp
 from __future__ import annotations
 
 import sys
-import warnings
 from pathlib import Path
 
-import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import exploration_subject, require_data  # noqa: E402
-from feature_views_cv import refit_probe_cv  # noqa: E402
+from feature_views_cv import report_variants, train_val_records  # noqa: E402
 
 
 def feature_maps(backbone, records, transform) -> torch.Tensor:
@@ -35,30 +32,17 @@ def feature_maps(backbone, records, transform) -> torch.Tensor:
 
 
 def main(data_name: str, names: list[str]) -> None:
-    from sklearn.exceptions import ConvergenceWarning
-
     import transferkit as tk
-    from transferkit.config import HeadTrainConfig
     from transferkit.data import make_transforms
 
-    warnings.simplefilter("ignore", ConvergenceWarning)
-    torch.set_num_threads(1)
-    splits = tk.load_image_folder(require_data(data_name), seed=0, progress=False)
-    recs = splits.train + splits.val
-    y = np.array([r.label for r in recs])
-    g = np.array([exploration_subject(r.path) for r in recs])
+    recs, y, g = train_val_records(data_name)
     for name in names:
         bb = tk.load_backbone(name).eval()
         maps = feature_maps(bb, recs, make_transforms(bb.data_cfg))
         avg, mx = maps.mean((2, 3)), maps.amax((2, 3))
         gem = maps.clamp(min=1e-6).pow(3).mean((2, 3)).pow(1 / 3)
         variants = {"avg": avg, "max": mx, "catavgmax": torch.cat([avg, mx], 1), "gem3": gem}
-        base = None
-        for label, X in variants.items():
-            acc = refit_probe_cv(X.numpy(), y, g, HeadTrainConfig().linear_C)
-            base = acc if base is None else base
-            print(f"{data_name} {name} {label:10s} group-CV acc {acc.mean():.4f} ± {acc.std():.4f}  vs avg {acc.mean() - base.mean():+.4f} "
-                  f"(wins {int((acc > base).sum())}, losses {int((acc < base).sum())} of {len(acc)})", flush=True)
+        report_variants(data_name, name, {label: (lambda X=X: X.numpy()) for label, X in variants.items()}, y, g)
 
 
 if __name__ == "__main__":
