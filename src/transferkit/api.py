@@ -209,9 +209,9 @@ def fit(
     tm = TransferModel(backbone, trainer.head_, splits.classes, positive=config.positive)
 
     metrics: dict[str, Any] = {}
-    proba = {s: trainer.predict_proba(feats[s]) for s in ("val", "test")}
-    if trainer.val_proba_ is not None:  # refitted on train + val: the validation numbers are out-of-fold
-        proba["val"] = trainer.val_proba_
+    # refitted on train + val: the validation numbers are out-of-fold
+    proba = {"val": trainer.val_proba_ if trainer.val_proba_ is not None else trainer.predict_proba(feats["val"]),
+             "test": trainer.predict_proba(feats["test"])}
     for s in ("val", "test"):
         metrics[s] = classification_metrics(y[s], proba[s], splits.classes, positive=config.positive, threshold=tm.threshold)
     metrics["training"] = {

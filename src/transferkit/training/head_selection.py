@@ -62,6 +62,11 @@ def describe_refit(refit: dict[str, Any]) -> str:
             f"refitted on all {refit['fitted_on']} train + val examples (validation numbers are out-of-fold)")
 
 
+def smallest_class(y: np.ndarray, groups: np.ndarray | None) -> int:
+    """Examples (subjects, with ``groups``) in the smallest class: the most folds a stratified CV can have."""
+    return min((len(set(groups[y == c].tolist())) if groups is not None else int((y == c).sum()) for c in np.unique(y)), default=0)
+
+
 def cv_folds(y: np.ndarray, groups: np.ndarray | None, k: int, seed: int):
     from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
@@ -87,12 +92,12 @@ def choose_head_width(X: np.ndarray, y: np.ndarray, *, num_classes: int, head: H
     X, y = np.asarray(X, np.float32), np.asarray(y, np.int64)
     widths = list(dict.fromkeys(w or None for w in head.candidates))
     g = None if groups is None else np.asarray(groups)
-    per_class = [len(set(g[y == c].tolist())) if g is not None else int((y == c).sum()) for c in np.unique(y)]
-    k = min(head.cv_folds, min(per_class)) if per_class else 0
+    smallest = smallest_class(y, g)
+    k = min(head.cv_folds, smallest)
     if len(widths) == 1 or k < 2 or len(np.unique(y)) < 2:
         fallback = widths[0] if len(widths) == 1 else (FALLBACK_WIDTH if FALLBACK_WIDTH in widths else widths[-1])
         why = ("one candidate" if len(widths) == 1 else
-               f"too few {'subjects' if g is not None else 'examples'} per class to cross-validate (smallest: {min(per_class, default=0)}); "
+               f"too few {'subjects' if g is not None else 'examples'} per class to cross-validate (smallest: {smallest}); "
                f"kept {width_label(fallback)}")
         return HeadChoice(fallback, folds=0, grouped=g is not None, reason=why)
     folds = cv_folds(y, g, k, train.seed)

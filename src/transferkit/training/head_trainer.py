@@ -166,12 +166,11 @@ class HeadTrainer:
         one small split is a noisy judge of C. ``val_proba_`` holds the validation rows' out-of-fold probabilities at the
         chosen C (honest held-out numbers, for metrics, calibration and operating points). False (nothing fitted) when a
         class has too few examples, or subjects with ``groups``, for two folds: the caller then uses the validation carve."""
-        from .head_selection import cv_folds
+        from .head_selection import cv_folds, smallest_class
 
         X, y = np.concatenate([X_train, X_val]), np.concatenate([y_train, y_val])
         g = None if groups is None else np.asarray(groups)
-        per_class = [len(set(g[y == c].tolist())) if g is not None else int((y == c).sum()) for c in np.unique(y)]
-        k = min(self.head_config_.cv_folds, min(per_class))
+        k = min(self.head_config_.cv_folds, smallest_class(y, g))
         if k < 2:
             return False
         folds = cv_folds(y, g, k, self.train_config.seed)
