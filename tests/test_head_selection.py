@@ -12,7 +12,8 @@ import transferkit as tk
 from conftest import TINY
 from transferkit.config import HeadConfig, HeadTrainConfig
 from transferkit.training import HeadTrainer, choose_head_width
-from transferkit.training.head_selection import FALLBACK_WIDTH, cv_folds
+from transferkit.crossval import stratified_folds
+from transferkit.training.head_selection import FALLBACK_WIDTH
 
 FAST = HeadTrainConfig(epochs=150, lr=1e-2, patience=15, seed=0)
 
@@ -75,7 +76,7 @@ def test_grouped_folds_keep_every_subject_on_one_side():
     rng = np.random.default_rng(0)
     subjects = np.repeat(np.arange(30), 4)
     y = (subjects % 2).astype(np.int64)
-    for tr, te in cv_folds(y, subjects.astype(str), 5, seed=0):
+    for tr, te in stratified_folds(y, 5, 0, subjects.astype(str)):
         assert not set(subjects[tr]) & set(subjects[te])
     X = rng.normal(size=(len(y), 6)).astype(np.float32)
     choice = choose_head_width(X, y, num_classes=2, head=HeadConfig(candidates=(0, 16)), train=FAST, groups=subjects.astype(str))

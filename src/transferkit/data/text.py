@@ -333,7 +333,7 @@ def grouped_stratified_split(records: Sequence[TextRecord], fraction: float, see
 
 def stratified_folds(records: Sequence[TextRecord], k: int, seed: int) -> list[tuple[list[int], list[int]]]:
     """K stratified folds over distinct texts (scikit-learn's StratifiedGroupKFold): (train, test) indices."""
-    from sklearn.model_selection import StratifiedGroupKFold
+    from ..crossval import stratified_folds as folds_of
 
     if k < 2:
         raise DataError(f"--cv needs at least 2 folds; got {k}.")
@@ -341,8 +341,7 @@ def stratified_folds(records: Sequence[TextRecord], k: int, seed: int) -> list[t
     smallest = min(Counter(labels.tolist()).values())
     if smallest < k:
         raise DataError(f"--cv {k}: the smallest class has only {smallest} example(s); use at most {smallest} folds.")
-    splitter = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    return [(tr.tolist(), te.tolist()) for tr, te in splitter.split(np.zeros(len(records)), labels, text_groups(records))]
+    return [(tr.tolist(), te.tolist()) for tr, te in folds_of(labels, k, seed, text_groups(records))]
 
 
 @dataclass

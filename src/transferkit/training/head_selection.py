@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..config import HeadConfig, HeadTrainConfig
+from ..crossval import smallest_class, stratified_folds
 from ..progress import track
 
 # kept when the data are too few to cross-validate (fewer than 2 examples/subjects in a class)
@@ -62,19 +63,6 @@ def describe_refit(refit: dict[str, Any]) -> str:
             f"refitted on all {refit['fitted_on']} train + val examples (validation numbers are out-of-fold)")
 
 
-def smallest_class(y: np.ndarray, groups: np.ndarray | None) -> int:
-    """Examples (subjects, with ``groups``) in the smallest class: the most folds a stratified CV can have."""
-    return min((len(set(groups[y == c].tolist())) if groups is not None else int((y == c).sum()) for c in np.unique(y)), default=0)
-
-
-def cv_folds(y: np.ndarray, groups: np.ndarray | None, k: int, seed: int):
-    from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
-
-    if groups is None:
-        return list(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
-    return list(StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, groups))
-
-
 def choose_head_width(X: np.ndarray, y: np.ndarray, *, num_classes: int, head: HeadConfig | None = None,
                       train: HeadTrainConfig | None = None, groups: np.ndarray | list[str] | None = None,
                       progress: bool = False) -> HeadChoice:
@@ -100,7 +88,7 @@ def choose_head_width(X: np.ndarray, y: np.ndarray, *, num_classes: int, head: H
                f"too few {'subjects' if g is not None else 'examples'} per class to cross-validate (smallest: {smallest}); "
                f"kept {width_label(fallback)}")
         return HeadChoice(fallback, folds=0, grouped=g is not None, reason=why)
-    folds = cv_folds(y, g, k, train.seed)
+    folds = stratified_folds(y, k, train.seed, g)
     scores = []
     with track("choosing head (CV)", len(widths) * len(folds), unit="fit", enabled=progress) as advance:
         for width in widths:

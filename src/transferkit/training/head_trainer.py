@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from ..config import HeadConfig, HeadTrainConfig
+from ..crossval import smallest_class, stratified_folds
 from ..errors import NotFittedError
 from ..heads import DenseHead
 from ..progress import track
@@ -166,14 +167,12 @@ class HeadTrainer:
         one small split is a noisy judge of C. ``val_proba_`` holds the validation rows' out-of-fold probabilities at the
         chosen C (honest held-out numbers, for metrics, calibration and operating points). False (nothing fitted) when a
         class has too few examples, or subjects with ``groups``, for two folds: the caller then uses the validation carve."""
-        from .head_selection import cv_folds, smallest_class
-
         X, y = np.concatenate([X_train, X_val]), np.concatenate([y_train, y_val])
         g = None if groups is None else np.asarray(groups)
         k = min(self.head_config_.cv_folds, smallest_class(y, g))
         if k < 2:
             return False
-        folds = cv_folds(y, g, k, self.train_config.seed)
+        folds = stratified_folds(y, k, self.train_config.seed, g)
         if any(len(np.unique(y[tr])) < 2 for tr, _ in folds):
             return False
         best, losses = None, {}

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ._cv import stratified_folds
+from ...crossval import splitter_for
 from ._validation import check_features_labels
 
 
@@ -43,7 +43,7 @@ def out_of_fold_accuracy(estimator, features: np.ndarray, labels: np.ndarray, *,
     with ``groups``, any example of the same subject)."""
     from sklearn.model_selection import cross_val_predict
 
-    cv = stratified_folds(labels, num_folds, seed, groups)
+    cv = splitter_for(labels, num_folds, seed, groups)
     pred = cross_val_predict(estimator, features, labels, cv=cv, groups=groups)
     hits = pred == labels
     low, high = wilson_interval(int(hits.sum()), len(labels))
