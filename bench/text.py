@@ -108,9 +108,12 @@ def main() -> None:
             r = tfidf_cv(table, args.folds, args.seed) if method == "tfidf" else transfer_cv(path, table, method, args)
             r.update({"dataset": name, "method": method, "folds": args.folds, "folds_run": len(r["accuracy"]["values"]), "seed": args.seed, "env": env,
                       "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
-            results[f"{name}/{method}" + ("" if args.hidden_dim == "256" or method == "tfidf" else f"/head={args.hidden_dim}")
-                    + (f"/lr={args.lr:g}" if args.lr and method in ("finetune", "lora") else "")] = r
-            tmp = ARTIFACT.with_suffix(".tmp")
+            key = (f"{name}/{method}" + ("" if args.hidden_dim == "256" or method == "tfidf" else f"/head={args.hidden_dim}")
+                   + (f"/lr={args.lr:g}" if args.lr and method in ("finetune", "lora") else ""))
+            # re-read before writing: another bench process (another data set) may have added rows since we started
+            results = json.loads(ARTIFACT.read_text()) if ARTIFACT.is_file() else {}
+            results[key] = r
+            tmp = ARTIFACT.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(results, indent=2))
             os.replace(tmp, ARTIFACT)
             a, c = r["accuracy"], r["cpu_s"]
