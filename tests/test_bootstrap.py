@@ -77,3 +77,28 @@ def test_fast_metrics_agree_with_scikit_learn(classes, positive):
             assert fast[k] == pytest.approx(ref["binary"][k], abs=1e-12)
     else:
         assert fast["roc_auc_ovr_macro"] == pytest.approx(ref["roc_auc_ovr_macro"], abs=1e-12)
+
+
+def test_paired_loss_difference_is_the_weighted_cross_entropy_difference_with_a_paired_interval():
+    import torch
+
+    from transferkit.evaluation import paired_loss_difference
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 200)
+    logits_a = rng.normal(size=(200, 3))
+    logits_b = logits_a.copy()
+    logits_b[np.arange(200), y] += 1.5  # b is better on every example
+    pa, pb = (torch.from_numpy(v).softmax(1).numpy() for v in (logits_a, logits_b))
+    w = np.array([1.0, 2.0, 0.5])
+    ce = torch.nn.CrossEntropyLoss(weight=torch.tensor(w))
+    direct = float(ce(torch.from_numpy(logits_b), torch.from_numpy(y)) - ce(torch.from_numpy(logits_a), torch.from_numpy(y)))
+    d = paired_loss_difference(y, pa, pb, class_weight=w)
+    assert d.estimate == pytest.approx(direct, abs=1e-9)
+    assert d.low <= d.estimate <= d.high < 0  # decisively lower
+    same = paired_loss_difference(y, pa, pa)
+    assert same.estimate == same.low == same.high == 0.0
+    # a small random change on a small split: the interval straddles 0
+    noisy = torch.from_numpy(logits_a + rng.normal(scale=0.3, size=logits_a.shape)).softmax(1).numpy()
+    n = paired_loss_difference(y[:30], pa[:30], noisy[:30])
+    assert n.low < 0 < n.high

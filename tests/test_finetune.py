@@ -170,13 +170,24 @@ def test_finetune_saves_a_loadable_transfer_model_with_both_stages(image_folder,
         assert torch.equal(p, first[name])
 
 
-def test_auto_keeps_the_stage_with_the_lower_validation_loss(image_folder, tmp_path):
-    r = tk.fit(config=_config(image_folder, "auto", lr=0.5, grad_clip=None), out=tmp_path / "run", progress=False)  # absurd LR
+@pytest.mark.parametrize("lr", [0.5, 1e-3])  # an absurd LR (fine-tuning diverges), and an ordinary one
+def test_auto_keeps_the_stage_with_the_lower_validation_loss(image_folder, tmp_path, lr):
+    r = tk.fit(config=_config(image_folder, "auto", lr=lr, grad_clip=None), out=tmp_path / "run", progress=False)
     tr = r.metrics["stages"]["finetune"]["training"]
     expected = "finetune" if tr["best_val_loss"] < tr["initial_val_loss"] else "linear-probe"
     assert r.metrics["training"]["chosen"] == expected
     chosen_key = "finetune" if expected == "finetune" else "linear_probe"
     assert r.test == r.metrics["stages"][chosen_key]["test"]
+    # the evidence beside the choice: the paired difference of the two stages' validation losses, from their saved
+    # validation probabilities, matches the trainer's own losses, and its interval brackets it
+    ev = r.metrics["training"]["auto"]
+    assert ev["chosen"] == expected and ev["val_loss_finetune"] == tr["best_val_loss"] and ev["val_loss_linear_probe"] == tr["initial_val_loss"]
+    gap = tr["best_val_loss"] - tr["initial_val_loss"]
+    assert np.sign(ev["difference"]) == np.sign(gap)
+    if max(tr["best_val_loss"], tr["initial_val_loss"]) < 20:  # probabilities clipped at 1e-12 cap one image's loss at 27.6
+        assert ev["difference"] == pytest.approx(gap, abs=1e-3)
+    assert ev["difference_ci95"][0] <= ev["difference"] <= ev["difference_ci95"][1]
+    assert ev["decisive"] == (ev["difference_ci95"][0] > 0 or ev["difference_ci95"][1] < 0)
     if expected == "linear-probe":  # the saved model is the frozen base + head
         tk.training.seed_everything(0)
         fresh = tk.load_backbone(TINY, weights="none")

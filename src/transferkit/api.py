@@ -330,7 +330,7 @@ def _finetune_stage(tm: TransferModel, splits: ImageSplits, config: FitConfig, y
     """LP-FT stage two; for ``auto``, keep whichever of the two has the lower validation loss."""
     import copy
 
-    from .training.finetune import eval_loader, finetune_image_model, parameter_checksum, predict_proba
+    from .training.finetune import auto_choice_evidence, eval_loader, finetune_image_model, parameter_checksum, predict_proba
 
     is_main = accelerator.is_main_process
     lp_model = copy.deepcopy(tm)
@@ -376,6 +376,10 @@ def _finetune_stage(tm: TransferModel, splits: ImageSplits, config: FitConfig, y
     metrics.update({"val": (ft_metrics if chosen == "finetune" else lp_metrics)["val"], "test": (ft_metrics if chosen == "finetune" else lp_metrics)["test"]})
     metrics["training"] = {**(ft_metrics if chosen == "finetune" else lp_metrics)["training"], "chosen": chosen, "requested": config.strategy,
                            "selection": "lower validation loss (auto)" if config.strategy == "auto" else "requested"}
+    if config.strategy == "auto" and lp_val_loss is not None:
+        metrics["training"]["auto"] = auto_choice_evidence(
+            y["val"], lp_proba["val"], ft_proba["val"], num_classes=len(splits.classes), y_train=y["train"], config=config.finetune,
+            lp_val_loss=lp_val_loss, ft_val_loss=trainer.best_val_loss_, chosen=chosen, seed=config.seed)
     metrics["stages"] = {"linear_probe": lp_metrics, "finetune": ft_metrics}
     metrics["timing_s"]["finetune"] = t_ft
     metrics["distributed"] = {"num_processes": accelerator.num_processes, "param_checksums": sums}

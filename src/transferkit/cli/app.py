@@ -186,6 +186,10 @@ def fit(
     if "stages" in result.metrics:
         st = result.metrics["stages"]
         lines.append("val accuracy: linear probe {:.3f}, fine-tuned {:.3f}".format(st["linear_probe"]["val"]["accuracy"], st["finetune"]["val"]["accuracy"]))
+    if "auto" in tr:
+        from ..training.finetune import describe_auto_choice
+
+        lines.append("auto: " + describe_auto_choice(tr["auto"]))
     if (out / "ranking.json").is_file():
         lines.append(f"chosen by ranking: {result.config.backbone} (evidence in {out}/ranking.json)")
     if "report" in result.metrics:

@@ -102,3 +102,29 @@ def parameter_checksum(model: nn.Module) -> float:
 
 
 __all__ = ["ImageFinetuneData", "eval_loader", "finetune_image_model", "make_image_loaders", "parameter_checksum", "predict_proba"]
+
+
+def auto_choice_evidence(y_val: np.ndarray, lp_proba: np.ndarray, ft_proba: np.ndarray, *, num_classes: int, y_train: np.ndarray,
+                         config: FinetuneConfig, lp_val_loss: float, ft_val_loss: float, chosen: str, seed: int = 0) -> dict[str, Any]:
+    """What ``strategy="auto"`` decided on, and whether the validation split could tell the two stages apart.
+
+    The decision is the lower validation loss (the trainer's, class-weighted as in training); beside it, a paired
+    bootstrap 95 % interval of fine-tuned minus probe loss on the same validation images. When it includes 0 the
+    choice is a coin flip on this split, which a user should know (a larger or subject-grouped split would help)."""
+    from ..evaluation.bootstrap import paired_loss_difference
+
+    weight = class_weights(np.asarray(y_train), num_classes).numpy() if config.balance == "weights" else None
+    diff = paired_loss_difference(y_val, lp_proba, ft_proba, class_weight=weight, seed=seed)
+    return {"chosen": chosen, "val_loss_linear_probe": lp_val_loss, "val_loss_finetune": ft_val_loss,
+            "difference": diff.estimate, "difference_ci95": [diff.low, diff.high], "num_val": int(len(y_val)),
+            "decisive": bool(diff.low > 0 or diff.high < 0)}
+
+
+def describe_auto_choice(evidence: dict[str, Any]) -> str:
+    """One line on ``strategy="auto"``'s choice, from :func:`auto_choice_evidence` (``metrics.json`` ``training.auto``)."""
+    low, high = evidence["difference_ci95"]
+    verdict = ("decisive" if evidence["decisive"] else
+               "the interval includes 0: this validation split cannot tell them apart, so the choice is close to a coin flip")
+    return (f"kept {evidence['chosen']}: validation loss fine-tuned {evidence['val_loss_finetune']:.3f} vs linear probe "
+            f"{evidence['val_loss_linear_probe']:.3f}; paired bootstrap 95 % interval of the difference [{low:+.3f}, {high:+.3f}] "
+            f"on {evidence['num_val']} images ({verdict})")
