@@ -96,6 +96,7 @@ def fit(
     max_latency_ms: float | None = None,
     max_memory_mb: float | None = None,
     report: bool = True,
+    tta: str = "none",
 ) -> FitResult:
     """Frozen pretrained base + a new Dense head (``strategy="linear-probe"``), optionally
     followed by fine-tuning (``"finetune"``: LP-FT) or the better of the two on validation
@@ -110,6 +111,9 @@ def fit(
     are the common subset. Saves ``out/config.json``, ``out/metrics.json`` and ``out/model/``;
     fine-tuning also writes ``out/checkpoints/`` (one per epoch, used by ``resume``).
     Under ``accelerate launch`` every process runs this; only the main process writes.
+
+    ``tta="flips"`` averages each image's features over four views (itself, two mirror images, its transpose) wherever
+    the model runs outside training: features, evaluation, ``predict`` and export all cost 4x (``Backbone.test_views``).
 
     ``model="auto"`` ranks the offline candidates first (:func:`transferkit.selection.choose_backbone`,
     train images only) under the ``max_*`` limits and fits the top one; the ranking is saved
@@ -148,6 +152,7 @@ def fit(
             strategy=strategy,
             finetune=ft,
             augment=_augment_config(augment),
+            tta=tta,
         )
     if config.data.groups is not None:
         from .data.folder import compile_groups
@@ -178,6 +183,7 @@ def fit(
                                groups=d.groups, progress=progress and is_main)
     seed_everything(config.seed)  # random-init backbones (weights='none') are seeded too
     backbone = load_backbone(config.backbone, config.weights)
+    backbone.test_views = config.tta
     if run_dir is not None and is_main and resume is None:  # only now: a failed check leaves no half-made run
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_json(run_dir / "config.json", {"status": "running", "fit": json.loads(config.model_dump_json())})

@@ -145,6 +145,9 @@ class FitConfig(_Config):
     )
     finetune: FinetuneConfig = FinetuneConfig()
     augment: AugmentConfig = AugmentConfig()
+    tta: Literal["none", "flips"] = Field(
+        "none", description="Test-time views: 'flips' averages the features of each image, its two mirror images and its transpose. "
+                            "Every forward pass outside training (feature extraction, evaluation, predict, export) then costs 4x.")
 
     @field_validator("weights")
     @classmethod

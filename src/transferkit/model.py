@@ -115,6 +115,7 @@ class TransferModel(nn.Module):
                 "library": self.backbone.spec.library,
                 "arch": self.backbone.spec.arch,
                 "weights": self.backbone.weights_record,
+                "test_views": self.backbone.test_views,
             },
             "head": self.head.config(),
             "num_classes": len(self.classes),
@@ -150,6 +151,7 @@ class TransferModel(nn.Module):
             classes = [cfg["id2label"][str(i)] for i in range(cfg["num_classes"])]
             backbone = load_backbone(cfg["backbone"]["name"], weights="none")
             backbone.weights_record = cfg["backbone"]["weights"]
+            backbone.test_views = cfg["backbone"].get("test_views", "none")  # absent in folders saved before it existed
             head = DenseHead.from_config(cfg["head"])
         except (KeyError, ValueError, TypeError, AttributeError) as exc:  # AttributeError: JSON that is not an object
             if isinstance(exc, ModelFolderError):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -24,14 +26,51 @@ class WeightsMismatchError(TransferKitError, ValueError):
     """A weights file that does not fit the backbone's architecture."""
 
 
+# test-time views: "flips" = the image, its horizontal and vertical mirror images and its transpose
+TEST_VIEWS = ("none", "flips")
+
+
+def flip_views(x: torch.Tensor) -> torch.Tensor:
+    """``(4N, 3, H, W)``: the batch, mirrored left-right, mirrored top-bottom, and transposed (rotated by 180 degrees
+    instead when the input is not square). Leaves and X-rays have no canonical orientation the label depends on."""
+    t = x.transpose(-1, -2) if x.shape[-1] == x.shape[-2] else x.flip(-2, -1)
+    return torch.cat([x, x.flip(-1), x.flip(-2), t])
+
+
 class Backbone(nn.Module):
-    """A pretrained feature extractor: images ``(N, 3, H, W)`` -> pooled features ``(N, D)``."""
+    """A pretrained feature extractor: images ``(N, 3, H, W)`` -> pooled features ``(N, D)``.
+
+    ``test_views="flips"`` (test-time augmentation) makes the features, in eval mode, the mean over the four
+    :func:`flip_views` of each image, computed as one batch; in train mode (fine-tuning) one view is used, since
+    training augmentation already flips. Everything that runs the backbone in eval mode (feature extraction and
+    its cache, evaluation, ``predict``, ONNX export) sees the same averaged features, at 4x the cost.
+    """
 
     def __init__(self, spec: BackboneSpec, body: nn.Module, weights_record: dict[str, Any]):
         super().__init__()
         self.spec = spec
         self.body = body
         self.weights_record = weights_record
+        self._test_views = "none"
+
+    @property
+    def test_views(self) -> str:
+        return self._test_views
+
+    @test_views.setter
+    def test_views(self, views: str) -> None:
+        if views not in TEST_VIEWS:
+            raise ValueError(f"test_views must be one of {', '.join(TEST_VIEWS)}; got {views!r}.")
+        self._test_views = views
+
+    @contextmanager
+    def single_view(self) -> Iterator["Backbone"]:
+        """Temporarily one view (e.g. for Grad-CAM, whose feature-map hooks expect one map per input image)."""
+        views, self._test_views = self._test_views, "none"
+        try:
+            yield self
+        finally:
+            self._test_views = views
 
     @property
     def name(self) -> str:
@@ -47,11 +86,13 @@ class Backbone(nn.Module):
         return self.spec.weights.data_cfg
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._test_views == "flips" and not self.training:
+            return self.body(flip_views(x)).unflatten(0, (4, -1)).mean(0)
         return self.body(x)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features of a batch (the same as calling the module)."""
-        return self.body(x)
+        return self(x)
 
     def blocks(self) -> list[nn.Module]:
         """The backbone's stages from input to output (the unit of partial unfreezing)."""

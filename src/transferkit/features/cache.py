@@ -31,12 +31,11 @@ def default_cache_dir() -> Path:
     return base / "features"
 
 
-def feature_key(backbone: str, weights_sha256: str | None, data_cfg: dict[str, Any]) -> str:
-    """Stable key of one feature space. Random-init backbones (no sha) are never cached."""
-    payload = json.dumps(
-        {"backbone": backbone, "weights_sha256": weights_sha256, "preprocessing": data_cfg, "version": FEATURES_VERSION},
-        sort_keys=True,
-    )
+def feature_key(backbone: str, weights_sha256: str | None, data_cfg: dict[str, Any], views: str = "none") -> str:
+    """Stable key of one feature space. Random-init backbones (no sha) are never cached. ``views`` (test-time views,
+    :attr:`Backbone.test_views`) enters the key only when not "none", so single-view keys are what they always were."""
+    fields = {"backbone": backbone, "weights_sha256": weights_sha256, "preprocessing": data_cfg, "version": FEATURES_VERSION}
+    payload = json.dumps({**fields, **({"views": views} if views != "none" else {})}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 

@@ -41,7 +41,8 @@ def gradcam_overlays(model, paths: Sequence[str | os.PathLike], target_classes: 
     model = model.eval()
     device = next(model.parameters()).device
     out: list[np.ndarray] = []
-    with GradCAM(model=model, target_layers=[_target_layer(model)]) as cam:
+    # one view: the hooks expect one feature map per input (test-time views would give four)
+    with model.backbone.single_view(), GradCAM(model=model, target_layers=[_target_layer(model)]) as cam:
         for start in range(0, len(paths), batch_size):
             chunk = list(zip(paths[start : start + batch_size], target_classes[start : start + batch_size]))
             tensors, ok = [], []
