@@ -10,6 +10,7 @@ Results are cached in bench/artifacts/frozen_base.json, so an interrupted run re
     python bench/frozen_base.py --groups      # pneumonia again, validation carved by patient (--groups, see PNEUMONIA_SUBJECTS)
     python bench/frozen_base.py --head 256    # the head of the first three sessions (one hidden layer of 256), cached rows
     python bench/frozen_base.py --datasets plants --pretrained-only
+    python bench/frozen_base.py --pretrained-only --tta flips   # test-time views (fit --tta flips), an option, not the default
 
 ``--head`` is the head's ``hidden_dim``: ``auto`` (the library default since the fourth session: a single Dense layer or
 one hidden layer of 256, chosen per run by 5-fold CV on train + val) or a fixed width. Rows cached before ``--head``
@@ -54,12 +55,14 @@ def main() -> None:
     ap.add_argument("--head", default="auto", help="the head's hidden_dim: auto (library default) or a width (256: earlier default)")
     ap.add_argument("--datasets", nargs="+", default=["pneumonia", "plants"])
     ap.add_argument("--pretrained-only", action="store_true", help="skip the random-init controls")
+    ap.add_argument("--tta", default="none", choices=["none", "flips"], help="test-time views (fit --tta); rows keyed ...|tta=flips")
     args = ap.parse_args()
     runs = [r for r in RUNS if r[0] == "pneumonia"] if args.groups else RUNS
     runs = [r for r in runs if r[0] in args.datasets and not (args.pretrained_only and r[2] == "none")]
     # rows since the fifth session fit a single-layer head with linear_refit (C by CV on train + val, refitted on all);
     # the fourth session's "|head=auto" rows chose C on the validation carve
     suffix = ("|groups" if args.groups else "") + ("" if args.head == "256" else f"|head={args.head}") + ("" if args.head == "256" else "|refit")
+    suffix += "" if args.tta == "none" else f"|tta={args.tta}"
     STORE.parent.mkdir(parents=True, exist_ok=True)
     done = json.loads(STORE.read_text()) if STORE.exists() else {}
     for data, model, weights, positive in runs:
@@ -68,7 +71,7 @@ def main() -> None:
             if key in done:
                 continue
             r = tk.fit(require_data(data), model=model, weights=weights, seed=seed, positive=positive, progress=False,
-                       groups=PNEUMONIA_SUBJECTS if args.groups else None, hidden_dim=args.head)
+                       groups=PNEUMONIA_SUBJECTS if args.groups else None, hidden_dim=args.head, tta=args.tta)
             t = r.test
             done[key] = {"accuracy": t["accuracy"], "balanced_accuracy": t["balanced_accuracy"], "macro_f1": t["macro_f1"],
                          "roc_auc": t.get("roc_auc"), "sensitivity": t.get("binary", {}).get("sensitivity"),
