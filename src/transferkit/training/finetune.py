@@ -125,6 +125,6 @@ def describe_auto_choice(evidence: dict[str, Any]) -> str:
     low, high = evidence["difference_ci95"]
     verdict = ("decisive" if evidence["decisive"] else
                "the interval includes 0: this validation split cannot tell them apart, so the choice is close to a coin flip")
-    return (f"kept {evidence['chosen']}: validation loss fine-tuned {evidence['val_loss_finetune']:.3f} vs linear probe "
-            f"{evidence['val_loss_linear_probe']:.3f}; paired bootstrap 95 % interval of the difference [{low:+.3f}, {high:+.3f}] "
+    return (f"kept {evidence['chosen']}: validation loss fine-tuned {evidence['val_loss_finetune']:.3g} vs linear probe "
+            f"{evidence['val_loss_linear_probe']:.3g}; paired bootstrap 95 % interval of the difference [{low:+.3g}, {high:+.3g}] "
             f"on {evidence['num_val']} images ({verdict})")
