@@ -4,6 +4,11 @@ Judged only by 5-fold StratifiedGroupKFold inside train+val (subjects kept toget
 with a standardised logistic regression at C in {0.01, 0.1, 1}.
 
     OMP_NUM_THREADS=1 PYTHONPATH=src .venv/bin/python bench/multilayer_features_cv.py ../shared/data/plants tf_efficientnet_lite0
+
+Seventh session, rule fixed before the mobilenet_v2 rows were run: ``Backbone.feature_stages`` (pooled outputs of the
+last K stages, concatenated) becomes the library default with K = 3 only if "last3" (best C) is at least as good as
+"last" (best C) on all four pairs {plants, pneumonia} x {tf_efficientnet_lite0, mobilenet_v2} — plants by accuracy,
+pneumonia by ROC-AUC — and better on their mean. Otherwise it ships as an option (default K = 1, today's features).
 """
 import sys, numpy as np, torch
 from pathlib import Path
