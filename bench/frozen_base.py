@@ -11,7 +11,11 @@ Results are cached in bench/artifacts/frozen_base.json, so an interrupted run re
     python bench/frozen_base.py --head 256    # the head of the first three sessions (one hidden layer of 256), cached rows
     python bench/frozen_base.py --datasets plants --pretrained-only
     python bench/frozen_base.py --pretrained-only --tta flips   # test-time views (fit --tta flips), an option, not the default
+    python bench/frozen_base.py --stages 1      # the last stage's features only (the default until the seventh session)
 
+``--stages`` is ``fit(feature_stages=...)``: rows keyed ``...|stages=K`` for K > 1; rows without it are K = 1, what every
+session before the seventh measured. Two processes (e.g. one per data set) can run at once: the store is re-read before
+each write.
 ``--head`` is the head's ``hidden_dim``: ``auto`` (the library default since the fourth session: a single Dense layer or
 one hidden layer of 256, chosen per run by 5-fold CV on train + val) or a fixed width. Rows cached before ``--head``
 existed are the ``256`` rows. A single-layer head is refitted on train + val with C chosen by CV (``linear_refit``, the
@@ -33,6 +37,7 @@ import numpy as np
 
 from _common import require_data
 import transferkit as tk
+from transferkit.config import DEFAULT_FEATURE_STAGES
 
 RUNS = [  # the required numbers first, the random-init controls (uncacheable, slow) last
     ("pneumonia", "mobilenet_v2", "auto", "PNEUMONIA"),
@@ -56,6 +61,7 @@ def main() -> None:
     ap.add_argument("--datasets", nargs="+", default=["pneumonia", "plants"])
     ap.add_argument("--pretrained-only", action="store_true", help="skip the random-init controls")
     ap.add_argument("--tta", default="none", choices=["none", "flips"], help="test-time views (fit --tta); rows keyed ...|tta=flips")
+    ap.add_argument("--stages", type=int, default=DEFAULT_FEATURE_STAGES, help="fit(feature_stages=K); rows keyed ...|stages=K")
     args = ap.parse_args()
     runs = [r for r in RUNS if r[0] == "pneumonia"] if args.groups else RUNS
     runs = [r for r in runs if r[0] in args.datasets and not (args.pretrained_only and r[2] == "none")]
@@ -63,6 +69,7 @@ def main() -> None:
     # the fourth session's "|head=auto" rows chose C on the validation carve
     suffix = ("|groups" if args.groups else "") + ("" if args.head == "256" else f"|head={args.head}") + ("" if args.head == "256" else "|refit")
     suffix += "" if args.tta == "none" else f"|tta={args.tta}"
+    suffix += "" if args.stages == 1 else f"|stages={args.stages}"
     STORE.parent.mkdir(parents=True, exist_ok=True)
     done = json.loads(STORE.read_text()) if STORE.exists() else {}
     for data, model, weights, positive in runs:
@@ -71,13 +78,16 @@ def main() -> None:
             if key in done:
                 continue
             r = tk.fit(require_data(data), model=model, weights=weights, seed=seed, positive=positive, progress=False,
-                       groups=PNEUMONIA_SUBJECTS if args.groups else None, hidden_dim=args.head, tta=args.tta)
+                       groups=PNEUMONIA_SUBJECTS if args.groups else None, hidden_dim=args.head, tta=args.tta,
+                       feature_stages=args.stages)
             t = r.test
             done[key] = {"accuracy": t["accuracy"], "balanced_accuracy": t["balanced_accuracy"], "macro_f1": t["macro_f1"],
                          "roc_auc": t.get("roc_auc"), "sensitivity": t.get("binary", {}).get("sensitivity"),
                          "specificity": t.get("binary", {}).get("specificity"), "best_epoch": r.metrics["training"]["best_epoch"],
                          "seconds": r.metrics["timing_s"]["total"], "head": r.metrics["training"].get("head", 256),
                          "head_selection": r.metrics["training"].get("head_selection"), "refit": r.metrics["training"].get("refit")}
+            row, done = done[key], json.loads(STORE.read_text()) if STORE.exists() else {}  # another process may have written
+            done[key] = row
             STORE.write_text(json.dumps(done, indent=1))
             print(f"{key}: acc {t['accuracy']:.4f} bal {t['balanced_accuracy']:.4f} auc {t.get('roc_auc', float('nan')):.4f} "
                   f"head {done[key]['head']}", flush=True)

@@ -13,6 +13,7 @@ from conftest import TINY
 from transferkit.backbones import load_backbone
 from transferkit.backbones.imagenet_head import ImageNetHeadUnavailableError, imagenet_probabilities
 from transferkit.cli.app import app
+from transferkit.config import DEFAULT_FEATURE_STAGES
 from transferkit.data import load_image_folder
 from transferkit.features import FeatureCache, feature_key
 from transferkit.selection import Candidate, CandidateReport, Limits, SelectionError, choose_backbone, rank_backbones
@@ -120,10 +121,13 @@ def test_rank_backbones_end_to_end(image_folder, tiny_weights, tmp_path):
         assert c.cost["peak_memory_mb"] > c.cost["state_dict_mb"] * 0.5
         assert "Task similarity" in c.explanation and "Size and quality" in c.explanation and "Fit with your limits" in c.explanation
     assert any(c.on_pareto_front for c in ranking.ranked)
-    # only training images were read: test images' features are not in the cache
+    # only training images were read: test images' features are not in the cache; they are the features `fit` trains on
+    # by default (the last DEFAULT_FEATURE_STAGES stages pooled), so a later fit reuses them
     splits = load_image_folder(image_folder, progress=False)
     backbone = load_backbone(TINY, tiny_weights)
-    key = feature_key(TINY, backbone.weights_record["sha256"], backbone.data_cfg)
+    stages = min(DEFAULT_FEATURE_STAGES, backbone.max_feature_stages)
+    assert stages > 1
+    key = feature_key(TINY, backbone.weights_record["sha256"], backbone.data_cfg, stages=stages)
     cache = FeatureCache()
     assert len(cache.get(key, [r.sha256 for r in splits.train + splits.val])) == len(splits.train) + len(splits.val)
     assert cache.get(key, [r.sha256 for r in splits.test]) == {}

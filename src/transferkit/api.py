@@ -97,6 +97,7 @@ def fit(
     max_memory_mb: float | None = None,
     report: bool = True,
     tta: str = "none",
+    feature_stages: int = 1,
 ) -> FitResult:
     """Frozen pretrained base + a new Dense head (``strategy="linear-probe"``), optionally
     followed by fine-tuning (``"finetune"``: LP-FT) or the better of the two on validation
@@ -114,6 +115,8 @@ def fit(
 
     ``tta="flips"`` averages each image's features over four views (itself, two mirror images, its transpose) wherever
     the model runs outside training: features, evaluation, ``predict`` and export all cost 4x (``Backbone.test_views``).
+    ``feature_stages=3`` gives the head the pooled outputs of the backbone's last three stages, not only the last
+    (``Backbone.feature_stages``): wider features at no extra compute.
 
     ``model="auto"`` ranks the offline candidates first (:func:`transferkit.selection.choose_backbone`,
     train images only) under the ``max_*`` limits and fits the top one; the ranking is saved
@@ -153,6 +156,7 @@ def fit(
             finetune=ft,
             augment=_augment_config(augment),
             tta=tta,
+            feature_stages=feature_stages,
         )
     if config.data.groups is not None:
         from .data.folder import compile_groups
@@ -167,7 +171,8 @@ def fit(
                                                max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, device=config.device,
                                                seed=config.seed, val_fraction=config.data.val_fraction,
                                                test_fraction=config.data.test_fraction, cache_dir=config.cache_dir, progress=progress,
-                                               modality="image", strategy=config.strategy, groups=config.data.groups)
+                                               modality="image", strategy=config.strategy, groups=config.data.groups,
+                                               feature_stages=config.feature_stages)
         config = config.model_copy(update={"backbone": chosen_name})
     tuning = config.strategy != "linear-probe"
     accelerator = None
@@ -184,6 +189,7 @@ def fit(
     seed_everything(config.seed)  # random-init backbones (weights='none') are seeded too
     backbone = load_backbone(config.backbone, config.weights)
     backbone.test_views = config.tta
+    backbone.feature_stages = config.feature_stages
     if run_dir is not None and is_main and resume is None:  # only now: a failed check leaves no half-made run
         run_dir.mkdir(parents=True, exist_ok=True)
         _write_json(run_dir / "config.json", {"status": "running", "fit": json.loads(config.model_dump_json())})

@@ -32,3 +32,7 @@ class NotFittedError(TransferKitError, AttributeError):
 
 class ModelFolderError(TransferKitError, ValueError):
     """A saved model folder is missing files or has an unreadable config."""
+
+
+class ConfigError(TransferKitError, ValueError):
+    """An option whose value cannot work with the chosen backbone or data (checked where both are known)."""

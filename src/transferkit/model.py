@@ -116,6 +116,7 @@ class TransferModel(nn.Module):
                 "arch": self.backbone.spec.arch,
                 "weights": self.backbone.weights_record,
                 "test_views": self.backbone.test_views,
+                "feature_stages": self.backbone.feature_stages,
             },
             "head": self.head.config(),
             "num_classes": len(self.classes),
@@ -152,6 +153,7 @@ class TransferModel(nn.Module):
             backbone = load_backbone(cfg["backbone"]["name"], weights="none")
             backbone.weights_record = cfg["backbone"]["weights"]
             backbone.test_views = cfg["backbone"].get("test_views", "none")  # absent in folders saved before it existed
+            backbone.feature_stages = cfg["backbone"].get("feature_stages", 1)  # likewise
             head = DenseHead.from_config(cfg["head"])
         except (KeyError, ValueError, TypeError, AttributeError) as exc:  # AttributeError: JSON that is not an object
             if isinstance(exc, ModelFolderError):

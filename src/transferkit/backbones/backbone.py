@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import TransferKitError
+from ..errors import ConfigError, TransferKitError
 from ._convert import efficientnet_pytorch_to_timm
 from ._registry import BackboneSpec, get_backbone_spec
 from ._weights import resolve_weights
@@ -28,6 +28,7 @@ class WeightsMismatchError(TransferKitError, ValueError):
 
 # test-time views: "flips" = the image, its horizontal and vertical mirror images and its transpose
 TEST_VIEWS = ("none", "flips")
+MAX_FEATURE_STAGES = 8
 
 
 def flip_views(x: torch.Tensor) -> torch.Tensor:
@@ -44,6 +45,12 @@ class Backbone(nn.Module):
     :func:`flip_views` of each image, computed as one batch; in train mode (fine-tuning) one view is used, since
     training augmentation already flips. Everything that runs the backbone in eval mode (feature extraction and
     its cache, evaluation, ``predict``, ONNX export) sees the same averaged features, at 4x the cost.
+
+    ``feature_stages=K`` (K > 1) appends to the pooled output the global-average-pooled outputs of the K - 1 stages
+    before it (a stage ends where the channel count or resolution changes), so a head also sees mid-level features
+    (edges, textures, spots) that the last stage has abstracted away. Frozen intermediate features transfer better
+    than the last layer alone to targets far from ImageNet (Evci et al., *Head2Toe*, ICML 2022). The features get
+    wider (e.g. tf_efficientnet_lite0: 1280 -> 1280 + 320 + 192 for K = 3) and cost nothing extra to compute.
     """
 
     def __init__(self, spec: BackboneSpec, body: nn.Module, weights_record: dict[str, Any]):
@@ -52,6 +59,8 @@ class Backbone(nn.Module):
         self.body = body
         self.weights_record = weights_record
         self._test_views = "none"
+        self._feature_stages = 1
+        self._stage_taps: list[tuple[nn.Module, int]] = []  # (module whose output is pooled, its channels)
 
     @property
     def test_views(self) -> str:
@@ -62,6 +71,25 @@ class Backbone(nn.Module):
         if views not in TEST_VIEWS:
             raise ValueError(f"test_views must be one of {', '.join(TEST_VIEWS)}; got {views!r}.")
         self._test_views = views
+
+    @property
+    def feature_stages(self) -> int:
+        return self._feature_stages
+
+    @feature_stages.setter
+    def feature_stages(self, k: int) -> None:
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_FEATURE_STAGES:
+            raise ConfigError(f"feature_stages must be an integer from 1 (the last stage only) to {MAX_FEATURE_STAGES}; got {k!r}.")
+        taps = _stage_ends(self) if k > 1 else []
+        if k - 1 > len(taps):
+            raise ConfigError(f"'{self.name}' has {len(taps) + 1} stages; feature_stages={k} asks for more. Pass at most {len(taps) + 1}.")
+        self._stage_taps = taps[len(taps) - (k - 1):] if k > 1 else []
+        self._feature_stages = k
+
+    @property
+    def max_feature_stages(self) -> int:
+        """How many stages this backbone has (the largest valid :attr:`feature_stages`, at most 8)."""
+        return min(MAX_FEATURE_STAGES, len(_stage_ends(self)) + 1)
 
     @contextmanager
     def single_view(self) -> Iterator["Backbone"]:
@@ -78,7 +106,7 @@ class Backbone(nn.Module):
 
     @property
     def num_features(self) -> int:
-        return self.spec.num_features
+        return self.spec.num_features + sum(c for _, c in self._stage_taps)
 
     @property
     def data_cfg(self) -> dict[str, Any]:
@@ -87,8 +115,20 @@ class Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._test_views == "flips" and not self.training:
-            return self.body(flip_views(x)).unflatten(0, (4, -1)).mean(0)
-        return self.body(x)
+            return self._pooled(flip_views(x)).unflatten(0, (4, -1)).mean(0)
+        return self._pooled(x)
+
+    def _pooled(self, x: torch.Tensor) -> torch.Tensor:
+        if not self._stage_taps:
+            return self.body(x)
+        pooled: list[torch.Tensor] = []
+        hooks = [m.register_forward_hook(lambda _m, _a, out: pooled.append(out.mean((2, 3)))) for m, _ in self._stage_taps]
+        try:
+            last = self.body(x)
+        finally:
+            for h in hooks:
+                h.remove()
+        return torch.cat([last, *pooled], 1)  # the last stage first: column slice [:spec.num_features] = K = 1 features
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Pooled features of a batch (the same as calling the module)."""
@@ -97,6 +137,47 @@ class Backbone(nn.Module):
     def blocks(self) -> list[nn.Module]:
         """The backbone's stages from input to output (the unit of partial unfreezing)."""
         return _blocks(self.spec.family, self.spec.library, self.body)
+
+
+def _tap_modules(backbone: Backbone) -> list[nn.Module]:
+    """Modules that run in the body's forward and end each block before the last (a hook on them sees the block's
+    output). Grouping containers that are never called themselves (a ModuleList, VGG's regrouped layers) stand for
+    their last layer; stems given as ModuleLists are left out."""
+    taps = []
+    for block in backbone.blocks()[:-1]:
+        if isinstance(block, nn.ModuleList):
+            continue
+        if backbone.spec.family == "vgg":
+            block = block[-1]
+        taps.append(block)
+    return taps
+
+
+def _stage_ends(backbone: Backbone) -> list[tuple[nn.Module, int]]:
+    """(module, channels) at the end of each stage before the last, input to output: a block whose output shape
+    differs from the next block's (channels or resolution). One forward of a small dummy batch finds them."""
+    taps = _tap_modules(backbone)
+    shapes: dict[int, tuple[int, ...]] = {}
+    hooks = [m.register_forward_hook(lambda _m, _a, out, i=i: shapes.__setitem__(i, tuple(out.shape[1:]))) for i, m in enumerate(taps)]
+    param = next(backbone.body.parameters())
+    size = max(64, int(backbone.data_cfg.get("input_size", (3, 224, 224))[-1]) // 2)
+    was_training = backbone.training
+    try:
+        backbone.body.eval()
+        with torch.no_grad():
+            backbone.body(torch.zeros(1, 3, size, size, device=param.device, dtype=param.dtype))
+    finally:
+        for h in hooks:
+            h.remove()
+        backbone.body.train(was_training)
+    ends = []
+    for i, m in enumerate(taps):
+        if i not in shapes or len(shapes[i]) != 3:  # not a feature map (or never called): not a stage
+            continue
+        nxt = shapes.get(i + 1)
+        if nxt is None or nxt != shapes[i]:
+            ends.append((m, shapes[i][0]))
+    return ends
 
 
 def _body(spec: BackboneSpec, model: nn.Module) -> nn.Module:

@@ -71,8 +71,9 @@ def load_imagenet_classifier(backbone: Backbone) -> nn.Module:
 @torch.inference_mode()
 def imagenet_probabilities(backbone: Backbone, features: np.ndarray, *, classifier: nn.Module | None = None,
                            batch_size: int = 1024) -> np.ndarray:
-    """ImageNet class probabilities ``(n, 1000)`` from the backbone's pooled ``features``."""
+    """ImageNet class probabilities ``(n, 1000)`` from the backbone's pooled ``features``. Multi-stage features
+    (:attr:`Backbone.feature_stages` > 1) hold the last stage's pooled output first; the classifier reads only that."""
     head = classifier if classifier is not None else load_imagenet_classifier(backbone)
-    x = torch.as_tensor(np.asarray(features, dtype=np.float32))
+    x = torch.as_tensor(np.asarray(features, dtype=np.float32)[:, : backbone.spec.num_features])
     out = [head(x[i : i + batch_size]).float().softmax(1).numpy() for i in range(0, len(x), batch_size)]
     return np.concatenate(out) if out else np.zeros((0, 1000), np.float32)

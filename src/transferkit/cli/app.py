@@ -119,6 +119,8 @@ def fit(
     balance: Annotated[str, typer.Option(help="Fine-tuning: class imbalance via 'weights' (weighted loss), 'sampler' (balanced sampler) or 'none'.")] = "weights",
     tta: Annotated[str, typer.Option(help="Test-time views: 'flips' averages each image's features over itself, its two mirror images and its "
                                           "transpose (4x the cost of features, evaluation, predict and export); 'none' (default).")] = "none",
+    feature_stages: Annotated[int, typer.Option("--stages", min=1, max=8, help="Pool and concatenate the outputs of the backbone's last K "
+                                                "stages (1 = the last only, default); mid-level features help images far from ImageNet.")] = 1,
     freeze_bn: Annotated[bool, typer.Option("--freeze-bn/--train-bn", help="Fine-tuning: keep all BatchNorm statistics frozen (default), or update those of unfrozen blocks.")] = True,
     resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run folder from its last checkpoint (other options are read from it).")] = None,
     seeds: Annotated[int, typer.Option(min=1, help="Run this many seeds (seed, seed+1, ...) into OUT/seed-K and report mean ± std.")] = 1,
@@ -149,7 +151,8 @@ def fit(
                   augment={"enabled": augment, "crop_scale_min": crop_scale, "hflip": hflip, "rotation": rotation,
                            "color_jitter": color_jitter},
                   balance=balance, freeze_bn=freeze_bn, max_params=max_params, max_size_mb=max_size_mb,
-                  max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, report=report, tta=tta)
+                  max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, report=report, tta=tta,
+                  feature_stages=feature_stages)
     if seeds > 1 and resume is None:
         _fit_seeds_command(data, out, list(range(seed, seed + seeds)), kwargs)
         return
@@ -187,6 +190,8 @@ def fit(
         lines.insert(2, "head: " + describe_head_choice(tr["head_selection"]))
     if result.config.tta != "none":
         lines.append(f"test-time views: {result.config.tta} (features averaged over 4 views; every forward pass outside training costs 4x)")
+    if result.config.feature_stages > 1:
+        lines.append(f"feature stages: last {result.config.feature_stages} pooled and concatenated ({result.model.backbone.num_features} features)")
     if "stages" in result.metrics:
         st = result.metrics["stages"]
         lines.append("val accuracy: linear probe {:.3f}, fine-tuned {:.3f}".format(st["linear_probe"]["val"]["accuracy"], st["finetune"]["val"]["accuracy"]))

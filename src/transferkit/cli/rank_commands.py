@@ -9,6 +9,7 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
+from ..config import DEFAULT_FEATURE_STAGES
 from ..errors import TransferKitError
 from .app import _fail, app, console, err
 
@@ -78,6 +79,8 @@ def rank(
     strategy: Annotated[str, typer.Option(help="How you will train the pick: linear-probe (frozen base), or finetune / lora / auto, "
                                                 "for which ties are broken by LogME and published quality only.")] = "linear-probe",
     seed: Annotated[int, typer.Option(help="Seed of the splits, the CV folds and random-init controls.")] = 0,
+    feature_stages: Annotated[int, typer.Option("--stages", min=1, max=8, help="Images: score the pooled outputs of each backbone's last K "
+                                                "stages, as `fit --stages` trains on (default 3).")] = DEFAULT_FEATURE_STAGES,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the full ranking (all numbers, explanations) as JSON here.")] = None,
     chart: Annotated[Optional[Path], typer.Option(help="Also draw the ranking as a PNG here: predicted accuracy vs measured latency, Pareto front, the pick.")] = None,
     explain: Annotated[bool, typer.Option(help="Print the plain-words explanation of every candidate.")] = True,
@@ -92,7 +95,7 @@ def rank(
         ranking = rank_backbones(data, names, modality=modality, max_params=max_params, max_size_mb=max_size_mb,
                                  max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, device=device, seed=seed,
                                  cache_dir=cache_dir, progress=not quiet, text_col=text_col, label_col=label_col,
-                                 strategy=strategy, groups=groups)
+                                 strategy=strategy, groups=groups, feature_stages=feature_stages)
     except TransferKitError as exc:
         _fail(exc)
     if ranking.ranked:

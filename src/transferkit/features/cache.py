@@ -31,11 +31,13 @@ def default_cache_dir() -> Path:
     return base / "features"
 
 
-def feature_key(backbone: str, weights_sha256: str | None, data_cfg: dict[str, Any], views: str = "none") -> str:
+def feature_key(backbone: str, weights_sha256: str | None, data_cfg: dict[str, Any], views: str = "none", stages: int = 1) -> str:
     """Stable key of one feature space. Random-init backbones (no sha) are never cached. ``views`` (test-time views,
-    :attr:`Backbone.test_views`) enters the key only when not "none", so single-view keys are what they always were."""
+    :attr:`Backbone.test_views`) and ``stages`` (:attr:`Backbone.feature_stages`) enter the key only when not at their
+    defaults ("none", 1), so the keys of plain features are what they always were."""
     fields = {"backbone": backbone, "weights_sha256": weights_sha256, "preprocessing": data_cfg, "version": FEATURES_VERSION}
-    payload = json.dumps({**fields, **({"views": views} if views != "none" else {})}, sort_keys=True)
+    extra = {**({"views": views} if views != "none" else {}), **({"stages": stages} if stages != 1 else {})}
+    payload = json.dumps({**fields, **extra}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 

@@ -67,7 +67,8 @@ def extract_features(
     hashes = [r.sha256 for r in records]
     sha = backbone.weights_record.get("sha256")
     views = getattr(backbone, "test_views", "none")
-    key = feature_key(backbone.name, sha, backbone.data_cfg, views) if (cache is not None and sha) else None
+    stages = getattr(backbone, "feature_stages", 1)
+    key = feature_key(backbone.name, sha, backbone.data_cfg, views, stages) if (cache is not None and sha) else None
     have = cache.get(key, hashes) if key else {}
     missing = [r for r in dict((r.sha256, r) for r in records).values() if r.sha256 not in have]
     stats.num_total += len(records)
@@ -95,7 +96,7 @@ def extract_features(
         new = {r.sha256: v for r, v in zip(missing, computed)}
         if key:
             meta = {"backbone": backbone.name, "weights": backbone.weights_record, "preprocessing": backbone.data_cfg,
-                    "test_views": views}
+                    "test_views": views, "feature_stages": stages}
             cache.put(key, list(new), np.stack(list(new.values())), meta=meta)
         have = {**have, **new}
     return np.stack([have[h] for h in hashes]).astype(np.float32)

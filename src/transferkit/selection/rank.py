@@ -52,6 +52,7 @@ from typing import Any
 
 import numpy as np
 
+from ..config import DEFAULT_FEATURE_STAGES
 from ..errors import TransferKitError, WeightsNotFoundError
 
 RULE = __doc__.split("The rule", 1)[1].split("\n", 2)[2].strip()
@@ -558,6 +559,7 @@ def rank_backbones(
     label_col: str | None = None,
     strategy: str = "linear-probe",
     groups: str | None = None,
+    feature_stages: int = DEFAULT_FEATURE_STAGES,
 ) -> RankingResult:
     """Rank backbones for ``data`` under the limits: an image folder (or :class:`ImageSplits`), or
     a labelled text file (or :class:`TextSplits`) ranked over the text encoders.
@@ -573,7 +575,9 @@ def rank_backbones(
     Ranking never downloads weights. ``strategy``: how the pick will be trained (``linear-probe``,
     or ``finetune``/``lora``/``auto``, which weigh LogME and the published quality; rule, point 3).
     ``groups`` (images): a subject pattern searched in file names (see :func:`~transferkit.data.load_image_folder`);
-    the validation carve and the CV scores then keep each subject's images together.
+    the validation carve and the CV scores then keep each subject's images together. ``feature_stages`` (images): the
+    features scored are those ``fit`` trains on by default (:attr:`~transferkit.backbones.Backbone.feature_stages`);
+    LEEP and NCE read the last stage's part, where the ImageNet classifier sits.
     See the module docstring for the rule.
     """
     from ..data import ImageSplits, load_image_folder
@@ -616,7 +620,7 @@ def rank_backbones(
         subjects = np.array(subject_ids(records, compile_groups(pattern))) if pattern else None
 
         def evaluate(cand: Candidate) -> CandidateReport:
-            return _evaluate_candidate(cand, records, labels, limits, cache, dev, groups=subjects, **common)
+            return _evaluate_candidate(cand, records, labels, limits, cache, dev, groups=subjects, feature_stages=feature_stages, **common)
 
     reports: list[CandidateReport] = []
     with track("ranking candidates", len(cands), unit="model", enabled=progress) as advance:
@@ -683,7 +687,7 @@ def _score_into(report: CandidateReport, feats: np.ndarray, labels: np.ndarray, 
 
 
 def _evaluate_candidate(cand: Candidate, records, labels, limits: Limits, cache, device: str, *, seed, num_folds, batch_size,
-                        throughput_batch_size, latency_runs, progress, groups=None) -> CandidateReport:
+                        throughput_batch_size, latency_runs, progress, groups=None, feature_stages=1) -> CandidateReport:
     """Weights, limits, cost and evidence of one image candidate (stops early when it cannot be ranked)."""
     from ..backbones import get_backbone_spec, load_backbone
     from ..backbones.imagenet_head import ImageNetHeadUnavailableError, imagenet_probabilities
@@ -720,6 +724,7 @@ def _evaluate_candidate(cand: Candidate, records, labels, limits: Limits, cache,
         report.status, report.reason = "unavailable", str(exc).splitlines()[0]
         return report
     report.weights_record = dict(backbone.weights_record, random_init_seed=seed if cand.is_control else None)
+    backbone.feature_stages = min(feature_stages, backbone.max_feature_stages)
     # 3. cost on the user's device, then the limits
     cost = measure_cost(backbone, device=device, batch_size=throughput_batch_size, num_runs=latency_runs).as_dict()
     if _excluded_by_cost(report, cost, limits, t0):
