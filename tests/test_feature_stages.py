@@ -128,6 +128,11 @@ def test_cli_fit_stages_option(image_folder, tiny_weights, torch_single_thread, 
                               "--out", str(tmp_path / "one"), "--no-report", "-q"])
     assert res.exit_code == 0, res.output
     assert "feature stages" not in res.output and tk.load(tmp_path / "one").backbone.num_features == 256
+    res = runner.invoke(app, ["fit", str(image_folder), "--model", TINY, "--weights", str(tiny_weights),
+                              "--out", str(tmp_path / "default"), "--no-report"])
+    assert res.exit_code == 0, res.output
+    width = tk.load(tmp_path / "default").backbone.num_features
+    assert f"feature stages: last 3 pooled and concatenated ({width} features)" in " ".join(res.output.split()) and width > 256
     res = runner.invoke(app, ["fit", str(image_folder), "--model", TINY, "--weights", str(tiny_weights), "--stages", "8",
                               "--out", str(tmp_path / "eight"), "--no-report", "-q"])
     assert res.exit_code != 0 and "asks for more" in res.output and "Traceback" not in res.output

@@ -63,6 +63,10 @@ def test_report_writes_self_contained_html_and_calibrates_model(binary_report):
     assert len(imgs) >= 5 and all(s.startswith("data:image/png;base64,") for s in imgs)
     for section in ("Data", "Model card", "bootstrap intervals", "Operating point", "Calibration", "Training curves", "Misclassified"):
         assert section in html
+    from transferkit import load
+
+    width = load(run).backbone.num_features  # the default features: three stages
+    assert f"{width}: the pooled output of the last 3 stages, concatenated" in html and width > 256
     # numbers: report.json carries the intervals, the operating point and the temperature
     summary = json.loads((run / "report.json").read_text())
     for name in ("accuracy", "roc_auc", "sensitivity", "specificity"):

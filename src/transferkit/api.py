@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .backbones import load_backbone
-from .config import AugmentConfig, DataConfig, FinetuneConfig, FitConfig, HeadConfig, HeadTrainConfig
+from .config import DEFAULT_FEATURE_STAGES, AugmentConfig, DataConfig, FinetuneConfig, FitConfig, HeadConfig, HeadTrainConfig
 from .data import ImageSplits, load_image_folder, load_labelled_folder
 from .evaluation import classification_metrics
 from .features import ExtractionStats, FeatureCache, extract_features, resolve_device
@@ -97,7 +97,7 @@ def fit(
     max_memory_mb: float | None = None,
     report: bool = True,
     tta: str = "none",
-    feature_stages: int = 1,
+    feature_stages: int = DEFAULT_FEATURE_STAGES,
 ) -> FitResult:
     """Frozen pretrained base + a new Dense head (``strategy="linear-probe"``), optionally
     followed by fine-tuning (``"finetune"``: LP-FT) or the better of the two on validation

@@ -83,6 +83,9 @@ class ImageReportParts(RunReportParts):
             ("backbone", f"{model.backbone.name} ({model.backbone.spec.library} {model.backbone.spec.arch})"),
             ("weights source", w.get("source", "?") + (f" — {w['path']}" if w.get("path") else "")),
             ("weights sha256", w.get("sha256") or "none (random initialisation)"),
+            ("features", f"{model.backbone.num_features}: the pooled output of the last "
+                         + (f"{model.backbone.feature_stages} stages, concatenated" if model.backbone.feature_stages > 1 else "stage")
+                         + ("; mean of 4 test-time views" if model.backbone.test_views != "none" else "")),
             ("strategy", training.get("strategy", "?")),
             ("hyper-parameters", json.dumps(hyper, default=str)),
             ("training", ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in training.items()
