@@ -27,18 +27,19 @@ def run(args) -> None:
     log.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         tag = (f"{args.unfreeze.replace(':', '')}-e{args.epochs}-lr{args.lr:g}" + ("-groups" if args.groups else "")
-               + ("" if args.hidden_dim == "256" else f"-h{args.hidden_dim}"))
+               + ("" if args.hidden_dim == "256" else f"-h{args.hidden_dim}") + ("" if args.stages == 1 else f"-k{args.stages}"))
         out = Path(f"bench/artifacts/ft-{name}-{args.model}-{tag}{args.out_suffix}-s{seed}")
         t0 = time.perf_counter()
         r = tk.fit(args.data, model=args.model, positive=args.positive, seed=seed, out=out, strategy="auto", unfreeze=args.unfreeze,
-                   finetune_epochs=args.epochs, finetune_lr=args.lr, groups=args.groups, hidden_dim=args.hidden_dim, progress=False)
+                   finetune_epochs=args.epochs, finetune_lr=args.lr, groups=args.groups, hidden_dim=args.hidden_dim, progress=False,
+                   feature_stages=args.stages)
         st = r.metrics["stages"]
         row = {
             "data": name, "model": args.model, "seed": seed, "groups": args.groups, "unfreeze": args.unfreeze, "epochs": args.epochs, "lr": args.lr,
             "auto_chose": r.metrics["training"]["chosen"], "wall_s": time.perf_counter() - t0,
             "seconds_per_epoch": st["finetune"]["training"]["seconds_per_epoch"],
             "ft_epochs_run": st["finetune"]["training"]["epochs_run"], "ft_best_epoch": st["finetune"]["training"]["best_epoch"],
-            "hidden_dim": args.hidden_dim, "head": st["linear_probe"]["training"].get("head", 256),
+            "hidden_dim": args.hidden_dim, "feature_stages": args.stages, "head": st["linear_probe"]["training"].get("head", 256),
         }
         for stage, key in (("linear_probe", "lp"), ("finetune", "ft")):
             for split in ("val", "test"):
@@ -79,6 +80,8 @@ if __name__ == "__main__":
     p.add_argument("--unfreeze", default="all")
     p.add_argument("--groups", default=None, help="subject pattern for the validation carve (fit --groups)")
     p.add_argument("--hidden-dim", default="auto", help="the head's hidden_dim: auto (library default) or a width (256: the first sessions')")
+    p.add_argument("--stages", type=int, default=3, help="fit(feature_stages=K): 3 is the library default since the seventh session; "
+                                                        "rows without 'feature_stages' were measured with 1")
     p.add_argument("--log", default=None)
     p.add_argument("--out-suffix", default="", help="appended to the run folders' names (keeps an earlier session's runs)")
     p.add_argument("--summary", default=None)
