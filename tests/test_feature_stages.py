@@ -136,3 +136,11 @@ def test_cli_fit_stages_option(image_folder, tiny_weights, torch_single_thread, 
     res = runner.invoke(app, ["fit", str(image_folder), "--model", TINY, "--weights", str(tiny_weights), "--stages", "8",
                               "--out", str(tmp_path / "eight"), "--no-report", "-q"])
     assert res.exit_code != 0 and "asks for more" in res.output and "Traceback" not in res.output
+
+
+def test_finding_the_stages_leaves_train_and_eval_modes_as_they_were():
+    backbone = load_backbone("resnet18", weights="none").train()
+    backbone.body.bn1.eval()  # e.g. fine-tuning's frozen BatchNorm
+    before = [m.training for m in backbone.modules()]
+    backbone.feature_stages = 2
+    assert [m.training for m in backbone.modules()] == before and not backbone.body.bn1.training

@@ -161,7 +161,7 @@ def _stage_ends(backbone: Backbone) -> list[tuple[nn.Module, int]]:
     hooks = [m.register_forward_hook(lambda _m, _a, out, i=i: shapes.__setitem__(i, tuple(out.shape[1:]))) for i, m in enumerate(taps)]
     param = next(backbone.body.parameters())
     size = max(64, int(backbone.data_cfg.get("input_size", (3, 224, 224))[-1]) // 2)
-    was_training = backbone.training
+    modes = [(m, m.training) for m in backbone.body.modules()]  # restored one by one: frozen BatchNorm stays in eval
     try:
         backbone.body.eval()
         with torch.no_grad():
@@ -169,7 +169,8 @@ def _stage_ends(backbone: Backbone) -> list[tuple[nn.Module, int]]:
     finally:
         for h in hooks:
             h.remove()
-        backbone.body.train(was_training)
+        for m, mode in modes:
+            m.training = mode
     ends = []
     for i, m in enumerate(taps):
         if i not in shapes or len(shapes[i]) != 3:  # not a feature map (or never called): not a stage
