@@ -144,3 +144,10 @@ def test_finding_the_stages_leaves_train_and_eval_modes_as_they_were():
     before = [m.training for m in backbone.modules()]
     backbone.feature_stages = 2
     assert [m.training for m in backbone.modules()] == before and not backbone.body.bn1.training
+
+
+def test_rank_refuses_bad_feature_stages_before_any_work(image_folder):
+    from transferkit.selection import SelectionError, rank_backbones
+
+    with pytest.raises(SelectionError, match="feature_stages must be an integer from 1"):
+        rank_backbones(image_folder, ["resnet18:none"], feature_stages=0, progress=False)

@@ -131,7 +131,7 @@ def test_rank_backbones_end_to_end(image_folder, tiny_weights, tmp_path):
     cache = FeatureCache()
     assert len(cache.get(key, [r.sha256 for r in splits.train + splits.val])) == len(splits.train) + len(splits.val)
     assert cache.get(key, [r.sha256 for r in splits.test]) == {}
-    assert ranking.data["test_split_read"] is False
+    assert ranking.data["test_split_read"] is False and ranking.data["feature_stages"] == DEFAULT_FEATURE_STAGES
     # the JSON record holds everything
     saved = json.loads(ranking.save_json(tmp_path / "rank.json").read_text())
     assert saved["best"] == ranking.best.label and len(saved["candidates"]) == 3 and "McNemar" in saved["rule"]

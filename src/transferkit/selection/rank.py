@@ -587,6 +587,8 @@ def rank_backbones(
     t_start = time.perf_counter()
     found = detect_modality(data, modality)
     evidence_scores(strategy)  # validate before any work
+    if isinstance(feature_stages, bool) or not isinstance(feature_stages, int) or not 1 <= feature_stages <= 8:
+        raise SelectionError(f"feature_stages must be an integer from 1 (each backbone's last stage only) to 8; got {feature_stages!r}.")
     limits = limits or Limits(max_params, max_size_mb, max_latency_ms, max_memory_mb)
     cands = [Candidate.parse(c) for c in candidates] if candidates else default_candidates(found)
     if not cands:
@@ -643,7 +645,7 @@ def rank_backbones(
     else:
         data_info = {"root": summary["root"], "modality": "image", "classes": summary["classes"], "num_ranking_images": len(records),
                      "num_ranking_items": len(records), "ranking_splits": ["train", "val"], "test_split_read": False,
-                     "num_skipped": summary["num_skipped"], "groups": summary.get("groups")}
+                     "num_skipped": summary["num_skipped"], "groups": summary.get("groups"), "feature_stages": feature_stages}
     return RankingResult(ordered + rest, limits, data_info, dev, {"total": time.perf_counter() - t_start}, modality=found, notes=notes,
                          strategy=strategy)
 
