@@ -19,8 +19,20 @@ class _RateColumn(TextColumn):
     def render(self, task):  # type: ignore[override]
         from rich.text import Text
 
-        speed = task.finished_speed or task.speed
-        return Text(f"{speed:,.1f} {self.unit}/s" if speed else f"- {self.unit}/s", style="progress.data.speed")
+        return Text(format_rate(task, self.unit), style="progress.data.speed")
+
+
+def format_rate(task, unit: str) -> str:
+    """The rate of a rich task: while it runs, rich's recent-window speed (what the ETA uses); once finished, the
+    average over the whole task (a window would show the last few, maybe instant, steps: e.g. candidates skipped for
+    missing weights at the end of a ranking). Slow tasks read as seconds per item."""
+    if task.finished and task.elapsed and task.completed:
+        speed = task.completed / task.elapsed
+    else:
+        speed = task.speed
+    if not speed:
+        return f"- {unit}/s"
+    return f"{speed:,.1f} {unit}/s" if speed >= 1 else f"{1 / speed:,.1f} s/{unit}"
 
 
 @contextmanager
