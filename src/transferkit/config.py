@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 # before it (`Backbone.feature_stages`). Adopted in the seventh session by a rule written down before its last
 # measurements ran (group CV inside train + val, test never read: bench/multilayer_features_cv.py, bench/RESULTS.md).
 DEFAULT_FEATURE_STAGES = 3
+MAX_FEATURE_STAGES = 8
 
 
 class _Config(BaseModel):
@@ -154,7 +155,7 @@ class FitConfig(_Config):
         "none", description="Test-time views: 'flips' averages the features of each image, its two mirror images and its transpose. "
                             "Every forward pass outside training (feature extraction, evaluation, predict, export) then costs 4x.")
     feature_stages: int = Field(
-        DEFAULT_FEATURE_STAGES, ge=1, le=8, description="Pool the outputs of the backbone's last K stages and concatenate them (1 = the last stage only; default 3). "
+        DEFAULT_FEATURE_STAGES, ge=1, le=MAX_FEATURE_STAGES, description="Pool the outputs of the backbone's last K stages and concatenate them (1 = the last stage only; default 3). "
                                    "Mid-level features help targets far from ImageNet; same compute, wider features.")
 
     @field_validator("weights")

@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..config import MAX_FEATURE_STAGES
 from ..errors import ConfigError, TransferKitError
 from ._convert import efficientnet_pytorch_to_timm
 from ._registry import BackboneSpec, get_backbone_spec
@@ -28,7 +29,6 @@ class WeightsMismatchError(TransferKitError, ValueError):
 
 # test-time views: "flips" = the image, its horizontal and vertical mirror images and its transpose
 TEST_VIEWS = ("none", "flips")
-MAX_FEATURE_STAGES = 8
 
 
 def flip_views(x: torch.Tensor) -> torch.Tensor:
@@ -61,6 +61,7 @@ class Backbone(nn.Module):
         self._test_views = "none"
         self._feature_stages = 1
         self._stage_taps: list[tuple[nn.Module, int]] = []  # (module whose output is pooled, its channels)
+        self._stage_ends: list[tuple[nn.Module, int]] | None = None  # every stage end, found once (the architecture is fixed)
 
     @property
     def test_views(self) -> str:
@@ -80,7 +81,7 @@ class Backbone(nn.Module):
     def feature_stages(self, k: int) -> None:
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_FEATURE_STAGES:
             raise ConfigError(f"feature_stages must be an integer from 1 (the last stage only) to {MAX_FEATURE_STAGES}; got {k!r}.")
-        taps = _stage_ends(self) if k > 1 else []
+        taps = self._all_stage_ends() if k > 1 else []
         if k - 1 > len(taps):
             raise ConfigError(f"'{self.name}' has {len(taps) + 1} stages; feature_stages={k} asks for more. Pass at most {len(taps) + 1}.")
         self._stage_taps = taps[len(taps) - (k - 1):] if k > 1 else []
@@ -89,7 +90,12 @@ class Backbone(nn.Module):
     @property
     def max_feature_stages(self) -> int:
         """How many stages this backbone has (the largest valid :attr:`feature_stages`, at most 8)."""
-        return min(MAX_FEATURE_STAGES, len(_stage_ends(self)) + 1)
+        return min(MAX_FEATURE_STAGES, len(self._all_stage_ends()) + 1)
+
+    def _all_stage_ends(self) -> list[tuple[nn.Module, int]]:
+        if self._stage_ends is None:
+            self._stage_ends = _stage_ends(self)
+        return self._stage_ends
 
     @contextmanager
     def single_view(self) -> Iterator["Backbone"]:

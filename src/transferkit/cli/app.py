@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from ..config import DEFAULT_FEATURE_STAGES
+from ..config import DEFAULT_FEATURE_STAGES, MAX_FEATURE_STAGES
 from ..errors import TransferKitError
 from ..json_files import dumps_strict
 
@@ -120,7 +120,7 @@ def fit(
     balance: Annotated[str, typer.Option(help="Fine-tuning: class imbalance via 'weights' (weighted loss), 'sampler' (balanced sampler) or 'none'.")] = "weights",
     tta: Annotated[str, typer.Option(help="Test-time views: 'flips' averages each image's features over itself, its two mirror images and its "
                                           "transpose (4x the cost of features, evaluation, predict and export); 'none' (default).")] = "none",
-    feature_stages: Annotated[int, typer.Option("--stages", min=1, max=8, help="Pool and concatenate the outputs of the backbone's last K "
+    feature_stages: Annotated[int, typer.Option("--stages", min=1, max=MAX_FEATURE_STAGES, help="Pool and concatenate the outputs of the backbone's last K "
                                                 "stages (default 3; 1 = the last only); mid-level features help images far from ImageNet.")] = DEFAULT_FEATURE_STAGES,
     freeze_bn: Annotated[bool, typer.Option("--freeze-bn/--train-bn", help="Fine-tuning: keep all BatchNorm statistics frozen (default), or update those of unfrozen blocks.")] = True,
     resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run folder from its last checkpoint (other options are read from it).")] = None,

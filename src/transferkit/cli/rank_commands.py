@@ -9,7 +9,7 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
-from ..config import DEFAULT_FEATURE_STAGES
+from ..config import DEFAULT_FEATURE_STAGES, MAX_FEATURE_STAGES
 from ..errors import TransferKitError
 from .app import _fail, app, console, err
 
@@ -79,7 +79,7 @@ def rank(
     strategy: Annotated[str, typer.Option(help="How you will train the pick: linear-probe (frozen base), or finetune / lora / auto, "
                                                 "for which ties are broken by LogME and published quality only.")] = "linear-probe",
     seed: Annotated[int, typer.Option(help="Seed of the splits, the CV folds and random-init controls.")] = 0,
-    feature_stages: Annotated[int, typer.Option("--stages", min=1, max=8, help="Images: score the pooled outputs of each backbone's last K "
+    feature_stages: Annotated[int, typer.Option("--stages", min=1, max=MAX_FEATURE_STAGES, help="Images: score the pooled outputs of each backbone's last K "
                                                 "stages, as `fit --stages` trains on (default 3).")] = DEFAULT_FEATURE_STAGES,
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the full ranking (all numbers, explanations) as JSON here.")] = None,
     chart: Annotated[Optional[Path], typer.Option(help="Also draw the ranking as a PNG here: predicted accuracy vs measured latency, Pareto front, the pick.")] = None,

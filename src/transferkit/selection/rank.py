@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from ..config import DEFAULT_FEATURE_STAGES
+from ..config import DEFAULT_FEATURE_STAGES, MAX_FEATURE_STAGES
 from ..errors import TransferKitError, WeightsNotFoundError
 
 RULE = __doc__.split("The rule", 1)[1].split("\n", 2)[2].strip()
@@ -587,8 +587,9 @@ def rank_backbones(
     t_start = time.perf_counter()
     found = detect_modality(data, modality)
     evidence_scores(strategy)  # validate before any work
-    if isinstance(feature_stages, bool) or not isinstance(feature_stages, int) or not 1 <= feature_stages <= 8:
-        raise SelectionError(f"feature_stages must be an integer from 1 (each backbone's last stage only) to 8; got {feature_stages!r}.")
+    if isinstance(feature_stages, bool) or not isinstance(feature_stages, int) or not 1 <= feature_stages <= MAX_FEATURE_STAGES:
+        raise SelectionError(f"feature_stages must be an integer from 1 (each backbone's last stage only) to {MAX_FEATURE_STAGES}; "
+                             f"got {feature_stages!r}.")
     limits = limits or Limits(max_params, max_size_mb, max_latency_ms, max_memory_mb)
     cands = [Candidate.parse(c) for c in candidates] if candidates else default_candidates(found)
     if not cands:
