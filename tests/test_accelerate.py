@@ -78,7 +78,8 @@ def test_two_cpu_processes_agree_save_once_and_match_one_process(image_folder, t
 
 @pytest.mark.skipif(shutil.which("accelerate", path=str(Path(sys.executable).parent)) is None, reason="accelerate CLI not installed")
 def test_accelerate_launch_of_the_cli_prints_once_and_saves_once(image_folder, tmp_path):
-    """`accelerate launch -m transferkit fit …` (the README's command) on 2 CPU processes: one summary, one model folder."""
+    """`accelerate launch -m transferkit fit …` (the README's command) on 2 CPU processes: one summary, one model folder,
+    and with ``--strategy auto`` one decision that every rank applies."""
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text("import conftest  # registers the tiny test backbone in every launched process\n")
@@ -88,7 +89,7 @@ def test_accelerate_launch_of_the_cli_prints_once_and_saves_once(image_folder, t
     launcher = Path(sys.executable).parent / "accelerate"
     proc = subprocess.run([str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
                            "--dynamo_backend", "no", "--main_process_port", str(_free_port()), "-m", "transferkit", "fit", str(image_folder),
-                           "--model", "tiny_effnet", "--weights", "none", "--device", "cpu", "--strategy", "finetune", "--unfreeze", "last:3",
+                           "--model", "tiny_effnet", "--weights", "none", "--device", "cpu", "--strategy", "auto", "--unfreeze", "last:3",
                            "--ft-epochs", "1", "--no-report", "-q", "--out", str(out)],
                           env=env, timeout=600, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -96,3 +97,6 @@ def test_accelerate_launch_of_the_cli_prints_once_and_saves_once(image_folder, t
     assert (out / "model" / "model.safetensors").is_file()
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["distributed"]["num_processes"] == 2 and len(metrics["distributed"]["param_checksums"]) == 2
+    sums = metrics["distributed"]["param_checksums"]
+    assert sums[0] == pytest.approx(sums[1], rel=1e-9)  # both ranks hold the model auto kept
+    assert metrics["training"]["chosen"] == metrics["training"]["auto"]["chosen"] and metrics["training"]["auto"]["rule"] == "finetune-unless-worse"

@@ -85,3 +85,20 @@ def test_resuming_a_text_run_with_fit_points_to_fit_text(tmp_path):
     (run / "config.json").write_text(json.dumps({"something": "else"}))
     with pytest.raises(tk.DataError, match="no 'fit' section"):
         tk.fit(resume=run, progress=False)
+
+
+def test_an_auto_run_from_before_auto_rule_resumes_with_the_rule_it_started_under(image_folder, tmp_path, monkeypatch):
+    cfg = _config(image_folder)
+    cfg.strategy = "auto"
+    undo = crash_after_epoch(monkeypatch, 1, "simulated crash")
+    out = tmp_path / "old-auto"
+    with pytest.raises(SystemExit):
+        tk.fit(config=cfg, out=out, progress=False)
+    undo()
+    whole = json.loads((out / "config.json").read_text())
+    assert whole["fit"].pop("auto_rule") == "finetune-unless-worse"  # what an older transferkit wrote: no auto_rule
+    (out / "config.json").write_text(json.dumps(whole))
+    tk.fit(resume=out, progress=False)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["training"]["auto"]["rule"] == "lower-val-loss"
+    assert metrics["training"]["selection"] == "auto (lower-val-loss)"

@@ -98,9 +98,10 @@ def fit(
     report: bool = True,
     tta: str = "none",
     feature_stages: int = DEFAULT_FEATURE_STAGES,
+    auto_rule: str = "finetune-unless-worse",
 ) -> FitResult:
     """Frozen pretrained base + a new Dense head (``strategy="linear-probe"``), optionally
-    followed by fine-tuning (``"finetune"``: LP-FT) or the better of the two on validation
+    followed by fine-tuning (``"finetune"``: LP-FT) or a choice between the two on validation
     (``"auto"``); evaluated on the test split.
 
     >>> result = transferkit.fit("data/pneumonia", model="mobilenet_v2", positive="PNEUMONIA", out="runs/pneu")
@@ -117,6 +118,8 @@ def fit(
     the model runs outside training: features, evaluation, ``predict`` and export all cost 4x (``Backbone.test_views``).
     ``feature_stages=3`` gives the head the pooled outputs of the backbone's last three stages, not only the last
     (``Backbone.feature_stages``): wider features at no extra compute.
+    ``strategy="auto"`` keeps the fine-tuned model unless validation shows it worse than the probe (a paired bootstrap
+    interval wholly above 0); ``auto_rule="lower-val-loss"`` keeps the lower validation loss however small the gap.
 
     ``model="auto"`` ranks the offline candidates first (:func:`transferkit.selection.choose_backbone`,
     train images only) under the ``max_*`` limits and fits the top one; the ranking is saved
@@ -135,6 +138,8 @@ def fit(
         if not isinstance(whole, dict) or "fit" not in whole:
             raise DataError(f"cannot resume '{out}': its config.json has no 'fit' section (not written by `transferkit fit`).")
         saved = whole["fit"]
+        if isinstance(saved, dict) and saved.get("strategy") == "auto":
+            saved.setdefault("auto_rule", "lower-val-loss")  # the rule of runs started before auto_rule existed
         config = FitConfig.model_validate(saved)
     elif config is None:
         if data is None:
@@ -157,6 +162,7 @@ def fit(
             augment=_augment_config(augment),
             tta=tta,
             feature_stages=feature_stages,
+            auto_rule=auto_rule,
         )
     if config.data.groups is not None:
         from .data.folder import compile_groups
@@ -339,7 +345,7 @@ def _saved_temperature(run_dir: Path, default: float) -> float:
 def _finetune_stage(tm: TransferModel, splits: ImageSplits, config: FitConfig, y: dict[str, np.ndarray], metrics: dict[str, Any],
                     history: list[dict[str, Any]], lp_proba: dict[str, np.ndarray], *, accelerator, run_dir: Path | None, resume: bool,
                     progress: bool):
-    """LP-FT stage two; for ``auto``, keep whichever of the two has the lower validation loss."""
+    """LP-FT stage two; for ``auto``, keep the fine-tuned model unless validation shows it worse (``FitConfig.auto_rule``)."""
     import copy
 
     from .training.finetune import auto_choice_evidence, eval_loader, finetune_image_model, parameter_checksum, predict_proba
@@ -376,9 +382,16 @@ def _finetune_stage(tm: TransferModel, splits: ImageSplits, config: FitConfig, y
         "mixed_precision": str(accelerator.mixed_precision),
     }
     lp_val_loss = trainer.initial_["val_loss"] if trainer.initial_ else None
-    chosen = "finetune"
-    if config.strategy == "auto" and lp_val_loss is not None and not (trainer.best_val_loss_ < lp_val_loss):
-        chosen = "linear-probe"
+    chosen, evidence = "finetune", None
+    if config.strategy == "auto" and lp_val_loss is not None:
+        evidence = auto_choice_evidence(
+            y["val"], lp_proba["val"], ft_proba["val"], num_classes=len(splits.classes), y_train=y["train"], config=config.finetune,
+            lp_val_loss=lp_val_loss, ft_val_loss=trainer.best_val_loss_, rule=config.auto_rule, seed=config.seed)
+        chosen = evidence["chosen"]
+        if accelerator.num_processes > 1:  # one decision for every rank, the main process's
+            from accelerate.utils import broadcast_object_list
+
+            chosen = evidence["chosen"] = broadcast_object_list([chosen])[0]
     final = ft_model if chosen == "finetune" else lp_model
     final.eval()
     checksum = parameter_checksum(final)
@@ -387,11 +400,9 @@ def _finetune_stage(tm: TransferModel, splits: ImageSplits, config: FitConfig, y
     sums = accelerator.gather(torch.tensor([checksum], dtype=torch.float64, device=accelerator.device)).cpu().tolist()
     metrics.update({"val": (ft_metrics if chosen == "finetune" else lp_metrics)["val"], "test": (ft_metrics if chosen == "finetune" else lp_metrics)["test"]})
     metrics["training"] = {**(ft_metrics if chosen == "finetune" else lp_metrics)["training"], "chosen": chosen, "requested": config.strategy,
-                           "selection": "lower validation loss (auto)" if config.strategy == "auto" else "requested"}
-    if config.strategy == "auto" and lp_val_loss is not None:
-        metrics["training"]["auto"] = auto_choice_evidence(
-            y["val"], lp_proba["val"], ft_proba["val"], num_classes=len(splits.classes), y_train=y["train"], config=config.finetune,
-            lp_val_loss=lp_val_loss, ft_val_loss=trainer.best_val_loss_, chosen=chosen, seed=config.seed)
+                           "selection": f"auto ({config.auto_rule})" if config.strategy == "auto" else "requested"}
+    if evidence is not None:
+        metrics["training"]["auto"] = evidence
     metrics["stages"] = {"linear_probe": lp_metrics, "finetune": ft_metrics}
     metrics["timing_s"]["finetune"] = t_ft
     metrics["distributed"] = {"num_processes": accelerator.num_processes, "param_checksums": sums}

@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 DEFAULT_FEATURE_STAGES = 3
 MAX_FEATURE_STAGES = 8
 
+# How `strategy="auto"` chooses between the probe and the fine-tuned model (training.finetune.auto_choice_evidence).
+AutoRule = Literal["finetune-unless-worse", "lower-val-loss"]
+
 
 class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -147,8 +150,11 @@ class FitConfig(_Config):
     cache_dir: Path | None = None
     seed: int = 0
     strategy: Literal["linear-probe", "finetune", "auto"] = Field(
-        "linear-probe", description="linear-probe (frozen base), finetune (LP then unfreeze) or auto (the better on validation)."
+        "linear-probe", description="linear-probe (frozen base), finetune (LP then unfreeze) or auto (the fine-tuned model unless validation shows it worse than the probe; see auto_rule)."
     )
+    auto_rule: AutoRule = Field(
+        "finetune-unless-worse", description="How strategy='auto' decides: 'finetune-unless-worse' keeps the fine-tuned model unless a "
+        "paired bootstrap 95 % interval shows its validation loss higher than the probe's; 'lower-val-loss' keeps the lower point estimate.")
     finetune: FinetuneConfig = FinetuneConfig()
     augment: AugmentConfig = AugmentConfig()
     tta: Literal["none", "flips"] = Field(

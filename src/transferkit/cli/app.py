@@ -87,7 +87,7 @@ def _print_data_notes(summary: dict) -> None:
 @app.command(
     epilog="Examples:\n\n"
     "transferkit fit data/pneumonia --model mobilenet_v2 --positive PNEUMONIA --out runs/pneu-mnv2\n\n"
-    "transferkit fit data/plants --strategy auto --unfreeze last:8 --out runs/plants   (LP, then fine-tune; keep the better on validation)\n\n"
+    "transferkit fit data/plants --strategy auto --unfreeze last:8 --out runs/plants   (LP, then fine-tune; keep it unless validation shows it worse)\n\n"
     "transferkit fit --resume runs/plants   (after a crash, kill -9 or Ctrl-C)\n\n"
     "accelerate launch --num_processes 2 -m transferkit fit data/plants --strategy finetune --out runs/plants   (several GPUs)",
 )
@@ -108,7 +108,9 @@ def fit(
     batch_size: Annotated[int, typer.Option(help="Batch size for feature extraction.")] = 32,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     cache_dir: Annotated[Optional[Path], typer.Option(help="Feature cache folder (default: ~/.cache/transferkit/features).")] = None,
-    strategy: Annotated[str, typer.Option(help="linear-probe (frozen base), finetune (LP, then unfreeze) or auto (the better of the two on validation).")] = "linear-probe",
+    strategy: Annotated[str, typer.Option(help="linear-probe (frozen base), finetune (LP, then unfreeze) or auto (fine-tuned unless validation shows it worse).")] = "linear-probe",
+    auto_rule: Annotated[str, typer.Option(help="How --strategy auto decides: 'finetune-unless-worse' (default: keep the fine-tuned model unless a paired "
+                                                "bootstrap interval shows a higher validation loss than the probe's) or 'lower-val-loss'.")] = "finetune-unless-worse",
     unfreeze: Annotated[str, typer.Option(help="Fine-tuning: 'all' or 'last:N' backbone blocks.")] = "all",
     ft_epochs: Annotated[Optional[int], typer.Option("--ft-epochs", help="Fine-tuning: maximum epochs (default 6; early stopping, patience 3).")] = None,
     ft_lr: Annotated[Optional[float], typer.Option("--ft-lr", help="Fine-tuning: LR of the head and last block (default 1e-4); earlier blocks get lr*0.8^k.")] = None,
@@ -153,7 +155,7 @@ def fit(
                            "color_jitter": color_jitter},
                   balance=balance, freeze_bn=freeze_bn, max_params=max_params, max_size_mb=max_size_mb,
                   max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, report=report, tta=tta,
-                  feature_stages=feature_stages)
+                  feature_stages=feature_stages, auto_rule=auto_rule)
     if seeds > 1 and resume is None:
         _fit_seeds_command(data, out, list(range(seed, seed + seeds)), kwargs)
         return

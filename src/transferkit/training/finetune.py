@@ -15,8 +15,9 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..config import AugmentConfig, FinetuneConfig
+from ..config import AugmentConfig, AutoRule, FinetuneConfig
 from ..data import ImageSplits, make_transforms
+from ..errors import ConfigError
 from .augment import make_train_transform
 from .head_trainer import class_weights
 from .image_data import DecodedImageDataset
@@ -105,17 +106,32 @@ __all__ = ["ImageFinetuneData", "eval_loader", "finetune_image_model", "make_ima
 
 
 def auto_choice_evidence(y_val: np.ndarray, lp_proba: np.ndarray, ft_proba: np.ndarray, *, num_classes: int, y_train: np.ndarray,
-                         config: FinetuneConfig, lp_val_loss: float, ft_val_loss: float, chosen: str, seed: int = 0) -> dict[str, Any]:
-    """What ``strategy="auto"`` decided on, and whether the validation split could tell the two stages apart.
+                         config: FinetuneConfig, lp_val_loss: float, ft_val_loss: float,
+                         rule: AutoRule = "finetune-unless-worse", seed: int = 0) -> dict[str, Any]:
+    """``strategy="auto"``'s decision between the probe (stage one) and the fine-tuned model, with its evidence.
 
-    The decision is the lower validation loss (the trainer's, class-weighted as in training); beside it, a paired
-    bootstrap 95 % interval of fine-tuned minus probe loss on the same validation images. When it includes 0 the
-    choice is a coin flip on this split, which a user should know (a larger or subject-grouped split would help)."""
+    The evidence is a paired bootstrap 95 % interval of fine-tuned minus probe validation loss on the same validation
+    images (class-weighted as in training). ``rule`` decides:
+
+    - ``"finetune-unless-worse"`` (default): keep the fine-tuned model unless the interval lies wholly above 0, i.e.
+      unless validation shows it worse. Fine-tuning from a fitted head is the expected winner on small data (LP-FT,
+      Kumar et al. 2022), and auto exists to stop a fine-tuned model that is *worse* than its probe from shipping; a
+      split too small to tell them apart is not evidence of that.
+    - ``"lower-val-loss"``: the lower point estimate (the trainer's losses), however small the gap.
+
+    ``decisive`` says whether the interval excludes 0; when it does not, the choice rests on the rule, not the data.
+    """
     from ..evaluation.bootstrap import paired_loss_difference
 
     weight = class_weights(np.asarray(y_train), num_classes).numpy() if config.balance == "weights" else None
     diff = paired_loss_difference(y_val, lp_proba, ft_proba, class_weight=weight, seed=seed)
-    return {"chosen": chosen, "val_loss_linear_probe": lp_val_loss, "val_loss_finetune": ft_val_loss,
+    if rule == "finetune-unless-worse":
+        chosen = "linear-probe" if diff.low > 0 else "finetune"
+    elif rule == "lower-val-loss":
+        chosen = "finetune" if ft_val_loss < lp_val_loss else "linear-probe"
+    else:
+        raise ConfigError(f"auto_rule must be 'finetune-unless-worse' or 'lower-val-loss'; got {rule!r}.")
+    return {"chosen": chosen, "rule": rule, "val_loss_linear_probe": lp_val_loss, "val_loss_finetune": ft_val_loss,
             "difference": diff.estimate, "difference_ci95": [diff.low, diff.high], "num_val": int(len(y_val)),
             "decisive": bool(diff.low > 0 or diff.high < 0)}
 
@@ -123,8 +139,14 @@ def auto_choice_evidence(y_val: np.ndarray, lp_proba: np.ndarray, ft_proba: np.n
 def describe_auto_choice(evidence: dict[str, Any]) -> str:
     """One line on ``strategy="auto"``'s choice, from :func:`auto_choice_evidence` (``metrics.json`` ``training.auto``)."""
     low, high = evidence["difference_ci95"]
-    verdict = ("decisive" if evidence["decisive"] else
-               "the interval includes 0: this validation split cannot tell them apart, so the choice is close to a coin flip")
+    rule = evidence.get("rule", "lower-val-loss")  # run folders written before the rule was recorded used the lower loss
+    if evidence["decisive"]:
+        verdict = "decisive"
+    elif rule == "finetune-unless-worse":
+        verdict = ("the interval includes 0: this validation split cannot show fine-tuning is worse, so the fine-tuned "
+                   "model is kept (rule finetune-unless-worse)")
+    else:
+        verdict = "the interval includes 0: this validation split cannot tell them apart, so the choice is close to a coin flip"
     return (f"kept {evidence['chosen']}: validation loss fine-tuned {evidence['val_loss_finetune']:.3g} vs linear probe "
             f"{evidence['val_loss_linear_probe']:.3g}; paired bootstrap 95 % interval of the difference [{low:+.3g}, {high:+.3g}] "
             f"on {evidence['num_val']} images ({verdict})")
