@@ -99,6 +99,7 @@ def fit(
     tta: str = "none",
     feature_stages: int = DEFAULT_FEATURE_STAGES,
     auto_rule: str = "finetune-unless-worse",
+    train_views: int = 0,
 ) -> FitResult:
     """Frozen pretrained base + a new Dense head (``strategy="linear-probe"``), optionally
     followed by fine-tuning (``"finetune"``: LP-FT) or a choice between the two on validation
@@ -118,6 +119,8 @@ def fit(
     the model runs outside training: features, evaluation, ``predict`` and export all cost 4x (``Backbone.test_views``).
     ``feature_stages=3`` gives the head the pooled outputs of the backbone's last three stages, not only the last
     (``Backbone.feature_stages``): wider features at no extra compute.
+    ``train_views=4`` trains the frozen-base head also on the features of 4 augmented copies of each training image
+    (``augment``'s crop, flip, rotation and colour jitter, applied offline and cached like the clean features).
     ``strategy="auto"`` keeps the fine-tuned model unless validation shows it worse than the probe (a paired bootstrap
     interval wholly above 0); ``auto_rule="lower-val-loss"`` keeps the lower validation loss however small the gap.
 
@@ -163,11 +166,17 @@ def fit(
             tta=tta,
             feature_stages=feature_stages,
             auto_rule=auto_rule,
+            train_views=train_views,
         )
     if config.data.groups is not None:
         from .data.folder import compile_groups
 
         compile_groups(config.data.groups)  # a bad pattern fails before any ranking or run folder
+    if config.train_views and not config.augment.enabled:
+        from .errors import ConfigError
+
+        raise ConfigError(f"train_views={config.train_views} asks for augmented copies, but augmentation is off (augment.enabled=False, "
+                          "--no-augment): turn augmentation on, or pass train_views=0 (--train-views 0).")
     t0 = time.perf_counter()
     ranking = None
     if config.backbone == "auto":
@@ -210,6 +219,16 @@ def fit(
                                 device=config.device, progress=progress and is_main, description=f"{s} features", stats=stats)
             for s in ("train", "val", "test")
         }
+        augmented = None
+        if config.train_views:  # augmented copies of the head's training images; of val too when the head refits on it
+            from .features import extract_train_views
+            from .training.head_trainer import views_as_augmented
+
+            copies = {s: extract_train_views(backbone, splits.split(s), config.train_views, augment=config.augment, cache=cache,
+                                             batch_size=config.batch_size, num_workers=config.num_workers, device=config.device,
+                                             progress=progress and is_main, stats=stats)
+                      for s in (("train",) if tuning else ("train", "val"))}
+            augmented = views_as_augmented(copies["train"], copies.get("val"), num_train=len(feats["train"]))
     t_feat = time.perf_counter() - t_feat
     y = {s: np.array([r.label for r in splits.split(s)], dtype=np.int64) for s in ("train", "val", "test")}
 
@@ -222,7 +241,7 @@ def fit(
     # fine-tuning stops on the validation split and `auto` compares on it: its first stage must not have fitted it
     head_train = config.train.model_copy(update={"linear_refit": False}) if tuning else config.train
     trainer = HeadTrainer(config.head, head_train, progress=progress and is_main).fit(feats["train"], y["train"], feats["val"], y["val"],
-                                                                                      len(splits.classes), groups=subjects)
+                                                                                      len(splits.classes), groups=subjects, augmented=augmented)
     t_head = time.perf_counter() - t_head
     tm = TransferModel(backbone, trainer.head_, splits.classes, positive=config.positive)
 
@@ -239,6 +258,7 @@ def fit(
         "best_val_loss": trainer.best_val_loss_,
         "head": trainer.head_config_.hidden_dim or "linear",
         **({"head_solver": "logistic regression (lbfgs)", "C": trainer.C_} if trainer.solver_ == "lbfgs" else {}),
+        **({"train_views": {"copies_per_image": config.train_views, "rows": trainer.augmented_rows_}} if config.train_views else {}),
     }
     if trainer.refit_ is not None:
         metrics["training"]["refit"] = {**trainer.refit_, "val_predictions": "out-of-fold"}

@@ -160,6 +160,9 @@ class FitConfig(_Config):
     tta: Literal["none", "flips"] = Field(
         "none", description="Test-time views: 'flips' averages the features of each image, its two mirror images and its transpose. "
                             "Every forward pass outside training (feature extraction, evaluation, predict, export) then costs 4x.")
+    train_views: int = Field(
+        0, ge=0, le=32, description="Frozen-base head: also train on the features of this many augmented copies of each training image "
+        "(the `augment` settings; computed once and cached). 0 = the images alone.")
     feature_stages: int = Field(
         DEFAULT_FEATURE_STAGES, ge=1, le=MAX_FEATURE_STAGES, description="Pool the outputs of the backbone's last K stages and concatenate them (1 = the last stage only; default 3). "
                                    "Mid-level features help targets far from ImageNet; same compute, wider features.")

@@ -114,14 +114,16 @@ def fit(
     unfreeze: Annotated[str, typer.Option(help="Fine-tuning: 'all' or 'last:N' backbone blocks.")] = "all",
     ft_epochs: Annotated[Optional[int], typer.Option("--ft-epochs", help="Fine-tuning: maximum epochs (default 6; early stopping, patience 3).")] = None,
     ft_lr: Annotated[Optional[float], typer.Option("--ft-lr", help="Fine-tuning: LR of the head and last block (default 1e-4); earlier blocks get lr*0.8^k.")] = None,
-    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Fine-tuning: augment training images (crop, flip, rotation, colour).")] = True,
-    crop_scale: Annotated[float, typer.Option(help="Fine-tuning augmentation: RandomResizedCrop keeps at least this share of the area.")] = 0.7,
-    hflip: Annotated[float, typer.Option(help="Fine-tuning augmentation: probability of a horizontal flip (0 for images with a handedness).")] = 0.5,
-    rotation: Annotated[float, typer.Option(help="Fine-tuning augmentation: random rotation range, +/- degrees.")] = 10.0,
-    color_jitter: Annotated[float, typer.Option(help="Fine-tuning augmentation: brightness/contrast/saturation jitter (0 = off).")] = 0.2,
+    augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Augment training images (crop, flip, rotation, colour) when fine-tuning or with --train-views.")] = True,
+    crop_scale: Annotated[float, typer.Option(help="Augmentation (fine-tuning, --train-views): RandomResizedCrop keeps at least this share of the area.")] = 0.7,
+    hflip: Annotated[float, typer.Option(help="Augmentation (fine-tuning, --train-views): probability of a horizontal flip (0 for images with a handedness).")] = 0.5,
+    rotation: Annotated[float, typer.Option(help="Augmentation (fine-tuning, --train-views): random rotation range, +/- degrees.")] = 10.0,
+    color_jitter: Annotated[float, typer.Option(help="Augmentation (fine-tuning, --train-views): brightness/contrast/saturation jitter (0 = off).")] = 0.2,
     balance: Annotated[str, typer.Option(help="Fine-tuning: class imbalance via 'weights' (weighted loss), 'sampler' (balanced sampler) or 'none'.")] = "weights",
     tta: Annotated[str, typer.Option(help="Test-time views: 'flips' averages each image's features over itself, its two mirror images and its "
                                           "transpose (4x the cost of features, evaluation, predict and export); 'none' (default).")] = "none",
+    train_views: Annotated[int, typer.Option("--train-views", min=0, max=32, help="Frozen-base head: also train on the features of N augmented "
+                                             "copies of each training image (the augmentation options above; cached). 0 = off.")] = 0,
     feature_stages: Annotated[int, typer.Option("--stages", min=1, max=MAX_FEATURE_STAGES, help="Pool and concatenate the outputs of the backbone's last K "
                                                 "stages (default 3; 1 = the last only); mid-level features help images far from ImageNet.")] = DEFAULT_FEATURE_STAGES,
     freeze_bn: Annotated[bool, typer.Option("--freeze-bn/--train-bn", help="Fine-tuning: keep all BatchNorm statistics frozen (default), or update those of unfrozen blocks.")] = True,
@@ -155,7 +157,7 @@ def fit(
                            "color_jitter": color_jitter},
                   balance=balance, freeze_bn=freeze_bn, max_params=max_params, max_size_mb=max_size_mb,
                   max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, report=report, tta=tta,
-                  feature_stages=feature_stages, auto_rule=auto_rule)
+                  feature_stages=feature_stages, auto_rule=auto_rule, train_views=train_views)
     if seeds > 1 and resume is None:
         _fit_seeds_command(data, out, list(range(seed, seed + seeds)), kwargs)
         return
@@ -193,6 +195,8 @@ def fit(
         lines.insert(2, "head: " + describe_head_choice(tr["head_selection"]))
     if result.config.tta != "none":
         lines.append(f"test-time views: {result.config.tta} (features averaged over 4 views; every forward pass outside training costs 4x)")
+    if result.config.train_views:
+        lines.append(f"training copies: the head also trained on {result.config.train_views} augmented copies of each image (cached)")
     if result.config.feature_stages > 1:
         lines.append(f"feature stages: last {result.config.feature_stages} pooled and concatenated ({result.model.backbone.num_features} features)")
     if "stages" in result.metrics:

@@ -1,6 +1,7 @@
 """Frozen-backbone features and their on-disk cache."""
 
 from .cache import FeatureCache, default_cache_dir, feature_key
-from .extract import ExtractionStats, ImageRecordDataset, extract_features, resolve_device
+from .extract import AugmentedViewDataset, ExtractionStats, ImageRecordDataset, extract_features, extract_train_views, resolve_device, view_seed
 
-__all__ = ["ExtractionStats", "FeatureCache", "ImageRecordDataset", "default_cache_dir", "extract_features", "feature_key", "resolve_device"]
+__all__ = ["AugmentedViewDataset", "ExtractionStats", "FeatureCache", "ImageRecordDataset", "default_cache_dir", "extract_features",
+           "extract_train_views", "feature_key", "resolve_device", "view_seed"]

@@ -31,12 +31,15 @@ def default_cache_dir() -> Path:
     return base / "features"
 
 
-def feature_key(backbone: str, weights_sha256: str | None, data_cfg: dict[str, Any], views: str = "none", stages: int = 1) -> str:
+def feature_key(backbone: str, weights_sha256: str | None, data_cfg: dict[str, Any], views: str = "none", stages: int = 1,
+                train_view: dict[str, Any] | None = None) -> str:
     """Stable key of one feature space. Random-init backbones (no sha) are never cached. ``views`` (test-time views,
-    :attr:`Backbone.test_views`) and ``stages`` (:attr:`Backbone.feature_stages`) enter the key only when not at their
-    defaults ("none", 1), so the keys of plain features are what they always were."""
+    :attr:`Backbone.test_views`), ``stages`` (:attr:`Backbone.feature_stages`) and ``train_view`` (an augmented training
+    copy: its number and augmentation, :func:`extract_train_views`) enter the key only when not at their defaults
+    ("none", 1, None), so the keys of plain features are what they always were."""
     fields = {"backbone": backbone, "weights_sha256": weights_sha256, "preprocessing": data_cfg, "version": FEATURES_VERSION}
-    extra = {**({"views": views} if views != "none" else {}), **({"stages": stages} if stages != 1 else {})}
+    extra = {**({"views": views} if views != "none" else {}), **({"stages": stages} if stages != 1 else {}),
+             **({"train_view": train_view} if train_view is not None else {})}
     payload = json.dumps({**fields, **extra}, sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 

@@ -10,6 +10,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..backbones import Backbone
+from ..config import AugmentConfig
 from ..data import ImageRecord, make_transforms, open_image
 from ..progress import track
 from .cache import FeatureCache, feature_key
@@ -30,6 +31,30 @@ class ImageRecordDataset(Dataset):
         r = self.records[i]
         kwargs = {"max_pixels": self.max_pixels} if self.max_pixels else {}
         return self.transform(open_image(r.path, **kwargs)), r.label
+
+
+class AugmentedViewDataset(ImageRecordDataset):
+    """Augmented copy number ``view`` of each record: the random transform runs under a seed derived from the image's
+    content hash and ``view`` alone, so a view is the same whatever the batch, order, worker or run seed (and cacheable)."""
+
+    def __init__(self, records: Sequence[ImageRecord], transform, view: int, *, max_pixels: int | None = None):
+        super().__init__(records, transform, max_pixels=max_pixels)
+        self.view = view
+
+    def __getitem__(self, i: int):
+        r = self.records[i]
+        kwargs = {"max_pixels": self.max_pixels} if self.max_pixels else {}
+        image = open_image(r.path, **kwargs)
+        with torch.random.fork_rng(devices=[]):  # the caller's RNG stream is left as it was
+            torch.manual_seed(view_seed(r.sha256, self.view))
+            return self.transform(image), r.label
+
+
+def view_seed(sha256: str, view: int) -> int:
+    """The seed of augmented copy ``view`` of the image whose content hash is ``sha256``."""
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(f"{sha256}:{view}".encode()).digest()[:8], "little") & (2**63 - 1)
 
 
 @dataclass
@@ -63,12 +88,54 @@ def extract_features(
     Cached vectors are reused; only the missing ones are computed (in eval mode, under
     autocast on CUDA) and then stored. A random-init backbone is never cached.
     """
+    return _features(backbone, records, lambda todo: ImageRecordDataset(todo, make_transforms(backbone.data_cfg)), cache=cache,
+                     batch_size=batch_size, num_workers=num_workers, device=device, progress=progress, description=description,
+                     stats=stats)
+
+
+@torch.inference_mode()
+def extract_train_views(
+    backbone: Backbone,
+    records: Sequence[ImageRecord],
+    views: int,
+    *,
+    augment: AugmentConfig | None = None,
+    cache: FeatureCache | None = None,
+    batch_size: int = 32,
+    num_workers: int = 0,
+    device: str | torch.device = "auto",
+    progress: bool = True,
+    stats: ExtractionStats | None = None,
+) -> np.ndarray:
+    """Features of ``views`` augmented copies of every record, ``(views, len(records), num_features)``.
+
+    Training data for a head on a frozen base: the fine-tuning augmentation (``augment``, default
+    :class:`AugmentConfig`: random resized crop, flip, rotation, colour jitter) applied offline, each copy computed once and
+    cached like the clean features (the key adds the augmentation and the copy's number). Copy ``v`` of an image is fixed
+    by its content and ``v`` (:func:`view_seed`), so every run and seed shares the cached copies.
+    """
+    from ..training.augment import make_train_transform
+
+    augment = augment or AugmentConfig(enabled=True)
+    if views < 0:
+        raise ValueError(f"views must be >= 0; got {views}.")
+    transform = make_train_transform(backbone.data_cfg, augment)
+    out = [_features(backbone, records, lambda todo, v=v: AugmentedViewDataset(todo, transform, v), cache=cache, batch_size=batch_size,
+                     num_workers=num_workers, device=device, progress=progress, description=f"augmented copy {v + 1}/{views}",
+                     stats=stats, train_view={"index": v, "augment": augment.model_dump()})
+           for v in range(views)]
+    return np.stack(out) if out else np.zeros((0, len(records), backbone.num_features), np.float32)
+
+
+def _features(backbone: Backbone, records: Sequence[ImageRecord], make_dataset, *, cache: FeatureCache | None, batch_size: int,
+              num_workers: int, device: str | torch.device, progress: bool, description: str, stats: ExtractionStats | None,
+              train_view: dict | None = None) -> np.ndarray:
     stats = stats if stats is not None else ExtractionStats()
     hashes = [r.sha256 for r in records]
     sha = backbone.weights_record.get("sha256")
     views = getattr(backbone, "test_views", "none")
     stages = getattr(backbone, "feature_stages", 1)
-    key = feature_key(backbone.name, sha, backbone.data_cfg, views, stages) if (cache is not None and sha) else None
+    key = feature_key(backbone.name, sha, backbone.data_cfg, views, stages, train_view) if (cache is not None and sha) else None
     have = cache.get(key, hashes) if key else {}
     missing = [r for r in dict((r.sha256, r) for r in records).values() if r.sha256 not in have]
     stats.num_total += len(records)
@@ -76,12 +143,7 @@ def extract_features(
     if missing:
         dev = resolve_device(device)
         backbone.eval().to(dev)
-        loader = DataLoader(
-            ImageRecordDataset(missing, make_transforms(backbone.data_cfg)),
-            batch_size=batch_size,
-            num_workers=num_workers,
-            pin_memory=dev.type == "cuda",
-        )
+        loader = DataLoader(make_dataset(missing), batch_size=batch_size, num_workers=num_workers, pin_memory=dev.type == "cuda")
         chunks = []
         use_amp = dev.type == "cuda"
         with track(f"{description} ({backbone.name})", len(missing), unit="img", enabled=progress) as advance:
@@ -96,7 +158,7 @@ def extract_features(
         new = {r.sha256: v for r, v in zip(missing, computed)}
         if key:
             meta = {"backbone": backbone.name, "weights": backbone.weights_record, "preprocessing": backbone.data_cfg,
-                    "test_views": views, "feature_stages": stages}
+                    "test_views": views, "feature_stages": stages, **({"train_view": train_view} if train_view else {})}
             cache.put(key, list(new), np.stack(list(new.values())), meta=meta)
         have = {**have, **new}
     return np.stack([have[h] for h in hashes]).astype(np.float32)

@@ -65,15 +65,17 @@ def describe_refit(refit: dict[str, Any]) -> str:
 
 def choose_head_width(X: np.ndarray, y: np.ndarray, *, num_classes: int, head: HeadConfig | None = None,
                       train: HeadTrainConfig | None = None, groups: np.ndarray | list[str] | None = None,
-                      progress: bool = False) -> HeadChoice:
+                      augmented: tuple[np.ndarray, np.ndarray] | None = None, progress: bool = False) -> HeadChoice:
     """Pick the head's hidden width among ``head.candidates`` by K-fold CV of the full head training on ``X, y``.
 
-    ``X, y``: training-side features and labels (train + val; never test). Returns a :class:`HeadChoice`;
+    ``X, y``: training-side features and labels (train + val; never test). ``augmented``: (rows, owner) features of
+    augmented copies and the index in ``X`` each copies; a copy trains only in folds where its original trains.
+    Returns a :class:`HeadChoice`;
     with too few examples per class to cross-validate it keeps ``FALLBACK_WIDTH`` and says why.
     """
     from sklearn.metrics import balanced_accuracy_score, log_loss
 
-    from .head_trainer import HeadTrainer
+    from .head_trainer import HeadTrainer, subset_augmented
 
     head = head or HeadConfig()
     train = train or HeadTrainConfig()
@@ -96,7 +98,8 @@ def choose_head_width(X: np.ndarray, y: np.ndarray, *, num_classes: int, head: H
             cfg = head.model_copy(update={"hidden_dim": width or None})  # None: a single layer (model_copy skips the 0 -> None validator)
             fold_train = train.model_copy(update={"linear_refit": False})  # each fold's own held-out part judges C, as before
             for tr, te in folds:
-                trainer = HeadTrainer(cfg, fold_train, progress=False).fit(X[tr], y[tr], X[te], y[te], num_classes)
+                trainer = HeadTrainer(cfg, fold_train, progress=False).fit(X[tr], y[tr], X[te], y[te], num_classes,
+                                                                           augmented=subset_augmented(augmented, tr))
                 proba = trainer.predict_proba(X[te])
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # a grouped fold may miss a class: the score is still defined

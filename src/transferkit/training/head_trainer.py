@@ -26,6 +26,44 @@ def class_weights(y: np.ndarray, num_classes: int) -> torch.Tensor:
     return torch.tensor(len(y) / (num_classes * counts), dtype=torch.float32)
 
 
+Augmented = tuple[np.ndarray, np.ndarray]  # (rows, owner): extra training rows and the example index each one copies
+
+
+def views_as_augmented(train_views: np.ndarray | None, val_views: np.ndarray | None = None, *, num_train: int) -> Augmented | None:
+    """Features of augmented copies, ``(views, n_train, d)`` and optionally ``(views, n_val, d)``, as ``HeadTrainer.fit``'s
+    ``augmented``: the rows, and for each the index of the example it copies in train-then-val order."""
+    parts, owners = [], []
+    for views, offset in ((train_views, 0), (val_views, num_train)):
+        if views is None or len(views) == 0:
+            continue
+        views = np.asarray(views, np.float32)
+        if views.ndim != 3:
+            raise ValueError(f"views must be (views, examples, features); got shape {views.shape}.")
+        parts.append(views.reshape(-1, views.shape[-1]))
+        owners.append(np.tile(np.arange(views.shape[1]) + offset, views.shape[0]))
+    return (np.concatenate(parts), np.concatenate(owners)) if parts else None
+
+
+def with_augmented(X: np.ndarray, y: np.ndarray, index: np.ndarray, augmented: Augmented | None) -> tuple[np.ndarray, np.ndarray]:
+    """Rows ``index`` of ``X, y`` plus the augmented copies of exactly those examples (labelled as their originals)."""
+    if augmented is None:
+        return X[index], y[index]
+    rows, owner = augmented
+    keep = np.isin(owner, index)
+    return np.concatenate([X[index], rows[keep]]), np.concatenate([y[index], y[owner[keep]]])
+
+
+def subset_augmented(augmented: Augmented | None, index: np.ndarray) -> Augmented | None:
+    """The copies of examples ``index``, their owners renumbered to positions in ``index`` (for a fold's own trainer)."""
+    if augmented is None:
+        return None
+    rows, owner = augmented
+    position = np.full(max(int(owner.max(initial=-1)), int(np.max(index, initial=-1))) + 1, -1, dtype=np.int64)
+    position[index] = np.arange(len(index))
+    keep = position[owner] >= 0
+    return rows[keep], position[owner[keep]]
+
+
 @dataclass
 class EpochRecord:
     epoch: int
@@ -47,6 +85,9 @@ class HeadTrainer:
     from K-fold CV on train + val and is refitted on all of them: then ``refit_`` holds the evidence and
     ``val_proba_`` the validation rows' out-of-fold probabilities (use those, not ``predict_proba(X_val)``, which is
     in-sample); both are None otherwise.
+
+    ``augmented`` (:func:`views_as_augmented`): features of augmented copies of training examples, used as extra
+    training rows wherever the example they copy trains (never where it is held out: validation, a CV fold's test part).
     """
 
     head_config: HeadConfig = field(default_factory=HeadConfig)
@@ -54,7 +95,7 @@ class HeadTrainer:
     progress: bool = True
 
     def fit(self, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray, num_classes: int | None = None,
-            groups: np.ndarray | list[str] | None = None) -> "HeadTrainer":
+            groups: np.ndarray | list[str] | None = None, augmented: Augmented | None = None) -> "HeadTrainer":
         # A head's matrices are tiny: one intra-op thread is faster than a team, and far faster
         # when other processes share the cores (OpenMP spin-waits: 20x measured on 2 busy cores).
         previous = torch.get_num_threads()
@@ -64,23 +105,29 @@ class HeadTrainer:
             self.val_proba_, self.refit_ = None, None
             if groups is not None and len(groups) != len(y_train) + len(y_val):
                 raise ValueError(f"groups must hold one subject id per train then val example ({len(y_train) + len(y_val)}); got {len(groups)}.")
+            if augmented is not None:
+                rows, owner = np.asarray(augmented[0], np.float32), np.asarray(augmented[1], np.int64)
+                if len(rows) != len(owner) or (len(owner) and not (0 <= owner.min() and owner.max() < len(y_train) + len(y_val))):
+                    raise ValueError("augmented must be (rows, owner) with one owner per row, each an index into train then val.")
+                augmented = (rows, owner)
+            self.augmented_rows_ = 0 if augmented is None else len(augmented[1])
             if self.head_config.hidden_dim == "auto":
-                self._choose_width(X_train, y_train, X_val, y_val, num_classes, groups)
-            return self._fit(X_train, y_train, X_val, y_val, num_classes, groups)
+                self._choose_width(X_train, y_train, X_val, y_val, num_classes, groups, augmented)
+            return self._fit(X_train, y_train, X_val, y_val, num_classes, groups, augmented)
         finally:
             torch.set_num_threads(previous)
 
-    def _choose_width(self, X_train, y_train, X_val, y_val, num_classes, groups) -> None:
+    def _choose_width(self, X_train, y_train, X_val, y_val, num_classes, groups, augmented=None) -> None:
         from .head_selection import choose_head_width
 
         X = np.concatenate([np.asarray(X_train, np.float32), np.asarray(X_val, np.float32)])
         y = np.concatenate([np.asarray(y_train, np.int64), np.asarray(y_val, np.int64)])
         num_classes = num_classes or int(y.max() + 1)
         self.head_choice_ = choose_head_width(X, y, num_classes=num_classes, head=self.head_config, train=self.train_config,
-                                              groups=groups, progress=self.progress)
+                                              groups=groups, augmented=augmented, progress=self.progress)
         self.head_config_ = self.head_config.model_copy(update={"hidden_dim": self.head_choice_.hidden_dim or None})
 
-    def _fit(self, X_train, y_train, X_val, y_val, num_classes, groups=None) -> "HeadTrainer":
+    def _fit(self, X_train, y_train, X_val, y_val, num_classes, groups=None, augmented=None) -> "HeadTrainer":
         cfg = self.train_config
         X_train, X_val = np.asarray(X_train, np.float32), np.asarray(X_val, np.float32)
         y_train, y_val = np.asarray(y_train, np.int64), np.asarray(y_val, np.int64)
@@ -92,9 +139,11 @@ class HeadTrainer:
         seed_everything(cfg.seed)
         self.solver_, self.C_ = "adamw", None
         if not self.head_config_.hidden_dim and cfg.linear_solver == "lbfgs" and len(np.unique(y_train)) > 1:
-            if cfg.linear_refit and self._refit_logistic(X_train, y_train, X_val, y_val, num_classes, groups):
+            if cfg.linear_refit and self._refit_logistic(X_train, y_train, X_val, y_val, num_classes, groups, augmented):
                 return self
+            X_train, y_train = with_augmented(X_train, y_train, np.arange(len(y_train)), augmented)
             return self._fit_logistic(X_train, y_train, X_val, y_val, num_classes)
+        X_train, y_train = with_augmented(X_train, y_train, np.arange(len(y_train)), augmented)  # copies of val rows stay out
         xt, yt = torch.from_numpy(X_train), torch.from_numpy(y_train)
         xv, yv = torch.from_numpy(X_val), torch.from_numpy(y_val)
         head = DenseHead(X_train.shape[1], num_classes, hidden_dim=self.head_config_.hidden_dim, dropout=self.head_config_.dropout)
@@ -161,7 +210,7 @@ class HeadTrainer:
         self.solver_, self.C_ = "lbfgs", best[1]
         return self
 
-    def _refit_logistic(self, X_train, y_train, X_val, y_val, num_classes, groups) -> bool:
+    def _refit_logistic(self, X_train, y_train, X_val, y_val, num_classes, groups, augmented=None) -> bool:
         """C by K-fold CV log loss on train + val, then one logistic regression on all of them (scikit-learn's
         LogisticRegressionCV with refit): with a few hundred images, the 15 % validation carve is data the head can use, and
         one small split is a noisy judge of C. ``val_proba_`` holds the validation rows' out-of-fold probabilities at the
@@ -182,19 +231,20 @@ class HeadTrainer:
                 oof, fold_losses = np.zeros((len(y), num_classes)), []
                 for tr, te in folds:
                     with torch.no_grad():
-                        oof[te] = self._logistic_head(X[tr], y[tr], C, num_classes)(torch.from_numpy(X[te])).softmax(1).double().numpy()
+                        head = self._logistic_head(*with_augmented(X, y, tr, augmented), C, num_classes)
+                        oof[te] = head(torch.from_numpy(X[te])).softmax(1).double().numpy()
                     fold_losses.append(float(-np.log(np.clip(oof[te][np.arange(len(te)), y[te]], 1e-15, 1)).mean()))  # log loss
                     advance()
                 losses[C] = float(np.mean(fold_losses))
                 if best is None or losses[C] < best[0] - 1e-9:
                     best = (losses[C], C, oof)
         loss, C, oof = best
-        self.head_ = self._logistic_head(X, y, C, num_classes)
+        self.head_ = self._logistic_head(*with_augmented(X, y, np.arange(len(y)), augmented), C, num_classes)
         self.history_, self.best_epoch_, self.best_val_loss_ = [], None, loss
         self.solver_, self.C_ = "lbfgs", C
         self.val_proba_ = oof[len(X_train):].astype(np.float32)
         self.refit_ = {"folds": len(folds), "grouped": g is not None, "C": C, "cv_log_loss": {f"{c:g}": v for c, v in losses.items()},
-                       "fitted_on": int(len(y))}
+                       "fitted_on": int(len(y)), **({"augmented_rows": int(len(augmented[1]))} if augmented is not None else {})}
         return True
 
     def _logistic_head(self, X: np.ndarray, y: np.ndarray, C: float, num_classes: int) -> DenseHead:
