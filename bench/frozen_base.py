@@ -12,6 +12,7 @@ Results are cached in bench/artifacts/frozen_base.json, so an interrupted run re
     python bench/frozen_base.py --datasets plants --pretrained-only
     python bench/frozen_base.py --pretrained-only --tta flips   # test-time views (fit --tta flips), an option, not the default
     python bench/frozen_base.py --stages 1      # the last stage's features only (the default until the seventh session)
+    python bench/frozen_base.py --datasets plants --pretrained-only --train-views 4   # augmented training copies (an option)
 
 ``--stages`` is ``fit(feature_stages=...)``: rows keyed ``...|stages=K`` for K > 1; rows without it are K = 1, what every
 session before the seventh measured. Two processes (e.g. one per data set) can run at once: the store is re-read before
@@ -62,6 +63,7 @@ def main() -> None:
     ap.add_argument("--pretrained-only", action="store_true", help="skip the random-init controls")
     ap.add_argument("--tta", default="none", choices=["none", "flips"], help="test-time views (fit --tta); rows keyed ...|tta=flips")
     ap.add_argument("--stages", type=int, default=DEFAULT_FEATURE_STAGES, help="fit(feature_stages=K); rows keyed ...|stages=K")
+    ap.add_argument("--train-views", type=int, default=0, help="fit(train_views=N): augmented training copies; rows keyed ...|views=N")
     args = ap.parse_args()
     runs = [r for r in RUNS if r[0] == "pneumonia"] if args.groups else RUNS
     runs = [r for r in runs if r[0] in args.datasets and not (args.pretrained_only and r[2] == "none")]
@@ -70,6 +72,7 @@ def main() -> None:
     suffix = ("|groups" if args.groups else "") + ("" if args.head == "256" else f"|head={args.head}") + ("" if args.head == "256" else "|refit")
     suffix += "" if args.tta == "none" else f"|tta={args.tta}"
     suffix += "" if args.stages == 1 else f"|stages={args.stages}"
+    suffix += f"|views={args.train_views}" if args.train_views else ""
     STORE.parent.mkdir(parents=True, exist_ok=True)
     done = json.loads(STORE.read_text()) if STORE.exists() else {}
     for data, model, weights, positive in runs:
@@ -79,7 +82,7 @@ def main() -> None:
                 continue
             r = tk.fit(require_data(data), model=model, weights=weights, seed=seed, positive=positive, progress=False,
                        groups=PNEUMONIA_SUBJECTS if args.groups else None, hidden_dim=args.head, tta=args.tta,
-                       feature_stages=args.stages)
+                       feature_stages=args.stages, train_views=args.train_views)
             t = r.test
             done[key] = {"accuracy": t["accuracy"], "balanced_accuracy": t["balanced_accuracy"], "macro_f1": t["macro_f1"],
                          "roc_auc": t.get("roc_auc"), "sensitivity": t.get("binary", {}).get("sensitivity"),
