@@ -105,6 +105,9 @@ def test_fit_with_train_views_end_to_end(image_folder, tmp_path, tiny_weights):
     n_train_side = len(r.splits.train) + len(r.splits.val)
     assert r.metrics["training"]["train_views"] == {"copies_per_image": 2, "rows": 2 * n_train_side}
     assert r.metrics["training"]["refit"]["augmented_rows"] == 2 * n_train_side
+    from transferkit.training.head_selection import describe_refit
+
+    assert f"and {2 * n_train_side} augmented copies" in describe_refit(r.metrics["training"]["refit"])
     assert json.loads((out / "config.json").read_text())["fit"]["train_views"] == 2
     # the saved model is the usual frozen base + head: prediction needs no copies
     loaded = tk.load(out)

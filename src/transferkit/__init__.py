@@ -2,7 +2,7 @@
 
 Layer 1 (one call): :func:`fit`, :func:`fit_seeds`, :func:`evaluate`, :func:`predict`, :func:`load`,
 :func:`rank_backbones`.
-Layer 2 (pieces): :func:`load_backbone`, :func:`load_image_folder`, :func:`extract_features`,
+Layer 2 (pieces): :func:`load_backbone`, :func:`load_image_folder`, :func:`extract_features`, :func:`extract_train_views`,
 :class:`FeatureCache`, :class:`DenseHead`, :class:`HeadTrainer`, :func:`classification_metrics`,
 :class:`TransferModel`.
 
@@ -24,7 +24,7 @@ _EXPORTS = {
     ".data": ("ImageSplits", "load_image_folder", "open_image"),
     ".errors": ("DataError", "NotFittedError", "TransferKitError", "UnknownBackboneError", "WeightsNotFoundError"),
     ".evaluation": ("classification_metrics",),
-    ".features": ("FeatureCache", "extract_features"),
+    ".features": ("FeatureCache", "extract_features", "extract_train_views"),
     ".heads": ("DenseHead",),
     ".model": ("TransferModel", "load"),
     ".selection": ("rank_backbones", "choose_backbone"),

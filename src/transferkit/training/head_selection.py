@@ -60,7 +60,9 @@ def describe_head_choice(choice: dict[str, Any]) -> str:
 def describe_refit(refit: dict[str, Any]) -> str:
     """One line for a logistic head refitted on train + val (``metrics.json`` ``training.refit``)."""
     return (f"logistic regression, C={refit['C']:g} by {refit['folds']}-fold{' grouped' if refit.get('grouped') else ''} CV log loss, "
-            f"refitted on all {refit['fitted_on']} train + val examples (validation numbers are out-of-fold)")
+            f"refitted on all {refit['fitted_on']} train + val examples"
+            + (f" and {refit['augmented_rows']} augmented copies" if refit.get("augmented_rows") else "")
+            + " (validation numbers are out-of-fold)")
 
 
 def choose_head_width(X: np.ndarray, y: np.ndarray, *, num_classes: int, head: HeadConfig | None = None,
