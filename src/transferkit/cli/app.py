@@ -88,6 +88,7 @@ def _print_data_notes(summary: dict) -> None:
     epilog="Examples:\n\n"
     "transferkit fit data/pneumonia --model mobilenet_v2 --positive PNEUMONIA --out runs/pneu-mnv2\n\n"
     "transferkit fit data/plants --strategy auto --unfreeze last:8 --out runs/plants   (LP, then fine-tune; keep it unless validation shows it worse)\n\n"
+    "transferkit fit data/plants --model tf_efficientnet_lite0 --train-views 4 --out runs/plants-lite0   (head also trained on 4 augmented copies per image)\n\n"
     "transferkit fit --resume runs/plants   (after a crash, kill -9 or Ctrl-C)\n\n"
     "accelerate launch --num_processes 2 -m transferkit fit data/plants --strategy finetune --out runs/plants   (several GPUs)",
 )
