@@ -27,10 +27,13 @@ class ImageRecordDataset(Dataset):
     def __len__(self) -> int:
         return len(self.records)
 
-    def __getitem__(self, i: int):
+    def _open(self, i: int):
         r = self.records[i]
-        kwargs = {"max_pixels": self.max_pixels} if self.max_pixels else {}
-        return self.transform(open_image(r.path, **kwargs)), r.label
+        return r, open_image(r.path, **({"max_pixels": self.max_pixels} if self.max_pixels else {}))
+
+    def __getitem__(self, i: int):
+        r, image = self._open(i)
+        return self.transform(image), r.label
 
 
 class AugmentedViewDataset(ImageRecordDataset):
@@ -42,9 +45,7 @@ class AugmentedViewDataset(ImageRecordDataset):
         self.view = view
 
     def __getitem__(self, i: int):
-        r = self.records[i]
-        kwargs = {"max_pixels": self.max_pixels} if self.max_pixels else {}
-        image = open_image(r.path, **kwargs)
+        r, image = self._open(i)
         with torch.random.fork_rng(devices=[]):  # the caller's RNG stream is left as it was
             torch.manual_seed(view_seed(r.sha256, self.view))
             return self.transform(image), r.label
@@ -116,9 +117,9 @@ def extract_train_views(
     """
     from ..training.augment import make_train_transform
 
-    augment = augment or AugmentConfig(enabled=True)
     if views < 0:
         raise ValueError(f"views must be >= 0; got {views}.")
+    augment = augment or AugmentConfig(enabled=True)
     transform = make_train_transform(backbone.data_cfg, augment)
     out = [_features(backbone, records, lambda todo, v=v: AugmentedViewDataset(todo, transform, v), cache=cache, batch_size=batch_size,
                      num_workers=num_workers, device=device, progress=progress, description=f"augmented copy {v + 1}/{views}",
