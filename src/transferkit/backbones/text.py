@@ -124,7 +124,8 @@ _CONFIGS: dict[str, dict[str, Any]] = {
                      "layer_norm_eps": 1e-5, "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2},
     "all-MiniLM-L6-v2": {"model_type": "bert", "hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 12, "intermediate_size": 1536},
     "paraphrase-MiniLM-L3-v2": {"model_type": "bert", "hidden_size": 384, "num_hidden_layers": 3, "num_attention_heads": 12, "intermediate_size": 1536},
-    "all-mpnet-base-v2": {"model_type": "mpnet", "layer_norm_eps": 1e-5},  # MPNetConfig's other defaults are the published ones
+    "all-mpnet-base-v2": {"model_type": "mpnet", "layer_norm_eps": 1e-5, "max_position_embeddings": 514,
+                          "pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2},
 }
 
 
@@ -430,7 +431,7 @@ def load_text_backbone(
         record = resolved.record()
     defaults = text_defaults(name)
     limit = getattr(encoder.config, "max_position_embeddings", 512)
-    if encoder.config.model_type == "roberta":
+    if encoder.config.model_type in ("roberta", "mpnet"):  # positions start after the padding index
         limit -= 2
     length = min(max_length or defaults.max_length, limit)
     display = _ALIASES.get(name, name)
