@@ -19,7 +19,9 @@ forward+backward step of batch 16, plus the linear-probe fit.
 
 Text (the amazon_cells review set, ../shared/data/reviews/amazon_cells_labelled.txt): the
 offline text encoders (all-MiniLM-L6-v2; paraphrase-MiniLM-L3-v2, converted from its ONNX
-package) and their random-init controls are ranked the same way (train + val texts of the
+package; all-mpnet-base-v2, since the ninth session, joined from its five split-archive packages) and the two MiniLMs'
+random-init controls (mpnet has none: a random 110 M encoder fine-tuned 5 times costs 40 CPU-minutes to show
+what two controls show already) are ranked the same way (train + val texts of the
 default split, test never read); trained accuracy = ``transferkit.fit_text`` with the default
 strategy (linear-probe: frozen encoder + Dense head on cached embeddings) under 5-fold stratified
 CV (seed 0) over the whole file, the mean fold accuracy. The CV's folds cover the texts the
@@ -63,7 +65,7 @@ PRETRAINED = ["mobilenet_v2", "tf_efficientnet_lite0", "tf_efficientnet_lite1", 
 CONTROLS = ["mobilenet_v2:none", "tf_efficientnet_lite0:none"]
 SCORES = ["linear_probe", "knn_accuracy", "logme", "hscore", "leep", "nce", "imagenet_top1", "combined_rule"]
 TEXT_DATASETS = {"amazon_cells": ("reviews", "amazon_cells_labelled.txt")}
-TEXT_PRETRAINED = ["all-MiniLM-L6-v2", "paraphrase-MiniLM-L3-v2"]
+TEXT_PRETRAINED = ["all-MiniLM-L6-v2", "paraphrase-MiniLM-L3-v2", "all-mpnet-base-v2"]
 TEXT_CONTROLS = ["all-MiniLM-L6-v2:none", "paraphrase-MiniLM-L3-v2:none"]
 TEXT_SCORES = ["linear_probe", "knn_accuracy", "logme", "hscore", "published_quality", "combined_rule"]
 
