@@ -197,6 +197,44 @@ def test_lora_records_adapter_and_loads_without_peft_wrappers(sentiment_csv: Pat
     np.testing.assert_allclose(result.model.predict_proba(["good", "bad"]), loaded.predict_proba(["good", "bad"]), atol=1e-5)
 
 
+def save_tiny_mpnet(folder: Path, seed: int = 0) -> Path:
+    """A 2-layer MPNet (all-mpnet-base-v2's architecture family, hidden 32) with an MPNet tokenizer, via save_pretrained."""
+    from transformers import MPNetConfig, MPNetModel, MPNetTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "vocab.txt").write_text("\n".join(["<s>", "<pad>", "</s>", "[UNK]", "<mask>", *WORDS]) + "\n")
+    tokenizer = MPNetTokenizer(str(folder / "vocab.txt"))
+    torch.manual_seed(seed)
+    cfg = MPNetConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=37, vocab_size=len(WORDS) + 5,
+                      max_position_embeddings=66, layer_norm_eps=1e-5)
+    MPNetModel(cfg).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+@pytest.mark.parametrize("strategy", ["finetune", "lora"])
+def test_an_mpnet_encoder_fine_tunes_and_takes_lora_on_its_own_projection_names(sentiment_csv: Path, tmp_path: Path, strategy):
+    """MPNet names its attention projections q/k/v/o and keeps a relative-position bias outside its layers."""
+    import transferkit as tk
+    from transferkit.backbones.text import load_text_backbone
+
+    folder = save_tiny_mpnet(tmp_path / "tiny-mpnet")
+    backbone = load_text_backbone(str(folder))
+    assert backbone.encoder.config.model_type == "mpnet" and backbone.max_length == 64  # min(default 128, 66 positions - 2: they start after the padding index)
+    assert "token_type_ids" not in backbone.collate(backbone.tokenize(["good phone"]))
+    result = _fit(sentiment_csv, folder, strategy, tmp_path / "run")
+    tr = result.metrics["training"]
+    if strategy == "lora":
+        assert json.loads((tmp_path / "run" / "model" / "config.json").read_text())["adapter"]["target_modules"] == ["q", "v"]
+        assert 0 < tr["num_trainable_params"] < sum(p.numel() for p in result.model.parameters())
+    else:
+        tuned = result.model.backbone.encoder.state_dict()
+        assert not torch.equal(backbone.encoder.state_dict()["encoder.relative_attention_bias.weight"],
+                               tuned["encoder.relative_attention_bias.weight"])  # outside every layer, but it trains too
+    loaded = tk.load(tmp_path / "run" / "model")
+    np.testing.assert_allclose(result.model.predict_proba(["great phone", "awful"]), loaded.predict_proba(["great phone", "awful"]), atol=1e-5)
+
+
 def test_cross_validation_reports_mean_and_std(sentiment_csv: Path, tiny_bert: Path, tmp_path: Path):
     result = _fit(sentiment_csv, tiny_bert, "linear-probe", tmp_path / "run", cv=3)
     cv = result.metrics["cv"]

@@ -117,7 +117,7 @@ def add_lora(model: TextClassifier, settings: LoraSettings) -> list[str]:
     targets = list(settings.target_modules or text_defaults(model.backbone.name).lora_targets)
     present = {n.rsplit(".", 1)[-1] for n, _ in model.backbone.encoder.named_modules()}
     if not set(targets) & present:  # an unregistered model: pick the usual attention names that exist
-        targets = [t for t in ("query", "value", "q_lin", "v_lin", "q_proj", "v_proj") if t in present] or targets
+        targets = [t for t in ("query", "value", "q_lin", "v_lin", "q_proj", "v_proj", "q", "v") if t in present] or targets  # BERT, DistilBERT, ..., MPNet
     cfg = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout, target_modules=targets, bias="none")
     model.backbone.encoder = get_peft_model(model.backbone.encoder, cfg)
     return targets
