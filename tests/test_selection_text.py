@@ -297,3 +297,33 @@ def test_fit_text_model_auto_fits_the_top_ranked_encoder_and_reports_the_ranking
     assert json.loads((out / "config.json").read_text())["fit_text"]["backbone"] == tiny  # the run records what was fitted
     html = (out / "report.html").read_text()
     assert 'id="selection"' in html and "model selection chart" in html
+
+
+def test_text_throughput_runs_length_sorted_batches_like_extraction(tmp_path, torch_single_thread):
+    """Throughput is measured as embed_texts runs: a few long texts pad only their own batch, not every batch."""
+    from test_text_model import WORDS, save_tiny_bert
+    from transferkit.backbones.text import load_text_backbone
+    from transferkit.selection import measure_text_cost
+
+    backbone = load_text_backbone(str(save_tiny_bert(tmp_path / "bert")), max_length=60)
+    rng = np.random.default_rng(0)
+    texts = [" ".join(rng.choice(WORDS, size=int(rng.integers(1, 4)))) for _ in range(60)]
+    texts += [" ".join(rng.choice(WORDS, size=50)) for _ in range(4)]  # 4 long reviews among 60 short ones
+    seen: list[tuple[int, int, int]] = []  # (batch, padded length, real tokens) of each multi-text forward
+
+    def record(module, args, kwargs):
+        mask = kwargs["attention_mask"]
+        if mask.shape[0] > 1:
+            seen.append((int(mask.shape[0]), int(mask.shape[1]), int(mask.sum())))
+
+    handle = backbone.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        cost = measure_text_cost(backbone, texts, device="cpu", batch_size=16, num_runs=2, num_warmup=1, num_throughput_runs=3)
+    finally:
+        handle.remove()
+    timed = seen[1:]  # the first is the untimed warm-up forward
+    assert sum(b for b, _, _ in timed) == 48 and cost.throughput_texts_s > 0
+    assert max(length for _, length, _ in timed) == 52  # the sample spans the lengths: the longest text is in it ([CLS] 50 [SEP])
+    # in length order: only the last batch holds the long texts; the short ones are padded to at most 1-3 words + 2
+    assert [length for _, length, _ in timed][:-1] == sorted(length for _, length, _ in timed)[:-1]
+    assert all(length <= 5 for _, length, _ in timed[:-1])

@@ -12,7 +12,8 @@ On CUDA the forwards run under fp16 autocast, as feature extraction does.
 
 Text encoders (:func:`measure_text_cost`) are measured the same way on real inputs: latency on
 the *typical* text of the user's data (the one of median length), throughput (texts/s) on a
-batch of the user's texts padded per batch as feature extraction pads them, and FLOPs both at
+sample of the user's texts spread over their lengths, run as feature extraction runs them (in
+length order, batches padded to their own longest), and FLOPs both at
 the typical text's token count and at the encoder's ``max_length`` (the worst case). FLOPs are
 counted with eager attention, since torch's counter does not see inside the fused CPU
 scaled-dot-product kernel.
@@ -159,6 +160,15 @@ def _throughput(forward: Callable[[Any], None], xb: Any, batch_size: int, num_ru
     return batch_size * num_runs / (time.perf_counter() - t0)
 
 
+def _throughput_batches(forward: Callable[[Any], None], batches: list[Any], sizes: list[int]) -> float:
+    """Inputs per second over one pass of ``batches`` (``sizes`` inputs each), after one untimed forward of the first."""
+    forward(batches[0])
+    t0 = time.perf_counter()
+    for xb in batches:
+        forward(xb)
+    return sum(sizes) / (time.perf_counter() - t0)
+
+
 @torch.inference_mode()
 def measure_cost(backbone: Backbone, *, device: str = "auto", batch_size: int = 16, num_runs: int = 20,
                  num_warmup: int = 3, num_throughput_runs: int = 3) -> CostReport:
@@ -249,8 +259,10 @@ def measure_text_cost(backbone, texts: list[str], *, device: str = "auto", batch
                       num_warmup: int = 3, num_throughput_runs: int = 3) -> TextCostReport:
     """Measure a :class:`~transferkit.backbones.text.TextBackbone` on ``device`` with the user's ``texts``.
 
-    Latency: batch 1 on :func:`typical_text`. Throughput: ``batch_size`` texts spread evenly
-    over the data (sorted by length), padded to their longest. See the module docstring.
+    Latency: batch 1 on :func:`typical_text`. Throughput: ``batch_size * num_throughput_runs``
+    texts spread evenly over the data's lengths, in length order, in batches of ``batch_size``
+    each padded to its own longest (how :func:`~transferkit.text.features.embed_texts` runs
+    them), so a few long texts cost what they cost there, not a whole padded batch each.
     """
     dev = resolve_device(device)
     backbone.eval().to(dev)
@@ -274,10 +286,12 @@ def measure_text_cost(backbone, texts: list[str], *, device: str = "auto", batch
     peak, method = _peak_memory(forward, x1, dev, _tensor_bytes(backbone) + input_bytes, "batch 1, typical text")
     times = _latencies_ms(forward, x1, num_runs)
 
-    by_length = sorted(texts, key=len)
-    picks = [by_length[int(i)] for i in np.linspace(0, len(by_length) - 1, num=min(batch_size, len(by_length)))]
-    picks = (picks * (batch_size // len(picks) + 1))[:batch_size]
-    throughput = _throughput(forward, batch_of(picks), batch_size, num_throughput_runs)
+    tokenized = backbone.tokenize(texts)
+    by_length = sorted(range(len(texts)), key=lambda i: (len(tokenized[i]["input_ids"]), i))
+    num = min(len(texts), batch_size * max(1, num_throughput_runs))
+    picks = [texts[by_length[int(i)]] for i in np.linspace(0, len(texts) - 1, num=num)]
+    chunks = [picks[i:i + batch_size] for i in range(0, num, batch_size)]
+    throughput = _throughput_batches(forward, [batch_of(c) for c in chunks], [len(c) for c in chunks])
 
     path = backbone.weights_record.get("path")
     wfile = None
