@@ -183,6 +183,28 @@ def test_finetune_changes_encoder_and_round_trips(sentiment_csv: Path, tiny_bert
     np.testing.assert_allclose(result.model.predict_proba(texts), loaded.predict_proba(texts), atol=1e-5)
 
 
+@pytest.mark.parametrize("strategy", ["finetune", "lora"])
+def test_wise_ft_keeps_the_encoder_halfway_between_its_start_and_the_fine_tuned_weights(sentiment_csv: Path, tiny_bert: Path,
+                                                                                         tmp_path: Path, strategy: str):
+    from transferkit.backbones.text import load_text_backbone
+    from transferkit.config import FinetuneConfig
+    from transferkit.text import fit_text
+
+    def run(alpha):
+        ft = FinetuneConfig(epochs=2, batch_size=8, lr=1e-3, lr_decay=0.9, warmup_fraction=0.1, patience=2, wise_alpha=alpha)
+        return fit_text(sentiment_csv, model=str(tiny_bert), strategy=strategy, out=None, progress=False, finetune=ft, max_length=16,
+                        device="cpu")
+
+    start = load_text_backbone(str(tiny_bert)).encoder.state_dict()
+    full, half = run(1.0), run(0.5)
+    tuned, mixed = full.model.backbone.encoder.state_dict(), half.model.backbone.encoder.state_dict()
+    moved = [k for k in start if start[k].is_floating_point() and not torch.equal(start[k], tuned[k])]
+    assert moved  # LoRA too: merged adapters change the attention projections
+    for k in moved:
+        torch.testing.assert_close(mixed[k], (start[k] + tuned[k]) / 2, atol=1e-6, rtol=1e-5)
+    assert half.metrics["training"]["wise_ft"] == {"alpha": 0.5} and "wise_ft" not in full.metrics["training"]
+
+
 def test_lora_records_adapter_and_loads_without_peft_wrappers(sentiment_csv: Path, tiny_bert: Path, tmp_path: Path):
     import transferkit as tk
 

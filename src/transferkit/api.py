@@ -100,6 +100,7 @@ def fit(
     feature_stages: int = DEFAULT_FEATURE_STAGES,
     auto_rule: str = "finetune-unless-worse",
     train_views: int = 0,
+    wise_alpha: float | None = None,
 ) -> FitResult:
     """Frozen pretrained base + a new Dense head (``strategy="linear-probe"``), optionally
     followed by fine-tuning (``"finetune"``: LP-FT) or a choice between the two on validation
@@ -123,6 +124,8 @@ def fit(
     (``augment``'s crop, flip, rotation and colour jitter, applied offline and cached like the clean features).
     ``strategy="auto"`` keeps the fine-tuned model unless validation shows it worse than the probe (a paired bootstrap
     interval wholly above 0); ``auto_rule="lower-val-loss"`` keeps the lower validation loss however small the gap.
+    ``wise_alpha`` (fine-tuning, WiSE-FT) keeps ``(1 - wise_alpha)`` x the stage-one weights + ``wise_alpha`` x the
+    fine-tuned ones (``FinetuneConfig.wise_alpha``; 1 = the fine-tuned weights alone).
 
     ``model="auto"`` ranks the offline candidates first (:func:`transferkit.selection.choose_backbone`,
     train images only) under the ``max_*`` limits and fits the top one; the ranking is saved
@@ -143,12 +146,15 @@ def fit(
         saved = whole["fit"]
         if isinstance(saved, dict) and saved.get("strategy") == "auto":
             saved.setdefault("auto_rule", "lower-val-loss")  # the rule of runs started before auto_rule existed
+        if isinstance(saved, dict) and isinstance(saved.get("finetune"), dict):
+            saved["finetune"].setdefault("wise_alpha", 1.0)  # runs started before WiSE-FT existed kept the fine-tuned weights
         config = FitConfig.model_validate(saved)
     elif config is None:
         if data is None:
             raise DataError("pass a data folder (or resume=RUN to continue an interrupted run).")
         ft = FinetuneConfig(unfreeze=unfreeze, balance=balance, freeze_bn=freeze_bn,
-                            **({"epochs": finetune_epochs} if finetune_epochs else {}), **({"lr": finetune_lr} if finetune_lr else {}))
+                            **({"epochs": finetune_epochs} if finetune_epochs else {}), **({"lr": finetune_lr} if finetune_lr else {}),
+                            **({"wise_alpha": wise_alpha} if wise_alpha is not None else {}))
         config = FitConfig(
             data=DataConfig(root=Path(data), val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, groups=groups),
             backbone=model,
@@ -380,6 +386,11 @@ def _finetune_stage(tm: TransferModel, splits: ImageSplits, config: FitConfig, y
                                    progress=progress and is_main, accelerator=accelerator, resume_hint=hint)
     t_ft = time.perf_counter() - t_ft
     ft_model = trainer.model_
+    alpha = config.finetune.wise_alpha
+    if alpha < 1.0:  # WiSE-FT: the kept model lies between stage one and the fine-tuned weights
+        from .training import apply_wise_ft
+
+        apply_wise_ft(ft_model, lp_model.state_dict(), alpha)
     val_dl = eval_loader(splits.val, tm.data_cfg)
     test_dl = eval_loader(splits.test, tm.data_cfg, progress=progress and is_main, description="decoding test images")
     ft_proba = {s: predict_proba(trainer, dl) for s, dl in (("val", val_dl), ("test", test_dl))}
@@ -401,12 +412,18 @@ def _finetune_stage(tm: TransferModel, splits: ImageSplits, config: FitConfig, y
         "device": str(accelerator.device),
         "mixed_precision": str(accelerator.mixed_precision),
     }
+    ft_val_loss = trainer.best_val_loss_
+    if alpha < 1.0:
+        from .training.finetune import validation_loss
+
+        ft_val_loss = validation_loss(y["val"], ft_proba["val"], y_train=y["train"], num_classes=len(splits.classes), config=config.finetune)
+        ft_metrics["training"]["wise_ft"] = {"alpha": alpha, "val_loss": ft_val_loss, "val_loss_fine_tuned": trainer.best_val_loss_}
     lp_val_loss = trainer.initial_["val_loss"] if trainer.initial_ else None
     chosen, evidence = "finetune", None
     if config.strategy == "auto" and lp_val_loss is not None:
         evidence = auto_choice_evidence(
             y["val"], lp_proba["val"], ft_proba["val"], num_classes=len(splits.classes), y_train=y["train"], config=config.finetune,
-            lp_val_loss=lp_val_loss, ft_val_loss=trainer.best_val_loss_, rule=config.auto_rule, seed=config.seed)
+            lp_val_loss=lp_val_loss, ft_val_loss=ft_val_loss, rule=config.auto_rule, seed=config.seed)
         chosen = evidence["chosen"]
         if accelerator.num_processes > 1:  # one decision for every rank, the main process's
             from accelerate.utils import broadcast_object_list

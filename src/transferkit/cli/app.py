@@ -127,6 +127,9 @@ def fit(
                                              "copies of each training image (the augmentation options above; cached). 0 = off.")] = 0,
     feature_stages: Annotated[int, typer.Option("--stages", min=1, max=MAX_FEATURE_STAGES, help="Pool and concatenate the outputs of the backbone's last K "
                                                 "stages (default 3; 1 = the last only); mid-level features help images far from ImageNet.")] = DEFAULT_FEATURE_STAGES,
+    wise_ft: Annotated[Optional[float], typer.Option("--wise-ft", min=0.0, max=1.0, metavar="ALPHA", help=(
+        "Fine-tuning: keep (1 - ALPHA) x the weights fine-tuning started from + ALPHA x the fine-tuned ones (WiSE-FT, "
+        "Wortsman et al. 2022). 1 = the fine-tuned weights alone."))] = None,
     freeze_bn: Annotated[bool, typer.Option("--freeze-bn/--train-bn", help="Fine-tuning: keep all BatchNorm statistics frozen (default), or update those of unfrozen blocks.")] = True,
     resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run folder from its last checkpoint (other options are read from it).")] = None,
     seeds: Annotated[int, typer.Option(min=1, help="Run this many seeds (seed, seed+1, ...) into OUT/seed-K and report mean ± std.")] = 1,
@@ -158,7 +161,7 @@ def fit(
                            "color_jitter": color_jitter},
                   balance=balance, freeze_bn=freeze_bn, max_params=max_params, max_size_mb=max_size_mb,
                   max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, report=report, tta=tta,
-                  feature_stages=feature_stages, auto_rule=auto_rule, train_views=train_views)
+                  feature_stages=feature_stages, auto_rule=auto_rule, train_views=train_views, wise_alpha=wise_ft)
     if seeds > 1 and resume is None:
         _fit_seeds_command(data, out, list(range(seed, seed + seeds)), kwargs)
         return
@@ -196,6 +199,10 @@ def fit(
         lines.insert(2, "head: " + describe_head_choice(tr["head_selection"]))
     if result.config.tta != "none":
         lines.append(f"test-time views: {result.config.tta} (features averaged over 4 views; every forward pass outside training costs 4x)")
+    if "wise_ft" in tr:
+        wf = tr["wise_ft"]
+        lines.append(f"WiSE-FT: weights {1 - wf['alpha']:g} x stage one + {wf['alpha']:g} x fine-tuned; validation loss {wf['val_loss']:.3g} "
+                     f"(fine-tuned alone {wf['val_loss_fine_tuned']:.3g})")
     if result.config.train_views:
         lines.append(f"training copies: the head also trained on {result.config.train_views} augmented copies of each image (cached)")
     if result.config.feature_stages > 1:

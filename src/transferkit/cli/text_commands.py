@@ -58,6 +58,8 @@ def fit_text_cmd(
     epochs: Annotated[Optional[int], typer.Option(help="Fine-tuning epochs (finetune/lora; default 4).")] = None,
     lr: Annotated[Optional[float], typer.Option(help="Fine-tuning learning rate (default: 3e-5 finetune, 1e-3 lora).")] = None,
     batch_size: Annotated[Optional[int], typer.Option(help="Fine-tuning batch size (default 16).")] = None,
+    wise_ft: Annotated[Optional[float], typer.Option("--wise-ft", min=0.0, max=1.0, metavar="ALPHA", help=(
+        "finetune/lora: keep (1 - ALPHA) x the weights before fine-tuning + ALPHA x the fine-tuned ones (WiSE-FT); default 1.")) ] = None,
     seed: Annotated[int, typer.Option(help="Seed of splits, folds, initialisation and training.")] = 0,
     positive: Annotated[Optional[str], typer.Option(help="Positive class of a binary task (default: the second class).")] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of the files.")] = "utf-8",
@@ -80,8 +82,8 @@ def fit_text_cmd(
     out = resume or out or Path("runs") / f"{data.resolve().stem}-{Path(model).name}-{strategy}"
     try:
         ft = None
-        if strategy in ("finetune", "lora") and any(v is not None for v in (epochs, lr, batch_size)):
-            update = {k: v for k, v in (("epochs", epochs), ("lr", lr), ("batch_size", batch_size)) if v is not None}
+        if strategy in ("finetune", "lora") and any(v is not None for v in (epochs, lr, batch_size, wise_ft)):
+            update = {k: v for k, v in (("epochs", epochs), ("lr", lr), ("batch_size", batch_size), ("wise_alpha", wise_ft)) if v is not None}
             ft = text_finetune_defaults(strategy).model_copy(update=update)
         result = fit_text(data, model=model, strategy=strategy, cv=cv, test=test, out=out, save_final=final, progress=not quiet,
                           text_col=text_col, label_col=label_col, weights=weights, max_length=max_length, seed=seed,

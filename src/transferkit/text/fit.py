@@ -51,9 +51,10 @@ def text_finetune_defaults(strategy: str = "finetune") -> FinetuneConfig:
     fine-tuning lr is 3e-5 (Devlin et al.'s middle value) since the fifth session: on amazon_cells' 5 folds it gave a lower
     mean best validation loss than the earlier 8e-5 (0.287 vs 0.430, a rule fixed before the run; bench/RESULTS.md)."""
     if strategy == "lora":
-        return FinetuneConfig(epochs=4, batch_size=16, lr=1e-3, lr_decay=1.0, weight_decay=0.0, warmup_fraction=0.1, schedule="linear", patience=2, balance="weights")
+        return FinetuneConfig(epochs=4, batch_size=16, lr=1e-3, lr_decay=1.0, weight_decay=0.0, warmup_fraction=0.1, schedule="linear", patience=2, balance="weights",
+                              wise_alpha=1.0)
     return FinetuneConfig(epochs=4, batch_size=16, lr=3e-5, lr_decay=0.95, weight_decay=0.01, warmup_fraction=0.1, schedule="linear", patience=2,
-                          balance="weights")
+                          balance="weights", wise_alpha=1.0)
 
 
 class TextFitConfig(BaseModel):
@@ -153,11 +154,17 @@ def train_text_classifier(
     ft = config.finetune_config()
     lora = LoraSettings(config.lora_r, config.lora_alpha, config.lora_dropout) if config.strategy == "lora" else None
     t1 = time.perf_counter()
+    start = {k: v.detach().clone() for k, v in model.state_dict().items()} if ft.wise_alpha < 1.0 else None
     trainer = finetune_text_model(model, train, val, ft, lora=lora, seed=config.seed, device=config.device, progress=progress,
                                   checkpoint_dir=checkpoint_dir, resume=resume, resume_hint=resume_hint)
     num_trainable = int(sum(p.numel() for p in model.parameters() if p.requires_grad))
     if lora is not None:
         merge_lora(model, adapter_dir)
+    if start is not None:  # WiSE-FT: between stage one and the fine-tuned (for LoRA: merged) weights
+        from ..training import apply_wise_ft
+
+        apply_wise_ft(model, start, ft.wise_alpha)
+        info["wise_ft"] = {"alpha": ft.wise_alpha}
     model.eval()
     info.update({"finetune": json.loads(ft.model_dump_json()), "best_epoch": trainer.best_epoch_, "best_val_loss": trainer.best_val_loss_,
                  "initial_val": trainer.initial_, "history": [vars(h) for h in trainer.history_], "finetune_s": time.perf_counter() - t1,

@@ -102,7 +102,17 @@ def parameter_checksum(model: nn.Module) -> float:
         return float(sum(t.double().sum().item() for t in model.state_dict().values() if t.is_floating_point()))
 
 
-__all__ = ["ImageFinetuneData", "eval_loader", "finetune_image_model", "make_image_loaders", "parameter_checksum", "predict_proba"]
+__all__ = ["ImageFinetuneData", "auto_choice_evidence", "eval_loader", "finetune_image_model", "make_image_loaders", "parameter_checksum",
+           "predict_proba", "validation_loss"]
+
+
+def validation_loss(y_val: np.ndarray, proba: np.ndarray, *, y_train: np.ndarray, num_classes: int, config: FinetuneConfig) -> float:
+    """The loss the trainer stops on (class-weighted cross-entropy under ``balance="weights"``), from probabilities."""
+    weight = class_weights(np.asarray(y_train), num_classes).numpy() if config.balance == "weights" else np.ones(num_classes)
+    y_val = np.asarray(y_val, dtype=np.int64)
+    nll = -np.log(np.clip(np.asarray(proba, np.float64)[np.arange(len(y_val)), y_val], 1e-12, None))
+    w = weight[y_val]
+    return float((w * nll).sum() / w.sum())
 
 
 def auto_choice_evidence(y_val: np.ndarray, lp_proba: np.ndarray, ft_proba: np.ndarray, *, num_classes: int, y_train: np.ndarray,
