@@ -93,7 +93,7 @@ def test_fit_finetune_saves_the_best_epoch_in_the_run_folder(image_folder, tmp_p
     losses = [INITIAL, 1.0, 0.3, 0.8, 0.9, 0.1, 0.1]
     seen = _script(monkeypatch, losses)
     config = FitConfig(data=DataConfig(root=image_folder), backbone=TINY, weights="none", strategy="finetune",
-                       finetune=FinetuneConfig(epochs=6, patience=2, batch_size=8, lr=1e-3, unfreeze="last:2"))
+                       finetune=FinetuneConfig(epochs=6, patience=2, batch_size=8, lr=1e-3, unfreeze="last:2", wise_alpha=1.0))  # no WiSE-FT mix
     out = tmp_path / "run"
     r = tk.fit(config=config, out=out, progress=False, report=False)
     tr = r.metrics["training"]

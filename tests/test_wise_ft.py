@@ -68,14 +68,14 @@ def test_states_of_different_models_are_refused():
         interpolate_weights(wider.state_dict(), a.state_dict(), 0.5)
 
 
-def _fit(image_folder, out, alpha):
+def _fit(image_folder, out, alpha, report=False):
     cfg = FitConfig(data=DataConfig(root=image_folder), backbone=TINY, weights="none", strategy="finetune",
                     finetune=FinetuneConfig(epochs=2, batch_size=8, lr=3e-3, wise_alpha=alpha))
-    return tk.fit(config=cfg, out=out, progress=False, report=False)
+    return tk.fit(config=cfg, out=out, progress=False, report=report)
 
 
 def test_fit_keeps_the_mix_of_stage_one_and_the_fine_tuned_weights(image_folder, tmp_path):
-    runs = {alpha: _fit(image_folder, tmp_path / f"a{alpha}", alpha) for alpha in (0.0, 0.5, 1.0)}
+    runs = {alpha: _fit(image_folder, tmp_path / f"a{alpha}", alpha, report=alpha == 0.5) for alpha in (0.0, 0.5, 1.0)}
     states = {alpha: tk.load(tmp_path / f"a{alpha}" / "model").state_dict() for alpha in runs}
     moved = [k for k in states[1.0] if states[1.0][k].is_floating_point() and not torch.equal(states[0.0][k], states[1.0][k])]
     assert moved, "fine-tuning changed no weight: the test would not see a mix"
@@ -96,6 +96,14 @@ def test_fit_keeps_the_mix_of_stage_one_and_the_fine_tuned_weights(image_folder,
     expected = float(loss_fn(torch.tensor(pred.proba, dtype=torch.float64).log().float(), torch.tensor(pred.y_true)))
     assert wf["val_loss"] == pytest.approx(expected, rel=1e-4)
     assert json.loads((tmp_path / "a0.5" / "config.json").read_text())["fit"]["finetune"]["wise_alpha"] == 0.5
+    assert "WiSE-FT" in (tmp_path / "a0.5" / "report.html").read_text()  # the model card says what was kept
+
+
+def test_image_fine_tuning_mixes_by_default_and_text_does_not():
+    from transferkit.text import text_finetune_defaults
+
+    assert FinetuneConfig().wise_alpha == 0.5  # chosen on validation loss (bench/RESULTS.md, tenth session)
+    assert text_finetune_defaults("finetune").wise_alpha == 1.0 and text_finetune_defaults("lora").wise_alpha == 1.0
 
 
 def test_cli_wise_ft_option_reaches_the_run_and_bad_values_are_refused(image_folder, tmp_path):

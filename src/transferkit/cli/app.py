@@ -200,9 +200,9 @@ def fit(
     if result.config.tta != "none":
         lines.append(f"test-time views: {result.config.tta} (features averaged over 4 views; every forward pass outside training costs 4x)")
     if "wise_ft" in tr:
-        wf = tr["wise_ft"]
-        lines.append(f"WiSE-FT: weights {1 - wf['alpha']:g} x stage one + {wf['alpha']:g} x fine-tuned; validation loss {wf['val_loss']:.3g} "
-                     f"(fine-tuned alone {wf['val_loss_fine_tuned']:.3g})")
+        from ..training.weight_interpolation import describe_wise_ft
+
+        lines.append("WiSE-FT: " + describe_wise_ft(tr["wise_ft"]))
     if result.config.train_views:
         lines.append(f"training copies: the head also trained on {result.config.train_views} augmented copies of each image (cached)")
     if result.config.feature_stages > 1:

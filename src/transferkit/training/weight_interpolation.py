@@ -58,4 +58,11 @@ def apply_wise_ft(model: nn.Module, start_state: Mapping[str, torch.Tensor], alp
     return model
 
 
-__all__ = ["apply_wise_ft", "check_alpha", "interpolate_weights"]
+def describe_wise_ft(record: dict) -> str:
+    """One line on a run's WiSE-FT mix, from ``metrics.json`` ``training.wise_ft``."""
+    alpha = record["alpha"]
+    return (f"weights {1 - alpha:g} x stage one + {alpha:g} x fine-tuned; validation loss {record['val_loss']:.3g} "
+            f"(fine-tuned alone {record['val_loss_fine_tuned']:.3g})")
+
+
+__all__ = ["apply_wise_ft", "check_alpha", "describe_wise_ft", "interpolate_weights"]
