@@ -14,6 +14,7 @@ import transferkit as tk
 from conftest import TINY, write_class_image
 from transferkit.data import load_image_folder
 from transferkit.data.folder import _read_records, _scan_files, _stratified, compile_groups, subject_id
+from transferkit.data.subjects import PatternSubjects, SubjectTable
 from transferkit.errors import DataError
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
@@ -115,11 +116,11 @@ def test_carve_takes_a_fold_with_every_class_else_errors(subject_folder, monkeyp
 
     monkeypatch.setattr(ms, "StratifiedGroupKFold", FakeSGKF)
     folds[:] = [bad, good]
-    keep, hold = _stratified(records, 0.2, 0, "validation", ["cat", "dog"], compile_groups(PATTERN))
+    keep, hold = _stratified(records, 0.2, 0, "validation", ["cat", "dog"], PatternSubjects(PATTERN))
     assert [r.path for r in hold] == sorted([records[0].path, records[-1].path], key=str)
     folds[:] = [bad]
     with pytest.raises(DataError, match=r"keeps every class on both sides.*\['cat', 'dog'\].*--groups"):
-        _stratified(records, 0.2, 0, "validation", ["cat", "dog"], compile_groups(PATTERN))
+        _stratified(records, 0.2, 0, "validation", ["cat", "dog"], PatternSubjects(PATTERN))
 
 
 # ---- (b) without a pattern nothing changes -----------------------------------------------
@@ -219,13 +220,13 @@ def test_cli_prints_a_leakage_warning_for_shared_subjects(monkeypatch):
 
     buf = io.StringIO()
     monkeypatch.setattr(cli, "err", Console(file=buf, width=200, no_color=True))
-    summary = {"groups": {"pattern": "p[a-z](\\d+)", "num_unmatched": 2, "num_subjects_in_two_splits": 7,
+    summary = {"groups": {"rule": "pattern 'p[a-z](\\d+)'", "pattern": "p[a-z](\\d+)", "num_unmatched": 2, "num_subjects_in_two_splits": 7,
                           "subjects_in_two_splits": [{"subject": f"[s]{i}", "splits": ["train", "test"]} for i in range(7)]}}
     cli._print_data_notes(summary)
     out = buf.getvalue()
     assert "leakage warning: 7 subject(s) have images in two splits: [s]0 (train/test)" in out
     assert "and 2 more" in out
-    assert "2 file name(s) do not match 'p[a-z](\\d+)'" in out
+    assert "2 file(s) not named by the pattern 'p[a-z](\\d+)'" in out
     buf.truncate(0)
     cli._print_data_notes({"groups": None})
     assert buf.getvalue() == ""
@@ -270,3 +271,138 @@ def test_fit_with_groups_writes_the_pattern_and_evaluation_rebuilds_the_same_spl
     grouped = load_image_folder(root, val_fraction=0.25, groups=PATTERN, progress=False)
     assert [r.path for r in rebuilt.val] == [r.path for r in grouped.val]
     assert rebuilt.groups == PATTERN
+
+
+# ---- (c) subjects from a table (--groups-file): ids that live in metadata, not in file names --------------------------
+
+
+def write_anonymous(folder: Path, *, subjects: int = 10, first: int = 0, seed: int = 0) -> dict[str, str]:
+    """``folder/<class>/scan_<k>.png`` with no subject in the name; returns relative path -> subject (``P<n>``)."""
+    rng = np.random.default_rng(seed)
+    table, n, k = {}, first, 0
+    for ci, cls in enumerate(("cat", "dog")):
+        for _ in range(subjects):
+            for _ in range(1 + n % 4):
+                write_class_image(folder / cls / f"scan_{first * 100 + k}.png", ci, rng, size=16)
+                table[f"{folder.name}/{cls}/scan_{first * 100 + k}.png"] = f"P{n}"
+                k += 1
+            n += 1
+    return table
+
+
+def write_table(path: Path, rows: dict[str, str], header=("file", "subject"), sep=",", encoding="utf-8") -> Path:
+    lines = [sep.join(header)] + [f"{f}{sep}{s}" for f, s in rows.items()]
+    path.write_text("\n".join(lines) + "\n", encoding=encoding)
+    return path
+
+
+@pytest.fixture
+def table_folder(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    root = tmp_path / "anon"
+    table = write_anonymous(root / "train", subjects=12)
+    table |= write_anonymous(root / "test", subjects=3, first=50, seed=1)
+    return root, table
+
+
+def test_a_subject_table_keeps_each_subject_on_one_side_of_the_carve(table_folder, tmp_path):
+    root, table = table_folder
+    csv_path = write_table(tmp_path / "subjects.csv", table)
+    s = load_image_folder(root, val_fraction=0.25, groups_file=csv_path, progress=False)
+    rule = s.subjects
+    train_subjects, val_subjects = ({rule.subject(r.path) for r in s.split(x)} for x in ("train", "val"))
+    assert None not in train_subjects | val_subjects and not train_subjects & val_subjects
+    assert labels_of(s.val) == {0, 1}
+    g = s.summary()["groups"]
+    assert g["table"] == str(csv_path) and g["columns"] == ["file", "subject"] and g["num_unmatched"] == 0
+    assert g["num_subjects_in_two_splits"] == 0 and "grouped by table 'subjects.csv'" in s.val_source
+    # without the table the same seed's plain carve splits some subject (this data has 1-4 images per subject)
+    plain = load_image_folder(root, val_fraction=0.25, progress=False)
+    plain_train, plain_val = ({table[f"train/{r.path.parent.name}/{r.path.name}"] for r in plain.split(x)} for x in ("train", "val"))
+    assert plain_train & plain_val
+
+
+def test_subject_table_columns_are_found_by_their_usual_names(table_folder, tmp_path):
+    root, table = table_folder
+    names = {f.split("/")[-1]: s for f, s in table.items()}  # bare file names, as a hospital export lists them
+    csv_path = write_table(tmp_path / "Data_Entry.csv", names, header=("Image Index", "Patient ID"), sep=";", encoding="utf-8-sig")
+    rule = SubjectTable(csv_path)
+    assert rule.columns == ("Image Index", "Patient ID")
+    some = next(iter(table))
+    assert rule.subject(root / some) == table[some]
+
+
+def test_a_path_entry_wins_over_a_bare_name_and_unlisted_files_are_their_own_subject(table_folder, tmp_path):
+    root, table = table_folder
+    first = next(iter(table))
+    rows = {first.split("/")[-1]: "bare", first: "exact"}
+    rule = SubjectTable(write_table(tmp_path / "t.csv", rows))
+    assert rule.subject(root / first) == "exact"
+    assert rule.subject(root / "test" / "cat" / first.split("/")[-1]) == "bare"  # same name elsewhere: the bare entry
+    assert rule.subject(root / "train" / "cat" / "other.png") is None
+    s = load_image_folder(root, groups_file=tmp_path / "t.csv", progress=False)
+    assert s.summary()["groups"]["num_unmatched"] == sum(len(s.split(x)) for x in ("train", "val", "test")) - 1
+
+
+@pytest.mark.parametrize("content, encoding, message", [
+    ("name,owner\nx.png,P1\n", "utf-8", r"cannot tell which columns.*\['name', 'owner'\].*'file' and 'subject'"),
+    ("file,subject\nx.png,P1\n".replace("P1", "P\xe9"), "latin-1", "not UTF-8"),
+    ("file,subject\nx.png\n", "utf-8", r"line 2: 1 field\(s\)"),
+    ("file,subject\nx.png,P1\nx.png,P2\n", "utf-8", r"line 3: 'x.png' is listed with two subjects.*relative to the data folder"),
+    ("file,subject\nx.png,\n", "utf-8", "names no file with a subject"),
+    ("", "utf-8", "is empty"),
+])
+def test_bad_subject_tables_are_clear_errors(tmp_path, content, encoding, message):
+    path = tmp_path / "bad.csv"
+    path.write_bytes(content.encode(encoding))
+    with pytest.raises(DataError, match=message):
+        SubjectTable(path)
+
+
+def test_groups_and_groups_file_together_or_a_missing_table_are_refused(table_folder, tmp_path):
+    root, table = table_folder
+    with pytest.raises(DataError, match="either --groups PATTERN .* or --groups-file CSV"):
+        load_image_folder(root, groups=PATTERN, groups_file=write_table(tmp_path / "t.csv", table), progress=False)
+    with pytest.raises(DataError, match="does not exist"):
+        load_image_folder(root, groups_file=tmp_path / "missing.csv", progress=False)
+
+
+def test_fit_with_a_subject_table_records_it_and_rebuilds_the_same_splits(table_folder, tiny_weights, tmp_path):
+    from typer.testing import CliRunner
+
+    from transferkit.cli.app import app
+    from transferkit.evaluation.predictions import load_run_splits
+
+    root, table = table_folder
+    csv_path = write_table(tmp_path / "subjects.csv", table)
+    out = tmp_path / "run"
+    res = CliRunner().invoke(app, ["fit", str(root), "--model", TINY, "--weights", str(tiny_weights), "--epochs", "3",
+                                   "--groups-file", str(csv_path), "--out", str(out), "--quiet", "--no-report"],
+                             env={"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"})
+    assert res.exit_code == 0, res.output
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["fit"]["data"]["groups_file"] == str(csv_path) and cfg["data"]["groups"]["table"] == str(csv_path)
+    rebuilt = load_run_splits(out, progress=False)
+    assert [r.path for r in rebuilt.val] == [r.path for r in load_image_folder(root, groups_file=csv_path, progress=False).val]
+    both = CliRunner().invoke(app, ["fit", str(root), "--model", TINY, "--groups", PATTERN, "--groups-file", str(csv_path), "-q"])
+    assert both.exit_code == 1 and "not both" in both.output and "Traceback" not in both.output
+
+
+def test_rank_scores_with_subject_folds_from_a_table(table_folder, tiny_weights, tmp_path, monkeypatch):
+    """The ranking's CV scores get one subject id per training image from the table (not one per file)."""
+    from transferkit.selection import rank as rank_module
+
+    root, table = table_folder
+    csv_path = write_table(tmp_path / "subjects.csv", table)
+    seen = []
+    original = rank_module._evaluate_candidate
+
+    def spy(*args, groups=None, **kwargs):
+        seen.append(groups)
+        return original(*args, groups=groups, **kwargs)
+
+    monkeypatch.setattr(rank_module, "_evaluate_candidate", spy)
+    ranking = tk.rank_backbones(root, [f"{TINY}:{tiny_weights}"], groups_file=csv_path, progress=False, latency_runs=2)
+    (subjects,) = seen
+    assert len(subjects) == len(set(table)) - sum(f.startswith("test/") for f in table)  # train + val images
+    assert set(subjects) <= set(table.values()) and len(set(subjects)) < len(subjects)
+    assert ranking.data["groups"]["table"] == str(csv_path)

@@ -79,6 +79,7 @@ def fit(
     val_fraction: float = 0.15,
     test_fraction: float = 0.2,
     groups: str | None = None,
+    groups_file: str | os.PathLike | None = None,
     cache_dir: str | os.PathLike | None = None,
     device: str = "auto",
     progress: bool = True,
@@ -127,6 +128,9 @@ def fit(
     ``wise_alpha`` (fine-tuning, WiSE-FT) keeps ``(1 - wise_alpha)`` x the stage-one weights + ``wise_alpha`` x the
     fine-tuned ones (``FinetuneConfig.wise_alpha``; 1 = the fine-tuned weights alone).
 
+    ``groups`` (a pattern in file names) or ``groups_file`` (a CSV of file -> subject) keeps each subject's images on one
+    side of the validation carve and of the head's cross-validation (:mod:`transferkit.data.subjects`).
+
     ``model="auto"`` ranks the offline candidates first (:func:`transferkit.selection.choose_backbone`,
     train images only) under the ``max_*`` limits and fits the top one; the ranking is saved
     as ``out/ranking.json``. ``report=True`` ends by writing ``out/report.html``.
@@ -156,7 +160,8 @@ def fit(
                             **({"epochs": finetune_epochs} if finetune_epochs else {}), **({"lr": finetune_lr} if finetune_lr else {}),
                             **({"wise_alpha": wise_alpha} if wise_alpha is not None else {}))
         config = FitConfig(
-            data=DataConfig(root=Path(data), val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, groups=groups),
+            data=DataConfig(root=Path(data), val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, groups=groups,
+                            groups_file=Path(groups_file) if groups_file is not None else None),
             backbone=model,
             weights=weights,
             head=HeadConfig(hidden_dim=hidden_dim, dropout=dropout),
@@ -174,10 +179,9 @@ def fit(
             auto_rule=auto_rule,
             train_views=train_views,
         )
-    if config.data.groups is not None:
-        from .data.folder import compile_groups
+    from .data.subjects import subject_rule
 
-        compile_groups(config.data.groups)  # a bad pattern fails before any ranking or run folder
+    subject_rule(config.data.groups, config.data.groups_file)  # a bad pattern or table fails before any ranking or run folder
     if config.train_views and not config.augment.enabled:
         from .errors import ConfigError
 
@@ -193,6 +197,7 @@ def fit(
                                                seed=config.seed, val_fraction=config.data.val_fraction,
                                                test_fraction=config.data.test_fraction, cache_dir=config.cache_dir, progress=progress,
                                                modality="image", strategy=config.strategy, groups=config.data.groups,
+                                               groups_file=config.data.groups_file,
                                                feature_stages=config.feature_stages)
         config = config.model_copy(update={"backbone": chosen_name})
     tuning = config.strategy != "linear-probe"
@@ -206,7 +211,7 @@ def fit(
 
     d = config.data
     splits = load_image_folder(d.root, val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.seed, max_pixels=d.max_pixels,
-                               groups=d.groups, progress=progress and is_main)
+                               groups=d.groups, groups_file=d.groups_file, progress=progress and is_main)
     seed_everything(config.seed)  # random-init backbones (weights='none') are seeded too
     backbone = load_backbone(config.backbone, config.weights)
     backbone.test_views = config.tta
@@ -240,10 +245,8 @@ def fit(
 
     t_head = time.perf_counter()
     subjects = None
-    if config.data.groups is not None:  # the head's CV (width, C) keeps subjects together too
-        from .data.folder import compile_groups, subject_ids
-
-        subjects = subject_ids(list(splits.split("train")) + list(splits.split("val")), compile_groups(config.data.groups))
+    if splits.subjects is not None:  # the head's CV (width, C) keeps subjects together too
+        subjects = splits.subjects.subject_ids(r.path for r in [*splits.split("train"), *splits.split("val")])
     # fine-tuning stops on the validation split and `auto` compares on it: its first stage must not have fitted it
     head_train = config.train.model_copy(update={"linear_refit": False}) if tuning else config.train
     trainer = HeadTrainer(config.head, head_train, progress=progress and is_main).fit(feats["train"], y["train"], feats["val"], y["val"],

@@ -38,6 +38,9 @@ class DataConfig(_Config):
         description="Regular expression searched in each file name; its first group (else the whole match) is the subject "
         "(patient, leaf). Carved splits keep each subject on one side; unmatched files are their own subject.",
     )
+    groups_file: Path | None = Field(
+        None, description="Instead of groups: a CSV table of file -> subject (columns 'file' and 'subject'; files relative to "
+        "root or bare names), for subjects that live in metadata rather than in file names.")
 
 
 class HeadConfig(_Config):

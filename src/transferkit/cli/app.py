@@ -76,7 +76,8 @@ def _print_data_notes(summary: dict) -> None:
         err.print(f"[yellow]... and {n - 5} more identical cross-split pairs[/]")
     groups = summary.get("groups")
     if groups and groups["num_unmatched"]:
-        err.print(f"[yellow]--groups:[/] {groups['num_unmatched']} file name(s) do not match '{escape(groups['pattern'])}'; each is its own subject")
+        rule = groups.get("rule") or f"pattern '{groups.get('pattern')}'"  # run folders from before groups files
+        err.print(f"[yellow]subjects:[/] {groups['num_unmatched']} file(s) not named by the {escape(rule)}; each is its own subject")
     if groups and groups["num_subjects_in_two_splits"]:
         shown = ", ".join(f"{escape(s['subject'])} ({'/'.join(s['splits'])})" for s in groups["subjects_in_two_splits"][:5])
         more = groups["num_subjects_in_two_splits"] - min(5, len(groups["subjects_in_two_splits"]))
@@ -101,6 +102,10 @@ def fit(
     groups: Annotated[Optional[str], typer.Option("--groups", metavar="PATTERN", help=(
         "Regular expression searched in file names; its first group is the subject (patient, leaf), kept on one side of every "
         "carved split. Kermany chest X-rays: --groups '(person\\d+)_|(IM-\\d+)-'."))] = None,
+    groups_file: Annotated[Optional[Path], typer.Option("--groups-file", metavar="CSV", help=(
+        "Instead of --groups: a CSV table of file -> subject, for subjects that live in metadata (a patient id). Columns 'file' "
+        "(relative to DATA, or a bare file name) and 'subject'; 'path', 'image', 'Image Index', 'patient', 'Patient ID'... "
+        "are understood too."))] = None,
     positive: Annotated[Optional[str], typer.Option(help="Positive class of a binary task (sensitivity/specificity). Default: the second class.")] = None,
     hidden_dim: Annotated[str, typer.Option(help="Width of the head's hidden layer; 0 = a single Dense layer; auto = the better of "
                                                  "0 and 256 by 5-fold CV on train + val (grouped with --groups).")] = "auto",
@@ -154,7 +159,7 @@ def fit(
     if resume is not None:
         out = resume
     out = out or Path("runs") / f"{data.resolve().name}-{model}"
-    kwargs = dict(model=model, weights=weights, positive=positive, hidden_dim=hidden_dim, groups=groups,
+    kwargs = dict(model=model, weights=weights, positive=positive, hidden_dim=hidden_dim, groups=groups, groups_file=groups_file,
                   dropout=dropout, epochs=epochs, batch_size=batch_size, device=device, cache_dir=cache_dir, progress=not quiet,
                   strategy=strategy, unfreeze=unfreeze, finetune_epochs=ft_epochs, finetune_lr=ft_lr,
                   augment={"enabled": augment, "crop_scale_min": crop_scale, "hflip": hflip, "rotation": rotation,

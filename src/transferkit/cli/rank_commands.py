@@ -76,6 +76,8 @@ def rank(
     device: Annotated[str, typer.Option(help="auto, cpu or cuda: where features run and costs are measured.")] = "auto",
     groups: Annotated[Optional[str], typer.Option(help="Images: a pattern in file names naming the subject (patient, leaf), so the CV scores "
                                                        "keep a subject's images together, e.g. '(person\\d+)_|(IM-\\d+)-'.")] = None,
+    groups_file: Annotated[Optional[Path], typer.Option("--groups-file", metavar="CSV", help="Images: instead of --groups, a CSV table "
+                                                        "of file -> subject (columns 'file' and 'subject').")] = None,
     strategy: Annotated[str, typer.Option(help="How you will train the pick: linear-probe (frozen base), or finetune / lora / auto, "
                                                 "for which ties are broken by LogME and published quality only.")] = "linear-probe",
     seed: Annotated[int, typer.Option(help="Seed of the splits, the CV folds and random-init controls.")] = 0,
@@ -95,7 +97,8 @@ def rank(
         ranking = rank_backbones(data, names, modality=modality, max_params=max_params, max_size_mb=max_size_mb,
                                  max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, device=device, seed=seed,
                                  cache_dir=cache_dir, progress=not quiet, text_col=text_col, label_col=label_col,
-                                 strategy=strategy, groups=groups, feature_stages=feature_stages)
+                                 strategy=strategy, groups=groups, feature_stages=feature_stages,
+                                 groups_file=groups_file)
     except TransferKitError as exc:
         _fail(exc)
     if ranking.ranked:

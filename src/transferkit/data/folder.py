@@ -9,15 +9,15 @@ Validation is carved (stratified) from train when there is no ``val/``. Every fi
 decoded once while scanning, so broken files are known, counted and listed before any
 training starts; its sha256 is kept (feature cache key, leakage check).
 
-``groups`` (a regular expression searched in each file name) names the subject of an image
-(a patient, a leaf): every carve then keeps a subject's images on one side, and subjects that
-explicit folders share between splits are counted as leakage.
+``groups`` (a regular expression searched in each file name) or ``groups_file`` (a CSV of file ->
+subject) names the subject of an image (a patient, a leaf; see :mod:`.subjects`): every carve then
+keeps a subject's images on one side, and subjects that explicit folders share between splits are
+counted as leakage.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
@@ -28,6 +28,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from ..errors import DataError
+from .subjects import SubjectRule, compile_groups, subject_id, subject_rule  # noqa: F401  (compile_groups, subject_id: re-exported)
 from ..progress import track
 from .images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, BadImageError, open_image
 
@@ -64,6 +65,12 @@ class ImageSplits:
     skipped: list[SkippedFile] = field(default_factory=list)
     duplicates: list[tuple[str, Path, str, Path]] = field(default_factory=list)  # (split, path, split, path)
     groups: str | None = None  # subject pattern searched in file names (None: every image is its own subject)
+    groups_file: Path | None = None  # or a CSV table of file -> subject
+
+    @property
+    def subjects(self) -> SubjectRule | None:
+        """The rule naming each image's subject (``groups`` or ``groups_file``), or None."""
+        return subject_rule(self.groups, self.groups_file)
 
     def split(self, name: str) -> list[ImageRecord]:
         return getattr(self, name)
@@ -91,16 +98,16 @@ class ImageSplits:
 
     def group_summary(self) -> dict[str, Any] | None:
         """Subjects per split, unmatched file names and subjects found in two splits (leakage), or None."""
-        if self.groups is None:
+        rule = self.subjects
+        if rule is None:
             return None
-        rx = compile_groups(self.groups)
         where: dict[str, list[str]] = {}
         per_split: dict[str, set[str]] = {}
         unmatched = 0
         for split in SPLIT_NAMES:
             per_split[split] = set()
             for r in self.split(split):
-                sid = subject_id(r.path.name, rx)
+                sid = rule.subject(r.path)
                 if sid is None:
                     unmatched += 1
                     per_split[split].add(str(r.path))  # its own subject
@@ -110,32 +117,13 @@ class ImageSplits:
                     where[sid].append(split)
         shared = [{"subject": sid, "splits": sp} for sid, sp in sorted(where.items()) if len(sp) > 1]
         return {
-            "pattern": self.groups,
+            "rule": rule.describe(),
+            **rule.record(),
             "num_subjects": {s: len(v) for s, v in per_split.items()},
             "num_unmatched": unmatched,
             "subjects_in_two_splits": shared[:20],
             "num_subjects_in_two_splits": len(shared),
         }
-
-
-def compile_groups(pattern: str) -> re.Pattern[str]:
-    """The subject pattern, compiled; an invalid one is a DataError saying what to pass."""
-    try:
-        return re.compile(pattern)
-    except re.error as exc:
-        raise DataError(
-            f"--groups {pattern!r} is not a valid regular expression ({exc}). Pass a pattern searched in each file name "
-            "whose first group is the subject, e.g. --groups 'person(\\d+)_' (Kermany chest X-rays: --groups '(person\\d+)_|(IM-\\d+)-')."
-        ) from None
-
-
-def subject_id(name: str, rx: re.Pattern[str]) -> str | None:
-    """Subject of a file name: the first group that matched, else the whole match; None if no (or an empty) match."""
-    m = rx.search(name)
-    if m is None:
-        return None
-    sid = next((g for g in m.groups() if g is not None), m.group(0))
-    return sid or None
 
 
 def _find_split_dir(root: Path, split: str) -> Path | None:
@@ -177,7 +165,7 @@ def _read_records(
 
 
 def _stratified(records: list[ImageRecord], fraction: float, seed: int, what: str, classes: list[str],
-                groups: re.Pattern[str] | None = None):
+                groups: SubjectRule | None = None):
     """(keep, hold): ``fraction`` held out, stratified by label; with ``groups``, each subject on one side."""
     labels = [r.label for r in records]
     counts = Counter(labels)
@@ -196,12 +184,12 @@ def _stratified(records: list[ImageRecord], fraction: float, seed: int, what: st
     return sorted(keep, key=lambda r: str(r.path)), sorted(hold, key=lambda r: str(r.path))
 
 
-def subject_ids(records: list[ImageRecord], groups: re.Pattern[str]) -> list[str]:
-    """One subject per record; a file name that does not match is its own subject (its full path)."""
-    return [subject_id(r.path.name, groups) or str(r.path) for r in records]
+def subject_ids(records: list[ImageRecord], groups: SubjectRule) -> list[str]:
+    """One subject per record; a file the rule does not know is its own subject (its full path)."""
+    return groups.subject_ids(r.path for r in records)
 
 
-def _grouped(records: list[ImageRecord], fraction: float, seed: int, what: str, classes: list[str], groups: re.Pattern[str]):
+def _grouped(records: list[ImageRecord], fraction: float, seed: int, what: str, classes: list[str], groups: SubjectRule):
     """Group-disjoint stratified carve: a held-out fold of StratifiedGroupKFold(round(1/fraction)).
 
     The first fold that leaves every class on both sides is taken (usually the first).
@@ -216,13 +204,13 @@ def _grouped(records: list[ImageRecord], fraction: float, seed: int, what: str, 
         by_class.setdefault(y, set()).add(s)
     few = [classes[c] for c, subs in sorted(by_class.items()) if len(subs) < 2]
     n_subjects = len(set(subjects))
-    fix = f"Add subjects, pass an explicit {'val' if what == 'validation' else what}/ folder, or drop --groups."
+    fix = f"Add subjects, pass an explicit {'val' if what == 'validation' else what}/ folder, or drop --groups / --groups-file."
     if few:
         raise DataError(f"too few subjects to carve a grouped {what} split: class(es) {few} have images of fewer than 2 subjects "
-                        f"(pattern '{groups.pattern}'). {fix}")
+                        f"({groups.describe()}). {fix}")
     if n_subjects < n_splits:
         raise DataError(f"too few subjects ({n_subjects}) to carve a grouped {what} split of {fraction:.0%}: "
-                        f"at least {n_splits} are needed (pattern '{groups.pattern}'). {fix}")
+                        f"at least {n_splits} are needed ({groups.describe()}). {fix}")
     splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     present = set(by_class)
     with warnings.catch_warnings():  # "least populated class has fewer members than n_splits": checked below
@@ -235,14 +223,14 @@ def _grouped(records: list[ImageRecord], fraction: float, seed: int, what: str, 
     keep_idx, hold_idx = folds[0]
     lost = sorted({classes[c] for c in present - set(labels[keep_idx].tolist())} | {classes[c] for c in present - set(labels[hold_idx].tolist())})
     raise DataError(f"no grouped {what} split keeps every class on both sides: class(es) {lost} end up on one side only "
-                    f"({n_subjects} subjects, pattern '{groups.pattern}'). {fix}")
+                    f"({n_subjects} subjects, {groups.describe()}). {fix}")
 
 
-def _carved_source(pool: list[ImageRecord], fraction: float, seed: int, groups: re.Pattern[str] | None) -> str:
+def _carved_source(pool: list[ImageRecord], fraction: float, seed: int, groups: SubjectRule | None) -> str:
     if groups is None:
         return f"carved from train ({fraction:.0%}, stratified, seed {seed})"
     n = len(set(subject_ids(pool, groups)))
-    return f"carved from train ({fraction:.0%}, stratified, grouped by pattern '{groups.pattern}': {n} subjects, seed {seed})"
+    return f"carved from train ({fraction:.0%}, stratified, grouped by {groups.describe()}: {n} subjects, seed {seed})"
 
 
 def load_image_folder(
@@ -254,14 +242,16 @@ def load_image_folder(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: bool = True,
     groups: str | None = None,
+    groups_file: str | Path | None = None,
 ) -> ImageSplits:
     """Scan an image folder into :class:`ImageSplits` (see the module docstring for layouts).
 
     ``groups``: a regular expression searched in each file name; its first group that matched
     (else the whole match) is the subject. Carves keep each subject on one side; a file name
     that does not match is its own subject (counted in ``summary()["groups"]``).
+    ``groups_file``: instead, a CSV table of file -> subject (:class:`~transferkit.data.subjects.SubjectTable`).
     """
-    rx = compile_groups(groups) if groups is not None else None
+    rx = subject_rule(groups, groups_file)
     root = Path(root).expanduser()
     if not root.is_dir():
         raise DataError(f"data folder '{root}' does not exist or is not a folder. Pass a folder with one sub-folder per class.")
@@ -332,7 +322,8 @@ def load_image_folder(
         train, val = _stratified(rest, val_fraction, seed, "validation", classes, rx)
         val_source = _carved_source(rest, val_fraction, seed, rx)
 
-    splits = ImageSplits(root, classes, train, val, test, layout, val_source, skipped, groups=groups)
+    splits = ImageSplits(root, classes, train, val, test, layout, val_source, skipped, groups=groups,
+                         groups_file=Path(groups_file) if groups_file is not None else None)
     splits.duplicates = find_cross_split_duplicates(splits)
     return splits
 

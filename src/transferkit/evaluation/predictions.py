@@ -124,7 +124,7 @@ def load_run_splits(run_dir: str | os.PathLike, *, progress: bool = True):
             f"the run's data folder '{root}' is not here (relative paths are read from the current folder); "
             "run the command where `fit` ran, or save predictions at fit time."
         )
-    kwargs = {k: data_cfg[k] for k in ("val_fraction", "test_fraction", "seed", "max_pixels", "groups") if k in data_cfg}
+    kwargs = {k: data_cfg[k] for k in ("val_fraction", "test_fraction", "seed", "max_pixels", "groups", "groups_file") if k in data_cfg}
     return load_image_folder(root, progress=progress, **kwargs)
 
 

@@ -560,6 +560,7 @@ def rank_backbones(
     strategy: str = "linear-probe",
     groups: str | None = None,
     feature_stages: int = DEFAULT_FEATURE_STAGES,
+    groups_file: str | os.PathLike | None = None,
 ) -> RankingResult:
     """Rank backbones for ``data`` under the limits: an image folder (or :class:`ImageSplits`), or
     a labelled text file (or :class:`TextSplits`) ranked over the text encoders.
@@ -574,8 +575,8 @@ def rank_backbones(
     :class:`~transferkit.FeatureCache`, so a later fit of any ranked candidate reuses them.
     Ranking never downloads weights. ``strategy``: how the pick will be trained (``linear-probe``,
     or ``finetune``/``lora``/``auto``, which weigh LogME and the published quality; rule, point 3).
-    ``groups`` (images): a subject pattern searched in file names (see :func:`~transferkit.data.load_image_folder`);
-    the validation carve and the CV scores then keep each subject's images together. ``feature_stages`` (images): the
+    ``groups`` (images): a subject pattern searched in file names, or ``groups_file``: a CSV of file -> subject (see
+    :func:`~transferkit.data.load_image_folder`); the validation carve and the CV scores then keep each subject's images together. ``feature_stages`` (images): the
     features scored are those ``fit`` trains on by default (:attr:`~transferkit.backbones.Backbone.feature_stages`);
     LEEP and NCE read the last stage's part, where the ImageNet classifier sits.
     See the module docstring for the rule.
@@ -613,14 +614,15 @@ def rank_backbones(
         def evaluate(cand: Candidate) -> CandidateReport:
             return _evaluate_text_candidate(cand, texts, labels, limits, cache, dev, **common)
     else:
-        from ..data.folder import compile_groups, subject_ids
+        from ..data.subjects import subject_rule
 
         splits = data if isinstance(data, ImageSplits) else load_image_folder(
-            data, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, progress=progress, groups=groups)
+            data, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, progress=progress, groups=groups,
+            groups_file=groups_file)
         records = splits.train + splits.val  # everything but test
         labels = np.array([r.label for r in records], dtype=np.int64)
-        pattern = groups or splits.groups
-        subjects = np.array(subject_ids(records, compile_groups(pattern))) if pattern else None
+        rule = subject_rule(groups, groups_file) or splits.subjects
+        subjects = np.array(rule.subject_ids(r.path for r in records)) if rule is not None else None
 
         def evaluate(cand: Candidate) -> CandidateReport:
             return _evaluate_candidate(cand, records, labels, limits, cache, dev, groups=subjects, feature_stages=feature_stages, **common)
