@@ -13,8 +13,8 @@ from rich.console import Console
 import transferkit as tk
 from conftest import TINY, write_class_image
 from transferkit.data import load_image_folder
-from transferkit.data.folder import _read_records, _scan_files, _stratified, compile_groups, subject_id
-from transferkit.data.subjects import PatternSubjects, SubjectTable
+from transferkit.data.folder import _read_records, _scan_files, _stratified
+from transferkit.data.subjects import PatternSubjects, SubjectTable, compile_groups, subject_id
 from transferkit.errors import DataError
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")

@@ -28,7 +28,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from ..errors import DataError
-from .subjects import SubjectRule, compile_groups, subject_id, subject_rule  # noqa: F401  (compile_groups, subject_id: re-exported)
+from .subjects import SubjectRule, subject_rule
 from ..progress import track
 from .images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, BadImageError, open_image
 
