@@ -7,6 +7,9 @@ For each run folder written by `bench/finetune.py` (or `transferkit fit --strate
 2. load the fine-tuned best weights (`RUN/checkpoints/best/model.safetensors`) and check their validation loss too;
 3. for each alpha, score (1 - alpha) * stage one + alpha * fine-tuned (`transferkit.training.interpolate_weights`).
 
+Each row also says what `strategy="auto"` (its default rule) would keep between that mix and the probe, from the same
+validation predictions (`auto_keeps`, `auto_difference_ci95`).
+
 `--splits val` (the default) reads the validation split only, so a mixing weight can be chosen without the test split;
 `--splits val test` adds the test split once that choice is fixed. Rows go to a JSON-lines log, one per run and alpha.
 
@@ -45,7 +48,7 @@ def _scores(model, loader, y, loss_fn, positive_index):
     with torch.no_grad():
         logits = torch.cat([model(x) for x, _ in loader])
     proba = logits.softmax(1).numpy()
-    out = {"loss": float(loss_fn(logits, torch.as_tensor(y)).item()), "acc": float((proba.argmax(1) == y).mean())}
+    out = {"loss": float(loss_fn(logits, torch.as_tensor(y)).item()), "acc": float((proba.argmax(1) == y).mean()), "proba": proba}
     if proba.shape[1] == 2:
         pos = positive_index if positive_index is not None else 1
         out["auc"] = float(roc_auc_score(y == pos, proba[:, pos]))
@@ -62,7 +65,7 @@ def run(args) -> None:
     from torch import nn
 
     from transferkit.training import class_weights, interpolate_weights
-    from transferkit.training.finetune import eval_loader
+    from transferkit.training.finetune import auto_choice_evidence, eval_loader
 
     log = Path(args.log)
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -78,7 +81,8 @@ def run(args) -> None:
         load_model(ft, str(run_dir / "checkpoints" / "best" / "model.safetensors"), strict=True)
         loaders = {s: eval_loader(splits.split(s), lp.data_cfg) for s in args.splits}
         start, end = lp.state_dict(), ft.state_dict()
-        check = {"lp_val_loss": _scores(lp, loaders["val"], y["val"], loss_fn, lp.positive_index)["loss"],
+        lp_val = _scores(lp, loaders["val"], y["val"], loss_fn, lp.positive_index)
+        check = {"lp_val_loss": lp_val["loss"],
                  "lp_val_loss_recorded": ft_training["initial_val_loss"],
                  "ft_val_loss_recorded": ft_training["best_val_loss"]}
         if abs(check["lp_val_loss"] - check["lp_val_loss_recorded"]) > 1e-4:
@@ -89,13 +93,28 @@ def run(args) -> None:
             row = {"run": run_dir.name, "data": Path(result.config.data.root).name, "model": result.config.backbone,
                    "seed": result.config.seed, "alpha": alpha, **check}
             for s in args.splits:
-                for k, v in _scores(mixed, loaders[s], y[s], loss_fn, lp.positive_index).items():
-                    row[f"{s}_{k}"] = v
+                scores = _scores(mixed, loaders[s], y[s], loss_fn, lp.positive_index)
+                if s == "val":  # what strategy="auto" (its default rule) would keep: this mix or the probe
+                    ev = auto_choice_evidence(y["val"], lp_val["proba"], scores["proba"], num_classes=len(splits.classes), y_train=y["train"],
+                                              config=result.config.finetune, lp_val_loss=lp_val["loss"], ft_val_loss=scores["loss"],
+                                              seed=result.config.seed)
+                    row["auto_keeps"] = ev["chosen"]
+                    row["auto_difference_ci95"] = ev["difference_ci95"]
+                for k, v in scores.items():
+                    if k != "proba":
+                        row[f"{s}_{k}"] = v
             if alpha == 1.0 and abs(row["val_loss"] - check["ft_val_loss_recorded"]) > 1e-4:
                 raise SystemExit(f"{run_dir}: the fine-tuned weights do not reproduce the recorded validation loss ({row}).")
             with open(log, "a") as fh:
                 fh.write(json.dumps(row) + "\n")
             print(json.dumps(row), flush=True)
+
+
+def _mean_sd(v: list[float]) -> str:
+    """Mean ± sample standard deviation, as bench/finetune.py reports seeds."""
+    if not v:
+        return "-"
+    return f"{statistics.mean(v):.3f} ± {statistics.stdev(v) if len(v) > 1 else 0.0:.3f}"
 
 
 def summary(path: str) -> None:
@@ -110,8 +129,23 @@ def summary(path: str) -> None:
         cells = []
         for k in keys:
             v = [r[k] for r in rs if r.get(k) is not None]
-            cells.append(f"{statistics.mean(v):.3f} ± {statistics.pstdev(v):.3f}" if v else "-")
+            cells.append(_mean_sd(v))
         print(f"| {data} | {model} | {alpha:g} | {len(rs)} | " + " | ".join(cells) + " |")
+    # the alpha each run's validation loss picks (ties: the larger alpha), and what it scores
+    runs: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        runs[r["run"]].append(r)
+    picked: dict[tuple, list[dict]] = defaultdict(list)
+    for rs in runs.values():
+        best = min(rs, key=lambda r: (r["val_loss"], -r["alpha"]))
+        picked[(best["data"], best["model"])].append(best)
+    for (data, model), rs in sorted(picked.items()):
+        cells = []
+        for k in keys:
+            v = [r[k] for r in rs if r.get(k) is not None]
+            cells.append(_mean_sd(v))
+        alphas = " ".join(f"{r['alpha']:g}" for r in sorted(rs, key=lambda r: r["seed"]))
+        print(f"| {data} | {model} | val-chosen ({alphas}) | {len(rs)} | " + " | ".join(cells) + " |")
 
 
 def main() -> None:
