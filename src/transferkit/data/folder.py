@@ -21,6 +21,7 @@ import hashlib
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -67,9 +68,9 @@ class ImageSplits:
     groups: str | None = None  # subject pattern searched in file names (None: every image is its own subject)
     groups_file: Path | None = None  # or a CSV table of file -> subject
 
-    @property
+    @cached_property
     def subjects(self) -> SubjectRule | None:
-        """The rule naming each image's subject (``groups`` or ``groups_file``), or None."""
+        """The rule naming each image's subject (``groups`` or ``groups_file``), or None (read once)."""
         return subject_rule(self.groups, self.groups_file)
 
     def split(self, name: str) -> list[ImageRecord]:
