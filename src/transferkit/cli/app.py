@@ -13,7 +13,7 @@ from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from ..config import DEFAULT_FEATURE_STAGES, MAX_FEATURE_STAGES
+from ..config import DEFAULT_FEATURE_STAGES, MAX_FEATURE_STAGES, FinetuneConfig
 from ..errors import TransferKitError
 from ..json_files import dumps_strict
 
@@ -134,7 +134,8 @@ def fit(
                                                 "stages (default 3; 1 = the last only); mid-level features help images far from ImageNet.")] = DEFAULT_FEATURE_STAGES,
     wise_ft: Annotated[Optional[float], typer.Option("--wise-ft", min=0.0, max=1.0, metavar="ALPHA", help=(
         "Fine-tuning: keep (1 - ALPHA) x the weights fine-tuning started from + ALPHA x the fine-tuned ones (WiSE-FT, "
-        "Wortsman et al. 2022). Default 0.5 (chosen on validation loss, bench/RESULTS.md); 1 = the fine-tuned weights alone."))] = None,
+        f"Wortsman et al. 2022). Default {FinetuneConfig.model_fields['wise_alpha'].default:g} (chosen on validation loss, "
+        "bench/RESULTS.md); 1 = the fine-tuned weights alone."))] = None,
     freeze_bn: Annotated[bool, typer.Option("--freeze-bn/--train-bn", help="Fine-tuning: keep all BatchNorm statistics frozen (default), or update those of unfrozen blocks.")] = True,
     resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run folder from its last checkpoint (other options are read from it).")] = None,
     seeds: Annotated[int, typer.Option(min=1, help="Run this many seeds (seed, seed+1, ...) into OUT/seed-K and report mean ± std.")] = 1,

@@ -185,11 +185,6 @@ def _stratified(records: list[ImageRecord], fraction: float, seed: int, what: st
     return sorted(keep, key=lambda r: str(r.path)), sorted(hold, key=lambda r: str(r.path))
 
 
-def subject_ids(records: list[ImageRecord], groups: SubjectRule) -> list[str]:
-    """One subject per record; a file the rule does not know is its own subject (its full path)."""
-    return groups.subject_ids(r.path for r in records)
-
-
 def _grouped(records: list[ImageRecord], fraction: float, seed: int, what: str, classes: list[str], groups: SubjectRule):
     """Group-disjoint stratified carve: a held-out fold of StratifiedGroupKFold(round(1/fraction)).
 
@@ -198,7 +193,7 @@ def _grouped(records: list[ImageRecord], fraction: float, seed: int, what: str, 
     from sklearn.model_selection import StratifiedGroupKFold
 
     labels = np.array([r.label for r in records])
-    subjects = subject_ids(records, groups)
+    subjects = groups.subject_ids(r.path for r in records)
     n_splits = max(2, round(1 / fraction))
     by_class: dict[int, set[str]] = {}
     for s, y in zip(subjects, labels.tolist()):
@@ -230,7 +225,7 @@ def _grouped(records: list[ImageRecord], fraction: float, seed: int, what: str, 
 def _carved_source(pool: list[ImageRecord], fraction: float, seed: int, groups: SubjectRule | None) -> str:
     if groups is None:
         return f"carved from train ({fraction:.0%}, stratified, seed {seed})"
-    n = len(set(subject_ids(pool, groups)))
+    n = len(set(groups.subject_ids(r.path for r in pool)))
     return f"carved from train ({fraction:.0%}, stratified, grouped by {groups.describe()}: {n} subjects, seed {seed})"
 
 

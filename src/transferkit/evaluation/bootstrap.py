@@ -81,6 +81,15 @@ def bootstrap_metrics(
     return out
 
 
+def weighted_nll(y_true: np.ndarray, proba: np.ndarray, class_weight: np.ndarray | None = None) -> np.ndarray:
+    """Per-example negative log-likelihood of the true class and its class weight (1 without ``class_weight``):
+    ``(w * nll).sum() / w.sum()`` is what ``torch.nn.CrossEntropyLoss(weight=...)`` computes."""
+    y_true = np.asarray(y_true, dtype=np.int64)
+    proba = np.asarray(proba, np.float64)
+    w = np.ones(proba.shape[1]) if class_weight is None else np.asarray(class_weight, np.float64)
+    return -np.log(np.clip(proba[np.arange(len(y_true)), y_true], 1e-12, None)), w[y_true]
+
+
 def paired_loss_difference(y_true: np.ndarray, proba_a: np.ndarray, proba_b: np.ndarray, *, class_weight: np.ndarray | None = None,
                            num_resamples: int = 1000, confidence: float = 0.95, seed: int = 0) -> Interval:
     """Cross-entropy of model b minus model a on the same examples, with a paired percentile-bootstrap interval.
@@ -92,11 +101,10 @@ def paired_loss_difference(y_true: np.ndarray, proba_a: np.ndarray, proba_b: np.
     y_true = np.asarray(y_true, dtype=np.int64)
     k = np.asarray(proba_a).shape[1]
     both = np.concatenate([np.asarray(proba_a, np.float64), np.asarray(proba_b, np.float64)], axis=1)
-    w_of = np.ones(k) if class_weight is None else np.asarray(class_weight, np.float64)
 
     def difference(y: np.ndarray, p: np.ndarray) -> float:
-        rows, w = np.arange(len(y)), w_of[y]
-        nll_a, nll_b = -np.log(np.clip(p[rows, y], 1e-12, None)), -np.log(np.clip(p[rows, k + y], 1e-12, None))
+        nll_a, w = weighted_nll(y, p[:, :k], class_weight)
+        nll_b, _ = weighted_nll(y, p[:, k:], class_weight)
         return float((w * (nll_b - nll_a)).sum() / w.sum())
 
     return bootstrap_metrics(y_true, both, {"difference": difference}, num_resamples=num_resamples, confidence=confidence,

@@ -108,10 +108,10 @@ __all__ = ["ImageFinetuneData", "auto_choice_evidence", "eval_loader", "finetune
 
 def validation_loss(y_val: np.ndarray, proba: np.ndarray, *, y_train: np.ndarray, num_classes: int, config: FinetuneConfig) -> float:
     """The loss the trainer stops on (class-weighted cross-entropy under ``balance="weights"``), from probabilities."""
-    weight = class_weights(np.asarray(y_train), num_classes).numpy() if config.balance == "weights" else np.ones(num_classes)
-    y_val = np.asarray(y_val, dtype=np.int64)
-    nll = -np.log(np.clip(np.asarray(proba, np.float64)[np.arange(len(y_val)), y_val], 1e-12, None))
-    w = weight[y_val]
+    from ..evaluation.bootstrap import weighted_nll
+
+    weight = class_weights(np.asarray(y_train), num_classes).numpy() if config.balance == "weights" else None
+    nll, w = weighted_nll(y_val, proba, weight)
     return float((w * nll).sum() / w.sum())
 
 
