@@ -13,6 +13,7 @@ Results are cached in bench/artifacts/frozen_base.json, so an interrupted run re
     python bench/frozen_base.py --pretrained-only --tta flips   # test-time views (fit --tta flips), an option, not the default
     python bench/frozen_base.py --stages 1      # the last stage's features only (the default until the seventh session)
     python bench/frozen_base.py --datasets plants --pretrained-only --train-views 4   # augmented training copies (an option)
+    python bench/frozen_base.py --pretrained-only --train-views auto    # the head's CV decides whether to use 4 copies
 
 ``--stages`` is ``fit(feature_stages=...)``: rows keyed ``...|stages=K`` for K > 1; rows without it are K = 1, what every
 session before the seventh measured. Two processes (e.g. one per data set) can run at once: the store is re-read before
@@ -63,7 +64,8 @@ def main() -> None:
     ap.add_argument("--pretrained-only", action="store_true", help="skip the random-init controls")
     ap.add_argument("--tta", default="none", choices=["none", "flips"], help="test-time views (fit --tta); rows keyed ...|tta=flips")
     ap.add_argument("--stages", type=int, default=DEFAULT_FEATURE_STAGES, help="fit(feature_stages=K); rows keyed ...|stages=K")
-    ap.add_argument("--train-views", type=int, default=0, help="fit(train_views=N): augmented training copies; rows keyed ...|views=N")
+    ap.add_argument("--train-views", type=lambda v: v if v == "auto" else int(v), default=0,
+                    help="fit(train_views=N or auto): augmented training copies; rows keyed ...|views=N")
     args = ap.parse_args()
     runs = [r for r in RUNS if r[0] == "pneumonia"] if args.groups else RUNS
     runs = [r for r in runs if r[0] in args.datasets and not (args.pretrained_only and r[2] == "none")]
@@ -88,7 +90,8 @@ def main() -> None:
                          "roc_auc": t.get("roc_auc"), "sensitivity": t.get("binary", {}).get("sensitivity"),
                          "specificity": t.get("binary", {}).get("specificity"), "best_epoch": r.metrics["training"]["best_epoch"],
                          "seconds": r.metrics["timing_s"]["total"], "head": r.metrics["training"].get("head", 256),
-                         "head_selection": r.metrics["training"].get("head_selection"), "refit": r.metrics["training"].get("refit")}
+                         "head_selection": r.metrics["training"].get("head_selection"), "refit": r.metrics["training"].get("refit"),
+                         "train_views": r.metrics["training"].get("train_views")}
             row, done = done[key], json.loads(STORE.read_text()) if STORE.exists() else {}  # another process may have written
             done[key] = row
             STORE.write_text(json.dumps(done, indent=1))
@@ -103,7 +106,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for data, model, weights, _ in runs:
         rows = [done[k] for s in args.seeds if (k := f"{data}|{model}|{weights}|{s}{suffix}") in done]
-        heads = ", ".join(str(r.get("head", 256)) for r in rows)
+        heads = ", ".join(str(r.get("head", 256)) + (" + copies" if (r.get("train_views") or {}).get("rows") else "") for r in rows)
         print(f"| {data} | {model} | {'ImageNet' if weights == 'auto' else 'none (random init)'} | {heads} | {ms([r['accuracy'] for r in rows])} | "
               f"{ms([r['balanced_accuracy'] for r in rows])} | {ms([r['roc_auc'] for r in rows])} | {ms([r['sensitivity'] for r in rows])} | "
               f"{ms([r['specificity'] for r in rows])} | {len(rows)} |")

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 import transferkit as tk
 from conftest import TINY
 from transferkit.config import HeadConfig, HeadTrainConfig
-from transferkit.training import HeadTrainer, choose_head_width
+from transferkit.training import HeadTrainer, choose_head
 from transferkit.crossval import stratified_folds
 from transferkit.training.head_selection import FALLBACK_WIDTH
 
@@ -28,7 +28,7 @@ def _xor(n: int = 160, seed: int = 0):
 
 def test_auto_picks_the_hidden_layer_where_a_linear_head_cannot_separate(torch_single_thread):
     X, y = _xor()
-    choice = choose_head_width(X, y, num_classes=2, head=HeadConfig(candidates=(0, 32)), train=FAST)
+    choice = choose_head(X, y, num_classes=2, head=HeadConfig(candidates=(0, 32)), train=FAST)
     scores = {s["hidden_dim"]: s["balanced_accuracy"] for s in choice.scores}
     assert choice.hidden_dim == 32
     assert scores[None] < 0.7 < 0.85 < scores[32]  # the linear head is near chance on XOR
@@ -41,7 +41,7 @@ def test_auto_picks_the_linear_head_when_it_scores_higher(torch_single_thread, m
     """Ties and reversals are decided by the reported CV scores alone (here: a linear head is made to win)."""
     import transferkit.training.head_selection as hs
 
-    real = hs.choose_head_width
+    real = hs.choose_head
     X, y = _xor()
     X[:, 0] = np.where(y == 1, 3.0, -3.0) + 0.1 * X[:, 0]  # now linearly separable: both heads are perfect
     choice = real(X, y, num_classes=2, head=HeadConfig(candidates=(0, 32)), train=FAST)
@@ -79,14 +79,14 @@ def test_grouped_folds_keep_every_subject_on_one_side():
     for tr, te in stratified_folds(y, 5, 0, subjects.astype(str)):
         assert not set(subjects[tr]) & set(subjects[te])
     X = rng.normal(size=(len(y), 6)).astype(np.float32)
-    choice = choose_head_width(X, y, num_classes=2, head=HeadConfig(candidates=(0, 16)), train=FAST, groups=subjects.astype(str))
+    choice = choose_head(X, y, num_classes=2, head=HeadConfig(candidates=(0, 16)), train=FAST, groups=subjects.astype(str))
     assert choice.grouped and choice.folds == 5
 
 
 def test_too_few_examples_keep_the_fallback_and_say_why():
     X = np.random.default_rng(0).normal(size=(5, 4)).astype(np.float32)
     y = np.array([0, 0, 0, 0, 1])
-    choice = choose_head_width(X, y, num_classes=2)
+    choice = choose_head(X, y, num_classes=2)
     assert choice.hidden_dim == FALLBACK_WIDTH and choice.folds == 0 and not choice.scores
     assert "too few" in choice.reason
 

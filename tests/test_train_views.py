@@ -124,7 +124,7 @@ def test_fit_with_train_views_end_to_end(image_folder, tmp_path, tiny_weights):
 def test_no_fold_trains_on_a_copy_of_what_it_scores():
     """Random labels in 200 dimensions, and each copy an exact duplicate of its example: a fold that trained on a copy of a
     held-out example would score it perfectly. Out-of-fold scores must stay at chance, in the refit and the width CV."""
-    from transferkit.training.head_selection import choose_head_width
+    from transferkit.training.head_selection import choose_head
 
     rng = np.random.default_rng(1)
     X = rng.normal(size=(80, 200)).astype(np.float32)
@@ -138,7 +138,7 @@ def test_no_fold_trains_on_a_copy_of_what_it_scores():
     leaky = HeadTrainer(HeadConfig(hidden_dim=None), cfg.model_copy(update={"linear_refit": False}), progress=False)
     leaky.fit(X, y, X[60:], y[60:], 2)
     assert (leaky.predict_proba(X[60:]).argmax(1) == y[60:]).mean() == 1.0
-    choice = choose_head_width(X, y, num_classes=2, head=HeadConfig(candidates=(0, 16)), train=cfg, augmented=dup)
+    choice = choose_head(X, y, num_classes=2, head=HeadConfig(candidates=(0, 16)), train=cfg, augmented=dup)
     assert all(c["balanced_accuracy"] < 0.8 for c in choice.scores)
 
 
@@ -156,3 +156,98 @@ def test_cli_train_views(image_folder, tmp_path, tiny_weights):
     bad = CliRunner().invoke(app, ["fit", str(image_folder), "--model", TINY, "--weights", "none", "--train-views", "1", "--no-augment",
                                    "--no-report", "-q", "--out", str(tmp_path / "bad")], env={"COLUMNS": "200", "NO_COLOR": "1"})
     assert bad.exit_code != 0 and "augmentation is off" in bad.output and "Traceback" not in bad.output
+
+
+def _two_blobs(n_train=24, n_val=8, d=60, seed=0):
+    """Few, very noisy examples of two classes whose means differ: the head learns the class direction poorly from them."""
+    rng = np.random.default_rng(seed)
+    mu = np.zeros((2, d), np.float32)
+    mu[1, :5] = 1.0
+    y = np.arange(n_train + n_val) % 2
+    X = (mu[y] + rng.normal(scale=2.0, size=(len(y), d))).astype(np.float32)
+    return X[:n_train], y[:n_train], X[n_train:], y[n_train:], mu, rng
+
+
+def _copies_near(centres: np.ndarray, owner_labels: np.ndarray, rng, views=4) -> tuple[np.ndarray, np.ndarray]:
+    """``views`` copies of every example, each placed near ``centres[label]`` (an augmentation that keeps, or breaks, the class)."""
+    n = len(owner_labels)
+    owner = np.tile(np.arange(n), views)
+    rows = (centres[owner_labels[owner]] + rng.normal(scale=0.1, size=(len(owner), centres.shape[1]))).astype(np.float32)
+    return rows, owner
+
+
+@pytest.mark.parametrize("helpful", [True, False])
+def test_auto_train_views_keeps_copies_only_when_the_cv_scores_them_higher(helpful):
+    """Copies that sit on their class's mean teach the head the class direction that 24 noisy examples hide; copies placed
+    on the *other* class's mean teach it backwards. The head's CV must take the first and refuse the second, and a refused
+    set of copies must leave no trace in the final head."""
+    X_train, y_train, X_val, y_val, mu, rng = _two_blobs()
+    y_all = np.concatenate([y_train, y_val])
+    centres = mu if helpful else mu[::-1].copy()
+    augmented = _copies_near(centres, y_all, rng)
+    cfg = HeadTrainConfig(linear_C=(1.0,))
+    t = HeadTrainer(HeadConfig(hidden_dim=None), cfg, progress=False).fit(X_train, y_train, X_val, y_val, 2, augmented=augmented,
+                                                                         choose_copies=True)
+    choice = t.head_choice_
+    assert [c["copies"] for c in choice.scores] == [False, True]  # a fixed width: only the copies are in question
+    with_copies, without = choice.scores[1]["balanced_accuracy"], choice.scores[0]["balanced_accuracy"]
+    assert (with_copies > without) if helpful else (with_copies < without)
+    assert choice.copies is helpful and choice.as_dict()["chosen"] == ("linear + copies" if helpful else "linear, no copies")
+    assert t.augmented_rows_ == (len(augmented[1]) if helpful else 0)
+    plain = HeadTrainer(HeadConfig(hidden_dim=None), cfg, progress=False).fit(X_train, y_train, X_val, y_val, 2)
+    forced = HeadTrainer(HeadConfig(hidden_dim=None), cfg, progress=False).fit(X_train, y_train, X_val, y_val, 2, augmented=augmented)
+    same_as = forced if helpful else plain
+    np.testing.assert_allclose(t.predict_proba(X_val), same_as.predict_proba(X_val), atol=1e-6)
+
+
+def test_auto_train_views_with_auto_width_compares_every_pair():
+    X_train, y_train, X_val, y_val, mu, rng = _two_blobs()
+    augmented = _copies_near(mu, np.concatenate([y_train, y_val]), rng)
+    fast = HeadTrainConfig(linear_C=(1.0,), epochs=30, patience=5)
+    t = HeadTrainer(HeadConfig(candidates=(0, 16)), fast, progress=False).fit(X_train, y_train, X_val, y_val, 2, augmented=augmented,
+                                                                              choose_copies=True)
+    labels = [c["label"] for c in t.head_choice_.scores]
+    assert labels == ["linear, no copies", "linear + copies", "hidden 16, no copies", "hidden 16 + copies"]
+    best = max(t.head_choice_.scores, key=lambda c: (round(c["balanced_accuracy"], 10), -c["log_loss"]))
+    assert (t.head_choice_.hidden_dim, t.head_choice_.copies) == (best["hidden_dim"], best["copies"])
+    # without choose_copies the copies are simply used, and the CV compares widths only (as before)
+    t2 = HeadTrainer(HeadConfig(candidates=(0, 16)), fast, progress=False).fit(X_train, y_train, X_val, y_val, 2, augmented=augmented)
+    assert [c["label"] for c in t2.head_choice_.scores] == ["linear", "hidden 16"] and t2.head_choice_.copies is None
+
+
+def test_train_views_config_accepts_a_count_or_auto():
+    from pydantic import ValidationError
+
+    from transferkit.config import AUTO_TRAIN_VIEWS, DataConfig, FitConfig
+
+    data = DataConfig(root="x")
+    assert FitConfig(data=data, train_views="AUTO").train_views == "auto"
+    assert FitConfig(data=data, train_views="auto").train_view_copies == AUTO_TRAIN_VIEWS
+    assert FitConfig(data=data, train_views="3").train_views == 3 == FitConfig(data=data, train_views=3).train_view_copies
+    for bad in (-1, 33, "four", 2.5):
+        with pytest.raises(ValidationError, match="train_views must be"):
+            FitConfig(data=data, train_views=bad)
+
+
+def test_fit_and_cli_with_train_views_auto(image_folder, tmp_path, tiny_weights):
+    from typer.testing import CliRunner
+
+    from transferkit.cli.app import app
+    from transferkit.config import AUTO_TRAIN_VIEWS
+
+    out = tmp_path / "auto-run"
+    res = CliRunner().invoke(app, ["fit", str(image_folder), "--model", TINY, "--weights", str(tiny_weights), "--train-views", "auto",
+                                   "--hidden-dim", "0", "--no-report", "-q", "--out", str(out)], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert res.exit_code == 0, res.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    record, choice = metrics["training"]["train_views"], metrics["training"]["head_selection"]
+    assert record["requested"] == "auto" and record["compared"] == AUTO_TRAIN_VIEWS
+    assert [c["copies"] for c in choice["candidates"]] == [False, True]
+    n_train_side = sum(metrics["data"]["counts"]["train"].values()) + sum(metrics["data"]["counts"]["val"].values())
+    assert record["rows"] == (AUTO_TRAIN_VIEWS * n_train_side if choice["copies"] else 0)
+    assert record["copies_per_image"] == (AUTO_TRAIN_VIEWS if choice["copies"] else 0)
+    assert "chosen by the head's CV on train + val" in " ".join(res.output.split())
+    assert json.loads((out / "config.json").read_text())["fit"]["train_views"] == "auto"
+    bad = CliRunner().invoke(app, ["fit", str(image_folder), "--model", TINY, "--weights", "none", "--train-views", "many",
+                                   "--no-report", "-q", "--out", str(tmp_path / "bad")], env={"COLUMNS": "200", "NO_COLOR": "1"})
+    assert bad.exit_code != 0 and "train_views must be a number of copies" in " ".join(bad.output.split()) and "Traceback" not in bad.output

@@ -63,6 +63,15 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     write_json(path, payload)  # strict JSON: an undefined metric (NaN) is written as null
 
 
+def _train_views_record(config: FitConfig, trainer: HeadTrainer) -> dict[str, Any]:
+    """metrics.json ``training.train_views``: the copies per image the head trained on, and under 'auto' what the CV chose."""
+    used = trainer.augmented_rows_ > 0
+    record = {"copies_per_image": config.train_view_copies if used else 0, "rows": trainer.augmented_rows_}
+    if config.train_views == "auto":
+        record.update(requested="auto", compared=config.train_view_copies, chosen_by="head cross-validation on train + val (test not read)")
+    return record
+
+
 def fit(
     data: str | os.PathLike | None = None,
     *,
@@ -100,7 +109,7 @@ def fit(
     tta: str = "none",
     feature_stages: int = DEFAULT_FEATURE_STAGES,
     auto_rule: str = "finetune-unless-worse",
-    train_views: int = 0,
+    train_views: int | str = 0,
     wise_alpha: float | None = None,
 ) -> FitResult:
     """Frozen pretrained base + a new Dense head (``strategy="linear-probe"``), optionally
@@ -122,7 +131,8 @@ def fit(
     ``feature_stages=3`` gives the head the pooled outputs of the backbone's last three stages, not only the last
     (``Backbone.feature_stages``): wider features at no extra compute.
     ``train_views=4`` trains the frozen-base head also on the features of 4 augmented copies of each training image
-    (``augment``'s crop, flip, rotation and colour jitter, applied offline and cached like the clean features).
+    (``augment``'s crop, flip, rotation and colour jitter, applied offline and cached like the clean features);
+    ``train_views="auto"`` computes 4 and lets the head's cross-validation inside train + val decide whether to use them.
     ``strategy="auto"`` keeps the fine-tuned model unless validation shows it worse than the probe (a paired bootstrap
     interval wholly above 0); ``auto_rule="lower-val-loss"`` keeps the lower validation loss however small the gap.
     ``wise_alpha`` (fine-tuning, WiSE-FT) keeps ``(1 - wise_alpha)`` x the stage-one weights + ``wise_alpha`` x the
@@ -235,7 +245,7 @@ def fit(
             from .features import extract_train_views
             from .training.head_trainer import views_as_augmented
 
-            copies = {s: extract_train_views(backbone, splits.split(s), config.train_views, augment=config.augment, cache=cache,
+            copies = {s: extract_train_views(backbone, splits.split(s), config.train_view_copies, augment=config.augment, cache=cache,
                                              batch_size=config.batch_size, num_workers=config.num_workers, device=config.device,
                                              progress=progress and is_main, stats=stats)
                       for s in (("train",) if tuning else ("train", "val"))}
@@ -250,7 +260,8 @@ def fit(
     # fine-tuning stops on the validation split and `auto` compares on it: its first stage must not have fitted it
     head_train = config.train.model_copy(update={"linear_refit": False}) if tuning else config.train
     trainer = HeadTrainer(config.head, head_train, progress=progress and is_main).fit(feats["train"], y["train"], feats["val"], y["val"],
-                                                                                      len(splits.classes), groups=subjects, augmented=augmented)
+                                                                                      len(splits.classes), groups=subjects, augmented=augmented,
+                                                                                      choose_copies=config.train_views == "auto")
     t_head = time.perf_counter() - t_head
     tm = TransferModel(backbone, trainer.head_, splits.classes, positive=config.positive)
 
@@ -267,7 +278,7 @@ def fit(
         "best_val_loss": trainer.best_val_loss_,
         "head": trainer.head_config_.hidden_dim or "linear",
         **({"head_solver": "logistic regression (lbfgs)", "C": trainer.C_} if trainer.solver_ == "lbfgs" else {}),
-        **({"train_views": {"copies_per_image": config.train_views, "rows": trainer.augmented_rows_}} if config.train_views else {}),
+        **({"train_views": _train_views_record(config, trainer)} if config.train_views else {}),
     }
     if trainer.refit_ is not None:
         metrics["training"]["refit"] = {**trainer.refit_, "val_predictions": "out-of-fold"}

@@ -17,6 +17,11 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 DEFAULT_FEATURE_STAGES = 3
 MAX_FEATURE_STAGES = 8
 
+# `train_views="auto"`: the head's CV compares the images alone with the images plus this many augmented copies each (the
+# number the eighth session measured: bench/train_views_cv.py, bench/RESULTS.md).
+AUTO_TRAIN_VIEWS = 4
+MAX_TRAIN_VIEWS = 32
+
 # How `strategy="auto"` chooses between the probe and the fine-tuned model (training.finetune.auto_choice_evidence).
 AutoRule = Literal["finetune-unless-worse", "lower-val-loss"]
 
@@ -47,7 +52,7 @@ class HeadConfig(_Config):
     """The new classifier head put on the frozen base.
 
     ``hidden_dim="auto"`` (the default) chooses, per data set, between a single Dense layer and one
-    hidden layer of 256 by K-fold cross-validation inside train + val (``training.choose_head_width``):
+    hidden layer of 256 by K-fold cross-validation inside train + val (``training.choose_head``):
     5-fold CV inside the training data prefers the hidden layer on the pneumonia X-rays and the single
     layer on the plant leaves (bench/head_defaults.py). Dropout 0.3 was chosen the same way.
     """
@@ -166,12 +171,31 @@ class FitConfig(_Config):
     tta: Literal["none", "flips"] = Field(
         "none", description="Test-time views: 'flips' averages the features of each image, its two mirror images and its transpose. "
                             "Every forward pass outside training (feature extraction, evaluation, predict, export) then costs 4x.")
-    train_views: int = Field(
-        0, ge=0, le=32, description="Frozen-base head: also train on the features of this many augmented copies of each training image "
-        "(the `augment` settings; computed once and cached). 0 = the images alone.")
+    train_views: int | Literal["auto"] = Field(
+        0, description="Frozen-base head: also train on the features of this many augmented copies of each training image "
+        f"(the `augment` settings; computed once and cached). 0 = the images alone; 'auto' = {AUTO_TRAIN_VIEWS} copies if the head's "
+        "cross-validation inside train + val scores them higher than the images alone (HeadTrainer choose_copies), else none.")
     feature_stages: int = Field(
         DEFAULT_FEATURE_STAGES, ge=1, le=MAX_FEATURE_STAGES, description="Pool the outputs of the backbone's last K stages and concatenate them (1 = the last stage only; default 3). "
                                    "Mid-level features help targets far from ImageNet; same compute, wider features.")
+
+    @field_validator("train_views", mode="before")
+    @classmethod
+    def _check_train_views(cls, v):
+        if isinstance(v, str) and v.strip().lower() == "auto":
+            return "auto"
+        try:
+            n = int(v)
+        except (TypeError, ValueError):
+            raise ValueError(f"train_views must be a number of copies (0-{MAX_TRAIN_VIEWS}) or 'auto'; got {v!r}") from None
+        if not (0 <= n <= MAX_TRAIN_VIEWS) or n != float(v):
+            raise ValueError(f"train_views must be a number of copies (0-{MAX_TRAIN_VIEWS}) or 'auto'; got {v!r}")
+        return n
+
+    @property
+    def train_view_copies(self) -> int:
+        """How many augmented copies per image to compute: ``train_views``, or ``AUTO_TRAIN_VIEWS`` under 'auto'."""
+        return AUTO_TRAIN_VIEWS if self.train_views == "auto" else self.train_views
 
     @field_validator("weights")
     @classmethod

@@ -128,8 +128,9 @@ def fit(
     balance: Annotated[str, typer.Option(help="Fine-tuning: class imbalance via 'weights' (weighted loss), 'sampler' (balanced sampler) or 'none'.")] = "weights",
     tta: Annotated[str, typer.Option(help="Test-time views: 'flips' averages each image's features over itself, its two mirror images and its "
                                           "transpose (4x the cost of features, evaluation, predict and export); 'none' (default).")] = "none",
-    train_views: Annotated[int, typer.Option("--train-views", min=0, max=32, help="Frozen-base head: also train on the features of N augmented "
-                                             "copies of each training image (the augmentation options above; cached). 0 = off.")] = 0,
+    train_views: Annotated[str, typer.Option("--train-views", metavar="N|auto", help="Frozen-base head: also train on the features of N augmented "
+                                             "copies of each training image (the augmentation options above; cached). 0 = off (default); "
+                                             "auto = 4 copies if the head's CV inside train + val scores them higher than the images alone.")] = "0",
     feature_stages: Annotated[int, typer.Option("--stages", min=1, max=MAX_FEATURE_STAGES, help="Pool and concatenate the outputs of the backbone's last K "
                                                 "stages (default 3; 1 = the last only); mid-level features help images far from ImageNet.")] = DEFAULT_FEATURE_STAGES,
     wise_ft: Annotated[Optional[float], typer.Option("--wise-ft", min=0.0, max=1.0, metavar="ALPHA", help=(
@@ -189,7 +190,7 @@ def fit(
     w = result.model.backbone.weights_record
     t = result.metrics["timing_s"]
     tr = result.metrics["training"]
-    from ..training.head_selection import describe_refit
+    from ..training.head_selection import describe_refit, describe_train_views
 
     lines = [
         f"weights: {w['source']}" + (f" sha256 {w['sha256'][:16]}…" if w.get("sha256") else ""),
@@ -209,8 +210,8 @@ def fit(
         from ..training.weight_interpolation import describe_wise_ft
 
         lines.append("WiSE-FT: " + describe_wise_ft(tr["wise_ft"]))
-    if result.config.train_views:
-        lines.append(f"training copies: the head also trained on {result.config.train_views} augmented copies of each image (cached)")
+    if "train_views" in tr:
+        lines.append("training copies: " + describe_train_views(tr["train_views"]))
     if result.config.feature_stages > 1:
         lines.append(f"feature stages: last {result.config.feature_stages} pooled and concatenated ({result.model.backbone.num_features} features)")
     if "stages" in result.metrics:

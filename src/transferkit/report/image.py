@@ -11,7 +11,7 @@ import numpy as np
 
 from ..errors import TransferKitError
 from ..training.finetune import describe_auto_choice
-from ..training.head_selection import describe_head_choice, describe_refit
+from ..training.head_selection import describe_head_choice, describe_refit, describe_train_views
 from ..training.weight_interpolation import describe_wise_ft
 from ..evaluation.predictions import Predictions, get_predictions, load_predictions, predictions_path
 from .parts import DataSection, Gallery, RunReportParts
@@ -93,6 +93,7 @@ class ImageReportParts(RunReportParts):
                                    if k != "strategy" and not isinstance(v, (dict, list))) or "?"),
             *([("head choice", describe_head_choice(training["head_selection"]))] if "head_selection" in training else []),
             *([("head fit", describe_refit(training["refit"]))] if "refit" in training else []),
+            *([("training copies", describe_train_views(training["train_views"]))] if "train_views" in training else []),
             *([("WiSE-FT", describe_wise_ft(training["wise_ft"]))] if "wise_ft" in training else []),
             *([("strategy choice", describe_auto_choice(training["auto"]))] if "auto" in training else []),
             ("seed(s)", ", ".join(map(str, seeds if isinstance(seeds, list) else [seeds]))),

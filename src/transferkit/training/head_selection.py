@@ -1,12 +1,14 @@
-"""Choosing the head's capacity on the user's data: K-fold cross-validation inside train + val.
+"""Choosing the head on the user's data: K-fold cross-validation inside train + val.
 
 A head with a hidden layer wins on some data sets and loses on others (bench/RESULTS.md: 5-fold CV
 inside train prefers one hidden layer of 256 on the pneumonia X-rays, a single Dense layer on
-the plant leaves), so ``HeadConfig(hidden_dim="auto")`` decides per data set. Only training-side
-data is read: the test split never is. Each fold's held-out part both stops a candidate's
-training early and scores it, the same for every candidate. With subject ids (``groups``) the
-folds keep a subject's examples together (StratifiedGroupKFold), so a head that memorises
-subjects is not rewarded.
+the plant leaves), so ``HeadConfig(hidden_dim="auto")`` decides per data set. Augmented training
+copies (``train_views``) likewise help the leaves and hurt the X-rays, so ``train_views="auto"`` puts
+"with copies" and "without" side by side in the same CV. Only training-side data is read: the test
+split never is. Each fold's held-out part both stops a candidate's training early and scores it, the
+same for every candidate; copies train only where the image they copy trains. With subject ids
+(``groups``) the folds keep a subject's examples together (StratifiedGroupKFold), so a head that
+memorises subjects is not rewarded.
 """
 
 from __future__ import annotations
@@ -29,18 +31,28 @@ def width_label(width: int | None) -> str:
     return f"hidden {width}" if width else "linear"
 
 
+def candidate_label(width: int | None, copies: bool | None) -> str:
+    """``linear``, ``hidden 256``; with ``copies`` compared, ``+ copies`` or ``no copies`` after it."""
+    return width_label(width) + ("" if copies is None else " + copies" if copies else ", no copies")
+
+
 @dataclass
 class HeadChoice:
-    """What ``choose_head_width`` decided, and on which evidence (mean over folds per candidate)."""
+    """What ``choose_head`` decided, and on which evidence (mean over folds per candidate).
+
+    ``copies``: whether the head trains on the augmented copies too; None when that was not a question (no copies, or
+    copies asked for outright)."""
 
     hidden_dim: int | None
     folds: int
     grouped: bool
     scores: list[dict[str, Any]] = field(default_factory=list)
     reason: str = ""
+    copies: bool | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"hidden_dim": self.hidden_dim, "chosen": width_label(self.hidden_dim), "folds": self.folds, "grouped": self.grouped,
+        return {"hidden_dim": self.hidden_dim, "chosen": candidate_label(self.hidden_dim, self.copies), "folds": self.folds,
+                "grouped": self.grouped, **({"copies": self.copies} if self.copies is not None else {}),
                 "criterion": "mean balanced accuracy over folds, then lower log loss", "candidates": self.scores, "reason": self.reason}
 
     def summary(self) -> str:
@@ -57,6 +69,16 @@ def describe_head_choice(choice: dict[str, Any]) -> str:
             f"{per} (test not read)")
 
 
+def describe_train_views(record: dict[str, Any]) -> str:
+    """One line on the head's augmented training copies (``metrics.json`` ``training.train_views``)."""
+    used = (f"the head also trained on {record['copies_per_image']} augmented copies of each image (cached)" if record.get("rows")
+            else "the head trained on the images alone")
+    if record.get("requested") != "auto":
+        return used
+    other = "the images alone" if record.get("rows") else f"{record.get('compared')} copies each"
+    return f"{used}; chosen by the head's CV on train + val over {other} (test not read)"
+
+
 def describe_refit(refit: dict[str, Any]) -> str:
     """One line for a logistic head refitted on train + val (``metrics.json`` ``training.refit``)."""
     return (f"logistic regression, C={refit['C']:g} by {refit['folds']}-fold{' grouped' if refit.get('grouped') else ''} CV log loss, "
@@ -65,15 +87,18 @@ def describe_refit(refit: dict[str, Any]) -> str:
             + " (validation numbers are out-of-fold)")
 
 
-def choose_head_width(X: np.ndarray, y: np.ndarray, *, num_classes: int, head: HeadConfig | None = None,
-                      train: HeadTrainConfig | None = None, groups: np.ndarray | list[str] | None = None,
-                      augmented: tuple[np.ndarray, np.ndarray] | None = None, progress: bool = False) -> HeadChoice:
-    """Pick the head's hidden width among ``head.candidates`` by K-fold CV of the full head training on ``X, y``.
+def choose_head(X: np.ndarray, y: np.ndarray, *, num_classes: int, head: HeadConfig | None = None,
+                train: HeadTrainConfig | None = None, groups: np.ndarray | list[str] | None = None,
+                augmented: tuple[np.ndarray, np.ndarray] | None = None, compare_copies: bool = False,
+                progress: bool = False) -> HeadChoice:
+    """Pick the head by K-fold CV of the full head training on ``X, y``: its hidden width among ``head.candidates``
+    (``head.hidden_dim="auto"``; a fixed width is the only candidate otherwise) and, with ``compare_copies``, whether
+    it also trains on the ``augmented`` copies.
 
     ``X, y``: training-side features and labels (train + val; never test). ``augmented``: (rows, owner) features of
-    augmented copies and the index in ``X`` each copies; a copy trains only in folds where its original trains.
-    Returns a :class:`HeadChoice`;
-    with too few examples per class to cross-validate it keeps ``FALLBACK_WIDTH`` and says why.
+    augmented copies and the index in ``X`` each copies; a copy trains only in folds where its original trains. Without
+    ``compare_copies`` every candidate trains on them. Returns a :class:`HeadChoice`; with too few examples per class
+    to cross-validate it keeps ``FALLBACK_WIDTH`` (or the fixed width) without copies, and says why.
     """
     from sklearn.metrics import balanced_accuracy_score, log_loss
 
@@ -82,34 +107,38 @@ def choose_head_width(X: np.ndarray, y: np.ndarray, *, num_classes: int, head: H
     head = head or HeadConfig()
     train = train or HeadTrainConfig()
     X, y = np.asarray(X, np.float32), np.asarray(y, np.int64)
-    widths = list(dict.fromkeys(w or None for w in head.candidates))
+    widths = list(dict.fromkeys(w or None for w in head.candidates)) if head.hidden_dim == "auto" else [head.hidden_dim or None]
+    compare = compare_copies and augmented is not None and len(augmented[1]) > 0
+    candidates = [(w, c) for w in widths for c in ((False, True) if compare else (None,))]
     g = None if groups is None else np.asarray(groups)
     smallest = smallest_class(y, g)
     k = min(head.cv_folds, smallest)
-    if len(widths) == 1 or k < 2 or len(np.unique(y)) < 2:
+    if len(candidates) == 1 or k < 2 or len(np.unique(y)) < 2:
         fallback = widths[0] if len(widths) == 1 else (FALLBACK_WIDTH if FALLBACK_WIDTH in widths else widths[-1])
-        why = ("one candidate" if len(widths) == 1 else
+        why = ("one candidate" if len(candidates) == 1 else
                f"too few {'subjects' if g is not None else 'examples'} per class to cross-validate (smallest: {smallest}); "
-               f"kept {width_label(fallback)}")
-        return HeadChoice(fallback, folds=0, grouped=g is not None, reason=why)
+               f"kept {candidate_label(fallback, False if compare else None)}")
+        return HeadChoice(fallback, folds=0, grouped=g is not None, reason=why, copies=False if compare else None)
     folds = stratified_folds(y, k, train.seed, g)
     scores = []
-    with track("choosing head (CV)", len(widths) * len(folds), unit="fit", enabled=progress) as advance:
-        for width in widths:
+    fold_train = train.model_copy(update={"linear_refit": False})  # each fold's own held-out part judges C, as before
+    with track("choosing head (CV)", len(candidates) * len(folds), unit="fit", enabled=progress) as advance:
+        for width, copies in candidates:
             bal, losses = [], []
             cfg = head.model_copy(update={"hidden_dim": width or None})  # None: a single layer (model_copy skips the 0 -> None validator)
-            fold_train = train.model_copy(update={"linear_refit": False})  # each fold's own held-out part judges C, as before
             for tr, te in folds:
-                trainer = HeadTrainer(cfg, fold_train, progress=False).fit(X[tr], y[tr], X[te], y[te], num_classes,
-                                                                           augmented=subset_augmented(augmented, tr))
+                trainer = HeadTrainer(cfg, fold_train, progress=False).fit(
+                    X[tr], y[tr], X[te], y[te], num_classes, augmented=subset_augmented(augmented, tr) if copies is not False else None)
                 proba = trainer.predict_proba(X[te])
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")  # a grouped fold may miss a class: the score is still defined
                     bal.append(balanced_accuracy_score(y[te], proba.argmax(1)))
                     losses.append(log_loss(y[te], np.clip(proba, 1e-7, 1), labels=list(range(num_classes))))
                 advance()
-            scores.append({"hidden_dim": width, "label": width_label(width), "balanced_accuracy": float(np.mean(bal)),
-                           "balanced_accuracy_std": float(np.std(bal)), "log_loss": float(np.mean(losses))})
+            scores.append({"hidden_dim": width, **({"copies": copies} if copies is not None else {}), "label": candidate_label(width, copies),
+                           "balanced_accuracy": float(np.mean(bal)), "balanced_accuracy_std": float(np.std(bal)),
+                           "log_loss": float(np.mean(losses))})
+    # ties keep the earlier candidate: the narrower head, and no copies before copies
     best = max(scores, key=lambda s: (round(s["balanced_accuracy"], 10), -s["log_loss"]))
-    return HeadChoice(best["hidden_dim"], folds=len(folds), grouped=g is not None, scores=scores,
+    return HeadChoice(best["hidden_dim"], folds=len(folds), grouped=g is not None, scores=scores, copies=best.get("copies"),
                       reason="highest mean balanced accuracy over folds (then lower log loss)")

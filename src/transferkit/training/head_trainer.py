@@ -79,7 +79,7 @@ class HeadTrainer:
     ``fit`` returns ``self``; the fitted head is ``head_``, the per-epoch history
     ``history_`` and the epoch whose state was kept ``best_epoch_``. With
     ``HeadConfig(hidden_dim="auto")`` the width is first chosen by cross-validation on train + val
-    (:func:`choose_head_width`; ``groups``: one subject id per train then val example keeps subjects
+    (:func:`choose_head`; ``groups``: one subject id per train then val example keeps subjects
     together); the decision and its evidence are ``head_choice_`` (None for a fixed width), the head
     actually trained ``head_config_``. A single layer solved by lbfgs with ``linear_refit`` (the default) takes its C
     from K-fold CV on train + val and is refitted on all of them: then ``refit_`` holds the evidence and
@@ -88,6 +88,8 @@ class HeadTrainer:
 
     ``augmented`` (:func:`views_as_augmented`): features of augmented copies of training examples, used as extra
     training rows wherever the example they copy trains (never where it is held out: validation, a CV fold's test part).
+    With ``choose_copies=True`` the same cross-validation that chooses the width also decides whether the head uses them
+    (``head_choice_.copies``); ``augmented_rows_`` counts the copy rows the final head trained on (0 when not chosen).
     """
 
     head_config: HeadConfig = field(default_factory=HeadConfig)
@@ -95,7 +97,8 @@ class HeadTrainer:
     progress: bool = True
 
     def fit(self, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray, num_classes: int | None = None,
-            groups: np.ndarray | list[str] | None = None, augmented: Augmented | None = None) -> "HeadTrainer":
+            groups: np.ndarray | list[str] | None = None, augmented: Augmented | None = None,
+            choose_copies: bool = False) -> "HeadTrainer":
         # A head's matrices are tiny: one intra-op thread is faster than a team, and far faster
         # when other processes share the cores (OpenMP spin-waits: 20x measured on 2 busy cores).
         previous = torch.get_num_threads()
@@ -110,21 +113,24 @@ class HeadTrainer:
                 if len(rows) != len(owner) or (len(owner) and not (0 <= owner.min() and owner.max() < len(y_train) + len(y_val))):
                     raise ValueError("augmented must be (rows, owner) with one owner per row, each an index into train then val.")
                 augmented = (rows, owner)
+            choose_copies = choose_copies and augmented is not None and len(augmented[1]) > 0
+            if self.head_config.hidden_dim == "auto" or choose_copies:
+                self._choose(X_train, y_train, X_val, y_val, num_classes, groups, augmented, choose_copies)
+                if self.head_choice_.copies is False:
+                    augmented = None
             self.augmented_rows_ = 0 if augmented is None else len(augmented[1])
-            if self.head_config.hidden_dim == "auto":
-                self._choose_width(X_train, y_train, X_val, y_val, num_classes, groups, augmented)
             return self._fit(X_train, y_train, X_val, y_val, num_classes, groups, augmented)
         finally:
             torch.set_num_threads(previous)
 
-    def _choose_width(self, X_train, y_train, X_val, y_val, num_classes, groups, augmented=None) -> None:
-        from .head_selection import choose_head_width
+    def _choose(self, X_train, y_train, X_val, y_val, num_classes, groups, augmented=None, choose_copies=False) -> None:
+        from .head_selection import choose_head
 
         X = np.concatenate([np.asarray(X_train, np.float32), np.asarray(X_val, np.float32)])
         y = np.concatenate([np.asarray(y_train, np.int64), np.asarray(y_val, np.int64)])
         num_classes = num_classes or int(y.max() + 1)
-        self.head_choice_ = choose_head_width(X, y, num_classes=num_classes, head=self.head_config, train=self.train_config,
-                                              groups=groups, augmented=augmented, progress=self.progress)
+        self.head_choice_ = choose_head(X, y, num_classes=num_classes, head=self.head_config, train=self.train_config,
+                                        groups=groups, augmented=augmented, compare_copies=choose_copies, progress=self.progress)
         self.head_config_ = self.head_config.model_copy(update={"hidden_dim": self.head_choice_.hidden_dim or None})
 
     def _fit(self, X_train, y_train, X_val, y_val, num_classes, groups=None, augmented=None) -> "HeadTrainer":
