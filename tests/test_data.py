@@ -194,6 +194,30 @@ def test_skip_reasons_are_grouped_by_kind(tmp_path):
     assert Counter(summary["skipped_by_reason"]) == Counter({"too large": 2, "empty file": 2})
 
 
+def test_system_clutter_and_broken_links_are_skipped_and_counted_not_trained_on(tmp_path):
+    """A Jupyter checkpoint copy, macOS metadata and a dangling link in a class folder: none becomes a training image
+    (the checkpoint copy would train twice and could land in the validation carve), and each is named in the summary."""
+    root = make_image_folder(tmp_path / "d", per_class=8)
+    dog = root / "train" / "dog"
+    real = sorted(dog.iterdir())[0]
+    (dog / ".ipynb_checkpoints").mkdir()
+    shutil.copy(real, dog / ".ipynb_checkpoints" / f"{real.stem}-checkpoint{real.suffix}")
+    (dog / "__MACOSX").mkdir()
+    shutil.copy(real, dog / "__MACOSX" / real.name)
+    (dog / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    (dog / "gone.png").symlink_to(tmp_path / "deleted.png")
+    (dog / "nested").mkdir()
+    shutil.copy(real, dog / "nested" / "kept.png")  # an ordinary sub-folder still counts: only clutter is left out
+    splits = load_image_folder(root, progress=False)
+    used = [r.path for r in splits.train + splits.val]
+    assert dog / "nested" / "kept.png" in used
+    assert not any(".ipynb_checkpoints" in p.parts or "__MACOSX" in p.parts for p in used)
+    summary = splits.summary()
+    assert Counter(summary["skipped_by_reason"]) == Counter({"hidden or system file": 3, "broken link": 1})
+    assert {Path(s["path"]).name for s in summary["skipped"]} == {f"{real.stem}-checkpoint{real.suffix}", real.name, ".DS_Store", "gone.png"}
+    assert sum(summary["counts"]["train"].values()) + sum(summary["counts"]["val"].values()) == 2 * 8 + 1
+
+
 # ---- data set errors -----------------------------------------------------------------------
 
 

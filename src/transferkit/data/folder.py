@@ -138,20 +138,35 @@ def _class_dirs(folder: Path) -> list[Path]:
     return sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
 
 
-def _scan_files(class_dirs: dict[str, Path]) -> list[tuple[Path, str]]:
+def _scan_files(class_dirs: dict[str, Path]) -> list[tuple[Path, str, str | None]]:
+    """(path, class, reason to skip it or None) for every file under each class folder (recursively), and for links
+    whose target is gone: ``_read_records`` skips and counts those, so nothing in a class folder disappears without a
+    line in the summary. System clutter is skipped too: hidden names ('.DS_Store', '.ipynb_checkpoints/', macOS '._x.jpg'
+    resource forks) and '__MACOSX/' folders from zips made on a Mac; Jupyter's checkpoint copies would otherwise train
+    twice, and leak into the validation carve."""
     files = []
     for cls, d in class_dirs.items():
-        files += [(p, cls) for p in sorted(d.rglob("*")) if p.is_file()]
+        for p in sorted(d.rglob("*")):
+            broken = p.is_symlink() and not p.exists()
+            if not (p.is_file() or broken):
+                continue
+            hidden = next((part for part in p.relative_to(d).parts if part.startswith(".") or part == "__MACOSX"), None)
+            reason = ("broken link (its target is missing)" if broken
+                      else f"hidden or system file (left out: '{hidden}')" if hidden is not None else None)
+            files.append((p, cls, reason))
     return files
 
 
 def _read_records(
-    files: list[tuple[Path, str]], class_index: dict[str, int], *, max_pixels: int, progress: bool, label: str
+    files: list[tuple[Path, str, str | None]], class_index: dict[str, int], *, max_pixels: int, progress: bool, label: str
 ) -> tuple[list[ImageRecord], list[SkippedFile]]:
     records, skipped = [], []
     with track(f"checking {label} images", len(files), unit="img", enabled=progress) as advance:
-        for path, cls in files:
+        for path, cls, reason in files:
             advance()
+            if reason is not None:
+                skipped.append(SkippedFile(path, reason))
+                continue
             if path.suffix.lower() not in IMAGE_EXTENSIONS:
                 skipped.append(SkippedFile(path, f"not an image file (extension '{path.suffix or 'none'}')"))
                 continue
