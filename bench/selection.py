@@ -37,7 +37,11 @@ quality only, rank.py point 3); the frozen-feature rule's pick on the same train
 first seed only; they only have to be shown below); per-seed values are kept in the summary. Two processes can share
 the runs (``--reverse`` in the second): each run is claimed before it starts, so none is trained twice.
 
-Trained results and rankings are cached as JSON under bench/artifacts/selection/ (resumable).
+Trained results and rankings are cached as JSON under bench/artifacts/selection/ (resumable). Fine-tuned candidates
+also keep their run folders (selection/<dataset>/runs/trained-finetune[-sK]/<candidate>/: model, checkpoints, metrics),
+so a later question about them (another WiSE-FT alpha: bench/wise_ft.py) is a rebuild, not a retrain. A bench killed
+mid-run leaves a claim naming its process; the next run sees that process is gone, takes the candidate over and, for
+fine-tuning, continues from the run folder's last checkpoint (`transferkit.fit(resume=...)`).
 
     nice -n 5 .venv/bin/python bench/selection.py                # pneumonia, plants and amazon_cells
     nice -n 5 .venv/bin/python bench/selection.py --datasets plants
@@ -51,6 +55,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -113,8 +118,11 @@ def trained_once(out: Path, cand: dict, run, folder: str = "trained") -> dict | 
         return cached
     claim = path.with_suffix(".claim")
     claim.parent.mkdir(parents=True, exist_ok=True)
+    if _claim_is_stale(claim):
+        claim.unlink(missing_ok=True)  # its process was killed: take the run over (a fine-tuning run resumes from its checkpoints)
     try:
-        claim.open("x").close()
+        with claim.open("x") as fh:
+            fh.write(str(os.getpid()))
     except FileExistsError:
         return None
     try:
@@ -125,12 +133,29 @@ def trained_once(out: Path, cand: dict, run, folder: str = "trained") -> dict | 
     return payload
 
 
+def _claim_is_stale(claim: Path) -> bool:
+    """True when ``claim`` names a process that no longer runs on this machine (a bench killed with -9 leaves it)."""
+    try:
+        pid = int(claim.read_text().strip())
+    except (OSError, ValueError):
+        return False  # absent, or being written (or an old claim without a pid): leave it
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
 def wait_for_trained(out: Path, cand: dict, folder: str, poll_s: float = 30.0) -> dict:
     """The result of a candidate another bench process claimed: poll until its JSON is written."""
     path = out / folder / f"{cand['label'].replace(':', '__').replace('/', '_')}.json"
     while (cached := _load_json(path)) is None:
-        if not path.with_suffix(".claim").exists():
-            sys.exit(f"{path} was claimed by another process that stopped without a result; delete nothing, rerun the bench")
+        claim = path.with_suffix(".claim")
+        if not claim.exists() or _claim_is_stale(claim):
+            sys.exit(f"{path} was claimed by another process that stopped without a result; delete nothing, rerun the bench "
+                     "(it takes the run over, and a fine-tuning run continues from its checkpoints)")
         time.sleep(poll_s)
     return cached
 
@@ -193,7 +218,15 @@ def train(data: Path, out: Path, cand: dict, seed: int, strategy: str = "linear-
     def run(weights: str) -> dict:
         t0 = time.perf_counter()
         extra = {"strategy": "finetune", "unfreeze": "all"} if strategy == "finetune" else {}
-        result = tk.fit(data, model=cand["name"], weights=weights, seed=seed, progress=False, report=False, **extra)
+        run_dir = None
+        if strategy == "finetune":  # keep the run folder: a later question (another WiSE-FT alpha...) is a rebuild, not a retrain
+            run_dir = out / "runs" / trained_folder(strategy, seed) / cand["label"].replace(":", "__").replace("/", "_")
+            extra["out"] = run_dir
+        if run_dir is not None and (_load_json(run_dir / "config.json") or {}).get("status") == "running" and (run_dir / "checkpoints").is_dir():
+            print(f"  resuming {cand['label']} from {run_dir}/checkpoints", flush=True)  # this bench was killed mid fine-tuning
+            result = tk.fit(resume=run_dir, progress=False, report=False)
+        else:
+            result = tk.fit(data, model=cand["name"], weights=weights, seed=seed, progress=False, report=False, **extra)
         wall = time.perf_counter() - t0
         m = result.metrics
         n_all = sum(sum(v.values()) for v in m["data"]["counts"].values())
@@ -207,6 +240,7 @@ def train(data: Path, out: Path, cand: dict, seed: int, strategy: str = "linear-
             "head": (m.get("stages", {}).get("linear_probe", {}).get("training") or m["training"]).get("head"),  # the (first-stage) head
         }
         if strategy == "finetune":
+            row["run_dir"] = str(run_dir)
             row["finetune_s"] = m["timing_s"]["finetune"]
             row["finetune_epochs_run"] = m["training"].get("epochs_run")
         return row
