@@ -161,3 +161,37 @@ def test_bad_resume_folders_are_clear_errors(setup, tmp_path):
     assert res.exit_code == 1 and "cannot resume" in res.output and "Traceback" not in res.output
     res = runner.invoke(app, ["fit-text"])
     assert res.exit_code == 1 and "missing DATA file (or --resume RUN)" in res.output
+
+
+def test_a_resumed_run_keeps_the_fine_tuning_defaults_it_started_with(tmp_path):
+    """Defaults change between versions (text WiSE-FT: alpha 1, then 0.5). A run records the settings it starts under,
+    and a run written before runs recorded them resumes with alpha 1, as every earlier version fine-tuned text."""
+    from transferkit.text.fit import TextFitConfig, _resume_config
+
+    run = tmp_path / "run"
+    run.mkdir()
+    saved = {"status": "running", "fit_text": json.loads(TextFitConfig(data=tmp_path / "x.csv", strategy="finetune").model_dump_json()),
+             "run": {}}
+    (run / "config.json").write_text(json.dumps(saved))
+    config, _ = _resume_config(run)
+    assert config.finetune_config().wise_alpha == 1.0
+    assert config.finetune_config().lr == text_finetune_defaults("finetune").lr  # only the mix is pinned to the old default
+    started = text_finetune_defaults("finetune").model_copy(update={"wise_alpha": 0.25, "epochs": 2})
+    (run / "config.json").write_text(json.dumps({**saved, "finetune_effective": json.loads(started.model_dump_json())}))
+    config, _ = _resume_config(run)
+    assert config.finetune_config() == started
+
+
+def test_a_new_run_records_its_effective_fine_tuning_settings_while_running(setup, tmp_path, monkeypatch):
+    seen = {}
+    real = fit_mod.finetune_text_model
+
+    def peek(*args, **kwargs):  # while stage two runs, config.json says "running"
+        seen.update(json.loads((tmp_path / "run" / "config.json").read_text()))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(fit_mod, "finetune_text_model", peek)
+    opts = {**_options(setup["model"]), "finetune": None}
+    fit_text(setup["data"], **opts, out=tmp_path / "run", cache_dir=tmp_path / "cache")
+    assert seen["status"] == "running"
+    assert seen["finetune_effective"] == json.loads(text_finetune_defaults("finetune").model_dump_json())
