@@ -246,7 +246,8 @@ def test_fit_and_cli_with_train_views_auto(image_folder, tmp_path, tiny_weights)
     n_train_side = sum(metrics["data"]["counts"]["train"].values()) + sum(metrics["data"]["counts"]["val"].values())
     assert record["rows"] == (AUTO_TRAIN_VIEWS * n_train_side if choice["copies"] else 0)
     assert record["copies_per_image"] == (AUTO_TRAIN_VIEWS if choice["copies"] else 0)
-    assert "chosen by the head's CV on train + val" in " ".join(res.output.split())
+    assert ("the head's CV on train + val preferred " + ("them to the images alone" if choice["copies"] else "that to 4 augmented copies")
+            in " ".join(res.output.split()))
     assert json.loads((out / "config.json").read_text())["fit"]["train_views"] == "auto"
     bad = CliRunner().invoke(app, ["fit", str(image_folder), "--model", TINY, "--weights", "none", "--train-views", "many",
                                    "--no-report", "-q", "--out", str(tmp_path / "bad")], env={"COLUMNS": "200", "NO_COLOR": "1"})

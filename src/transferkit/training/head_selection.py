@@ -75,8 +75,9 @@ def describe_train_views(record: dict[str, Any]) -> str:
             else "the head trained on the images alone")
     if record.get("requested") != "auto":
         return used
-    other = "the images alone" if record.get("rows") else f"{record.get('compared')} copies each"
-    return f"{used}; chosen by the head's CV on train + val over {other} (test not read)"
+    preferred = ("preferred them to the images alone" if record.get("rows")
+                 else f"preferred that to {record.get('compared')} augmented copies of each")
+    return f"{used}; the head's CV on train + val {preferred} (test not read)"
 
 
 def describe_refit(refit: dict[str, Any]) -> str:
