@@ -99,12 +99,12 @@ def test_fit_keeps_the_mix_of_stage_one_and_the_fine_tuned_weights(image_folder,
     assert "WiSE-FT" in (tmp_path / "a0.5" / "report.html").read_text()  # the model card says what was kept
 
 
-def test_image_and_text_fine_tuning_mix_by_default_and_lora_does_not():
+def test_image_and_text_fine_tuning_mix_by_default():
     from transferkit.text import text_finetune_defaults
 
     assert FinetuneConfig().wise_alpha == 0.5  # chosen on validation loss (bench/RESULTS.md, tenth session)
     assert text_finetune_defaults("finetune").wise_alpha == 0.5  # the same, on text (eleventh session)
-    assert text_finetune_defaults("lora").wise_alpha == 1.0
+    assert text_finetune_defaults("lora").wise_alpha == 0.5
 
 
 def test_cli_wise_ft_option_reaches_the_run_and_bad_values_are_refused(image_folder, tmp_path):

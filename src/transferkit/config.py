@@ -143,8 +143,8 @@ class FinetuneConfig(_Config):
     mixed_precision: Literal["auto", "no", "fp16", "bf16"] = Field("auto", description="'auto' = fp16 on CUDA, off on CPU.")
     wise_alpha: float = Field(0.5, ge=0, le=1, description="WiSE-FT (Wortsman et al. 2022): the kept model's weights are (1 - alpha) x the "
                               "weights fine-tuning started from (stage one) + alpha x the fine-tuned ones; 1 = plain fine-tuning. 0.5 for images "
-                              "since the tenth session, chosen on validation loss (bench/RESULTS.md); text: 0.5 for full fine-tuning, 1 for LoRA "
-                              "(text_finetune_defaults).")
+                              "since the tenth session, chosen on validation loss (bench/RESULTS.md); text (full and LoRA) since the eleventh "
+                              "session (text_finetune_defaults).")
 
 
 class FitConfig(_Config):

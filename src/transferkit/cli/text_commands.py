@@ -60,7 +60,7 @@ def fit_text_cmd(
     batch_size: Annotated[Optional[int], typer.Option(help="Fine-tuning batch size (default 16).")] = None,
     wise_ft: Annotated[Optional[float], typer.Option("--wise-ft", min=0.0, max=1.0, metavar="ALPHA", help=(
         "finetune/lora: keep (1 - ALPHA) x the weights before fine-tuning + ALPHA x the fine-tuned ones (WiSE-FT); default 0.5 "
-        "for finetune (chosen on validation loss, bench/RESULTS.md), 1 for lora.")) ] = None,
+        "(chosen on validation loss, bench/RESULTS.md); 1 = the fine-tuned weights alone.")) ] = None,
     seed: Annotated[int, typer.Option(help="Seed of splits, folds, initialisation and training.")] = 0,
     positive: Annotated[Optional[str], typer.Option(help="Positive class of a binary task (default: the second class).")] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of the files.")] = "utf-8",
