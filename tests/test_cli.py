@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 from typer.testing import CliRunner
@@ -86,9 +87,12 @@ def test_predict_json_with_a_bad_file(run_dir, image_folder, tmp_path):
 
 def test_predict_a_folder_as_a_table(run_dir, image_folder):
     out, _ = run_dir
-    result = invoke("predict", out, image_folder / "test" / "cat")
+    cats = image_folder / "test" / "cat"
+    (cats / ".ipynb_checkpoints").mkdir()  # Jupyter's copies are not images to predict
+    shutil.copy(next(cats.glob("*.png")), cats / ".ipynb_checkpoints" / "cat_copy-checkpoint.png")
+    result = invoke("predict", out, cats)
     assert result.exit_code == 0, result.output
-    assert result.stdout.count("cat_") == 6 and "probability" in result.stdout
+    assert result.stdout.count("cat_") == 6 and "probability" in result.stdout and "checkpoint" not in result.stdout
 
 
 def test_models_lists_the_registry_and_weight_availability():

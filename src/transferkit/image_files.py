@@ -83,12 +83,20 @@ def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
         raise ImageReadError(path, f"corrupt or truncated image ({exc})") from None
 
 
+def system_clutter(relative: Path) -> str | None:
+    """The first name in ``relative`` (a path below a data folder) that marks system clutter, else None: hidden names
+    ('.ipynb_checkpoints', '.DS_Store', macOS '._x.jpg' resource forks) and '__MACOSX' folders from zips made on a Mac.
+    Jupyter's checkpoint folders hold copies of real images, which would otherwise be read twice."""
+    return next((part for part in relative.parts if part.startswith(".") or part == "__MACOSX"), None)
+
+
 def list_images(paths) -> list[Path]:
-    """Files as given, folders expanded (recursively, sorted) to their image files."""
+    """Files as given, folders expanded (recursively, sorted) to their image files, system clutter left out."""
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
+                            and system_clutter(f.relative_to(p)) is None)
         else:
             files.append(p)
     return files

@@ -29,6 +29,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from ..errors import DataError
+from ..image_files import system_clutter
 from .subjects import SubjectRule, subject_rule
 from ..progress import track
 from .images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, BadImageError, open_image
@@ -141,16 +142,15 @@ def _class_dirs(folder: Path) -> list[Path]:
 def _scan_files(class_dirs: dict[str, Path]) -> list[tuple[Path, str, str | None]]:
     """(path, class, reason to skip it or None) for every file under each class folder (recursively), and for links
     whose target is gone: ``_read_records`` skips and counts those, so nothing in a class folder disappears without a
-    line in the summary. System clutter is skipped too: hidden names ('.DS_Store', '.ipynb_checkpoints/', macOS '._x.jpg'
-    resource forks) and '__MACOSX/' folders from zips made on a Mac; Jupyter's checkpoint copies would otherwise train
-    twice, and leak into the validation carve."""
+    line in the summary. System clutter (``image_files.system_clutter``) is skipped too: Jupyter's checkpoint copies would
+    otherwise train twice, and leak into the validation carve."""
     files = []
     for cls, d in class_dirs.items():
         for p in sorted(d.rglob("*")):
             broken = p.is_symlink() and not p.exists()
             if not (p.is_file() or broken):
                 continue
-            hidden = next((part for part in p.relative_to(d).parts if part.startswith(".") or part == "__MACOSX"), None)
+            hidden = system_clutter(p.relative_to(d))
             reason = ("broken link (its target is missing)" if broken
                       else f"hidden or system file (left out: '{hidden}')" if hidden is not None else None)
             files.append((p, cls, reason))
