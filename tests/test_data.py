@@ -178,6 +178,22 @@ def test_open_image_raises_bad_image_error_with_reason(tmp_path, name, fragment)
     assert info.value.path == tmp_path / name
 
 
+def test_images_under_eight_pixels_on_a_side_are_skipped_as_too_small(tmp_path):
+    """A 1x1 tracking pixel or a 3-pixel sliver becomes a flat smear at the input size: skipped and counted, never trained
+    on. 8 px is kept (small-image data sets are legitimate)."""
+    root = make_image_folder(tmp_path / "d", per_class=8)
+    dog = root / "train" / "dog"
+    Image.new("RGB", (1, 1), (200, 30, 30)).save(dog / "pixel.png")
+    Image.new("RGB", (3, 120), (20, 30, 200)).save(dog / "sliver.png")
+    Image.new("RGB", (8, 8), (20, 200, 30)).save(dog / "small_but_fine.png")
+    splits = load_image_folder(root, progress=False)
+    used = {r.path.name for r in splits.train + splits.val}
+    assert "small_but_fine.png" in used and not {"pixel.png", "sliver.png"} & used
+    skipped = {Path(s.path).name: s.reason for s in splits.skipped}
+    assert skipped["pixel.png"].startswith("too small (1x1") and skipped["sliver.png"].startswith("too small (3x120")
+    assert splits.summary()["skipped_by_reason"] == {"too small": 2}
+
+
 def test_missing_file_is_a_bad_image_not_an_oserror(tmp_path):
     with pytest.raises(BadImageError, match="no such file"):
         open_image(tmp_path / "nope.png")

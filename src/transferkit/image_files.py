@@ -22,6 +22,7 @@ from .errors import TransferKitError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own default bomb threshold
+MIN_SIDE = 8  # images with a side under this (1x1 tracking pixels, slivers) are refused; 28-32 px data sets are fine
 
 
 class ImageReadError(TransferKitError, ValueError):
@@ -68,6 +69,8 @@ def read_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Ima
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 width, height = img.size
+                if min(width, height) < MIN_SIDE:  # a tracking pixel or a sliver: a flat smear once resized to the input
+                    raise ImageReadError(path, f"too small ({width}x{height}; under {MIN_SIDE} px on a side, nothing to classify)")
                 if width * height > max_pixels:
                     raise ImageReadError(path, f"too large ({width}x{height} = {width * height:,} pixels > limit {max_pixels:,})")
                 img.load()  # decode now: truncated data fails here, not later in a worker
