@@ -3,8 +3,8 @@
 A head with a hidden layer wins on some data sets and loses on others (bench/RESULTS.md: 5-fold CV
 inside train prefers one hidden layer of 256 on the pneumonia X-rays, a single Dense layer on
 the plant leaves), so ``HeadConfig(hidden_dim="auto")`` decides per data set. Augmented training
-copies (``train_views``) likewise help the leaves and hurt the X-rays, so ``train_views="auto"`` puts
-"with copies" and "without" side by side in the same CV. Only training-side data is read: the test
+copies (``train_views``) likewise help on some data sets (the leaves) and not on others, so ``train_views="auto"``
+puts "with copies" and "without" side by side in the same CV. Only training-side data is read: the test
 split never is. Each fold's held-out part both stops a candidate's training early and scores it, the
 same for every candidate; copies train only where the image they copy trains. With subject ids
 (``groups``) the folds keep a subject's examples together (StratifiedGroupKFold), so a head that
