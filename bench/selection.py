@@ -241,8 +241,11 @@ def train(data: Path, out: Path, cand: dict, seed: int, strategy: str = "linear-
         }
         if strategy == "finetune":
             row["run_dir"] = str(run_dir)
-            row["finetune_s"] = m["timing_s"]["finetune"]
+            row["finetune_s"] = m["timing_s"]["finetune"]  # a resumed run counts the seconds its checkpoint recorded
             row["finetune_epochs_run"] = m["training"].get("epochs_run")
+            resumed = m.get("stages", {}).get("finetune", {}).get("training", {}).get("resumed_from")
+            if resumed is not None:
+                row["resumed_from"] = resumed
         return row
 
     return trained_once(out, cand, run, trained_folder(strategy, seed))

@@ -41,9 +41,17 @@ def test_resume_after_a_crash_equals_the_uninterrupted_run(image_folder, tmp_pat
         tk.fit(config=_config(image_folder), out=out, progress=False)
     assert not (out / "metrics.json").exists()
     assert latest_checkpoint(out / "checkpoints").name == "epoch-0002"
+    saved = json.loads((latest_checkpoint(out / "checkpoints") / "state.json").read_text())["trainer"]
+    assert saved["elapsed_s"] >= sum(e["seconds"] for e in saved["history"]) > 0  # the two epochs' seconds are on disk
     undo()
     tk.fit(resume=out, progress=False)
     _same_run(uninterrupted, out)
+    # the resumed run's metrics count the fine-tuning seconds spent before the crash, and say where it resumed
+    m = json.loads((out / "metrics.json").read_text())
+    ft = m["stages"]["finetune"]["training"]
+    assert ft["resumed_from"] == {"checkpoint": "epoch-0002", "epoch": 2, "step_in_epoch": 0, "seconds_before": saved["elapsed_s"]}
+    assert m["timing_s"]["finetune"] >= saved["elapsed_s"] + m["history"][-1]["seconds"]
+    assert "resumed_from" not in json.loads((uninterrupted / "metrics.json").read_text())["stages"]["finetune"]["training"]
 
 
 def test_ctrl_c_mid_epoch_saves_a_checkpoint_and_says_how_to_resume(image_folder, tmp_path, monkeypatch, uninterrupted):

@@ -104,6 +104,9 @@ def test_ctrl_c_mid_epoch_then_resume_equals_the_uninterrupted_run(setup, tmp_pa
     assert json.loads((out / "config.json").read_text())["status"] == "done"
     assert not (out / "report.html").exists()  # report=False came back from config.json
     _same_run(setup["run"], out)
+    training = json.loads((out / "metrics.json").read_text())["training"]
+    assert training["resumed_from"]["checkpoint"] == "epoch-0001-step-00001" and training["resumed_from"]["seconds_before"] > 0
+    assert training["finetune_s"] > training["resumed_from"]["seconds_before"]  # the seconds before Ctrl-C are counted
 
 
 def test_cli_fit_text_resume(setup, tmp_path):

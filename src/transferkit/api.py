@@ -398,7 +398,8 @@ def _finetune_stage(tm: TransferModel, splits: ImageSplits, config: FitConfig, y
     trainer = finetune_image_model(tm, splits, config.finetune, config.augment, seed=config.seed, device=config.device,
                                    checkpoint_dir=run_dir / "checkpoints" if run_dir is not None else None, resume=resume,
                                    progress=progress and is_main, accelerator=accelerator, resume_hint=hint)
-    t_ft = time.perf_counter() - t_ft
+    # a resumed run also counts the fine-tuning seconds its checkpoint recorded (work lost after it is not counted)
+    t_ft = time.perf_counter() - t_ft + (trainer.resumed_from_ or {}).get("seconds_before", 0.0)
     ft_model = trainer.model_
     alpha = config.finetune.wise_alpha
     if alpha < 1.0:  # WiSE-FT: the kept model lies between stage one and the fine-tuned weights
@@ -426,6 +427,8 @@ def _finetune_stage(tm: TransferModel, splits: ImageSplits, config: FitConfig, y
         "device": str(accelerator.device),
         "mixed_precision": str(accelerator.mixed_precision),
     }
+    if trainer.resumed_from_ is not None:
+        ft_metrics["training"]["resumed_from"] = trainer.resumed_from_
     ft_val_loss = trainer.best_val_loss_
     if alpha < 1.0:
         from .training.finetune import validation_loss

@@ -171,8 +171,11 @@ def train_text_classifier(
         info["wise_ft"] = {"alpha": ft.wise_alpha}
     model.eval()
     info.update({"finetune": json.loads(ft.model_dump_json()), "best_epoch": trainer.best_epoch_, "best_val_loss": trainer.best_val_loss_,
-                 "initial_val": trainer.initial_, "history": [vars(h) for h in trainer.history_], "finetune_s": time.perf_counter() - t1,
+                 "initial_val": trainer.initial_, "history": [vars(h) for h in trainer.history_],
+                 "finetune_s": time.perf_counter() - t1 + (trainer.resumed_from_ or {}).get("seconds_before", 0.0),
                  "num_trainable_params": num_trainable})
+    if trainer.resumed_from_ is not None:
+        info["resumed_from"] = trainer.resumed_from_
     if model.adapter:
         info["adapter"] = model.adapter
     return model, info

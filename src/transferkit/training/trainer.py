@@ -100,7 +100,9 @@ class Trainer:
     training as epoch 0 and lets it win if no epoch beats it (never ship worse than the start).
 
     After ``fit``: ``model_`` (unwrapped, best weights loaded), ``history_``, ``best_epoch_``,
-    ``best_val_loss_``, ``initial_`` (epoch-0 validation record, when evaluated), ``stopped_early_``.
+    ``best_val_loss_``, ``initial_`` (epoch-0 validation record, when evaluated), ``stopped_early_``,
+    ``seconds_`` (training seconds behind the model, counting those a resumed run's checkpoint had recorded; work lost
+    after the last checkpoint is not counted) and ``resumed_from_`` (None, or the checkpoint a resumed run started from).
     """
 
     def __init__(
@@ -197,9 +199,14 @@ class Trainer:
                                  "stopped_early": False}
         ckpt = latest_checkpoint(self.checkpoint_dir) if (resume and self.checkpoint_dir) else None
         mid_epoch_rng = None
+        started, seconds_before = time.perf_counter(), 0.0
+        self.resumed_from_ = None
         if ckpt is not None:
             state = load_checkpoint(ckpt, model=raw, optimizer=optimizer, scheduler=scheduler)
             mid_epoch_rng = torch.get_rng_state() if state["step_in_epoch"] else None
+            seconds_before = float(state.get("elapsed_s", 0.0))  # checkpoints written before this was recorded: 0
+            self.resumed_from_ = {"checkpoint": ckpt.name, "epoch": state["epoch"], "step_in_epoch": state["step_in_epoch"],
+                                  "seconds_before": seconds_before}
             acc.print(f"resuming from {ckpt} (epoch {state['epoch']}, step {state['step_in_epoch']})")
         elif self.evaluate_initial:
             vl, va = self._validate(model, val_dl)
@@ -272,6 +279,7 @@ class Trainer:
                 if state["stale"] >= cfg.patience:
                     state["stopped_early"] = True
                 done = state["stopped_early"] or epoch >= cfg.epochs
+                state["elapsed_s"] = seconds_before + time.perf_counter() - started
                 self._checkpoint(raw, optimizer, scheduler, state)
         except KeyboardInterrupt:
             # save the RNG as a resumed run will need it: that of the epoch's start if no step ran yet
@@ -280,6 +288,7 @@ class Trainer:
                 if saved is not None:
                     torch.set_rng_state(saved)
                     break
+            state["elapsed_s"] = seconds_before + time.perf_counter() - started
             where = self._checkpoint(raw, optimizer, scheduler, state)
             hint = self.resume_hint or "fit(..., resume=True)"
             raise TrainingInterrupted(
@@ -303,6 +312,7 @@ class Trainer:
         self.best_val_loss_ = state["best_val_loss"]
         self.initial_ = state["initial"]
         self.stopped_early_ = state["stopped_early"]
+        self.seconds_ = seconds_before + time.perf_counter() - started
         return self
 
     def _checkpoint(self, raw: nn.Module, optimizer, scheduler, state: dict[str, Any]) -> Path | None:
