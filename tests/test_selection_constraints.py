@@ -112,3 +112,4 @@ def test_rank_cli_applies_both_limits(image_folder, costs, tmp_path):
                                    "--max-memory-mb", str(costs[TINY]["peak_memory_mb"] / 2), "-q"], env={"COLUMNS": "250"})
     assert res.exit_code == 1 and "no candidate is usable" in res.output
     assert res.output.count("--max-memory-mb") >= 2  # one reason per candidate
+    assert "left out of the transfer evidence" not in res.output  # no candidate was scored: no notes about its evidence

@@ -308,6 +308,8 @@ def evidence_columns(scored: list[CandidateReport], strategy: str = "linear-prob
     """The scores that enter transfer evidence for these candidates, and a note for each one left out (rule, point 3)."""
     used, notes = [], []
     allowed = evidence_scores(strategy)
+    if not scored:  # every candidate excluded or unavailable: there is no evidence to describe
+        return used, notes
     if strategy != "linear-probe":
         left = [s for s in EVIDENCE_SCORES if s not in allowed]
         notes.append(f"{', '.join(left)}: left out of the transfer evidence (strategy '{strategy}' fine-tunes the backbone: "
