@@ -1,5 +1,7 @@
 import json
 
+import pytest
+
 import transferkit as tk
 from conftest import TINY
 
@@ -20,3 +22,19 @@ def test_fit_on_tiny_backbone_learns_and_saves(image_folder, tiny_weights, tmp_p
     files = sorted((image_folder / "test" / "dog").glob("*.png"))
     preds = loaded.predict(files)
     assert [p["label"] for p in preds].count("dog") >= len(files) - 1
+
+
+@pytest.mark.parametrize("model", [TINY, "auto"])
+def test_a_wrong_positive_class_fails_before_any_feature_is_extracted(image_folder, tmp_path, monkeypatch, model):
+    import transferkit.api as api
+    import transferkit.selection as selection
+    from transferkit.errors import DataError
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("features were extracted (or candidates ranked) before --positive was checked")
+
+    monkeypatch.setattr(api, "extract_features", no_work)
+    monkeypatch.setattr(selection, "choose_backbone", no_work)
+    with pytest.raises(DataError, match=r"--positive 'cow' is not a class; the classes are \['cat', 'dog'\]"):
+        tk.fit(image_folder, model=model, weights="none", positive="cow", out=tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()  # and no half-made run folder

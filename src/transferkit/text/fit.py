@@ -34,7 +34,7 @@ from ..config import FinetuneConfig, HeadConfig, HeadTrainConfig
 from ..data.text import (TextRecord, TextSplits, grouped_stratified_split, load_text_dataset, read_text_table, stratified_folds,
                          text_groups)
 from ..errors import DataError
-from ..evaluation import classification_metrics
+from ..evaluation import classification_metrics, resolve_positive
 from ..features import ExtractionStats, FeatureCache, resolve_device
 from ..progress import console
 from ..training import HeadTrainer, seed_everything
@@ -390,7 +390,11 @@ def fit_text(
     if config.backbone == "auto":
         from ..selection import choose_backbone
 
-        chosen, ranking = choose_backbone(config.data, modality="text", max_params=max_params, max_size_mb=max_size_mb,
+        # read once here: a wrong --positive fails before the ranking, which then scores these train + val texts
+        ranked_splits = load_text_dataset(config.data, text_col=config.text_col, label_col=config.label_col, val_fraction=config.val_fraction,
+                                          test_fraction=config.test_fraction, seed=config.seed, encoding=config.encoding)
+        resolve_positive(ranked_splits.classes, config.positive)
+        chosen, ranking = choose_backbone(ranked_splits, modality="text", max_params=max_params, max_size_mb=max_size_mb,
                                           max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, device=config.device,
                                           seed=config.seed, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
                                           cache_dir=config.cache_dir, progress=progress, text_col=config.text_col, label_col=config.label_col,
@@ -433,6 +437,7 @@ def fit_text(
     stats = ExtractionStats()
     if config.cv:
         table = read_text_table(config.data, text_col=config.text_col, label_col=config.label_col, encoding=config.encoding)
+        resolve_positive(table.classes, config.positive)  # a wrong --positive fails now, not after embedding and training
         start_run()
         folds, summary, data_summary = cross_validate_text(config, progress=progress, cache=cache, table=table, checkpoint_dir=checkpoints,
                                                            resume=resuming, resume_hint=hint, is_main=is_main)
@@ -451,6 +456,7 @@ def fit_text(
     else:
         splits: TextSplits = load_text_dataset(config.data, test=config.test, text_col=config.text_col, label_col=config.label_col,
                                                val_fraction=config.val_fraction, test_fraction=config.test_fraction, seed=config.seed, encoding=config.encoding)
+        resolve_positive(splits.classes, config.positive)
         start_run()
         final, info = train_text_classifier(config, splits.classes, splits.train, splits.val, cache=cache, progress=progress, adapter_dir=adapter_dir, stats=stats,
                                             checkpoint_dir=checkpoints, resume=resuming, resume_hint=hint)
