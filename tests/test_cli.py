@@ -189,3 +189,14 @@ def test_fit_augmentation_options_reach_the_run_config_and_bad_values_fail_clean
     assert aug == {"enabled": True, "crop_scale_min": 0.9, "hflip": 0.0, "rotation": 0.0, "color_jitter": 0.05}
     bad = invoke("fit", image_folder, "--model", TINY, "--weights", tiny_weights, "--out", tmp_path / "bad", "-q", "--hflip", 2)
     assert_clean_failure(bad, "hflip=2.0", "less than or equal to 1")
+
+
+def test_a_bad_option_value_is_one_plain_line(image_folder, tiny_weights, tmp_path):
+    res = invoke("fit", image_folder, "--model", TINY, "--weights", tiny_weights, "--out", tmp_path / "a", "-q",
+                 "--strategy", "finetune", "--unfreeze", "some")
+    assert_clean_failure(res, "invalid option unfreeze='some'", "'all' or 'last:N' with N >= 1")
+    assert "pattern" not in res.stderr  # pydantic's regular expression is not the user's business
+    res = invoke("fit", image_folder, "--model", TINY, "--weights", tiny_weights, "--out", tmp_path / "b", "-q", "--hidden-dim", "wide")
+    assert_clean_failure(res, "invalid option hidden_dim='wide'", "a width (0 = a single Dense layer) or 'auto'")
+    assert "Value error" not in res.stderr
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()

@@ -74,6 +74,9 @@ def test_bad_inputs_fail_with_one_line(fitted, tmp_path: Path):
     assert res.exit_code == 1 and "text column 'nope' is not in" in res.output
     res = runner.invoke(app, ["fit-text", str(data), "--model", "roberta-base", "--quiet"])
     assert res.exit_code == 1 and "To fix it" in res.output
+    res = runner.invoke(app, ["fit-text", str(data), "--model", str(model), "--max-length", "0", "--quiet"])
+    assert res.exit_code == 1 and "invalid option max_length=0: Input should be greater than 1." in " ".join(res.output.split())
+    assert "validation error for" not in res.output  # one line in the CLI's words, as `fit` says it
     res = runner.invoke(app, ["predict-text", str(tmp_path), "good"])
     assert res.exit_code == 1 and "error" in res.output
     res = runner.invoke(app, ["predict-text", str(run), "   ", "--json"])

@@ -6,6 +6,7 @@ run folder's ``config.json``.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -135,7 +136,7 @@ class FinetuneConfig(_Config):
     warmup_fraction: float = Field(0.1, ge=0, lt=1, description="Share of the optimizer steps spent in linear warm-up before the decay.")
     schedule: Literal["cosine", "linear"] = Field("cosine", description="Decay after warm-up: half cosine (images, timm/fastai) or linear to 0 (the BERT recipe; text default).")
     grad_clip: float | None = Field(1.0, gt=0, description="Clip the global gradient norm to this value (None = no clipping).")
-    unfreeze: str = Field("all", pattern=r"^(all|last:[1-9][0-9]*)$", description="'all' or 'last:N' backbone blocks (see Backbone.blocks()).")
+    unfreeze: str = Field("all", description="'all' or 'last:N' backbone blocks, counted from the output end (see Backbone.blocks()).")
     freeze_bn: bool = Field(True, description="Keep every BatchNorm layer in eval mode (running statistics frozen), as the Keras fine-tuning guide advises; False updates the statistics of unfrozen blocks (frozen blocks always stay in eval mode).")
     balance: Literal["none", "weights", "sampler"] = Field("weights", description="Class imbalance: weighted loss, balanced sampler, or nothing.")
     patience: int = Field(3, gt=0, description="Epochs without a better validation loss before stopping.")
@@ -147,6 +148,15 @@ class FinetuneConfig(_Config):
                               "session (text_finetune_defaults).")
 
 
+    @field_validator("unfreeze")
+    @classmethod
+    def _unfreeze_spec(cls, v: str) -> str:
+        spec = v.strip().lower()
+        if spec != "all" and re.fullmatch(r"last:[1-9][0-9]*", spec) is None:
+            raise ValueError(f"--unfreeze takes 'all' or 'last:N' with N >= 1 (the N blocks nearest the output); got {v!r}")
+        return spec
+
+
 class FitConfig(_Config):
     """Everything `transferkit fit` needs: written to RUN/config.json."""
 
@@ -155,7 +165,8 @@ class FitConfig(_Config):
     weights: str | None = Field("auto", description="'auto' (resolve offline first), 'none' (random init) or a file path.")
     head: HeadConfig = HeadConfig()
     train: HeadTrainConfig = HeadTrainConfig()
-    positive: str | None = Field(None, description="Positive class for sensitivity/specificity ('auto' = the minority... see docs).")
+    positive: str | None = Field(None, description="Positive class of a binary task, for sensitivity and specificity (default: the second "
+                                                   "class in sorted order, as scikit-learn); checked against the classes before any work.")
     batch_size: int = Field(32, gt=0, description="Batch size of feature extraction.")
     num_workers: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -48,6 +48,13 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(code=1) from None
 
 
+def _option_error(exc: Exception) -> TransferKitError:
+    """A pydantic ValidationError of the run's config, in the CLI's words: the option, the value given, what is wrong."""
+    e = exc.errors()[0]
+    msg = e["msg"].removeprefix("Value error, ").rstrip(".")
+    return TransferKitError(f"invalid option {'.'.join(map(str, e['loc']))}={e.get('input')!r}: {msg}.")
+
+
 def _metrics_table(metrics: dict, title: str) -> Table:
     table = Table(title=title, show_header=True, header_style="bold")
     table.add_column("split", no_wrap=True, min_width=max(len(str(k)) for k in metrics))
@@ -177,8 +184,7 @@ def fit(
     except TransferKitError as exc:
         _fail(exc)
     except ValidationError as exc:
-        e = exc.errors()[0]
-        _fail(TransferKitError(f"invalid option {'.'.join(map(str, e['loc']))}={e.get('input')!r}: {e['msg']}."))
+        _fail(_option_error(exc))
     from accelerate.state import PartialState
 
     if not PartialState().is_main_process:
@@ -241,8 +247,7 @@ def _fit_seeds_command(data: Path, out: Path, seeds: list[int], kwargs: dict) ->
     except TransferKitError as exc:
         _fail(exc)
     except ValidationError as exc:
-        e = exc.errors()[0]
-        _fail(TransferKitError(f"invalid option {'.'.join(map(str, e['loc']))}={e.get('input')!r}: {e['msg']}."))
+        _fail(_option_error(exc))
     table = Table(title=f"{result.runs[0].config.backbone} on {data.name}: mean ± std over seeds {seeds}", header_style="bold")
     table.add_column("metric")
     for split in ("val", "test"):

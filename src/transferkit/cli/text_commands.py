@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from pydantic import ValidationError
 from rich.panel import Panel
 from rich.table import Table
 
 from ..errors import TransferKitError
 from ..json_files import dumps_strict
-from .app import _fail, app, console, err
+from .app import _fail, _option_error, app, console, err
 
 
 def _print_text_data_notes(data: dict) -> None:
@@ -92,8 +93,10 @@ def fit_text_cmd(
                           max_size_mb=max_size_mb, max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, resume=resume)
     except TransferKitError as exc:  # TrainingInterrupted (Ctrl-C in training) too: its message says how to resume
         _fail(exc)
-    except ValueError as exc:  # pydantic validation of the options
-        _fail(TransferKitError(str(exc).splitlines()[0] + " " + " ".join(str(exc).splitlines()[1:3])))
+    except ValidationError as exc:  # pydantic validation of the options
+        _fail(_option_error(exc))
+    except ValueError as exc:  # any other bad value: one line, not a traceback
+        _fail(TransferKitError(str(exc).splitlines()[0]))
     except KeyboardInterrupt:  # outside the training loop: no new checkpoint, the last one (if any) still counts
         can_resume = (out / "config.json").is_file() and (resume is not None or strategy != "linear-probe")
         err.print("[bold red]interrupted[/]" + (f"; continue with: transferkit fit-text --resume {out}" if can_resume else ""))
