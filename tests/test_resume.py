@@ -77,6 +77,15 @@ def test_ctrl_c_mid_epoch_saves_a_checkpoint_and_says_how_to_resume(image_folder
     _same_run(uninterrupted, out)
 
 
+def test_resuming_a_finished_run_refuses_and_leaves_it_untouched(uninterrupted):
+    from transferkit.errors import FinishedRunError
+
+    before = {p.name: p.stat().st_mtime_ns for p in uninterrupted.iterdir() if p.is_file()}
+    with pytest.raises(FinishedRunError, match="has finished already .* nothing to resume.*new --out folder"):
+        tk.fit(resume=uninterrupted, progress=False)
+    assert {p.name: p.stat().st_mtime_ns for p in uninterrupted.iterdir() if p.is_file()} == before  # not trained again
+
+
 def test_resume_without_a_run_folder_is_a_clear_error(tmp_path):
     with pytest.raises(tk.DataError, match="cannot resume"):
         tk.fit(resume=tmp_path / "nothing-here", progress=False)

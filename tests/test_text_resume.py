@@ -148,11 +148,22 @@ def test_cv_resume_skips_the_finished_folds(setup, tmp_path, monkeypatch):
     _same_weights(setup["cv_run"], out)
 
 
+def test_resuming_a_finished_text_run_refuses(setup):
+    from transferkit.errors import FinishedRunError
+
+    with pytest.raises(FinishedRunError, match="has finished already.*transferkit evaluate-text"):
+        fit_text(resume=setup["run"], progress=False)
+
+
 def test_bad_resume_folders_are_clear_errors(setup, tmp_path):
     with pytest.raises(DataError, match="cannot resume .*no readable config.json"):
         fit_text(resume=tmp_path / "nothing-here")
     lp = tmp_path / "lp"
     fit_text(setup["data"], model=str(setup["model"]), strategy="linear-probe", max_length=16, device="cpu", report=False, progress=False, out=lp)
+    with pytest.raises(DataError, match="has finished already"):
+        fit_text(resume=lp)
+    saved = json.loads((lp / "config.json").read_text())
+    (lp / "config.json").write_text(json.dumps({**saved, "status": "running"}))  # as if it had stopped before the end
     with pytest.raises(DataError, match="linear-probe run, which writes no checkpoints"):
         fit_text(resume=lp)
     image = tmp_path / "image-run"

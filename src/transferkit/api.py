@@ -145,7 +145,7 @@ def fit(
     train images only) under the ``max_*`` limits and fits the top one; the ranking is saved
     as ``out/ranking.json``. ``report=True`` ends by writing ``out/report.html``.
     """
-    from .errors import DataError
+    from .errors import DataError, FinishedRunError
 
     if resume is not None:
         out = Path(resume)
@@ -157,6 +157,8 @@ def fit(
             raise DataError(f"'{out}' is a text run (fit-text): resume it with `transferkit fit-text --resume {out}`.")
         if not isinstance(whole, dict) or "fit" not in whole:
             raise DataError(f"cannot resume '{out}': its config.json has no 'fit' section (not written by `transferkit fit`).")
+        if whole.get("status") == "done":
+            raise FinishedRunError(out, "fit")
         saved = whole["fit"]
         if isinstance(saved, dict) and saved.get("strategy") == "auto":
             saved.setdefault("auto_rule", "lower-val-loss")  # the rule of runs started before auto_rule existed

@@ -36,3 +36,13 @@ class ModelFolderError(TransferKitError, ValueError):
 
 class ConfigError(TransferKitError, ValueError):
     """An option whose value cannot work with the chosen backbone or data (checked where both are known)."""
+
+
+class FinishedRunError(DataError):
+    """``--resume`` was given a run folder whose run has already finished: there is nothing to continue."""
+
+    def __init__(self, run_dir, command: str):
+        super().__init__(
+            f"'{run_dir}' has finished already (config.json says status 'done'): there is nothing to resume. Its results are in "
+            f"{run_dir}/metrics.json (and report.html); `transferkit evaluate{'-text' if command == 'fit-text' else ''} {run_dir} DATA` "
+            f"scores it on other data. To train again, run `transferkit {command}` with a new --out folder.")

@@ -33,7 +33,7 @@ from ..backbones.text import TextBackbone, load_text_backbone
 from ..config import FinetuneConfig, HeadConfig, HeadTrainConfig
 from ..data.text import (TextRecord, TextSplits, grouped_stratified_split, load_text_dataset, read_text_table, stratified_folds,
                          text_groups)
-from ..errors import DataError
+from ..errors import DataError, FinishedRunError
 from ..evaluation import classification_metrics, resolve_positive
 from ..features import ExtractionStats, FeatureCache, resolve_device
 from ..progress import console
@@ -318,6 +318,8 @@ def _resume_config(run_dir: Path) -> tuple[TextFitConfig, dict[str, Any]]:
         if isinstance(saved, dict) and "fit" in saved:
             raise DataError(f"cannot resume '{run_dir}' as a text run: it is an image run; use `transferkit fit --resume {run_dir}`.")
         raise DataError(f"cannot resume '{run_dir}': its config.json has no 'fit_text' section (not written by `transferkit fit-text`).")
+    if saved.get("status") == "done":
+        raise FinishedRunError(run_dir, "fit-text")
     try:
         config = TextFitConfig.model_validate(saved["fit_text"])
     except ValidationError as exc:
