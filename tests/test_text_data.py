@@ -107,6 +107,19 @@ def test_bad_rows_are_skipped_counted_and_listed(tmp_path: Path):
     assert table.summary()["num_skipped"] == 5
 
 
+def test_an_unclosed_quote_is_named_and_a_quoted_multi_line_text_is_kept(tmp_path: Path):
+    p = tmp_path / "q.csv"
+    p.write_text('text,label\n"two\nlines",pos\nfine,pos\nbad,neg\n"oops,neg\nawful,neg\nworse,neg\n', encoding="utf-8")
+    table = read_text_table(p)
+    assert table.texts == ["two\nlines", "fine", "bad"]  # a quoted text over two lines with its label is a good row
+    assert len(table.skipped) == 1 and table.skipped[0].where == "q.csv:6"
+    assert "a quote opened on line 6 is never closed (the row runs to line 8" in table.skipped[0].reason
+    # when that leaves too few classes, the error shows the first skipped row's reason
+    (tmp_path / "r.csv").write_text('text,label\n"oops,neg\nfine,pos\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"no usable rows .*1 row\(s\) skipped; e.g. r.csv:2: .*quote opened on line 2 is never closed"):
+        read_text_table(tmp_path / "r.csv")
+
+
 def test_unknown_labels_against_known_classes_are_skipped(tmp_path: Path):
     p = write_csv(tmp_path / "t.csv", [("fine", "pos"), ("meh", "neutral"), ("bad", "neg")])
     table = read_text_table(p, classes=["neg", "pos"])

@@ -171,10 +171,15 @@ def _iter_rows(path: Path, content: str) -> Iterator[tuple[str, dict[str, Any] |
         reader = csv.DictReader(io.StringIO(content, newline=""), delimiter="\t" if suffix == ".tsv" else ",")
         if not reader.fieldnames:
             return
+        end = reader.line_num  # the header's last line
         for row in reader:
+            start, end = end + 1, reader.line_num
             where = f"{name}:{reader.line_num}"
             if None in row:  # more fields than the header
                 yield where, None, f"{len(row[None]) + len(reader.fieldnames)} fields, the header has {len(reader.fieldnames)}"
+            elif end > start and any(v is None for v in row.values()):  # one quoted field swallowed the lines after it
+                yield f"{name}:{start}", None, (f"a quote opened on line {start} is never closed (the row runs to line {end} and "
+                                                 f"still lacks fields): close the quote, or double it (\"\") inside a quoted text")
             else:
                 yield where, row, None
     elif suffix in (".jsonl", ".ndjson"):
@@ -288,9 +293,10 @@ def read_text_table(
         known = _sort_classes({lab for _, lab, _ in raw})
         if len(known) < 2:
             got = f"only the class '{known[0]}'" if known else "no usable rows"
+            example = f"; e.g. {skipped[0].where}: {skipped[0].reason}" if skipped else ""
             raise DataError(
-                f"'{path}' has {got} (column '{lcol}'; {len(skipped)} row(s) skipped): a classifier needs at least two classes. "
-                "Check --label-col, or add examples of the other class(es)."
+                f"'{path}' has {got} (column '{lcol}'; {len(skipped)} row(s) skipped{example}): a classifier needs at least two "
+                "classes. Check --label-col, or add examples of the other class(es)."
             )
     if not raw:
         raise DataError(f"'{path}' has no usable rows ({len(skipped)} skipped; e.g. {skipped[0].reason if skipped else '-'}).")
