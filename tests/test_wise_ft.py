@@ -127,6 +127,7 @@ def test_resuming_a_run_from_before_wise_ft_keeps_the_fine_tuned_weights(image_f
     _fit(image_folder, out, 1.0)
     whole = json.loads((out / "config.json").read_text())
     del whole["fit"]["finetune"]["wise_alpha"]
+    whole["status"] = "running"  # as if it had been stopped before the end (a finished run is not resumed)
     (out / "config.json").write_text(json.dumps(whole))
     r = tk.fit(resume=out, progress=False, report=False)
     assert r.config.finetune.wise_alpha == 1.0 and "wise_ft" not in r.metrics["training"]
