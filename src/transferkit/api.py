@@ -220,9 +220,7 @@ def fit(
         chosen_name, ranking = choose_backbone(splits, max_params=max_params, max_size_mb=max_size_mb,
                                                max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, device=config.device,
                                                seed=config.seed, cache_dir=config.cache_dir, progress=progress,
-                                               modality="image", strategy=config.strategy, groups=config.data.groups,
-                                               groups_file=config.data.groups_file,
-                                               feature_stages=config.feature_stages)
+                                               modality="image", strategy=config.strategy, feature_stages=config.feature_stages)
         config = config.model_copy(update={"backbone": chosen_name})
     seed_everything(config.seed)  # random-init backbones (weights='none') are seeded too
     backbone = load_backbone(config.backbone, config.weights)
@@ -401,7 +399,7 @@ def _finetune_stage(tm: TransferModel, splits: ImageSplits, config: FitConfig, y
                                    checkpoint_dir=run_dir / "checkpoints" if run_dir is not None else None, resume=resume,
                                    progress=progress and is_main, accelerator=accelerator, resume_hint=hint)
     # a resumed run also counts the fine-tuning seconds its checkpoint recorded (work lost after it is not counted)
-    t_ft = time.perf_counter() - t_ft + (trainer.resumed_from_ or {}).get("seconds_before", 0.0)
+    t_ft = time.perf_counter() - t_ft + trainer.seconds_before_resume
     ft_model = trainer.model_
     alpha = config.finetune.wise_alpha
     if alpha < 1.0:  # WiSE-FT: the kept model lies between stage one and the fine-tuned weights

@@ -147,7 +147,6 @@ class FinetuneConfig(_Config):
                               "since the tenth session, chosen on validation loss (bench/RESULTS.md); text (full and LoRA) since the eleventh "
                               "session (text_finetune_defaults).")
 
-
     @field_validator("unfreeze")
     @classmethod
     def _unfreeze_spec(cls, v: str) -> str:

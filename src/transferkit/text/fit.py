@@ -172,7 +172,7 @@ def train_text_classifier(
     model.eval()
     info.update({"finetune": json.loads(ft.model_dump_json()), "best_epoch": trainer.best_epoch_, "best_val_loss": trainer.best_val_loss_,
                  "initial_val": trainer.initial_, "history": [vars(h) for h in trainer.history_],
-                 "finetune_s": time.perf_counter() - t1 + (trainer.resumed_from_ or {}).get("seconds_before", 0.0),
+                 "finetune_s": time.perf_counter() - t1 + trainer.seconds_before_resume,
                  "num_trainable_params": num_trainable})
     if trainer.resumed_from_ is not None:
         info["resumed_from"] = trainer.resumed_from_
@@ -398,9 +398,7 @@ def fit_text(
         resolve_positive(ranked_splits.classes, config.positive)
         chosen, ranking = choose_backbone(ranked_splits, modality="text", max_params=max_params, max_size_mb=max_size_mb,
                                           max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, device=config.device,
-                                          seed=config.seed, val_fraction=config.val_fraction, test_fraction=config.test_fraction,
-                                          cache_dir=config.cache_dir, progress=progress, text_col=config.text_col, label_col=config.label_col,
-                                          strategy=config.strategy)
+                                          seed=config.seed, cache_dir=config.cache_dir, progress=progress, strategy=config.strategy)
         config = config.model_copy(update={"backbone": chosen})  # the default candidates are pretrained encoders only
     if config.cv and config.test:
         raise DataError("--cv evaluates by K-fold over the data file; do not also pass --test (or drop --cv to use the test file).")

@@ -100,9 +100,9 @@ class Trainer:
     training as epoch 0 and lets it win if no epoch beats it (never ship worse than the start).
 
     After ``fit``: ``model_`` (unwrapped, best weights loaded), ``history_``, ``best_epoch_``,
-    ``best_val_loss_``, ``initial_`` (epoch-0 validation record, when evaluated), ``stopped_early_``,
-    ``seconds_`` (training seconds behind the model, counting those a resumed run's checkpoint had recorded; work lost
-    after the last checkpoint is not counted) and ``resumed_from_`` (None, or the checkpoint a resumed run started from).
+    ``best_val_loss_``, ``initial_`` (epoch-0 validation record, when evaluated), ``stopped_early_`` and
+    ``resumed_from_`` (None, or the checkpoint a resumed run started from and the training seconds it had recorded:
+    :attr:`seconds_before_resume`; work lost after the last checkpoint is not counted).
     """
 
     def __init__(
@@ -312,8 +312,12 @@ class Trainer:
         self.best_val_loss_ = state["best_val_loss"]
         self.initial_ = state["initial"]
         self.stopped_early_ = state["stopped_early"]
-        self.seconds_ = seconds_before + time.perf_counter() - started
         return self
+
+    @property
+    def seconds_before_resume(self) -> float:
+        """Training seconds the checkpoint a resumed run started from had recorded (0 for a run that did not resume)."""
+        return (getattr(self, "resumed_from_", None) or {}).get("seconds_before", 0.0)
 
     def _checkpoint(self, raw: nn.Module, optimizer, scheduler, state: dict[str, Any]) -> Path | None:
         acc = self.accelerator_
