@@ -99,14 +99,19 @@ def test_ctrl_c_mid_epoch_then_resume_equals_the_uninterrupted_run(setup, tmp_pa
         fit_text(setup["data"], **_options(setup["model"]), out=out)
     assert latest_checkpoint(out / "checkpoints").name == "epoch-0001-step-00001"
     assert not (out / "metrics.json").exists() and json.loads((out / "config.json").read_text())["status"] == "running"
+    state_file = latest_checkpoint(out / "checkpoints") / "state.json"
+    whole = json.loads(state_file.read_text())
+    assert whole["trainer"]["elapsed_s"] > 0  # the seconds before Ctrl-C are on disk
+    whole["trainer"]["elapsed_s"] = 1000.0  # far more than the resume takes: the sum below is unmistakable
+    state_file.write_text(json.dumps(whole))
     result = fit_text(resume=out, progress=False)
     assert result.config.strategy == "finetune" and result.config.finetune == FT
     assert json.loads((out / "config.json").read_text())["status"] == "done"
     assert not (out / "report.html").exists()  # report=False came back from config.json
     _same_run(setup["run"], out)
     training = json.loads((out / "metrics.json").read_text())["training"]
-    assert training["resumed_from"]["checkpoint"] == "epoch-0001-step-00001" and training["resumed_from"]["seconds_before"] > 0
-    assert training["finetune_s"] > training["resumed_from"]["seconds_before"]  # the seconds before Ctrl-C are counted
+    assert training["resumed_from"]["checkpoint"] == "epoch-0001-step-00001" and training["resumed_from"]["seconds_before"] == 1000.0
+    assert 1000.0 < training["finetune_s"] < 1000.0 + 600  # the seconds before Ctrl-C are counted
 
 
 def test_cli_fit_text_resume(setup, tmp_path):
