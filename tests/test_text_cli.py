@@ -81,3 +81,23 @@ def test_bad_inputs_fail_with_one_line(fitted, tmp_path: Path):
     assert res.exit_code == 1 and "error" in res.output
     res = runner.invoke(app, ["predict-text", str(run), "   ", "--json"])
     assert res.exit_code == 1 and "empty text" in res.stdout
+
+
+def test_predict_text_file_reports_rows_it_cannot_parse_and_takes_an_encoding(fitted, tmp_path: Path):
+    _, run, _ = fitted
+    f = tmp_path / "p.csv"
+    f.write_text("text,source\ngreat phone,a\nbad, awful, broken,b\nlove it,d\n")
+    res = runner.invoke(app, ["predict-text", str(run), "--file", str(f), "--json"])
+    assert res.exit_code == 0, res.output
+    assert [r["text"] for r in json.loads(res.stdout)] == ["great phone", "love it"]
+    flat = " ".join(res.stderr.split())
+    assert "skipped 1 row(s) of" in flat and "p.csv:3: unparsable line: 4 fields, the header has 2" in flat
+    latin = tmp_path / "l.txt"
+    latin.write_bytes("caf\u00e9 great\nawful\n".encode("latin-1"))
+    res = runner.invoke(app, ["predict-text", str(run), "--file", str(latin)])
+    assert res.exit_code == 1 and "--encoding latin-1" in " ".join(res.output.split())
+    res = runner.invoke(app, ["predict-text", str(run), "--file", str(latin), "--encoding", "latin-1", "--json"])
+    assert res.exit_code == 0, res.output
+    assert [r["text"] for r in json.loads(res.stdout)] == ["caf\u00e9 great", "awful"]
+    res = runner.invoke(app, ["fit-text", str(latin), "--encoding", "bogus", "--quiet"])
+    assert res.exit_code == 1 and "unknown text encoding 'bogus'" in res.output and "Traceback" not in res.output

@@ -204,3 +204,58 @@ def test_uci_review_files(name: str, dups: int):
     assert table.summary()["num_duplicate_texts"] == dups
     csv_table = read_text_table(SHARED_DATA / "reviews" / f"{name}.csv")
     assert csv_table.texts == [t.strip() for t in table.texts]
+
+
+def test_an_unclosed_quote_that_swallows_whole_rows_is_skipped_not_merged(tmp_path: Path):
+    """The quote closes by chance in a later row, so the merged row has every field: it used to train as one text
+    (several reviews, with the last one's label) and the rows it swallowed vanished without a count."""
+    p = tmp_path / "q.csv"
+    p.write_text('text,label\nGood one,1\n"Bad one,0\nstill bad,0\nnice,1\nThe 5" screen,1\nlast,0\nworst,0\n', encoding="utf-8")
+    table = read_text_table(p)
+    assert table.texts == ["Good one", "last", "worst"]
+    assert [s.where for s in table.skipped] == ["q.csv:3"]
+    assert "a quote opened on line 3 is never closed: the row runs to line 6, taking in line 4" in table.skipped[0].reason
+    skipped: list = []
+    assert read_texts(p, skipped=skipped) == ["Good one", "last", "worst"] and [s.where for s in skipped] == ["q.csv:3"]
+    # a review quoted over several lines, with commas, stays one good row
+    ok = tmp_path / "ok.csv"
+    ok.write_text('text,label\n"Loved it,\nbattery, screen and all",1\nGood one,1\nBad,0\nawful,0\n', encoding="utf-8")
+    assert read_text_table(ok).texts[0] == "Loved it,\nbattery, screen and all" and read_text_table(ok).skipped == []
+
+
+def test_whole_number_labels_written_as_decimals_are_one_class(tmp_path: Path):
+    p = tmp_path / "mix.csv"
+    p.write_text("text,label\nGood one,1\nBad one,0\nOk good,1.0\nMeh bad,0.0\nfine,1\nawful,0\nodd,+1.00\n", encoding="utf-8")
+    table = read_text_table(p)
+    assert table.classes == ["0", "1"] and [table.classes[r.label] for r in table.records] == ["1", "0", "1", "0", "1", "0", "1"]
+    assert read_text_table(p, classes=["0", "1"]).skipped == []  # a test file in 1.0/0.0 against a model's 0/1
+    p.write_text("text,label\na,1.5\nb,2.5\n", encoding="utf-8")
+    assert read_text_table(p).classes == ["1.5", "2.5"]
+
+
+@pytest.mark.parametrize("sep", ["\t", ";"])
+def test_a_csv_file_separated_by_tabs_or_semicolons_is_read(tmp_path: Path, sep: str):
+    p = tmp_path / "spreadsheet.csv"
+    p.write_text(f"text{sep}label\nGood one, really{sep}1\nBad one{sep}0\n", encoding="utf-8")
+    table = read_text_table(p)
+    assert table.texts == ["Good one, really", "Bad one"] and table.classes == ["0", "1"]
+
+
+@pytest.mark.parametrize("codec", ["utf-16", "utf-16-be", "utf-32"])
+def test_a_utf16_or_utf32_file_is_read_by_its_byte_order_mark(tmp_path: Path, codec: str):
+    import codecs
+
+    p = tmp_path / "u.csv"
+    bom = {"utf-16": b"", "utf-16-be": codecs.BOM_UTF16_BE, "utf-32": b""}[codec]
+    p.write_bytes(bom + "text,label\r\ncaf\u00e9 good,1\r\nbad,0\r\n".encode(codec))
+    for encoding in ("utf-8", "latin-1"):  # latin-1 was what the error advised, and it trained on NUL-filled texts
+        table = read_text_table(p, encoding=encoding)
+        assert table.texts == ["caf\u00e9 good", "bad"] and table.classes == ["0", "1"]
+
+
+def test_an_unknown_encoding_is_a_data_error(tmp_path: Path):
+    p = write_csv(tmp_path / "a.csv", [("good", "1"), ("bad", "0")])
+    with pytest.raises(DataError, match="unknown text encoding 'bogus'"):
+        read_text_table(p, encoding="bogus")
+    with pytest.raises(DataError, match="unknown text encoding 'bogus'"):
+        read_texts(p, encoding="bogus")

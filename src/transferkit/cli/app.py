@@ -318,6 +318,7 @@ def predict(
         help="Image files or folders of images; for a text model, texts ('-', or nothing with piped input, reads stdin).")] = None,
     file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Text models: a file of texts, one per line, or a .csv/.jsonl column.")] = None,
     text_col: Annotated[Optional[str], typer.Option(help="Text models: the text column of a .csv/.jsonl --file.")] = None,
+    encoding: Annotated[str, typer.Option(help="Text models: the text encoding of --file.")] = "utf-8",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object per image or text).")] = False,
 ) -> None:
     """Predict the class of image files, or of texts with a text model (export folders need no torch)."""
@@ -332,7 +333,7 @@ def predict(
         from .text_commands import print_text_results, read_text_inputs
 
         try:
-            results = predict_texts(model, read_text_inputs(items, file, text_col))
+            results = predict_texts(model, read_text_inputs(items, file, text_col, encoding))
         except TransferKitError as exc:
             _fail(exc)
         print_text_results(results, as_json)
@@ -395,8 +396,10 @@ def models(
                       f"[green]{r['weights_where'].split(' ')[0]}[/]" if r["weights_available"] else "[yellow]missing[/]")
     console.print(table)
     if not all(r["weights_available"] for r in rows):
+        import torch
+
         console.print("Missing weights: pass --weights PATH to `fit`, or place torchvision's file in the torch hub cache "
-                      "(~/.cache/torch/hub/checkpoints).")
+                      f"({Path(torch.hub.get_dir()) / 'checkpoints'}).")
 
 
 # Feature modules add their commands to `app` (one module per feature, no edits here needed).

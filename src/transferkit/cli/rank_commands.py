@@ -83,6 +83,7 @@ def rank(
     seed: Annotated[int, typer.Option(help="Seed of the splits, the CV folds and random-init controls.")] = 0,
     feature_stages: Annotated[int, typer.Option("--stages", min=1, max=MAX_FEATURE_STAGES, help="Images: score the pooled outputs of each backbone's last K "
                                                 "stages, as `fit --stages` trains on (default 3).")] = DEFAULT_FEATURE_STAGES,
+    encoding: Annotated[str, typer.Option(help="Texts: the text encoding of the file.")] = "utf-8",
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the full ranking (all numbers, explanations) as JSON here.")] = None,
     chart: Annotated[Optional[Path], typer.Option(help="Also draw the ranking as a PNG here: predicted accuracy vs measured latency, Pareto front, the pick.")] = None,
     explain: Annotated[bool, typer.Option(help="Print the plain-words explanation of every candidate.")] = True,
@@ -98,7 +99,7 @@ def rank(
                                  max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, device=device, seed=seed,
                                  cache_dir=cache_dir, progress=not quiet, text_col=text_col, label_col=label_col,
                                  strategy=strategy, groups=groups, feature_stages=feature_stages,
-                                 groups_file=groups_file)
+                                 groups_file=groups_file, encoding=encoding)
     except TransferKitError as exc:
         _fail(exc)
     if ranking.ranked:

@@ -174,14 +174,19 @@ def evaluate_text_cmd(
                   + f" (n={metrics['num_samples']})")
 
 
-def read_text_inputs(texts: list[str] | None, file: Path | None, text_col: str | None) -> list[str]:
+def read_text_inputs(texts: list[str] | None, file: Path | None, text_col: str | None, encoding: str = "utf-8") -> list[str]:
     """Texts to classify from the arguments, ``--file`` (one per line, or a .csv/.jsonl column) and stdin
-    ('-', or nothing with piped input); shared by ``predict-text`` and ``predict`` on text models."""
+    ('-', or nothing with piped input); shared by ``predict-text`` and ``predict`` on text models. Rows of the file that
+    cannot be parsed are left out and reported on stderr (count, first lines)."""
     items = [t for t in (texts or []) if t != "-"]
     if file is not None:
         from ..data.text import read_texts
 
-        items += read_texts(file, text_col=text_col)
+        skipped: list = []
+        items += read_texts(file, text_col=text_col, encoding=encoding, skipped=skipped)
+        if skipped:
+            shown = "; ".join(f"{s.where}: {s.reason}" for s in skipped[:3])
+            err.print(f"[yellow]skipped {len(skipped)} row(s) of {file} that could not be parsed[/] (not in the results below): {shown}")
     if (texts and "-" in texts) or (not items and file is None and not sys.stdin.isatty()):
         items += [line.rstrip("\r") for line in sys.stdin.read().split("\n") if line.strip()]
     if not items:
@@ -218,13 +223,14 @@ def predict_text_cmd(
     texts: Annotated[Optional[list[str]], typer.Argument(help="Texts to classify; '-' (or nothing, with piped input) reads stdin, one text per line.")] = None,
     file: Annotated[Optional[Path], typer.Option("--file", "-f", help="A file of texts: one per line, or a .csv/.jsonl column.")] = None,
     text_col: Annotated[Optional[str], typer.Option(help="Text column of a .csv/.jsonl --file.")] = None,
+    encoding: Annotated[str, typer.Option(help="Text encoding of --file.")] = "utf-8",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object per text).")] = False,
 ) -> None:
     """Classify texts given as arguments, in a file, or on stdin."""
     from ..runtime import predict_texts  # export folders run on onnxruntime; model folders on PyTorch
 
     try:
-        results = predict_texts(model, read_text_inputs(texts, file, text_col))
+        results = predict_texts(model, read_text_inputs(texts, file, text_col, encoding))
     except TransferKitError as exc:
         _fail(exc)
     print_text_results(results, as_json)

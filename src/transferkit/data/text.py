@@ -3,14 +3,18 @@
 Formats, chosen by the file suffix:
 
 - ``.csv`` / ``.tsv``: a header row; columns chosen by ``text_col`` / ``label_col`` or detected
-  (``text``, ``sentence``, ``review``... and ``label``, ``sentiment``, ``class``...);
+  (``text``, ``sentence``, ``review``... and ``label``, ``sentiment``, ``class``...). A ``.csv`` whose header has no
+  comma but tabs or semicolons is read with that separator (spreadsheet exports). A quote left open swallows the
+  lines after it: such a row is skipped and named, also when the quote closes by chance rows later (a swallowed line
+  that reads as a row of its own gives it away);
 - ``.jsonl`` / ``.ndjson``: one JSON object per line, the same column rules;
 - ``.txt``: the UCI "Sentiment Labelled Sentences" layout, ``sentence<TAB>label`` per line. Each
   line is split at its *last* tab, and lines are split on ``\\n`` only (the imdb file has U+0085
   inside sentences, which ``str.splitlines`` would treat as a line break).
 
-Labels may be strings or integers; classes are sorted (numerically when every label is an
-integer). Bad input is an error that says what to do (not UTF-8, a missing column, a single
+Labels may be strings or integers (``1.0`` is the label ``1``); classes are sorted (numerically when every label is an
+integer). Text is UTF-8 unless ``encoding`` says otherwise; a UTF-16/32 byte-order mark is honoured whatever it says.
+Bad input is an error that says what to do (not UTF-8, a missing column, a single
 class) or a counted, listed skip (empty text, a missing label, a label the model does not know,
 an unparsable line). Exact duplicate texts are reported; splits keep every copy of a text on the
 same side (grouped splitting), so duplicates never leak between train, validation and test. Two
@@ -23,6 +27,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
@@ -113,18 +118,44 @@ class TextTable:
 
 # ---- reading -----------------------------------------------------------------------------
 def _decode(path: Path, encoding: str) -> str:
+    """The file's text. A UTF-16 or UTF-32 file announces itself with a byte-order mark and is read as such whatever
+    ``encoding`` says (read as UTF-8 or Latin-1 it would give NUL-filled texts and labels)."""
+    import codecs
+
+    try:
+        codecs.lookup(encoding)
+    except LookupError:
+        raise DataError(f"unknown text encoding '{encoding}': use a Python codec name such as utf-8, latin-1, cp1252 or utf-16.") from None
     data = path.read_bytes()
+    if data.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE)):
+        encoding = "utf-32"
+    elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        encoding = "utf-16"
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         bad = data[exc.start : exc.start + 8]
+        guess = "utf-16" if data[:200].count(b"\x00") > len(data[:200]) // 4 else "latin-1"
         raise DataError(
             f"'{path}' is not valid {encoding}: line {line} has the byte(s) {bad!r} (offset {exc.start}). "
-            "Re-save the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`), "
-            "or pass its encoding (CLI: --encoding latin-1)."
+            f"Re-save the file as UTF-8 (e.g. `iconv -f {guess} -t utf-8 in.csv > out.csv`), "
+            f"or pass its encoding (fit-text, evaluate-text, predict-text, rank: --encoding {guess}; Python: encoding=)."
         ) from None
-    return text.lstrip("\ufeff")  # a UTF-8 byte-order mark is not part of the first header
+    return text.lstrip("\ufeff")  # a byte-order mark is not part of the first header
+
+
+def _delimiter(path: Path, content: str) -> str:
+    """The field separator of a .csv/.tsv file: a tab for .tsv; for .csv a comma, unless the header line has no comma
+    but tabs or semicolons (a tab- or semicolon-separated file saved as .csv, as spreadsheet programs do)."""
+    if path.suffix.lower() == ".tsv":
+        return "\t"
+    header = content.split("\n", 1)[0]
+    if "," not in header:
+        for sep in ("\t", ";"):
+            if sep in header:
+                return sep
+    return ","
 
 
 def _pick_column(columns: Sequence[str], explicit: str | None, known: Sequence[str], what: str, option: str, path: Path) -> str | None:
@@ -168,18 +199,30 @@ def _iter_rows(path: Path, content: str) -> Iterator[tuple[str, dict[str, Any] |
     suffix = path.suffix.lower()
     name = path.name
     if suffix in (".csv", ".tsv"):
-        reader = csv.DictReader(io.StringIO(content, newline=""), delimiter="\t" if suffix == ".tsv" else ",")
+        delimiter = _delimiter(path, content)
+        reader = csv.DictReader(io.StringIO(content, newline=""), delimiter=delimiter)
         if not reader.fieldnames:
             return
         end = reader.line_num  # the header's last line
+        parsed: list[tuple[int, int, dict[str, Any]]] = []
         for row in reader:
             start, end = end + 1, reader.line_num
-            where = f"{name}:{reader.line_num}"
+            parsed.append((start, end, row))
+        lines = content.split("\n")
+        # values that recur in a column over one-line rows (labels do, texts rarely): what a swallowed row would hold
+        recurring = [{v for v, n in Counter(r[c] for s0, e0, r in parsed if s0 == e0 and r.get(c) is not None).items() if n > 1}
+                     for c in reader.fieldnames]
+        for start, end, row in parsed:
+            where = f"{name}:{start}"
             if None in row:  # more fields than the header
                 yield where, None, f"{len(row[None]) + len(reader.fieldnames)} fields, the header has {len(reader.fieldnames)}"
             elif end > start and any(v is None for v in row.values()):  # one quoted field swallowed the lines after it
-                yield f"{name}:{start}", None, (f"a quote opened on line {start} is never closed (the row runs to line {end} and "
-                                                 f"still lacks fields): close the quote, or double it (\"\") inside a quoted text")
+                yield where, None, (f"a quote opened on line {start} is never closed (the row runs to line {end} and "
+                                    f"still lacks fields): close the quote, or double it (\"\") inside a quoted text")
+            elif end > start and (swallowed := _swallowed_row(lines[start:end], delimiter, recurring)):
+                yield where, None, (f"a quote opened on line {start} is never closed: the row runs to line {end}, taking in line "
+                                    f"{start + swallowed} and maybe more rows of their own; close the quote, or double it (\"\") "
+                                    "inside a quoted text")
             else:
                 yield where, row, None
     elif suffix in (".jsonl", ".ndjson"):
@@ -207,10 +250,21 @@ def _iter_rows(path: Path, content: str) -> Iterator[tuple[str, dict[str, Any] |
             yield f"{name}:{i}", {"text": text, "label": label}, None
 
 
+def _swallowed_row(inner: list[str], delimiter: str, recurring: list[set[str]]) -> int:
+    """For the physical lines after the first of one multi-line CSV row: the 1-based index of the first that reads as a
+    whole row of its own (the header's number of fields, and in some column a value that recurs over one-line rows,
+    such as a label), else 0. A quoted text that legitimately spans lines rarely looks like that; a runaway quote does."""
+    for k, line in enumerate(inner, start=1):
+        fields = next(csv.reader([line.rstrip("\r")], delimiter=delimiter), [])
+        if len(fields) == len(recurring) and any(f in seen for f, seen in zip(fields, recurring) if len(f) <= 40):
+            return k
+    return 0
+
+
 def _columns_of(path: Path, content: str, rows: list[dict[str, Any]]) -> list[str]:
     suffix = path.suffix.lower()
     if suffix in (".csv", ".tsv"):
-        header = next(csv.reader(io.StringIO(content, newline=""), delimiter="\t" if suffix == ".tsv" else ","), [])
+        header = next(csv.reader(io.StringIO(content, newline=""), delimiter=_delimiter(path, content)), [])
         return list(header)
     if suffix == ".txt":
         return ["text", "label"]
@@ -218,6 +272,9 @@ def _columns_of(path: Path, content: str, rows: list[dict[str, Any]]) -> list[st
     for r in rows[:1000]:
         cols.update(dict.fromkeys(r))
     return list(cols)
+
+
+_WHOLE_NUMBER_WITH_ZEROS = re.compile(r"[+-]?\d+\.0+")
 
 
 def _label_string(value: Any) -> str | None:
@@ -228,6 +285,8 @@ def _label_string(value: Any) -> str | None:
             return None
         return str(int(value)) if value.is_integer() else str(value)
     s = str(value).strip()
+    if _WHOLE_NUMBER_WITH_ZEROS.fullmatch(s):  # "1.0" is the label 1, as the float 1.0 of a JSONL file is
+        s = str(int(float(s)))
     return s or None
 
 
@@ -478,14 +537,19 @@ def load_text_dataset(
     return splits
 
 
-def read_texts(path: str | Path, *, text_col: str | None = None, encoding: str = "utf-8") -> list[str]:
-    """Unlabelled texts for prediction: a plain file (one text per line), or a CSV/TSV/JSONL column."""
+def read_texts(path: str | Path, *, text_col: str | None = None, encoding: str = "utf-8",
+               skipped: list[SkippedRow] | None = None) -> list[str]:
+    """Unlabelled texts for prediction: a plain file (one text per line), or a CSV/TSV/JSONL column. Rows that cannot
+    be parsed are left out and appended to ``skipped`` (where, why), for the caller to report."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"'{path}' does not exist. Pass a text file with one text per line, or a .csv/.jsonl with a text column.")
     content = _decode(path, encoding)
     if path.suffix.lower() in (".csv", ".tsv", ".jsonl", ".ndjson"):
-        rows = [r for _, r, _ in _iter_rows(path, content) if r is not None]
+        parsed = list(_iter_rows(path, content))
+        rows = [r for _, r, _ in parsed if r is not None]
+        if skipped is not None:
+            skipped.extend(SkippedRow(where, f"unparsable line: {reason}") for where, r, reason in parsed if r is None)
         columns = _columns_of(path, content, rows)
         col = _pick_column(columns, text_col, TEXT_COLUMN_NAMES, "text", "--text-col", path)
         if col is None:

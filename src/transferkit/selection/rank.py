@@ -563,6 +563,7 @@ def rank_backbones(
     groups: str | None = None,
     feature_stages: int = DEFAULT_FEATURE_STAGES,
     groups_file: str | os.PathLike | None = None,
+    encoding: str = "utf-8",
 ) -> RankingResult:
     """Rank backbones for ``data`` under the limits: an image folder (or :class:`ImageSplits`), or
     a labelled text file (or :class:`TextSplits`) ranked over the text encoders.
@@ -608,7 +609,8 @@ def rank_backbones(
         from ..data.text import TextSplits, load_text_dataset
 
         splits = data if isinstance(data, TextSplits) else load_text_dataset(
-            data, text_col=text_col, label_col=label_col, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed)
+            data, text_col=text_col, label_col=label_col, val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+            encoding=encoding)
         records = splits.train + splits.val  # everything but test
         texts = [r.text for r in records]
         labels = np.array([r.label for r in records], dtype=np.int64)
@@ -712,10 +714,12 @@ def _evaluate_candidate(cand: Candidate, records, labels, limits: Limits, cache,
     if cand.weights == "auto":
         available, _ = spec.weights_available()
         if not available:
+            import torch
+
             report.status = "unavailable"
             report.reason = (f"no pretrained weights for '{cand.name}' on this machine (torch hub cache, Hugging Face cache and "
                              f"installed packages checked; ranking never downloads). Rank it with '{cand.name}:PATH' or place "
-                             f"{'the file ' + repr(spec.weights.file_name) + ' in ~/.cache/torch/hub/checkpoints' if spec.weights.file_name else 'its weights in the Hugging Face cache'}.")
+                             f"{'the file ' + repr(spec.weights.file_name) + ' in ' + str(Path(torch.hub.get_dir()) / 'checkpoints') if spec.weights.file_name else 'its weights in the Hugging Face cache'}.")
             return report
     # 2. cheap limit before anything is loaded
     if _excluded_by_published_params(report, limits, spec.num_params):
