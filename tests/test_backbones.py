@@ -403,3 +403,59 @@ def test_packaged_weights_load_exactly_and_recognise_a_palace(name):
     assert backbone.weights_record["sha256"] == resolved.sha256
     assert feats.shape == (1, spec.num_features)
     torch.testing.assert_close(model.classifier(feats), logits, atol=1e-4, rtol=1e-4)
+
+
+# ---- damaged or oddly named weight files -------------------------------------------------
+
+
+def test_a_damaged_safetensors_file_is_a_weights_error_that_says_so(tiny_weights, tmp_path):
+    for name, data in (("cut.safetensors", tiny_weights.read_bytes()[:500]), ("empty.safetensors", b"")):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(WeightsNotFoundError, match="as safetensors .*damaged or incomplete"):
+            load_backbone(TINY, weights=str(tmp_path / name))
+
+
+@pytest.mark.parametrize("name", ["GOOD.SAFETENSORS", "weights.bin"])
+def test_a_safetensors_file_is_read_as_such_whatever_its_name(tiny_weights, tmp_path, name):
+    (tmp_path / name).write_bytes(tiny_weights.read_bytes())
+    ours = load_backbone(TINY, weights=str(tmp_path / name))
+    ref = load_backbone(TINY, weights=str(tiny_weights))
+    assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), ref.state_dict().values()))
+
+
+def test_a_pickle_with_code_is_refused_without_advice_to_unpickle_it(tmp_path):
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return (os.getcwd, ())
+
+    path = tmp_path / "evil.pth"
+    path.write_bytes(pickle.dumps({"w": Payload()}))
+    with pytest.raises(WeightsNotFoundError) as info:
+        load_backbone(TINY, weights=str(path))
+    text = str(info.value)
+    assert "never unpickles arbitrary objects" in text and "holds more than tensors" in text
+    assert "weights_only` set to `False" not in text and "will likely succeed" not in text
+
+
+def test_a_damaged_file_in_the_torch_hub_cache_is_named_with_what_to_do():
+    checkpoints = Path(os.environ["TORCH_HOME"]) / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    bad = checkpoints / get_backbone_spec("mobilenet_v2").weights.file_name
+    bad.write_bytes(b"<html>a proxy's error page, saved as weights</html>")
+    with pytest.raises(WeightsNotFoundError, match=r"(?s)torch hub cache.*delete it \(rm '" + str(bad).replace(".", r"\.") + "'\\)"):
+        load_backbone("mobilenet_v2")
+
+
+def test_a_text_encoder_is_not_loaded_as_an_image_backbone():
+    from transferkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="'all-MiniLM-L6-v2' is a text encoder, not an image backbone: use transferkit.text.fit_text"):
+        load_backbone("all-MiniLM-L6-v2", weights="none")
+
+
+def test_a_relative_weights_path_is_recorded_as_an_absolute_one(tiny_weights, tmp_path, monkeypatch):
+    monkeypatch.chdir(tiny_weights.parent)
+    backbone = load_backbone(TINY, weights=tiny_weights.name)
+    assert backbone.weights_record["path"] == str(tiny_weights) and Path(backbone.weights_record["path"]).is_absolute()

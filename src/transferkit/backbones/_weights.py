@@ -124,18 +124,24 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise WeightsNotFoundError(f"weights file '{path}' does not exist. Pass the path of a .safetensors or .pth file.")
-    if path.suffix == ".safetensors":
+    if path.suffix.lower() == ".safetensors" or _looks_like_safetensors(path):
         from safetensors.torch import load_file
 
-        sd: Any = load_file(str(path), device="cpu")
+        try:
+            sd: Any = load_file(str(path), device="cpu")
+        except Exception as exc:  # SafetensorError (truncated, empty, bad header), OSError
+            raise WeightsNotFoundError(
+                f"could not read '{path}' as safetensors ({type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else 'no detail'}): "
+                "the file is damaged or incomplete. Copy or download it again."
+            ) from None
     else:
         try:
             sd = torch.load(str(path), map_location="cpu", weights_only=True)
         except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError...
             raise WeightsNotFoundError(
-                f"could not read '{path}' as a state dict with torch.load(weights_only=True): {exc}. "
+                f"could not read '{path}' as a state dict with torch.load(weights_only=True): {_torch_load_reason(exc)}. "
                 "transferkit never unpickles arbitrary objects; save the weights as a plain state dict "
-                "(torch.save(model.state_dict(), path)) or as .safetensors."
+                "(torch.save(model.state_dict(), path)) or as .safetensors. A damaged or incomplete file must be copied again."
             ) from None
     for wrapper in ("state_dict", "model", "model_state_dict"):
         if isinstance(sd, dict) and wrapper in sd and isinstance(sd[wrapper], dict):
@@ -145,6 +151,27 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if all(k.startswith("module.") for k in sd):
         sd = {k[len("module.") :]: v for k, v in sd.items()}
     return sd
+
+
+def _looks_like_safetensors(path: Path) -> bool:
+    """A safetensors file, whatever its name: an 8-byte little-endian header length, then a JSON header."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError:
+        return False
+    return len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < 100_000_000
+
+
+def _torch_load_reason(exc: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, without torch's advice to retry with ``weights_only=False``
+    (which would run whatever code the pickle holds)."""
+    text = str(exc)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        return "it holds more than tensors (" + text.split(marker, 1)[1].strip().splitlines()[0][:200] + ")"
+    first = next((ln.strip() for ln in text.splitlines() if ln.strip()), "")
+    return f"{type(exc).__name__}: {first[:200]}" if first else type(exc).__name__
 
 
 def _hf_cached_file(repo_id: str) -> Path | None:
@@ -168,7 +195,16 @@ def resolve_weights(name: str, cfg: WeightsCfg, weights: str | os.PathLike | Non
     tried: list[str] = []
 
     def found(path: Path, source: str) -> ResolvedWeights:
-        return ResolvedWeights(read_state_dict(path), source, path, file_sha256(path), tried)
+        try:
+            state_dict = read_state_dict(path)
+        except WeightsNotFoundError as exc:
+            if source not in ("torch-hub-cache", "hf-cache"):
+                raise
+            # a damaged cache file would otherwise stand in front of good weights elsewhere, on every run
+            raise WeightsNotFoundError(f"{exc}\nThis file is in the {source.replace('-', ' ')}, which transferkit reads before other "
+                                       f"sources: delete it (rm '{path}') and run again; transferkit then uses the next source "
+                                       "that has the weights (an installed weights package, or a download when online).") from None
+        return ResolvedWeights(state_dict, source, path, file_sha256(path), tried)
 
     if weights not in (None, "auto"):
         path = Path(weights).expanduser()

@@ -11,6 +11,7 @@ import itertools
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -249,6 +250,11 @@ def load_backbone(name: str, weights: str | os.PathLike | None = "auto") -> Back
     ``"none"``/``None`` (random init: the no-transfer baseline) or a file path.
     """
     spec = get_backbone_spec(name)
+    if spec.modality != "image":
+        from ..errors import ConfigError
+
+        raise ConfigError(f"'{name}' is a {spec.modality} encoder, not an image backbone: use transferkit.text.fit_text / "
+                          f"`transferkit fit-text` (or transferkit.backbones.text.load_text_backbone('{name}')) for texts; `transferkit models` lists the image backbones.")
     if weights is None or str(weights).lower() == "none":
         model = spec.build()
         record: dict[str, Any] = {"source": "none", "path": None, "sha256": None}
@@ -267,4 +273,6 @@ def load_backbone(name: str, weights: str | os.PathLike | None = "auto") -> Back
                 f"{' '.join(first[:3])[:400]}. Expected a full {spec.library} '{spec.arch}' ImageNet state dict."
             ) from None
         record = resolved.record()
+        if record["path"] is not None:  # an absolute path: the record must not depend on the working directory
+            record["path"] = str(Path(record["path"]).absolute())
     return Backbone(spec, _body(spec, model), record)
