@@ -237,3 +237,15 @@ def test_benchmark_compares_three_variants_in_one_run(tiny_model, tmp_path):
     for name in ("onnx fp32", "onnx int8"):
         assert v[name]["peak_rss_mib"] > 0 and v[name]["torch_imported"] is False
     assert "tiny_effnet" in v["pytorch fp32"]["probe_error"]
+
+
+def test_fp32_export_checks_parity_on_the_calibration_folders_real_images(tiny_model, tmp_path):
+    """fp32 calibrates nothing: with a folder smaller than --num-calibration, every image used to be set aside for a
+    calibration that never ran, and parity fell back to random noise while saying that no folder was given."""
+    model_dir, data = tiny_model
+    result = export_model(model_dir, tmp_path / "fp32", calibration=data, exporter="torchscript", progress=False)
+    parity = json.loads((tmp_path / "fp32" / "parity.json").read_text())
+    assert isinstance(parity["images"], list) and len(parity["images"]) == 32
+    assert all(Path(p).is_relative_to(data) for p in parity["images"])
+    assert any("used only for the parity check" in n for n in result.notes)
+    assert not any("random-noise" in n for n in result.notes)

@@ -171,3 +171,54 @@ def test_a_read_only_cache_reads_shards_but_writes_none(tmp_path):
     reader.put("k", ["c"], np.full((1, 3), 2.0, np.float32))
     assert set(reader.get("k", ["c"])) == {"c"}  # kept in memory for this process
     assert len(list((tmp_path / "c" / "k").glob("shard-*"))) == 1 and "c" not in FeatureCache(tmp_path / "c").get("k", ["c"])
+
+
+def test_a_fine_tuned_backbone_is_never_served_the_weight_files_features(image_folder, tiny_weights, tmp_path):
+    """fit(strategy="finetune") caches the pretrained file's features in stage one; the fine-tuned backbone it saves
+    starts from the same file (same sha256), but its features are its own."""
+    import transferkit as tk
+    from transferkit.config import DataConfig, FinetuneConfig, FitConfig, HeadConfig
+
+    cfg = FitConfig(data=DataConfig(root=image_folder), backbone=TINY, weights=str(tiny_weights), strategy="finetune",
+                    head=HeadConfig(hidden_dim=0), finetune=FinetuneConfig(epochs=1, batch_size=8, lr=1e-2, wise_alpha=1.0))
+    run = tk.fit(config=cfg, out=tmp_path / "run", progress=False, report=False)
+    assert run.metrics["training"]["chosen"] == "finetune"
+    assert run.model.backbone.weights_record["fine_tuned"] is True
+    saved = json.loads((tmp_path / "run" / "model" / "config.json").read_text())["backbone"]["weights"]
+    assert saved["fine_tuned"] is True and saved["sha256"] == load_backbone(TINY, weights=str(tiny_weights)).weights_record["sha256"]
+
+    loaded = tk.load(tmp_path / "run")
+    records = run.splits.test
+    cached_before = len(FeatureCache())
+    assert cached_before > 0  # stage one cached the file's features of these images
+    feats, stats = _extract(loaded.backbone, records, FeatureCache())
+    assert (stats.num_cached, stats.num_computed) == (0, len(records))
+    fresh, _ = _extract(loaded.backbone, records, None)
+    np.testing.assert_allclose(feats, fresh, rtol=1e-5, atol=1e-6)
+    file_weights = load_backbone(TINY, weights=str(tiny_weights))
+    file_weights.feature_stages = loaded.backbone.feature_stages
+    pretrained, _ = _extract(file_weights, records, None)
+    assert not np.allclose(feats, pretrained, atol=1e-3)  # so a cache hit would have been wrong
+    assert len(FeatureCache()) == cached_before  # and nothing of the fine-tuned backbone was stored
+
+
+def test_a_model_folder_of_unknown_provenance_is_not_cached(backbone, records, tmp_path):
+    """A folder saved before `fine_tuned` was recorded may hold fine-tuned weights: its features are computed afresh."""
+    from transferkit.heads import DenseHead
+    from transferkit.model import TransferModel, load
+
+    folder = TransferModel(backbone, DenseHead(backbone.num_features, 2), ["a", "b"]).save_pretrained(tmp_path / "m")
+    cfg = json.loads((folder / "config.json").read_text())
+    assert cfg["backbone"]["weights"]["fine_tuned"] is False
+    _extract(backbone, records, FeatureCache(tmp_path / "cache"))  # the file's features, cached
+    _, stats = _extract(load(folder).backbone, records, FeatureCache(tmp_path / "cache"))
+    assert stats.num_cached == len(records)  # saved from a frozen base: the file's features are its features
+    del cfg["backbone"]["weights"]["fine_tuned"]
+    (folder / "config.json").write_text(json.dumps(cfg))
+    _, stats = _extract(load(folder).backbone, records, FeatureCache(tmp_path / "cache"))
+    assert (stats.num_cached, stats.num_computed) == (0, len(records))
+
+
+def test_no_records_give_an_empty_feature_matrix(backbone, tmp_path):
+    feats = extract_features(backbone, [], cache=FeatureCache(tmp_path / "cache"), progress=False)
+    assert feats.shape == (0, backbone.num_features) and feats.dtype == np.float32

@@ -131,7 +131,7 @@ def test_save_and_load_round_trip_gives_identical_logits(model, image_folder, tm
 
     loaded = tk.load(folder)
     assert loaded.classes == ["cat", "dog"] and loaded.positive_index == 0 and loaded.threshold == 0.3
-    assert loaded.backbone.weights_record == model.backbone.weights_record
+    assert loaded.backbone.weights_record == {**model.backbone.weights_record, "fine_tuned": False}  # saved from a frozen base
     x = torch.randn(3, 3, 64, 64)
     with torch.no_grad():
         assert torch.equal(model.eval()(x), loaded(x))
@@ -223,3 +223,55 @@ def test_weights_that_do_not_match_the_config(model, tmp_path):
     (folder / "model.safetensors").write_bytes(b"truncated")
     with pytest.raises(ModelFolderError, match="does not match its config.json"):
         tk.load(folder)
+
+
+@pytest.mark.parametrize(("key", "value", "rule"), [
+    ("temperature", 0, "a finite number above 0"),
+    ("temperature", -1.0, "a finite number above 0"),
+    ("temperature", None, "a finite number above 0"),
+    ("threshold", "high", "a number between 0 and 1"),
+    ("threshold", 1.5, "a number between 0 and 1"),
+])
+def test_hand_edited_scalars_are_refused_on_load(model, tmp_path, key, value, rule):
+    """A temperature of 0 turned every probability into NaN, and -1 flipped every prediction, without a word."""
+    folder = model.save_pretrained(tmp_path / "m")
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg[key] = value
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFolderError, match=f"'{key}' is .*{rule}"):
+        tk.load(folder)
+
+
+def test_a_head_for_other_features_is_named_on_load(model, tmp_path):
+    folder = model.save_pretrained(tmp_path / "m")
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["backbone"]["feature_stages"] = 3  # the saved head takes the last stage's features only
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFolderError, match=r"the head takes 256 features, but tiny_effnet with feature_stages=3 gives \d+"):
+        tk.load(folder)
+
+
+def test_a_config_that_is_not_an_object_is_a_model_folder_error_through_load(model, tmp_path):
+    folder = model.save_pretrained(tmp_path / "m")
+    (folder / "config.json").write_text("[1, 2, 3]")
+    with pytest.raises(ModelFolderError, match="not a valid transferkit config"):
+        tk.load(folder)
+
+
+def test_a_weights_mismatch_names_the_keys(model, tmp_path):
+    folder = model.save_pretrained(tmp_path / "m")
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg["head"]["hidden_dim"] = None  # the saved head has a hidden layer of 8
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFolderError, match=r"does not match its config.json \(.*head\.") as info:
+        tk.load(folder)
+    assert "Error(s) in loading state_dict for TransferModel:)" not in str(info.value)
+
+
+def test_predict_takes_one_path_as_one_image(model, image_folder):
+    one = sorted((image_folder / "test").rglob("*.png"))[0]
+    for path in (str(one), one):
+        got = model.predict(path)
+        assert len(got) == 1 and got[0]["path"] == str(one) and got[0] == model.predict([one])[0]
+    assert tk.predict(model, str(one)) == model.predict([one])
+

@@ -306,3 +306,49 @@ def test_a_wrong_positive_label_fails_before_the_encoder_runs(sentiment_csv: Pat
         fit_text(sentiment_csv, model="auto" if auto else str(tiny_bert), positive="happy", cv=cv, out=tmp_path / "run", progress=False,
                  device="cpu")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_fine_tuned_encoder_is_never_served_cached_embeddings(sentiment_csv: Path, tiny_bert: Path, tmp_path: Path):
+    """Stage one caches the weight file's embeddings; the fine-tuned encoder (same file, same sha256) must not get them."""
+    import transferkit as tk
+    from transferkit.backbones.text import load_text_backbone
+    from transferkit.features import ExtractionStats, FeatureCache
+    from transferkit.text import embed_texts
+
+    result = _fit(sentiment_csv, tiny_bert, "finetune", tmp_path / "run")
+    assert result.model.backbone.weights_record["fine_tuned"] is True
+    texts = ["great phone", "the battery broke", "love the case"]
+    cache = FeatureCache()
+    embed_texts(load_text_backbone(str(tiny_bert), max_length=16), texts, cache=cache, progress=False)  # the file's, cached
+    for model in (result.model, tk.load(tmp_path / "run")):
+        stats = ExtractionStats()
+        got = embed_texts(model.backbone, texts, cache=FeatureCache(), progress=False, stats=stats)
+        assert (stats.num_cached, stats.num_computed) == (0, len(texts))
+        np.testing.assert_allclose(got, embed_texts(model.backbone, texts, progress=False), atol=1e-5)
+    # a folder saved before `fine_tuned` was recorded: its strategy says the encoder was fine-tuned
+    cfg_path = tmp_path / "run" / "model" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    del cfg["backbone"]["weights"]["fine_tuned"]
+    cfg_path.write_text(json.dumps(cfg))
+    assert tk.load(tmp_path / "run").backbone.weights_record["fine_tuned"] is True
+
+
+def test_predict_refuses_one_string_for_a_list_of_texts(sentiment_csv: Path, tiny_bert: Path, tmp_path: Path):
+    from transferkit.runtime.text import TextInputError
+
+    result = _fit(sentiment_csv, tiny_bert, "linear-probe", None)
+    with pytest.raises(TextInputError, match=r"wrap it in a list"):
+        result.model.predict("great phone")  # was: one prediction per character
+
+
+def test_the_saved_text_model_is_calibrated_without_a_report(sentiment_csv: Path, tiny_bert: Path, tmp_path: Path):
+    import transferkit as tk
+    from transferkit.text import fit_text
+
+    kw = {"model": str(tiny_bert), "max_length": 16, "device": "cpu", "progress": False}
+    fit_text(sentiment_csv, out=tmp_path / "a", report=True, **kw)
+    plain = fit_text(sentiment_csv, out=tmp_path / "b", report=False, **kw)
+    t_report = tk.load(tmp_path / "a").temperature
+    assert t_report != 1.0
+    assert tk.load(tmp_path / "b").temperature == pytest.approx(t_report, rel=1e-9)
+    assert plain.metrics["calibration"]["temperature"] == pytest.approx(t_report, rel=1e-9)

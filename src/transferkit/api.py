@@ -17,8 +17,10 @@ from .backbones import load_backbone
 from .config import DEFAULT_FEATURE_STAGES, AugmentConfig, DataConfig, FinetuneConfig, FitConfig, HeadConfig, HeadTrainConfig
 from .data import ImageSplits, load_image_folder, load_labelled_folder
 from .evaluation import classification_metrics, resolve_positive
+from .evaluation.calibration import calibrate_on_validation
 from .features import ExtractionStats, FeatureCache, extract_features, resolve_device
 from .model import TransferModel, load
+from .run_folder import check_run_folder, clear_previous_run
 from .training import HeadTrainer, seed_everything
 
 
@@ -147,6 +149,10 @@ def fit(
     """
     from .errors import DataError, FinishedRunError
 
+    if isinstance(weights, os.PathLike) or (isinstance(weights, str) and weights.lower() not in ("auto", "none") and Path(weights).expanduser().is_file()):
+        weights = str(Path(weights).expanduser().absolute())  # recorded in config.json: valid from any working directory
+    if config is not None and resume is None:
+        _refuse_ignored_arguments(config, data, {k: v for k, v in locals().items() if k in _CONFIG_ARGUMENTS})
     if resume is not None:
         out = Path(resume)
         try:
@@ -199,6 +205,8 @@ def fit(
 
         raise ConfigError(f"train_views={config.train_views} asks for augmented copies, but augmentation is off (augment.enabled=False, "
                           "--no-augment): turn augmentation on, or pass train_views=0 (--train-views 0).")
+    if out is not None and resume is None:
+        check_run_folder(out)
     t0 = time.perf_counter()
     tuning = config.strategy != "linear-probe"
     accelerator = None
@@ -228,6 +236,7 @@ def fit(
     backbone.feature_stages = config.feature_stages
     if run_dir is not None and is_main and resume is None:  # only now: a failed check leaves no half-made run
         run_dir.mkdir(parents=True, exist_ok=True)
+        _replace_previous_run(run_dir, progress)
         _write_json(run_dir / "config.json", {"status": "running", "fit": json.loads(config.model_dump_json())})
         if ranking is not None:
             ranking.save_json(run_dir / "ranking.json")
@@ -296,6 +305,10 @@ def fit(
     if tuning:
         tm, history, proba = _finetune_stage(tm, splits, config, y, metrics, history, proba, accelerator=accelerator, run_dir=run_dir,
                                              resume=resume is not None, progress=progress)
+    calibration = calibrate_on_validation(y["val"], proba["val"])  # saved with the model, report or not
+    if calibration is not None:
+        tm.temperature = float(calibration["temperature"])
+        metrics["calibration"] = calibration
     metrics["timing_s"]["total"] = time.perf_counter() - t0
     metrics["data"] = {k: v for k, v in splits.summary().items() if k != "skipped"}
 
@@ -305,7 +318,7 @@ def fit(
         _write_json(run_dir / "config.json", {
             "status": "done",
             "fit": json.loads(config.model_dump_json()),
-            "backbone": {"name": backbone.name, "weights": backbone.weights_record, "preprocessing": backbone.data_cfg},
+            "backbone": {"name": backbone.name, "weights": tm.backbone.weights_record, "preprocessing": backbone.data_cfg},
             "data": splits.summary(),
             "device": str(accelerator.device if accelerator is not None else resolve_device(config.device)),
             "versions": library_versions(),
@@ -357,12 +370,61 @@ def fit_seeds(data: str | os.PathLike, *, seeds: list[int], out: str | os.PathLi
 
     Small data sets vary by seed (split, initialisation, batch order): report this, not one run.
     """
-    runs = [fit(data, seed=seed, out=Path(out) / f"seed-{seed}" if out is not None else None, **kwargs) for seed in seeds]
+    from .errors import ConfigError
+
+    seeds = list(seeds)
+    if not seeds:
+        raise ConfigError("fit_seeds needs at least one seed (e.g. seeds=[0, 1, 2]).")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"fit_seeds got a seed twice ({seeds}): each seed is one run, in out/seed-<k>/.")
+    config = kwargs.pop("config", None)
+
+    def one(seed: int) -> dict[str, Any]:  # a config carries its seed in three places, as fit(seed=...) sets them
+        if config is None:
+            return {"seed": seed}
+        return {"config": config.model_copy(update={"seed": seed, "data": config.data.model_copy(update={"seed": seed}),
+                                                    "train": config.train.model_copy(update={"seed": seed})})}
+
+    runs = [fit(data, out=Path(out) / f"seed-{seed}" if out is not None else None, **one(seed), **kwargs) for seed in seeds]
     summary = summarize_seeds([r.metrics for r in runs])
     run_dir = Path(out) if out is not None else None
     if run_dir is not None:
         _write_json(run_dir / "seeds.json", {"seeds": list(seeds), "summary": summary, "runs": [str(r.run_dir) for r in runs]})
     return SeedsResult(runs, summary, run_dir)
+
+
+def _replace_previous_run(run_dir: Path, progress: bool) -> None:
+    """A new run in a folder that holds an earlier one: the earlier outputs go (:mod:`transferkit.run_folder`)."""
+    replaced = clear_previous_run(run_dir)
+    if replaced and progress:
+        from .progress import console
+
+        console.print(f"{run_dir} held an earlier run: its outputs were replaced ({', '.join(replaced)}).")
+
+
+# fit()'s keyword arguments that only build a FitConfig (the others, such as out, report and the max_* limits, act on the run)
+_CONFIG_ARGUMENTS = ("model", "weights", "seed", "positive", "hidden_dim", "dropout", "epochs", "lr", "batch_size", "val_fraction",
+                     "test_fraction", "groups", "groups_file", "cache_dir", "device", "strategy", "unfreeze", "finetune_epochs",
+                     "finetune_lr", "augment", "balance", "freeze_bn", "tta", "feature_stages", "auto_rule", "train_views", "wise_alpha")
+
+
+def _refuse_ignored_arguments(config: FitConfig, data: str | os.PathLike | None, passed: dict[str, Any]) -> None:
+    """``fit(config=...)`` takes every setting from the config: an argument that differs from its default would be
+    silently ignored, so it is refused (as is a data folder other than the config's)."""
+    import inspect
+
+    from .errors import ConfigError
+
+    defaults = {n: p.default for n, p in inspect.signature(fit).parameters.items()}
+    ignored = [n for n, v in passed.items() if n != "weights" and v != defaults[n]]
+    if passed.get("weights") not in (defaults["weights"], config.weights):
+        ignored.append("weights")
+    if data is not None and Path(data).resolve() != Path(config.data.root).resolve():
+        ignored.insert(0, f"data ('{data}'; the config reads '{config.data.root}')")
+    if ignored:
+        raise ConfigError(f"fit(config=...) takes its settings from the config, so these arguments would be ignored: {', '.join(sorted(ignored))}. "
+                          "Set them in the config instead (config.model_copy(update={...}), or the nested configs such as "
+                          "config.train / config.finetune), or call fit without config=.")
 
 
 def _augment_config(augment: bool | AugmentConfig | dict) -> AugmentConfig:
@@ -448,6 +510,8 @@ def _finetune_stage(tm: TransferModel, splits: ImageSplits, config: FitConfig, y
             chosen = evidence["chosen"] = broadcast_object_list([chosen])[0]
     final = ft_model if chosen == "finetune" else lp_model
     final.eval()
+    # its weights are no longer the file's: the feature cache must not serve the file's features for them
+    final.backbone.weights_record = {**final.backbone.weights_record, "fine_tuned": chosen == "finetune"}
     checksum = parameter_checksum(final)
     import torch
 
@@ -549,7 +613,7 @@ def _predict_records(tm: TransferModel, records, *, batch_size: int, device: str
     return np.concatenate(chunks)
 
 
-def predict(model: str | os.PathLike | TransferModel, paths: list[str | os.PathLike]) -> list[dict[str, Any]]:
-    """Labels and class probabilities for image files (bad files get an ``error`` entry)."""
+def predict(model: str | os.PathLike | TransferModel, paths: str | os.PathLike | list[str | os.PathLike]) -> list[dict[str, Any]]:
+    """Labels and class probabilities for image files, one path or a list (bad files get an ``error`` entry)."""
     tm = model if isinstance(model, TransferModel) else load(model)
     return tm.predict(paths)

@@ -22,7 +22,7 @@ from .data import BadImageError, make_transforms, open_image
 from .errors import ModelFolderError
 from .evaluation import predict_labels, resolve_positive
 from .heads import DenseHead
-from .runtime.predictor import prediction_record
+from .runtime.predictor import as_paths, prediction_record
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -49,6 +49,35 @@ def write_model_folder(module: nn.Module, directory: str | os.PathLike, config: 
         extra_files(directory)
     (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2))  # last: ours wins over any other file's
     return directory
+
+
+def check_saved_scalars(cfg: dict[str, Any], cfg_path: Path) -> dict[str, float]:
+    """``threshold`` (a number in [0, 1]) and ``temperature`` (a finite number > 0) of a saved config.json, checked: a
+    hand-edited value would otherwise load and silently turn predictions into NaN or flip them."""
+    import math
+
+    out: dict[str, float] = {}
+    for name, default, ok, rule in (("threshold", 0.5, lambda v: 0.0 <= v <= 1.0, "a number between 0 and 1"),
+                                    ("temperature", 1.0, lambda v: math.isfinite(v) and v > 0, "a finite number above 0")):
+        value = cfg.get(name, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(float(value)):
+            raise ModelFolderError(f"{cfg_path}: '{name}' is {value!r}; it must be {rule} (the default is {default}). "
+                                   "Fix the value, or save the model again with transferkit.")
+        out[name] = float(value)
+    return out
+
+
+def load_weights_strictly(model: nn.Module, weights_path: Path) -> None:
+    """``model.safetensors`` into ``model``, every key and shape matching; a mismatch names what differs."""
+    from safetensors.torch import load_model
+
+    try:
+        load_model(model, str(weights_path), strict=True)
+    except Exception as exc:
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        detail = "; ".join(lines[1:4] if len(lines) > 1 else lines)[:600]
+        raise ModelFolderError(f"{weights_path} does not match its config.json ({detail}). The two files must come from the same "
+                               "save_pretrained; copy them together.") from None
 
 
 class TransferModel(nn.Module):
@@ -87,9 +116,12 @@ class TransferModel(nn.Module):
         self.eval()
         return (self(x).float() / self.temperature).softmax(1).cpu().numpy()
 
-    def predict(self, paths: Sequence[str | os.PathLike], *, batch_size: int = 32) -> list[dict[str, Any]]:
-        """Predict image files. Unreadable files get an ``error`` entry instead of a crash."""
+    def predict(self, paths: str | os.PathLike | Sequence[str | os.PathLike], *, batch_size: int = 32) -> list[dict[str, Any]]:
+        """Predict image files (one path or a list), on the model's device. Unreadable files get an ``error`` entry
+        instead of a crash."""
+        paths = as_paths(paths)
         transform = make_transforms(self.data_cfg)
+        device = next(self.parameters()).device
         results: list[dict[str, Any]] = [{} for _ in paths]
         good: list[tuple[int, torch.Tensor]] = []
         for i, p in enumerate(paths):
@@ -99,7 +131,7 @@ class TransferModel(nn.Module):
                 results[i] = {"path": str(p), "error": exc.reason}
         for start in range(0, len(good), batch_size):
             chunk = good[start : start + batch_size]
-            proba = self.predict_proba_tensor(torch.stack([t for _, t in chunk]))
+            proba = self.predict_proba_tensor(torch.stack([t for _, t in chunk]).to(device))
             labels = predict_labels(proba, self.positive_index, self.threshold)
             for (i, _), pr, lab in zip(chunk, proba, labels):
                 results[i] = prediction_record("path", str(paths[i]), self.classes, lab, pr)
@@ -114,7 +146,7 @@ class TransferModel(nn.Module):
                 "name": self.backbone.name,
                 "library": self.backbone.spec.library,
                 "arch": self.backbone.spec.arch,
-                "weights": self.backbone.weights_record,
+                "weights": {"fine_tuned": False, **self.backbone.weights_record},  # provenance; fine_tuned: changed since
                 "test_views": self.backbone.test_views,
                 "feature_stages": self.backbone.feature_stages,
             },
@@ -134,8 +166,6 @@ class TransferModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, *, device: str | torch.device = "cpu") -> "TransferModel":
-        from safetensors.torch import load_model
-
         directory = Path(directory)
         if (directory / "model" / CONFIG_NAME).is_file():  # a run folder: its model/ sub-folder
             directory = directory / "model"
@@ -151,20 +181,21 @@ class TransferModel(nn.Module):
                 raise ModelFolderError(f"{cfg_path} has format {cfg.get('format')!r}; expected {FORMAT!r}.")
             classes = [cfg["id2label"][str(i)] for i in range(cfg["num_classes"])]
             backbone = load_backbone(cfg["backbone"]["name"], weights="none")
-            backbone.weights_record = cfg["backbone"]["weights"]
+            # the weights come from this folder; a folder saved before `fine_tuned` was recorded may hold fine-tuned ones
+            backbone.weights_record = {"fine_tuned": None, **cfg["backbone"]["weights"]}
             backbone.test_views = cfg["backbone"].get("test_views", "none")  # absent in folders saved before it existed
             backbone.feature_stages = cfg["backbone"].get("feature_stages", 1)  # likewise
             head = DenseHead.from_config(cfg["head"])
+            if head.in_features != backbone.num_features:
+                raise ModelFolderError(
+                    f"{cfg_path}: the head takes {head.in_features} features, but {backbone.name} with feature_stages="
+                    f"{backbone.feature_stages} gives {backbone.num_features}; 'head' and 'backbone' must come from the same save.")
+            model = cls(backbone, head, classes, positive=cfg.get("positive_label"), extra=cfg.get("extra"), **check_saved_scalars(cfg, cfg_path))
         except (KeyError, ValueError, TypeError, AttributeError) as exc:  # AttributeError: JSON that is not an object
             if isinstance(exc, ModelFolderError):
                 raise
             raise ModelFolderError(f"{cfg_path} is not a valid transferkit config ({type(exc).__name__}: {exc}).") from None
-        model = cls(backbone, head, classes, positive=cfg.get("positive_label"), threshold=cfg.get("threshold", 0.5), extra=cfg.get("extra"),
-                    temperature=cfg.get("temperature", 1.0))
-        try:
-            load_model(model, str(weights_path), strict=True)
-        except Exception as exc:
-            raise ModelFolderError(f"{weights_path} does not match its config.json ({str(exc).splitlines()[0][:300]}).") from None
+        load_weights_strictly(model, weights_path)
         return model.to(device).eval()
 
 

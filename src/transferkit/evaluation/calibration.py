@@ -83,6 +83,14 @@ class TemperatureScaler:
         # never worse than doing nothing (the optimiser is bounded and 1-D, so this is a guard)
         self.nll_before_ = negative_log_likelihood(logits, y_true, 1.0)
         nll_t = negative_log_likelihood(logits, y_true, t)
+        self.note_ = None
+        if (logits.argmax(1) == y_true).all():
+            # every validation example right: each term of the NLL falls towards 0 as T -> 0, so there is no optimum, only
+            # the bound or wherever the NLL underflows to 0. That T would push every later probability to 0 or 1 (and
+            # worsen a test NLL many times over): no scaling
+            t, nll_t = 1.0, self.nll_before_
+            self.note_ = ("not fitted: the validation split is classified without an error, so the likelihood keeps rising "
+                          "as the temperature falls and has no optimum; the temperature stays 1")
         self.temperature_ = t if nll_t <= self.nll_before_ else 1.0
         self.nll_after_ = min(nll_t, self.nll_before_)
         return self
@@ -91,6 +99,17 @@ class TemperatureScaler:
         if not hasattr(self, "temperature_"):
             raise NotFittedError("TemperatureScaler is not fitted yet: call fit(val_logits, y_val) first.")
         return softmax(np.asarray(logits, dtype=np.float64) / self.temperature_, axis=1)
+
+
+def calibrate_on_validation(y_val: np.ndarray, proba_val: np.ndarray) -> dict[str, float | str] | None:
+    """The temperature a fit saves with its model: fitted on the validation split's probabilities (temperature 1), so
+    ``predict`` gives calibrated confidences whether or not a report is written. None when validation is empty."""
+    y_val = np.asarray(y_val)
+    if len(y_val) == 0:
+        return None
+    scaler = TemperatureScaler().fit(logits_from_proba(proba_val), y_val)
+    return {"temperature": scaler.temperature_, "fitted_on": "validation split (NLL)", "val_nll_before": scaler.nll_before_,
+            "val_nll_after": scaler.nll_after_, **({"note": scaler.note_} if scaler.note_ else {})}
 
 
 def save_temperature(model_dir: str | os.PathLike, temperature: float) -> Path:

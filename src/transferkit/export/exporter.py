@@ -210,17 +210,26 @@ def export_model(
 
     # ---- the sample images: calibration and parity never share a file ----------------------
     calib_files: list[Path] = []
-    if calibration is not None:
+    if calibration is not None and quantize:  # only int8 calibrates: an fp32 export takes the folder for parity alone
         calib_files = sample_files(calibration, num_calibration, seed=seed, prefer_train=True)
         if not calib_files:
             raise DataError(f"no image files under '{calibration}' for calibration.")
+    if calibration is not None and not quantize:
+        notes.append("fp32 export: nothing is calibrated; --calibration images were used only for the parity check"
+                     if parity_data is None else "fp32 export: nothing is calibrated, so --calibration was not used.")
     parity_source = parity_data if parity_data is not None else calibration
     parity_files = sample_files(parity_source, num_parity, seed=seed + 1, exclude=set(calib_files)) if parity_source else []
     parity_files, parity_images = _read_all(parity_files, "parity images", progress)
     if not parity_images:
         parity_images = _synthetic_images(num_parity, seed)
-        notes.append(f"parity measured on {num_parity} random-noise images (no image folder given): pass --parity-data "
-                     "DATA to check on real images.")
+        if parity_source is None:
+            why = "no image folder given"
+        elif parity_data is None and calib_files:
+            why = f"all {len(calib_files)} images sampled from '{calibration}' went to int8 calibration, and parity never reuses them"
+        else:
+            why = f"no readable image files under '{parity_source}'"
+        notes.append(f"parity measured on {num_parity} random-noise images ({why}): pass --parity-data DATA to check on real images"
+                     + (" (or a smaller --num-calibration)" if parity_data is None and calib_files else "") + ".")
 
     # ---- export ------------------------------------------------------------------------------
     model_file = "model.pt" if format == "torchscript" else "model.onnx"

@@ -44,6 +44,19 @@ def feature_key(backbone: str, weights_sha256: str | None, data_cfg: dict[str, A
     return hashlib.sha256(payload.encode()).hexdigest()[:24]
 
 
+def cacheable_sha256(weights_record: dict[str, Any]) -> str | None:
+    """The sha256 that keys a backbone's cached features, or None when its features must not be cached.
+
+    Features are cached only for weights that are exactly the file named by the record: random init (no sha256) and
+    fine-tuned weights (``"fine_tuned": true``) are computed afresh. A model folder saved before transferkit recorded
+    ``fine_tuned`` loads with ``"fine_tuned": null`` (unknown), and is not cached either: its backbone may have been
+    fine-tuned, and the pretrained file's features would then be silently wrong for it.
+    """
+    if weights_record.get("fine_tuned", False) is not False:
+        return None
+    return weights_record.get("sha256") or None
+
+
 class FeatureCache:
     """Feature vectors by (feature space key, file content hash)."""
 

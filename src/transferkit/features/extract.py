@@ -13,7 +13,7 @@ from ..backbones import Backbone
 from ..config import AugmentConfig
 from ..data import ImageRecord, make_transforms, open_image
 from ..progress import track
-from .cache import FeatureCache, feature_key
+from .cache import FeatureCache, cacheable_sha256, feature_key
 
 
 class ImageRecordDataset(Dataset):
@@ -87,7 +87,8 @@ def extract_features(
     """Features ``(len(records), backbone.num_features)`` in record order.
 
     Cached vectors are reused; only the missing ones are computed (in eval mode, under
-    autocast on CUDA) and then stored. A random-init backbone is never cached.
+    autocast on CUDA) and then stored. A random-init or fine-tuned backbone is never cached
+    (:func:`~transferkit.features.cache.cacheable_sha256`).
     """
     return _features(backbone, records, lambda todo: ImageRecordDataset(todo, make_transforms(backbone.data_cfg)), cache=cache,
                      batch_size=batch_size, num_workers=num_workers, device=device, progress=progress, description=description,
@@ -133,7 +134,7 @@ def _features(backbone: Backbone, records: Sequence[ImageRecord], make_dataset, 
               train_view: dict | None = None) -> np.ndarray:
     stats = stats if stats is not None else ExtractionStats()
     hashes = [r.sha256 for r in records]
-    sha = backbone.weights_record.get("sha256")
+    sha = cacheable_sha256(backbone.weights_record)
     views = getattr(backbone, "test_views", "none")
     stages = getattr(backbone, "feature_stages", 1)
     key = feature_key(backbone.name, sha, backbone.data_cfg, views, stages, train_view) if (cache is not None and sha) else None
@@ -162,4 +163,6 @@ def _features(backbone: Backbone, records: Sequence[ImageRecord], make_dataset, 
                     "test_views": views, "feature_stages": stages, **({"train_view": train_view} if train_view else {})}
             cache.put(key, list(new), np.stack(list(new.values())), meta=meta)
         have = {**have, **new}
+    if not hashes:
+        return np.zeros((0, backbone.num_features), np.float32)
     return np.stack([have[h] for h in hashes]).astype(np.float32)

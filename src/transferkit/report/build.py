@@ -208,6 +208,8 @@ def write_report(
     val_logits, test_logits = logits_from_proba(val.proba), logits_from_proba(test.proba)
     scaler = TemperatureScaler().fit(val_logits, val.y_true)
     t = scaler.temperature_
+    if scaler.note_:
+        warnings.append(f"temperature scaling {scaler.note_}")
     before_test, after_test = reliability_bins(test.y_true, test.proba, num_bins=NUM_BINS), reliability_bins(test.y_true, scaler.predict_proba(test_logits), num_bins=NUM_BINS)
     before_val, after_val = reliability_bins(val.y_true, val.proba, num_bins=NUM_BINS), reliability_bins(val.y_true, scaler.predict_proba(val_logits), num_bins=NUM_BINS)
     if calibrate:

@@ -27,6 +27,15 @@ def softmax(logits: np.ndarray, temperature: float | None = None) -> np.ndarray:
     return e / e.sum(axis=1, keepdims=True)
 
 
+def as_paths(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str | os.PathLike]:
+    """The image files to predict: one path (``"leaf.jpg"``) is a list of one, not a sequence of characters."""
+    if isinstance(paths, (str, os.PathLike)):
+        return [paths]
+    if isinstance(paths, bytes):
+        return [os.fsdecode(paths)]
+    return list(paths)
+
+
 def prediction_record(key: str, value: Any, classes: Sequence[str], label_index: int, proba) -> dict[str, Any]:
     """One prediction as returned by every ``predict``: ``{key: value, "label": ..., "probabilities": {class: p}}``."""
     return {key: value, "label": classes[int(label_index)], "probabilities": {c: float(v) for c, v in zip(classes, proba)}}
@@ -152,12 +161,12 @@ class ExportedModel:
             out[idx] = softmax(self.logits(self.tokenizer.collate([encodings[i] for i in idx])), self.config.temperature)
         return out
 
-    def predict(self, items: Sequence[str | os.PathLike], *, batch_size: int = 32) -> list[dict[str, Any]]:
-        """Predict image files, or texts for a text model; a bad item (unreadable file, empty text) gets an
-        ``error`` entry instead of stopping the run."""
+    def predict(self, items: str | os.PathLike | Sequence[str | os.PathLike], *, batch_size: int = 32) -> list[dict[str, Any]]:
+        """Predict image files (one path or a list), or texts for a text model (a list); a bad item (unreadable file,
+        empty text) gets an ``error`` entry instead of stopping the run."""
         if self.is_text:
             return self.predict_texts(items, batch_size=batch_size)
-        paths = items
+        paths = as_paths(items)
         results: list[dict[str, Any]] = [{} for _ in paths]
         good: list[tuple[int, np.ndarray]] = []
         for i, p in enumerate(paths):

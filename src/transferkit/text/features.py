@@ -15,13 +15,14 @@ import torch
 from ..backbones.text import TextBackbone
 from ..data.text import text_sha256
 from ..features import ExtractionStats, FeatureCache, feature_key, resolve_device
+from ..features.cache import cacheable_sha256
 from ..progress import track
 
 
 def text_feature_key(backbone: TextBackbone) -> str | None:
-    sha = backbone.weights_record.get("sha256")
+    sha = cacheable_sha256(backbone.weights_record)
     if not sha:
-        return None  # random-init encoders are never cached
+        return None  # random-init and fine-tuned encoders are never cached
     cfg = {"modality": "text", **backbone.text_cfg, "tokenizer": type(backbone.tokenizer).__name__}
     return feature_key(backbone.name, sha, cfg)
 
@@ -70,6 +71,8 @@ def embed_texts(
             meta = {"backbone": backbone.name, "weights": backbone.weights_record, "text": backbone.text_cfg}
             cache.put(key, list(new), computed, meta=meta)
         have = {**have, **new}
+    if not hashes:
+        return np.zeros((0, backbone.num_features), np.float32)
     if not hashes:
         return np.zeros((0, backbone.num_features), np.float32)
     return np.stack([have[h] for h in hashes]).astype(np.float32)

@@ -37,6 +37,7 @@ from ..errors import DataError, FinishedRunError
 from ..evaluation import classification_metrics, resolve_positive
 from ..features import ExtractionStats, FeatureCache, resolve_device
 from ..progress import console
+from ..run_folder import check_run_folder, clear_previous_run
 from ..training import HeadTrainer, seed_everything
 from .features import embed_texts
 from .finetune import LoraSettings, finetune_text_model, merge_lora
@@ -170,6 +171,8 @@ def train_text_classifier(
         apply_wise_ft(model, start, ft.wise_alpha)
         info["wise_ft"] = {"alpha": ft.wise_alpha}
     model.eval()
+    # the encoder's weights are no longer the file's: the embedding cache must not serve the file's embeddings for them
+    model.backbone.weights_record = {**model.backbone.weights_record, "fine_tuned": True}
     info.update({"finetune": json.loads(ft.model_dump_json()), "best_epoch": trainer.best_epoch_, "best_val_loss": trainer.best_val_loss_,
                  "initial_val": trainer.initial_, "history": [vars(h) for h in trainer.history_],
                  "finetune_s": time.perf_counter() - t1 + trainer.seconds_before_resume,
@@ -377,12 +380,24 @@ def fit_text(
     process runs this; only the main process writes the run folder.
     """
     run_options: dict[str, Any] = {"save_final": save_final, "report": report}
+    if out is not None and resume is None:
+        check_run_folder(out)
     if resume is not None:
         out = Path(resume)
         config, saved_options = _resume_config(out)
         run_options.update(saved_options)
         save_final, report = bool(run_options["save_final"]), bool(run_options["report"])
-    elif config is None:
+    elif config is not None:  # every setting comes from the config: an argument beside it would be silently ignored
+        ignored = [*(n for n, v, d in (("model", model, "all-MiniLM-L6-v2"), ("strategy", strategy, "linear-probe"), ("cv", cv, None),
+                                        ("test", test, None)) if v != d), *sorted(kwargs)]
+        if data is not None and Path(data).resolve() != Path(config.data).resolve():
+            ignored.insert(0, f"data ('{data}'; the config reads '{config.data}')")
+        if ignored:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"fit_text(config=...) takes its settings from the config, so these arguments would be ignored: "
+                              f"{', '.join(ignored)}. Set them in the config (config.model_copy(update={{...}})), or call fit_text without config=.")
+    else:
         if data is None:
             raise DataError("pass a data file (or resume=RUN to continue an interrupted run).")
         config = TextFitConfig(data=Path(data), backbone=model, strategy=strategy, cv=cv, test=Path(test) if test else None, **kwargs)
@@ -425,6 +440,9 @@ def fit_text(
         if run_dir is None or not is_main or resuming:
             return
         run_dir.mkdir(parents=True, exist_ok=True)
+        replaced = clear_previous_run(run_dir)  # an earlier run's report, predictions or checkpoints must not stay beside this one
+        if replaced and progress:
+            console.print(f"{run_dir} held an earlier run: its outputs were replaced ({', '.join(replaced)}).")
         if ranking is not None:
             ranking.save_json(run_dir / "ranking.json")
         _write_json(run_dir / "config.json", {
@@ -450,8 +468,10 @@ def fit_text(
             final, info = train_text_classifier(config, table.classes, train, val, cache=cache, progress=progress, adapter_dir=adapter_dir, stats=stats,
                                                 checkpoint_dir=checkpoints / "final" if checkpoints is not None else None, resume=resuming,
                                                 resume_hint=hint)
+            val_proba = _proba(final, val, config, cache)
             metrics["final_model"] = {"num_train": len(train), "num_val": len(val), "training": info,
-                                      "val": classification_metrics(np.array([r.label for r in val]), _proba(final, val, config, cache), table.classes, positive=config.positive)}
+                                      "val": classification_metrics(np.array([r.label for r in val]), val_proba, table.classes, positive=config.positive)}
+            _calibrate(final, [r.label for r in val], val_proba, metrics["final_model"])
         data_record = data_summary
     else:
         splits: TextSplits = load_text_dataset(config.data, test=config.test, text_col=config.text_col, label_col=config.label_col,
@@ -463,6 +483,7 @@ def fit_text(
         proba = {s: _proba(final, splits.split(s), config, cache) for s in ("val", "test")}
         for s in ("val", "test"):
             metrics[s] = classification_metrics(np.array([r.label for r in splits.split(s)]), proba[s], splits.classes, positive=config.positive)
+        _calibrate(final, [r.label for r in splits.val], proba["val"], metrics)
         metrics["training"] = {k: v for k, v in info.items() if k != "history"}
         metrics["history"] = info.get("history", [])
         data_record = splits.summary()
@@ -492,6 +513,16 @@ def fit_text(
     if accelerator is not None:
         accelerator.wait_for_everyone()
     return TextFitResult(final, metrics, config, run_dir, folds)
+
+
+def _calibrate(model: TextClassifier, y_val: Sequence[int], proba_val: np.ndarray, record: dict[str, Any]) -> None:
+    """The saved model's temperature, fitted on its validation split (the same fit the report shows), report or not."""
+    from ..evaluation.calibration import calibrate_on_validation
+
+    calibration = calibrate_on_validation(np.asarray(y_val, dtype=np.int64), proba_val)
+    if calibration is not None:
+        model.temperature = float(calibration["temperature"])
+        record["calibration"] = calibration
 
 
 def _save_predictions_and_report(run_dir: Path, model: TextClassifier, splits: TextSplits, proba: dict[str, np.ndarray], *,

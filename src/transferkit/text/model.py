@@ -53,14 +53,16 @@ class TextClassifier(nn.Module):
 
     # ---- inference -------------------------------------------------------------------------
     @torch.inference_mode()
-    def predict_proba(self, texts: Sequence[str], *, batch_size: int = 64, device: str | torch.device = "cpu",
+    def predict_proba(self, texts: Sequence[str], *, batch_size: int = 64, device: str | torch.device | None = None,
                       calibrated: bool = True) -> np.ndarray:
-        """Class probabilities ``(len(texts), num_classes)``; batches are grouped by length.
+        """Class probabilities ``(len(texts), num_classes)``; batches are grouped by length. ``device``: where to run
+        (default: where the model is, e.g. after ``transferkit.load(path, device="cuda")``).
 
         ``calibrated``: softmax of logits / ``temperature`` (the validation-fitted calibration);
         ``False`` gives the raw model's probabilities (temperature 1, what reports start from).
         """
         temperature = self.temperature if calibrated else 1.0
+        device = device if device is not None else next(self.parameters()).device
         self.eval().to(device)
         texts = list(texts)
         out = np.zeros((len(texts), len(self.classes)), np.float32)
@@ -75,8 +77,10 @@ class TextClassifier(nn.Module):
         return out
 
     def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> list[dict[str, Any]]:
-        """Label and class probabilities per text; an empty text gets an ``error`` entry instead."""
-        texts = [str(t) for t in texts]
+        """Label and class probabilities per text (a list of str); an empty text gets an ``error`` entry instead."""
+        from ..runtime.text import check_texts
+
+        texts = check_texts(texts)  # one str is refused, not read as a sequence of one-character texts
         good = [i for i, t in enumerate(texts) if t.strip()]
         proba = self.predict_proba([texts[i].strip() for i in good], batch_size=batch_size)
         labels = predict_labels(proba, self.positive_index, self.threshold) if len(good) else []
@@ -93,7 +97,7 @@ class TextClassifier(nn.Module):
         return {
             "format": TEXT_FORMAT,
             "transferkit_version": __version__,
-            "backbone": {"name": self.backbone.name, "library": "transformers", "weights": self.backbone.weights_record, "hf_config": enc_cfg},
+            "backbone": {"name": self.backbone.name, "library": "transformers", "weights": {"fine_tuned": False, **self.backbone.weights_record}, "hf_config": enc_cfg},
             "max_length": self.backbone.max_length,
             "pooling": self.backbone.pooling,
             "head": self.head.config(),
@@ -117,8 +121,9 @@ class TextClassifier(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, *, device: str | torch.device = "cpu") -> "TextClassifier":
-        from safetensors.torch import load_model
         from transformers import AutoModel, AutoTokenizer
+
+        from ..model import check_saved_scalars, load_weights_strictly
         from transformers.models.auto.configuration_auto import CONFIG_MAPPING
         from transformers.utils import logging as hf_logging
 
@@ -138,21 +143,21 @@ class TextClassifier(nn.Module):
             enc_config = CONFIG_MAPPING[hf["model_type"]].from_dict(hf)
             encoder = AutoModel.from_config(enc_config)
             tokenizer = AutoTokenizer.from_pretrained(str(directory), local_files_only=True)
-            backbone = TextBackbone(cfg["backbone"]["name"], encoder, tokenizer, cfg["backbone"]["weights"],
+            record = {"fine_tuned": cfg.get("strategy", "linear-probe") != "linear-probe", **cfg["backbone"]["weights"]}
+            backbone = TextBackbone(cfg["backbone"]["name"], encoder, tokenizer, record,
                                     pooling=cfg["pooling"], max_length=cfg["max_length"])
             head = DenseHead.from_config(cfg["head"])
+            if head.in_features != backbone.num_features:
+                raise ModelFolderError(f"{cfg_path}: the head takes {head.in_features} features, but the encoder gives "
+                                       f"{backbone.num_features}; 'head' and 'backbone' must come from the same save.")
             classes = list(cfg["labels"])
+            model = cls(backbone, head, classes, positive=cfg.get("positive_label"), strategy=cfg.get("strategy", "linear-probe"),
+                        adapter=cfg.get("adapter"), extra=cfg.get("extra"), **check_saved_scalars(cfg, cfg_path))
         except ModelFolderError:
             raise
-        except (KeyError, ValueError, TypeError, OSError) as exc:
+        except (KeyError, ValueError, TypeError, OSError, AttributeError) as exc:  # AttributeError: JSON that is not an object
             raise ModelFolderError(f"{cfg_path} is not a valid transferkit text model ({type(exc).__name__}: {str(exc).splitlines()[0][:300]}).") from None
-        model = cls(backbone, head, classes, positive=cfg.get("positive_label"), threshold=cfg.get("threshold", 0.5),
-                    strategy=cfg.get("strategy", "linear-probe"), adapter=cfg.get("adapter"), extra=cfg.get("extra"),
-                    temperature=cfg.get("temperature", 1.0))
-        try:
-            load_model(model, str(weights_path), strict=True)
-        except Exception as exc:
-            raise ModelFolderError(f"{weights_path} does not match its config.json ({str(exc).splitlines()[0][:300]}).") from None
+        load_weights_strictly(model, weights_path)
         return model.to(device).eval()
 
 
@@ -162,7 +167,8 @@ def is_text_model_folder(path: str | os.PathLike) -> bool:
     for cfg in (path / "model" / CONFIG_NAME, path / CONFIG_NAME):
         if cfg.is_file():
             try:
-                return json.loads(cfg.read_text()).get("format") == TEXT_FORMAT
+                saved = json.loads(cfg.read_text())
             except (ValueError, OSError):
                 return False
+            return isinstance(saved, dict) and saved.get("format") == TEXT_FORMAT
     return False

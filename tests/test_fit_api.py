@@ -1,0 +1,100 @@
+"""fit's Python boundary: calibration saved with every model, a config and the arguments beside it, a run folder that
+already holds a run, and fit_seeds' arguments."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import transferkit as tk
+from conftest import TINY, make_image_folder
+from transferkit.config import DataConfig, FitConfig, HeadConfig
+from transferkit.errors import ConfigError, DataError
+
+pytestmark = pytest.mark.usefixtures("torch_single_thread")
+
+
+def _fit(data, weights, out=None, **kw):
+    return tk.fit(data, model=TINY, weights=str(weights), hidden_dim=0, out=out, progress=False, **kw)
+
+
+def _with_label_noise(folder):
+    """Some training images filed under the other class, so validation holds errors and the temperature has an optimum."""
+    import shutil
+
+    for src, dst in (("cat", "dog"), ("dog", "cat")):
+        for i, f in enumerate(sorted((folder / "train" / src).glob("*.png"))[:4]):
+            shutil.copy(f, folder / "train" / dst / f"swapped_{i}.png")
+    return folder
+
+
+def test_the_saved_model_is_calibrated_with_or_without_a_report(image_folder, tiny_weights, tmp_path):
+    image_folder = _with_label_noise(image_folder)
+    with_report = _fit(image_folder, tiny_weights, tmp_path / "a", report=True)
+    without = _fit(image_folder, tiny_weights, tmp_path / "b", report=False)
+    t_report = json.loads((tmp_path / "a" / "model" / "config.json").read_text())["temperature"]
+    t_plain = json.loads((tmp_path / "b" / "model" / "config.json").read_text())["temperature"]
+    assert t_report != 1.0 and "note" not in without.metrics["calibration"]  # scaling is fitted here: an unscaled save would show
+    assert t_plain == pytest.approx(t_report, rel=1e-9)
+    assert without.metrics["calibration"]["temperature"] == pytest.approx(t_plain)
+    assert without.metrics["calibration"]["val_nll_after"] <= without.metrics["calibration"]["val_nll_before"]
+    assert without.model.temperature == pytest.approx(t_plain) and tk.load(tmp_path / "b").temperature == pytest.approx(t_plain)
+
+
+def test_arguments_beside_a_config_are_refused_not_ignored(image_folder, tiny_weights, tmp_path):
+    cfg = FitConfig(data=DataConfig(root=image_folder), backbone=TINY, weights=str(tiny_weights), head=HeadConfig(hidden_dim=0))
+    other = make_image_folder(tmp_path / "other", classes=("a", "b", "c"))
+    with pytest.raises(ConfigError, match=r"would be ignored: data \('.*other'; the config reads .*\), epochs, model, seed"):
+        tk.fit(other, config=cfg, model="resnet18", seed=5, epochs=3, progress=False)
+    with pytest.raises(ConfigError, match="would be ignored: lr"):
+        tk.fit(config=cfg, lr=0.5, progress=False)
+    run = tk.fit(image_folder, config=cfg, out=tmp_path / "ok", progress=False, report=False)  # the same data, run options: fine
+    assert run.config == cfg
+
+
+def test_a_new_run_in_an_old_run_folder_replaces_its_outputs(image_folder, tiny_weights, tmp_path):
+    out = tmp_path / "run"
+    _fit(image_folder, tiny_weights, out, report=True)
+    assert (out / "report.html").is_file() and (out / "report").is_dir()
+    (out / "notes.txt").write_text("mine")  # not a run output: stays
+    three = make_image_folder(tmp_path / "three", classes=("a", "b", "c"))
+    _fit(three, tiny_weights, out, report=False)
+    assert not (out / "report.html").exists() and not (out / "report.json").exists() and not (out / "report").exists()
+    assert (out / "notes.txt").read_text() == "mine"
+    assert tk.load(out).classes == ["a", "b", "c"]
+    header = (out / "predictions" / "test.csv").read_text().splitlines()[0]
+    assert header.endswith("p_a,p_b,p_c")
+
+
+def test_an_out_path_that_is_a_file_fails_before_any_work(image_folder, tiny_weights, tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    with pytest.raises(DataError, match="is a file, not a folder"):
+        tk.fit(image_folder, model="no_such_backbone", out=afile, progress=False)  # before the backbone is even looked up
+
+
+def test_fit_seeds_needs_seeds_and_carries_each_seed_into_a_config(image_folder, tiny_weights, tmp_path):
+    with pytest.raises(ConfigError, match="at least one seed"):
+        tk.fit_seeds(image_folder, seeds=[], out=tmp_path / "none")
+    with pytest.raises(ConfigError, match="a seed twice"):
+        tk.fit_seeds(image_folder, seeds=[1, 1])
+    cfg = FitConfig(data=DataConfig(root=image_folder), backbone=TINY, weights=str(tiny_weights), head=HeadConfig(hidden_dim=0))
+    res = tk.fit_seeds(image_folder, seeds=[3, 4], config=cfg, progress=False, report=False)
+    assert [(r.config.seed, r.config.data.seed, r.config.train.seed) for r in res.runs] == [(3, 3, 3), (4, 4, 4)]
+
+
+def test_a_validation_split_without_errors_leaves_the_temperature_at_1():
+    """With no validation error the NLL falls as T -> 0 and has no optimum: fitting one pushed every later probability to
+    exactly 0 or 1 (the optimiser stopped at its bound, or where the NLL underflowed)."""
+    import numpy as np
+
+    from transferkit.evaluation.calibration import calibrate_on_validation
+
+    y = np.array([0, 1, 0, 1, 1])
+    proba = np.array([[0.9, 0.1], [0.3, 0.7], [0.6, 0.4], [0.2, 0.8], [0.45, 0.55]])
+    record = calibrate_on_validation(y, proba)
+    assert record["temperature"] == 1.0 and "no optimum" in record["note"]
+    proba[2] = [0.4, 0.6]  # one error: now the NLL has an optimum
+    record = calibrate_on_validation(y, proba)
+    assert 0.05 < record["temperature"] != 1.0 and "note" not in record and record["val_nll_after"] < record["val_nll_before"]
