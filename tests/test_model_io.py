@@ -275,3 +275,44 @@ def test_predict_takes_one_path_as_one_image(model, image_folder):
         assert len(got) == 1 and got[0]["path"] == str(one) and got[0] == model.predict([one])[0]
     assert tk.predict(model, str(one)) == model.predict([one])
 
+
+def test_a_feature_constant_in_training_is_centred_not_blown_up():
+    """A ReLU channel that never fires on the training images had its spread clamped to 1e-6, so a test image that fired
+    it by 0.09 sent 90,000 standard units into the hidden layer and decided the prediction."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 8)).astype(np.float32)
+    X[:, 3] = 0.0  # dead on every training image
+    for hidden in (16, None):
+        head = DenseHead(8, 2, hidden_dim=hidden)
+        head.set_feature_stats(torch.from_numpy(X))
+        assert head.feature_std[3] == 1.0 and torch.all(head.feature_std[[0, 1, 2, 4]] != 1.0)
+        x = torch.from_numpy(X[:5].copy())
+        fired = x.clone()
+        fired[:, 3] = 0.09
+        with torch.no_grad():
+            assert (head(fired) - head(x)).abs().max() < 1.0
+    y = (X[:, 0] > 0).astype(int)
+    linear = HeadTrainer(HeadConfig(hidden_dim=None), HeadTrainConfig(linear_refit=False), progress=False).fit(X[:30], y[:30], X[30:], y[30:], 2).head_
+    hidden = HeadTrainer(HeadConfig(hidden_dim=16), HeadTrainConfig(epochs=5), progress=False).fit(X[:30], y[:30], X[30:], y[30:], 2).head_
+    assert linear.feature_std[3] == 1.0 and hidden.feature_std[3] == 1.0  # both head trainers, one rule
+
+
+def test_head_trainer_takes_class_indices_and_says_what_else_it_got():
+    X, y = _blobs(40)
+    trainer = HeadTrainer(HeadConfig(hidden_dim=None), HeadTrainConfig(), progress=False)
+    with pytest.raises(ValueError, match=r"class index\(es\) \[0\] never occur in y_train"):
+        trainer.fit(X[:30], y[:30] + 1, X[30:], y[30:] + 1)  # labels 1, 2: a head for 3 classes, one never seen
+    with pytest.raises(ValueError, match="num_classes=2, but the labels go up to 2"):
+        trainer.fit(X[:30], y[:30] * 2, X[30:], y[30:], 2)
+    with pytest.raises(ValueError, match="must hold class indices 0..K-1 .*np.unique"):
+        trainer.fit(X[:30], np.where(y[:30] == 1, "pos", "neg"), X[30:], y[30:])
+    with pytest.raises(ValueError, match="at least two classes"):
+        trainer.fit(X[:30], np.zeros(30, int), X[30:], np.zeros(10, int))
+    assert trainer.fit(X[:30], (y[:30] + 1), X[30:], y[30:] + 1, 3).head_.num_classes == 3  # absent on purpose: allowed
+
+
+def test_classification_metrics_refuses_probabilities_for_other_classes():
+    from transferkit.evaluation import classification_metrics
+
+    with pytest.raises(ValueError, match=r"expected proba of shape \(N, 2\)"):
+        classification_metrics(np.array([0, 1, 1]), np.full((3, 3), 1 / 3), ["a", "b"])

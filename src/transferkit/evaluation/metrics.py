@@ -73,6 +73,11 @@ def classification_metrics(
     (``null`` once written by :mod:`transferkit.json_files`) and ``undefined`` says why."""
     y_true = np.asarray(y_true)
     proba = np.asarray(proba, dtype=np.float64)
+    if proba.ndim != 2 or proba.shape[1] != len(classes) or len(proba) != len(y_true):
+        raise ValueError(f"classification_metrics: expected proba of shape (N, {len(classes)}) for {len(classes)} classes and "
+                         f"N = {len(y_true)} labels; got {proba.shape}.")
+    if len(y_true) and (y_true.min() < 0 or y_true.max() >= len(classes)):
+        raise ValueError(f"classification_metrics: y_true must hold class indices 0..{len(classes) - 1}; got {y_true.min()}..{y_true.max()}.")
     labels = list(range(len(classes)))
     pos = resolve_positive(classes, positive)
     y_pred = predict_labels(proba, pos, threshold)

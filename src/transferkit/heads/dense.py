@@ -8,6 +8,18 @@ import torch
 from torch import nn
 
 
+# a feature whose spread over the training features is below this is constant there (e.g. a ReLU channel that never
+# fires on the training images): it is centred but not scaled, as scikit-learn's StandardScaler does
+CONSTANT_FEATURE_STD = 1e-6
+
+
+def feature_scale(std: torch.Tensor) -> torch.Tensor:
+    """Per-feature divisors for standardisation: the spread, or 1 where the feature is constant in training. Dividing by
+    a near-zero spread instead would turn any value a new image gives that feature into a huge input (a channel dead on
+    the training images but active on a test image reached 10^4-10^5 standard units and decided the prediction)."""
+    return torch.where(std < CONSTANT_FEATURE_STD, torch.ones_like(std), std)
+
+
 class DenseHead(nn.Module):
     """Standardise features, then a Dense layer (optionally one hidden layer + dropout).
 
@@ -30,7 +42,7 @@ class DenseHead(nn.Module):
 
     def set_feature_stats(self, features: torch.Tensor) -> "DenseHead":
         self.feature_mean.copy_(features.mean(0))
-        self.feature_std.copy_(features.std(0).clamp_min(1e-6))
+        self.feature_std.copy_(feature_scale(features.std(0)))
         return self
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:

@@ -15,6 +15,7 @@ from ..config import HeadConfig, HeadTrainConfig
 from ..crossval import smallest_class, stratified_folds
 from ..errors import NotFittedError
 from ..heads import DenseHead
+from ..heads.dense import feature_scale
 from ..progress import track
 from .seed import seed_everything
 
@@ -72,6 +73,37 @@ class EpochRecord:
     val_accuracy: float
 
 
+def check_class_indices(y_train, y_val, num_classes: int | None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Labels as class indices 0..K-1 (validated at the boundary): whole numbers, every train class present when K is
+    inferred, none at or above ``num_classes``, and at least two classes. Returns int64 arrays and K."""
+    out = []
+    for name, y in (("y_train", y_train), ("y_val", y_val)):
+        arr = np.asarray(y)
+        if arr.dtype.kind not in "iub" and not (arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
+            raise ValueError(f"{name} must hold class indices 0..K-1 (integers); got dtype {arr.dtype}. "
+                             "Map labels to indices first: classes, y = np.unique(labels, return_inverse=True).")
+        arr = arr.astype(np.int64)
+        if arr.size and arr.min() < 0:
+            raise ValueError(f"{name} holds a negative class index ({arr.min()}); class indices run 0..K-1.")
+        out.append(arr)
+    y_train, y_val = out
+    if not len(y_train):
+        raise ValueError("y_train is empty: the head needs training examples.")
+    seen = int(max(y_train.max(), y_val.max() if len(y_val) else 0)) + 1
+    if num_classes is None:
+        missing = sorted(set(range(seen)) - set(np.unique(y_train).tolist()))
+        if missing:
+            raise ValueError(f"class index(es) {missing} never occur in y_train, so the head would learn classes it has no example of. "
+                             "Pass labels as 0..K-1 (np.unique(labels, return_inverse=True)), or num_classes=K when a class is "
+                             "absent on purpose.")
+        num_classes = seen
+    elif seen > num_classes:
+        raise ValueError(f"num_classes={num_classes}, but the labels go up to {seen - 1}: class indices must be below num_classes.")
+    if num_classes < 2:
+        raise ValueError(f"a classifier needs at least two classes; got num_classes={num_classes}.")
+    return y_train, y_val, num_classes
+
+
 @dataclass
 class HeadTrainer:
     """Fits a :class:`DenseHead` on features with early stopping on validation loss.
@@ -106,6 +138,7 @@ class HeadTrainer:
         try:
             self.head_choice_, self.head_config_ = None, self.head_config
             self.val_proba_, self.refit_ = None, None
+            y_train, y_val, num_classes = check_class_indices(y_train, y_val, num_classes)
             if groups is not None and len(groups) != len(y_train) + len(y_val):
                 raise ValueError(f"groups must hold one subject id per train then val example ({len(y_train) + len(y_val)}); got {len(groups)}.")
             if augmented is not None:
@@ -260,8 +293,7 @@ class HeadTrainer:
 
         cfg = self.train_config
         mean = X.astype(np.float64).mean(0)
-        scale = X.astype(np.float64).std(0)
-        scale[scale < 1e-6] = 1.0
+        scale = feature_scale(torch.from_numpy(X.astype(np.float64).std(0))).numpy()  # constant features: centred, not scaled
         lr = LogisticRegression(C=C, class_weight="balanced" if cfg.class_weighted else None, max_iter=cfg.linear_max_iter)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
