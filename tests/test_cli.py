@@ -200,3 +200,59 @@ def test_a_bad_option_value_is_one_plain_line(image_folder, tiny_weights, tmp_pa
     assert_clean_failure(res, "invalid option hidden_dim='wide'", "a width (0 = a single Dense layer) or 'auto'")
     assert "Value error" not in res.stderr
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_predict_on_a_folder_says_which_files_it_left_out(run_dir, image_folder, tmp_path):
+    out, _ = run_dir
+    folder = tmp_path / "mixed"
+    shutil.copytree(image_folder / "test" / "cat", folder)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    result = invoke("predict", out, folder, "--json")
+    assert result.exit_code == 0, result.output
+    assert len(json.loads(result.stdout)) == len(list((image_folder / "test" / "cat").iterdir()))
+    flat = " ".join(result.stderr.split())
+    assert "left out 2 file(s) found in the folders" in flat and "notes.txt: not an image file" in flat and "gone.png: broken link" in flat
+
+
+def test_output_paths_that_cannot_be_written_fail_in_one_line_before_any_work(run_dir, image_folder, tiny_weights, tmp_path):
+    out, _ = run_dir
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    assert_clean_failure(invoke("fit", image_folder, "--model", TINY, "--weights", tiny_weights, "--out", afile / "sub", "-q"),
+                         "is a file, so no folder can be made below it")
+    assert_clean_failure(invoke("export", out, "--out", afile, "--exporter", "torchscript"), "--out", "is a file, not a folder")
+    assert_clean_failure(invoke("rank", image_folder, "--candidates", f"{TINY}:{tiny_weights}", "--json", tmp_path, "-q"),
+                         "--json", "is a folder: pass a file name")
+    assert_clean_failure(invoke("rank", image_folder, "--candidates", f"{TINY}:{tiny_weights}", "--chart", afile / "c.png", "-q"),
+                         "--chart", "is a file, so no folder can be made below it")
+
+
+def test_evaluate_threshold_must_be_a_probability_of_a_binary_model(run_dir, image_folder):
+    out, _ = run_dir
+    assert_clean_failure(invoke("evaluate", out, image_folder, "--threshold", "7"), "--threshold 7.0 is not a probability")
+    ok = invoke("evaluate", out, image_folder, "--threshold", "0.9", "--json")
+    assert ok.exit_code == 0 and json.loads(ok.stdout)["binary"]["threshold"] == 0.9
+
+
+def test_fine_tuning_options_with_a_frozen_base_are_refused_not_recorded(image_folder, tiny_weights, tmp_path):
+    result = invoke("fit", image_folder, "--model", TINY, "--weights", tiny_weights, "--wise-ft", "0.3", "--ft-epochs", "9",
+                    "--out", tmp_path / "r", "-q")
+    assert_clean_failure(result, "finetune_epochs (--ft-epochs), wise_alpha (--wise-ft) only act when fine-tuning")
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_seeds_folder_points_to_its_runs(image_folder, tiny_weights, tmp_path):
+    result = invoke("fit", image_folder, "--model", TINY, "--weights", tiny_weights, "--seeds", "2", "--hidden-dim", "0",
+                    "--out", tmp_path / "s", "-q", "--no-report")
+    assert result.exit_code == 0, result.output
+    assert_clean_failure(invoke("predict", tmp_path / "s", image_folder / "test"), "holds the runs of `fit --seeds`", "seed-0")
+
+
+def test_a_tilde_in_out_is_the_home_folder(image_folder, tiny_weights, tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    result = invoke("fit", image_folder, "--model", TINY, "--weights", tiny_weights, "--hidden-dim", "0", "--out=~/r1", "-q", "--no-report")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "home" / "r1" / "model" / "config.json").is_file() and not (tmp_path / "~").exists()
+    assert invoke("predict", "~/r1", image_folder / "test", "--json").exit_code == 0

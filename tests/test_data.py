@@ -332,3 +332,40 @@ def test_labelled_folder_against_known_classes(tmp_path):
     assert all(["dog", "cat"][r.label] == r.path.parent.name for r in records)
     with pytest.raises(DataError, match="not classes of this model"):
         load_labelled_folder(root / "test", ["cat", "bird"], progress=False)
+
+
+def test_images_outside_class_folders_and_in_linked_folders_are_not_lost(tmp_path):
+    """A linked sub-folder's images vanished (Path.rglob does not follow folder links on Python 3.11), and so did images
+    lying beside the class folders or in a folder that is no split: all without a line in the summary."""
+    import os
+
+    from conftest import make_image_folder, write_class_image
+
+    root = make_image_folder(tmp_path / "d", per_class=6)
+    rng = np.random.default_rng(1)
+    elsewhere = [write_class_image(tmp_path / "more" / f"m{i}.png", 0, rng) for i in range(3)]
+    os.symlink(tmp_path / "more", root / "train" / "cat" / "more")
+    os.symlink(root / "train" / "cat", root / "train" / "cat" / "loop")  # a link back up: walked once, not forever
+    stray = write_class_image(root / "train" / "stray.png", 0, rng)
+    loose = write_class_image(root / "loose.png", 1, rng)
+    extra = write_class_image(root / "extra" / "dog" / "e.png", 1, rng)
+    (root / "README.md").write_text("where the images come from")  # not an image: not data, not a skip
+    write_class_image(root / "train" / "cat" / "photo.JFIF", 0, rng)
+    splits = load_image_folder(root, progress=False)
+    train_val = [r.path for r in splits.train + splits.val]
+    assert sum(p.parent.name == "more" for p in train_val) == len(elsewhere)
+    assert any(p.name == "photo.JFIF" for p in train_val)
+    assert splits.counts()["train"]["cat"] + splits.counts()["val"]["cat"] == 6 + 3 + 1
+    reasons = {s.path.name: s.reason for s in splits.skipped}
+    assert reasons == {"stray.png": "not inside a class folder of train/", "loose.png": "not inside a split folder of the data folder",
+                       "e.png": "in 'extra/', which is not a split folder of the data folder"}
+    assert {stray, loose, extra} == {s.path for s in splits.skipped}
+
+
+def test_two_validation_folders_are_an_error_not_a_silent_choice(tmp_path):
+    from conftest import make_image_folder
+
+    root = make_image_folder(tmp_path / "d", per_class=6, splits=("train", "val", "test"))
+    shutil.copytree(root / "val", root / "validation")
+    with pytest.raises(DataError, match=r"2 val folders \(val/, validation/\): keep one"):
+        load_image_folder(root, progress=False)

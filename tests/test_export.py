@@ -249,3 +249,19 @@ def test_fp32_export_checks_parity_on_the_calibration_folders_real_images(tiny_m
     assert all(Path(p).is_relative_to(data) for p in parity["images"])
     assert any("used only for the parity check" in n for n in result.notes)
     assert not any("random-noise" in n for n in result.notes)
+
+
+def test_benchmark_checks_the_classes_before_exporting_and_leaves_no_temporary_folder(tiny_model, tmp_path, monkeypatch):
+    import tempfile
+
+    from transferkit.export.benchmark import benchmark_models
+
+    model_dir, _ = tiny_model
+    other = make_image_folder(tmp_path / "other", classes=("owl", "bat"), per_class=4)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    called = []
+    monkeypatch.setattr("transferkit.export.export_model", lambda *a, **k: called.append(a))
+    with pytest.raises(DataError, match="not classes of this model|not a class"):
+        benchmark_models(model_dir, other, progress=False)
+    assert called == [] and list((tmp_path / "tmp").iterdir()) == []

@@ -98,3 +98,15 @@ def test_single_class_present_gives_nan_auc_not_an_exception():
     assert math.isnan(m["binary"]["roc_auc"])
     assert math.isnan(m["binary"]["specificity"])  # no negatives
     assert m["binary"]["sensitivity"] == 1.0
+
+
+def test_macro_f1_averages_over_the_classes_that_occur():
+    """A folder holding two of three classes, all predicted right: macro F1 was 0.667 (the absent class counted as 0)
+    beside accuracy and balanced accuracy of 1."""
+    y = np.array([0, 0, 1, 1])
+    proba = np.array([[0.8, 0.1, 0.1], [0.7, 0.2, 0.1], [0.1, 0.8, 0.1], [0.2, 0.7, 0.1]])
+    m = classification_metrics(y, proba, ["a", "b", "c"])
+    assert m["accuracy"] == 1.0 and m["balanced_accuracy"] == 1.0 and m["macro_f1"] == 1.0
+    proba[3] = [0.1, 0.2, 0.7]  # now "c" is predicted once, wrongly: it counts, with F1 0
+    m = classification_metrics(y, proba, ["a", "b", "c"])
+    assert m["macro_f1"] == pytest.approx((1.0 + 2 / 3 + 0.0) / 3)

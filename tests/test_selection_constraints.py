@@ -113,3 +113,10 @@ def test_rank_cli_applies_both_limits(image_folder, costs, tmp_path):
     assert res.exit_code == 1 and "no candidate is usable" in res.output
     assert res.output.count("--max-memory-mb") >= 2  # one reason per candidate
     assert "left out of the transfer evidence" not in res.output  # no candidate was scored: no notes about its evidence
+
+
+def test_random_init_controls_stay_inside_the_chosen_cache_folder(image_folder, tmp_path):
+    cache = tmp_path / "mycache"
+    rank_backbones(image_folder, [f"{TINY}:none"], cache_dir=cache, **FAST)
+    assert list((cache / "random-init").glob(f"{TINY}-seed0.safetensors"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "mycache"]  # nothing written beside it

@@ -154,7 +154,7 @@ def fit(
     if config is not None and resume is None:
         _refuse_ignored_arguments(config, data, {k: v for k, v in locals().items() if k in _CONFIG_ARGUMENTS})
     if resume is not None:
-        out = Path(resume)
+        out = Path(resume).expanduser()
         try:
             whole = json.loads((out / "config.json").read_text())
         except (OSError, ValueError):
@@ -174,6 +174,16 @@ def fit(
     elif config is None:
         if data is None:
             raise DataError("pass a data folder (or resume=RUN to continue an interrupted run).")
+        if strategy == "linear-probe":  # fine-tuning options would be recorded in config.json as if they had acted
+            ft_only = {"unfreeze (--unfreeze)": (unfreeze, "all"), "finetune_epochs (--ft-epochs)": (finetune_epochs, None),
+                       "finetune_lr (--ft-lr)": (finetune_lr, None), "balance (--balance)": (balance, "weights"),
+                       "freeze_bn (--train-bn)": (freeze_bn, True), "wise_alpha (--wise-ft)": (wise_alpha, None)}
+            unused = [n for n, (v, d) in ft_only.items() if v != d]
+            if unused:
+                from .errors import ConfigError
+
+                raise ConfigError(f"{', '.join(unused)} only act when fine-tuning, and strategy is 'linear-probe' (a frozen base): pass "
+                                  "strategy='finetune' or 'auto' (CLI: --strategy finetune|auto), or drop them.")
         ft = FinetuneConfig(unfreeze=unfreeze, balance=balance, freeze_bn=freeze_bn,
                             **({"epochs": finetune_epochs} if finetune_epochs else {}), **({"lr": finetune_lr} if finetune_lr else {}),
                             **({"wise_alpha": wise_alpha} if wise_alpha is not None else {}))
@@ -215,7 +225,7 @@ def fit(
 
         accelerator = make_accelerator(config.device, config.finetune.mixed_precision)
     is_main = accelerator is None or accelerator.is_main_process
-    run_dir = Path(out) if out is not None else None
+    run_dir = Path(out).expanduser() if out is not None else None
 
     d = config.data
     splits = load_image_folder(d.root, val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.seed, max_pixels=d.max_pixels,
@@ -309,7 +319,9 @@ def fit(
     if calibration is not None:
         tm.temperature = float(calibration["temperature"])
         metrics["calibration"] = calibration
-    metrics["timing_s"]["total"] = time.perf_counter() - t0
+    # a resumed run also counts the fine-tuning seconds before the interruption (as timing_s.finetune does)
+    before = ((metrics.get("stages") or {}).get("finetune", {}).get("training", {}).get("resumed_from") or {}).get("seconds_before", 0.0)
+    metrics["timing_s"]["total"] = time.perf_counter() - t0 + before
     metrics["data"] = {k: v for k, v in splits.summary().items() if k != "skipped"}
 
     if run_dir is not None and is_main:
@@ -387,7 +399,7 @@ def fit_seeds(data: str | os.PathLike, *, seeds: list[int], out: str | os.PathLi
 
     runs = [fit(data, out=Path(out) / f"seed-{seed}" if out is not None else None, **one(seed), **kwargs) for seed in seeds]
     summary = summarize_seeds([r.metrics for r in runs])
-    run_dir = Path(out) if out is not None else None
+    run_dir = Path(out).expanduser() if out is not None else None
     if run_dir is not None:
         _write_json(run_dir / "seeds.json", {"seeds": list(seeds), "summary": summary, "runs": [str(r.run_dir) for r in runs]})
     return SeedsResult(runs, summary, run_dir)
@@ -573,6 +585,12 @@ def evaluate(model: str | os.PathLike | TransferModel, data: str | os.PathLike, 
     from .errors import DataError
 
     tm = model if isinstance(model, TransferModel) else load(model)
+    if threshold is not None:  # checked before any image is read
+        if len(tm.classes) != 2:
+            raise DataError(f"--threshold applies to binary models only (P(positive) >= threshold); this one has {len(tm.classes)} "
+                            "classes and predicts the most probable one.")
+        if not 0.0 <= float(threshold) <= 1.0:
+            raise DataError(f"--threshold {threshold} is not a probability: pass a value between 0 and 1 (the model's own is {tm.threshold}).")
     records, skipped = load_labelled_folder(data, tm.classes, progress=progress)
     if not records:
         raise DataError(f"no usable images in '{data}' ({len(skipped)} skipped).")

@@ -20,7 +20,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import TransferKitError
 
-IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".jpe", ".jfif", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 DEFAULT_MAX_PIXELS = 89_478_485  # Pillow's own default bomb threshold
 MIN_SIDE = 8  # images with a side under this (1x1 tracking pixels, slivers) are refused; 28-32 px data sets are fine
 
@@ -93,13 +93,44 @@ def system_clutter(relative: Path) -> str | None:
     return next((part for part in relative.parts if part.startswith(".") or part == "__MACOSX"), None)
 
 
-def list_images(paths) -> list[Path]:
-    """Files as given, folders expanded (recursively, sorted) to their image files, system clutter left out."""
+def walk_files(folder: Path) -> list[Path]:
+    """Every file below ``folder``, sorted, following links to folders (``Path.rglob`` does not, on Python 3.11, so the
+    images of a linked sub-folder vanished); a link that leads back into a folder already walked is not followed twice.
+    Links whose target is gone are included (callers count them)."""
+    import os
+
+    out: list[Path] = []
+    seen: set[str] = set()
+    for here, dirs, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(here)
+        if real in seen:
+            dirs[:] = []
+            continue
+        seen.add(real)
+        dirs.sort()
+        out += [Path(here) / n for n in names]
+    return sorted(out)
+
+
+def list_images(paths, skipped: list[tuple[Path, str]] | None = None) -> list[Path]:
+    """Files as given, folders expanded (recursively, sorted, through linked folders) to their image files, system clutter
+    left out. Other files found in a folder (not an image extension, a link whose target is gone) are appended to
+    ``skipped`` as (path, reason), for the caller to report."""
     files: list[Path] = []
     for p in map(Path, paths):
-        if p.is_dir():
-            files += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
-                            and system_clutter(f.relative_to(p)) is None)
-        else:
+        if not p.is_dir():
             files.append(p)
+            continue
+        for f in walk_files(p):
+            if system_clutter(f.relative_to(p)) is not None:
+                continue
+            if not f.exists():
+                reason = "broken link (its target is missing)"
+            elif f.suffix.lower() not in IMAGE_EXTENSIONS:
+                reason = f"not an image file (extension '{f.suffix or 'none'}')"
+            else:
+                files.append(f)
+                continue
+            if skipped is not None:
+                skipped.append((f, reason))
     return files

@@ -166,14 +166,16 @@ class TransferModel(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | os.PathLike, *, device: str | torch.device = "cpu") -> "TransferModel":
-        directory = Path(directory)
+        directory = Path(directory).expanduser()
         if (directory / "model" / CONFIG_NAME).is_file():  # a run folder: its model/ sub-folder
             directory = directory / "model"
         cfg_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
         if not cfg_path.is_file() or not weights_path.is_file():
+            from .run_folder import seeds_hint
+
             raise ModelFolderError(
                 f"'{directory}' is not a transferkit model folder: expected {CONFIG_NAME} and {WEIGHTS_NAME} "
-                "(as written by `transferkit fit --out RUN`, in RUN/model/)."
+                "(as written by `transferkit fit --out RUN`, in RUN/model/)." + seeds_hint(directory)
             )
         try:
             cfg = json.loads(cfg_path.read_text())

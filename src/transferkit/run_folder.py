@@ -18,13 +18,59 @@ RUN_OUTPUTS = ("config.json", "metrics.json", "splits.json", "ranking.json", "mo
                "report.html", "report.json")
 
 
-def check_run_folder(out: str | Path) -> None:
-    """``out`` can hold a run: a folder, or a path not made yet (checked before any data are read or weights loaded)."""
+def _nearest_existing(path: Path) -> Path:
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    return path
+
+
+def check_writable_folder(out: str | Path, option: str = "--out") -> Path:
+    """``out`` can become an output folder: a folder that can be written, or a path that can be made (its nearest
+    existing parent is a writable folder). Checked before any work, so a bad path fails in one line, not after minutes
+    of features and training. Returns the path with ``~`` expanded."""
+    import os
+
     from .errors import DataError
 
-    out = Path(out)
+    out = Path(out).expanduser()
     if out.exists() and not out.is_dir():
-        raise DataError(f"--out '{out}' is a file, not a folder: pass a folder for the run (it is made when missing).")
+        raise DataError(f"{option} '{out}' is a file, not a folder: pass a folder (it is made when missing).")
+    base = _nearest_existing(out)
+    if not base.is_dir():
+        raise DataError(f"{option} '{out}': '{base}' is a file, so no folder can be made below it. Pass another path.")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise DataError(f"{option} '{out}': cannot write in '{base}' (permission denied). Pass a folder you can write to.")
+    return out
+
+
+def check_writable_file(path: str | Path, option: str) -> Path:
+    """``path`` can be written as a file: not a folder, and its folder exists or can be made and written."""
+    from .errors import DataError
+
+    import os
+
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise DataError(f"{option} '{path}' is a folder: pass a file name (e.g. {path / 'ranking.json'}).")
+    base = _nearest_existing(path.parent)
+    if not base.is_dir():
+        raise DataError(f"{option} '{path}': '{base}' is a file, so no folder can be made below it. Pass another path.")
+    if not os.access(base, os.W_OK | os.X_OK):
+        raise DataError(f"{option} '{path}': cannot write in '{base}' (permission denied). Pass a path you can write to.")
+    return path
+
+
+def seeds_hint(directory: Path) -> str:
+    """When ``directory`` is the parent of ``fit --seeds`` runs: a sentence naming one of them, else ''."""
+    if not directory.is_dir():
+        return ""
+    runs = sorted(p.name for p in directory.glob("seed-*") if (p / "model" / "config.json").is_file())
+    return f" It holds the runs of `fit --seeds`: pass one of them, e.g. '{directory / runs[0]}'." if runs else ""
+
+
+def check_run_folder(out: str | Path) -> Path:
+    """``out`` can hold a run (see :func:`check_writable_folder`)."""
+    return check_writable_folder(out, "--out")
 
 
 def holds_run(run_dir: str | Path) -> bool:

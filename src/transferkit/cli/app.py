@@ -276,6 +276,7 @@ def evaluate(
     Images the run was trained on (its train and val splits, copies included) are left out and
     counted, so `evaluate RUN DATA` on the folder RUN was fitted on scores its held-out images only.
     """
+    model = model.expanduser()  # a quoted or --opt=~/x path: the shell left the ~
     from ..api import evaluate as api_evaluate
 
     try:
@@ -322,6 +323,7 @@ def predict(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object per image or text).")] = False,
 ) -> None:
     """Predict the class of image files, or of texts with a text model (export folders need no torch)."""
+    model = model.expanduser()  # a quoted or --opt=~/x path: the shell left the ~
     from ..image_files import list_images
     from ..runtime import predict_files as api_predict  # export folders run on onnxruntime; model folders on PyTorch
 
@@ -340,7 +342,12 @@ def predict(
         return
     if file is not None:
         _fail(TransferKitError(f"--file is for text models; '{model}' is not one. Pass image files or folders."))
-    files = list_images([Path(p) for p in items or []])
+    left_out: list[tuple[Path, str]] = []
+    files = list_images([Path(p).expanduser() for p in items or []], skipped=left_out)
+    if left_out:
+        shown = "; ".join(f"{p}: {why}" for p, why in left_out[:3])
+        err.print(f"[yellow]left out {len(left_out)} file(s) found in the folders[/] (not in the results): {shown}"
+                  + (f"; and {len(left_out) - 3} more" if len(left_out) > 3 else ""))
     if not files:
         _fail(TransferKitError(f"no image files found in {', '.join(items or []) or 'the arguments (none given)'}."))
     try:
@@ -412,3 +419,7 @@ def main() -> None:
     except KeyboardInterrupt:
         err.print("[yellow]interrupted[/]")
         sys.exit(130)
+    except OSError as exc:  # a path that cannot be read or written (a folder in the way, no permission, a full disk)
+        where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
+        err.print(f"[bold red]error:[/] {exc.strerror or exc}{where}. Check the path, its permissions and the free space.")
+        sys.exit(1)

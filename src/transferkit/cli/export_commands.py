@@ -41,6 +41,7 @@ def export_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Export a model to ONNX (fp32 or int8) or TorchScript, checked against PyTorch (parity)."""
+    model = model.expanduser()  # a quoted or --opt=~/x path: the shell left the ~
     from ..export import export_model
 
     if quantize is not None and quantize.lower() != "int8":
@@ -69,7 +70,8 @@ def export_cmd(
         files, needs, item = "export.json, tokenizer.json, labels.txt, parity.json", "onnxruntime, tokenizers and numpy", '"some text"…'
     else:
         first = f"preprocessing (numpy/Pillow vs timm): max |Δ| {result.preprocessing_max_abs_diff:.1e}\n"
-        files, needs, item = "export.json, labels.txt, parity.json", "onnxruntime, numpy and Pillow", "IMAGE…"
+        files, item = "export.json, labels.txt, parity.json", "IMAGE…"
+        needs = "torch (a TorchScript file), numpy and Pillow" if cfg.runtime == "torchscript" else "onnxruntime, numpy and Pillow"
     console.print(Panel.fit(
         first
         + f"{cfg.model_file}: {cfg.runtime} {cfg.precision}, {size}; {len(cfg.classes)} classes; "
@@ -100,6 +102,7 @@ def benchmark(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """PyTorch fp32 vs ONNX fp32 vs ONNX int8: latency, throughput, size, memory, accuracy, in one run."""
+    model = model.expanduser()  # a quoted or --opt=~/x path: the shell left the ~
     from ..export.benchmark import benchmark_models
 
     try:

@@ -95,6 +95,11 @@ def rank(
 
     names = [c for c in (candidates or "").split(",") if c.strip()] or None
     try:
+        from ..run_folder import check_writable_file
+
+        # before the ranking runs: a bad output path fails now, not after every candidate's features
+        json_path = check_writable_file(json_path, "--json") if json_path is not None else None
+        chart = check_writable_file(chart, "--chart") if chart is not None else None
         ranking = rank_backbones(data, names, modality=modality, max_params=max_params, max_size_mb=max_size_mb,
                                  max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, device=device, seed=seed,
                                  cache_dir=cache_dir, progress=not quiet, text_col=text_col, label_col=label_col,

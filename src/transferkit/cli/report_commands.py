@@ -31,6 +31,7 @@ def report(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Write RUN/report.html: data, model card, metrics with bootstrap intervals, curves, calibration, errors explained (Grad-CAM or token attributions)."""
+    run = run.expanduser()  # a quoted or --opt=~/x path: the shell left the ~
     from ..report import write_report
 
     try:

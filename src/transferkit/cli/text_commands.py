@@ -158,6 +158,7 @@ def evaluate_text_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
 ) -> None:
     """Evaluate a saved text model on a labelled file (rows with unknown labels are skipped and listed)."""
+    model = model.expanduser()  # a quoted or --opt=~/x path: the shell left the ~
     from ..text import evaluate_text
 
     try:
@@ -227,6 +228,7 @@ def predict_text_cmd(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object per text).")] = False,
 ) -> None:
     """Classify texts given as arguments, in a file, or on stdin."""
+    model = model.expanduser()  # a quoted or --opt=~/x path: the shell left the ~
     from ..runtime import predict_texts  # export folders run on onnxruntime; model folders on PyTorch
 
     try:

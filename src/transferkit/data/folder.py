@@ -29,7 +29,7 @@ import numpy as np
 from sklearn.model_selection import train_test_split
 
 from ..errors import DataError
-from ..image_files import system_clutter
+from ..image_files import system_clutter, walk_files
 from .subjects import SubjectRule, subject_rule
 from ..progress import track
 from .images import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, BadImageError, open_image
@@ -129,10 +129,28 @@ class ImageSplits:
 
 
 def _find_split_dir(root: Path, split: str) -> Path | None:
-    for child in sorted(root.iterdir()):
-        if child.is_dir() and child.name.lower() in _ALIASES[split]:
-            return child
-    return None
+    found = [child for child in sorted(root.iterdir()) if child.is_dir() and child.name.lower() in _ALIASES[split]]
+    if len(found) > 1:
+        raise DataError(f"'{root}' has {len(found)} {split} folders ({', '.join(d.name + '/' for d in found)}): keep one "
+                        f"(merge their class folders), so that no split's images are left out.")
+    return found[0] if found else None
+
+
+def _outside_class_folders(folder: Path, inside: set[Path], where: str, kind: str) -> list[SkippedFile]:
+    """Image files in ``folder`` that lie outside the sub-folders in ``inside`` (its ``kind`` folders: the class folders
+    of a split or of the root, or the split folders of the root). They belong to no class, so they are listed as skipped
+    rather than vanishing. Other files there (a README, a CSV of subjects) are not data and are left alone."""
+    out = []
+    for child in sorted(folder.iterdir()):
+        if child in inside or system_clutter(Path(child.name)) is not None:
+            continue
+        if child.is_dir():
+            for f in walk_files(child):
+                if f.suffix.lower() in IMAGE_EXTENSIONS and system_clutter(f.relative_to(folder)) is None:
+                    out.append(SkippedFile(f, f"in '{child.name}/', which is not a {kind} folder of {where}"))
+        elif child.suffix.lower() in IMAGE_EXTENSIONS:
+            out.append(SkippedFile(child, f"not inside a {kind} folder of {where}"))
+    return out
 
 
 def _class_dirs(folder: Path) -> list[Path]:
@@ -146,7 +164,7 @@ def _scan_files(class_dirs: dict[str, Path]) -> list[tuple[Path, str, str | None
     otherwise train twice, and leak into the validation carve."""
     files = []
     for cls, d in class_dirs.items():
-        for p in sorted(d.rglob("*")):
+        for p in walk_files(d):
             broken = p.is_symlink() and not p.exists()
             if not (p.is_file() or broken):
                 continue
@@ -301,6 +319,12 @@ def load_image_folder(
 
     scanned: dict[str, list[ImageRecord]] = {}
     skipped: list[SkippedFile] = []
+    if has_split_layout:
+        skipped += _outside_class_folders(root, {d for d in split_dirs.values() if d}, "the data folder", "split")
+        for split, dirs in class_dirs.items():
+            skipped += _outside_class_folders(split_dirs[split], set(dirs.values()), f"{split_dirs[split].name}/", "class")
+    else:
+        skipped += _outside_class_folders(root, set(class_dirs["all"].values()), "the data folder", "class")
     for split, dirs in class_dirs.items():
         recs, skip = _read_records(_scan_files(dirs), class_index, max_pixels=max_pixels, progress=progress, label=split)
         scanned[split] = recs

@@ -66,6 +66,19 @@ def undefined_metrics(y_true: np.ndarray, classes: list[str], *, positive: str |
 def classification_metrics(
     y_true: np.ndarray, proba: np.ndarray, classes: list[str], *, positive: str | None = None, threshold: float = 0.5
 ) -> dict[str, Any]:
+    """See :func:`_classification_metrics`; scikit-learn's warnings about classes missing from a split are not shown to
+    users, since what they warn of is reported in ``undefined`` (and as null in the JSON files)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(y_pred contains classes not in y_true|A single label was found).*")
+        warnings.filterwarnings("ignore", category=UserWarning, module="sklearn.metrics")
+        return _classification_metrics(y_true, proba, classes, positive=positive, threshold=threshold)
+
+
+def _classification_metrics(
+    y_true: np.ndarray, proba: np.ndarray, classes: list[str], *, positive: str | None = None, threshold: float = 0.5
+) -> dict[str, Any]:
     """Accuracy, balanced accuracy, macro F1, per-class P/R/F1, confusion matrix; for binary
     tasks also ROC-AUC, sensitivity and specificity of the positive class at ``threshold``.
 
@@ -86,7 +99,10 @@ def classification_metrics(
         "num_samples": int(len(y_true)),
         "accuracy": float(accuracy_score(y_true, y_pred)),
         "balanced_accuracy": float(balanced_accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
+        # over the classes that occur (as truth or as prediction), as balanced accuracy averages over the true ones: a class
+        # absent from this split and never predicted is not a zero to average in
+        "macro_f1": float(f1_score(y_true, y_pred, labels=sorted(set(y_true.tolist()) | set(y_pred.tolist())), average="macro",
+                                   zero_division=0)) if len(y_true) else float("nan"),
         "per_class": {
             c: {"precision": float(p[i]), "recall": float(r[i]), "f1": float(f[i]), "support": int(s[i])} for i, c in enumerate(classes)
         },

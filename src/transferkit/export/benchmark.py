@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -237,15 +238,22 @@ def benchmark_models(
 
     threads = threads or os.cpu_count() or 1
     torch.set_num_threads(threads)
-    model = Path(model)
-    data = Path(data)
-    work = Path(work_dir) if work_dir else Path(tempfile.mkdtemp(prefix="tk-bench-"))
+    from ..run_folder import check_writable_folder
+
+    model = Path(model).expanduser()
+    data = Path(data).expanduser()
+    work = check_writable_folder(work_dir, "--out") if work_dir else Path(tempfile.mkdtemp(prefix="tk-bench-"))
     export_options = dict(export_options or {})
     measure = {"batch_size": batch_size, "rounds": rounds, "calls_per_round": calls_per_round, "threads": threads, "progress": progress}
-    if _is_text(model):
-        return _benchmark_text(model, data, work, exporter=exporter, export_options=export_options, text_col=text_col,
-                               label_col=label_col, **measure)
-    return _benchmark_images(model, data, work, calibration=calibration, exporter=exporter, export_options=export_options, **measure)
+    try:
+        if _is_text(model):
+            return _benchmark_text(model, data, work, exporter=exporter, export_options=export_options, text_col=text_col,
+                                   label_col=label_col, **measure)
+        return _benchmark_images(model, data, work, calibration=calibration, exporter=exporter, export_options=export_options, **measure)
+    except BaseException:
+        if not work_dir:  # a temporary folder of ours: its half-made exports go with the failure
+            shutil.rmtree(work, ignore_errors=True)
+        raise
 
 
 def _benchmark_images(model: Path, data: Path, work: Path, *, calibration, exporter: str, export_options: dict[str, Any],
@@ -257,14 +265,19 @@ def _benchmark_images(model: Path, data: Path, work: Path, *, calibration, expor
     from ..progress import track
     from . import export_model
 
-    # ---- the three variants ------------------------------------------------------------------
+    # ---- the model and its test data first: a folder of other classes fails before any export ------------------
     exports: dict[str, Path] = {}
+    model_dir = _source_of(model) if is_export_folder(model) else model
+    tm = load(model_dir).eval()
+    records, skipped = load_labelled_folder(data, tm.classes, progress=progress)
+    if not records:
+        raise DataError(f"no usable test images in '{data}' ({len(skipped)} skipped).")
+
+    # ---- the three variants ------------------------------------------------------------------
     if is_export_folder(model):
         cfg = json.loads((model / "export.json").read_text())
         exports[f"onnx {cfg.get('precision', 'fp32')}"] = model
-        model_dir = _source_of(model)
     else:
-        model_dir = model
         if calibration is None:
             if not (data / "train").is_dir():
                 raise DataError(f"int8 calibration needs images: '{data}' has no train/ folder; pass --calibration FOLDER.")
@@ -274,7 +287,6 @@ def _benchmark_images(model: Path, data: Path, work: Path, *, calibration, expor
         exports["onnx int8"] = export_model(model_dir, work / "onnx-int8", quantize="int8", calibration=calibration, exporter=exporter,
                                             onnx_fp32=exports["onnx fp32"] / "model.onnx", overwrite=True, progress=progress,
                                             **export_options).directory
-    tm = load(model_dir).eval()
     weights_file = (model_dir / "model" if (model_dir / "model" / "model.safetensors").is_file() else model_dir) / "model.safetensors"
 
     def torch_run(x: np.ndarray) -> np.ndarray:
@@ -287,9 +299,6 @@ def _benchmark_images(model: Path, data: Path, work: Path, *, calibration, expor
         variants.append(_Variant(name, "onnx", folder, folder / em.config.model_file, em.logits))
 
     # ---- test data: each side preprocesses with its own pipeline -----------------------------
-    records, skipped = load_labelled_folder(data, tm.classes, progress=progress)
-    if not records:
-        raise DataError(f"no usable test images in '{data}' ({len(skipped)} skipped).")
     transform = make_transforms(tm.data_cfg)
     from ..runtime import Preprocessing, read_image
 

@@ -124,6 +124,9 @@ def parity_tolerances(quantize: str | None, atol: float | None, min_agreement: f
 
 def prepare_out(out: Path, overwrite: bool) -> Path:
     """An empty (or, with ``overwrite``, emptied of a previous export) output folder."""
+    from ..run_folder import check_writable_folder
+
+    out = check_writable_folder(out, "--out")
     if out.exists() and any(out.iterdir()):
         if not overwrite:
             raise DataError(f"output folder '{out}' is not empty; choose another --out or pass --overwrite.")

@@ -71,7 +71,7 @@ class ExportedModel:
 
     def __init__(self, directory: str | os.PathLike, *, num_threads: int | None = None, providers: Sequence[str] | None = None,
                  config: ExportConfig | None = None):
-        self.directory = Path(directory)
+        self.directory = Path(directory).expanduser()
         self.config = config if config is not None else ExportConfig.load(self.directory)
         self.classes = self.config.classes
         self.preprocessing = self.config.preprocessing
@@ -200,15 +200,17 @@ def predict_files(model: str | os.PathLike, paths: Sequence[str | os.PathLike]) 
     """Predict with an export folder (torch-free) or, otherwise, a transferkit model/run folder."""
     from .folder import ExportFolderError, is_export_folder
 
-    model = Path(model)
+    model = Path(model).expanduser()
     if is_export_folder(model):
         return ExportedModel(model).predict(paths)
     if not model.is_dir():
         raise ExportFolderError(f"'{model}' is not a folder; expected an export folder (`transferkit export`) "
                                 "or a model/run folder (`transferkit fit`).")
     if not ((model / "config.json").is_file() or (model / "model" / "config.json").is_file()):
+        from ..run_folder import seeds_hint
+
         raise ExportFolderError(f"'{model}' is neither an exported model (export.json + model.onnx, from `transferkit export`) "
-                                "nor a model folder (config.json + model.safetensors, from `transferkit fit`).")
+                                "nor a model folder (config.json + model.safetensors, from `transferkit fit`)." + seeds_hint(model))
     from ..api import predict  # the PyTorch path: only imported when it is needed
 
     return predict(model, list(paths))
@@ -218,7 +220,7 @@ def predict_texts(model: str | os.PathLike, texts: Sequence[str]) -> list[dict[s
     """Predict texts with a text export folder (torch-free) or, otherwise, a text model/run folder (PyTorch)."""
     from .folder import ExportFolderError, is_export_folder
 
-    model = Path(model)
+    model = Path(model).expanduser()
     if is_export_folder(model):
         exported = ExportedModel(model)
         if not exported.is_text:

@@ -727,7 +727,7 @@ def _evaluate_candidate(cand: Candidate, records, labels, limits: Limits, cache,
     t0 = time.perf_counter()
     try:
         if cand.is_control:
-            folder = cache.cache_dir.parent / "random-init"
+            folder = cache.cache_dir / "random-init"  # inside the cache folder the user chose
             backbone = load_backbone(cand.name, random_init_weights(cand.name, seed, folder))
         else:
             backbone = load_backbone(cand.name, cand.weights)
@@ -855,7 +855,7 @@ def _evaluate_text_candidate(cand: Candidate, texts: list[str], labels: np.ndarr
     t0 = time.perf_counter()
     try:
         if cand.is_control:
-            folder = random_init_text_folder(cand.name, seed, cache.cache_dir.parent / "random-init")
+            folder = random_init_text_folder(cand.name, seed, cache.cache_dir / "random-init")  # inside the cache folder the user chose
             backbone = load_text_backbone(cand.name, folder, download=False)
         else:
             backbone = load_text_backbone(cand.name, cand.weights, download=False)

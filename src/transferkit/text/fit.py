@@ -383,7 +383,7 @@ def fit_text(
     if out is not None and resume is None:
         check_run_folder(out)
     if resume is not None:
-        out = Path(resume)
+        out = Path(resume).expanduser()
         config, saved_options = _resume_config(out)
         run_options.update(saved_options)
         save_final, report = bool(run_options["save_final"]), bool(run_options["report"])
@@ -430,7 +430,7 @@ def fit_text(
     progress = progress and is_main
     t0, c0 = time.perf_counter(), time.process_time()
     cache = FeatureCache(config.cache_dir, read_only=not is_main)  # under `accelerate launch`, one process writes the cache
-    run_dir = Path(out) if out is not None else None
+    run_dir = Path(out).expanduser() if out is not None else None
     adapter_dir = str(run_dir / "model" / "adapter") if run_dir is not None and is_main else None
     checkpoints = run_dir / "checkpoints" if run_dir is not None and tuning else None
     hint = f"transferkit fit-text --resume {run_dir}  (Python: transferkit.fit_text(resume={str(run_dir)!r}))" if run_dir is not None else None

@@ -128,7 +128,7 @@ class TextClassifier(nn.Module):
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
-        directory = Path(directory)
+        directory = Path(directory).expanduser()
         if (directory / "model" / CONFIG_NAME).is_file():  # a run folder: its model/ sub-folder
             directory = directory / "model"
         cfg_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
@@ -163,7 +163,7 @@ class TextClassifier(nn.Module):
 
 def is_text_model_folder(path: str | os.PathLike) -> bool:
     """True when ``path`` (a model folder or a run folder) holds a saved text classifier."""
-    path = Path(path)
+    path = Path(path).expanduser()
     for cfg in (path / "model" / CONFIG_NAME, path / CONFIG_NAME):
         if cfg.is_file():
             try:
