@@ -98,3 +98,18 @@ def test_a_validation_split_without_errors_leaves_the_temperature_at_1():
     proba[2] = [0.4, 0.6]  # one error: now the NLL has an optimum
     record = calibrate_on_validation(y, proba)
     assert 0.05 < record["temperature"] != 1.0 and "note" not in record and record["val_nll_after"] < record["val_nll_before"]
+
+
+def test_the_reports_operating_point_gives_evaluate_the_same_decisions(image_folder, tiny_weights, tmp_path):
+    """The report chose its threshold on uncalibrated probabilities, while evaluate and predict apply the temperature:
+    passing the reported threshold to evaluate moved the operating point. The report now also gives the calibrated one."""
+    from transferkit.report import write_report
+
+    image_folder = _with_label_noise(image_folder)
+    run = _fit(image_folder, tiny_weights, tmp_path / "run", report=False, positive="dog")
+    assert run.model.temperature != 1.0
+    op = write_report(tmp_path / "run", target_sensitivity=0.9, progress=False).summary["operating_point"]
+    assert op["threshold_calibrated"] != pytest.approx(op["threshold"])
+    got = tk.evaluate(tmp_path / "run", image_folder, threshold=op["threshold_calibrated"], progress=False)["binary"]
+    assert got["sensitivity"] == pytest.approx(op["test"]["sensitivity"]["estimate"])
+    assert got["specificity"] == pytest.approx(op["test"]["specificity"]["estimate"])

@@ -53,3 +53,18 @@ def test_operating_point_errors_are_clear():
         choose_threshold(y, s, target="sensitivity", value=1.5)
     with pytest.raises(TransferKitError, match="both classes"):
         choose_threshold(np.ones(5, bool), s[:5], target="sensitivity", value=0.9)
+
+
+@pytest.mark.parametrize("temperature", [0.3, 1.0, 2.5])
+def test_a_threshold_moved_to_the_calibrated_scale_makes_the_same_decisions(temperature):
+    from scipy.special import softmax
+
+    from transferkit.evaluation.calibration import calibrated_threshold, logits_from_proba
+
+    _, s = _scores(500, 5)
+    proba = np.stack([1 - s, s], 1)
+    calibrated = softmax(logits_from_proba(proba) / temperature, axis=1)[:, 1]  # what predict and evaluate compare
+    for t in (0.05, 0.2072, 0.5, 0.9978):
+        tc = calibrated_threshold(t, temperature)
+        assert np.array_equal(s >= t, calibrated >= tc - 1e-12)
+        assert (tc == pytest.approx(t)) == (temperature == 1.0 or t == 0.5)

@@ -112,6 +112,16 @@ def calibrate_on_validation(y_val: np.ndarray, proba_val: np.ndarray) -> dict[st
             "val_nll_after": scaler.nll_after_, **({"note": scaler.note_} if scaler.note_ else {})}
 
 
+def calibrated_threshold(threshold: float, temperature: float) -> float:
+    """A binary threshold on the uncalibrated P(positive), expressed on the temperature-scaled P(positive) that
+    ``predict`` and ``evaluate`` compare with it: the same decisions, on the scale they are made on."""
+    t = min(max(float(threshold), 1e-300), 1.0)
+    if t >= 1.0 or temperature == 1.0:
+        return t
+    a, b = np.log(t) / temperature, np.log1p(-t) / temperature
+    return float(1.0 / (1.0 + np.exp(b - a)))
+
+
 def save_temperature(model_dir: str | os.PathLike, temperature: float) -> Path:
     """Write ``temperature`` into a model folder's config.json (atomically); predict uses it."""
     model_dir = Path(model_dir)

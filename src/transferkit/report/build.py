@@ -31,6 +31,7 @@ from ..evaluation.calibration import (
     logits_from_proba,
     negative_log_likelihood,
     reliability_bins,
+    calibrated_threshold,
     save_temperature,
 )
 from ..evaluation.operating_point import OperatingPoint, find_operating_point
@@ -271,7 +272,9 @@ def write_report(
         "test": {k: v.to_dict() for k, v in intervals.items()},
         "undefined": undefined,
         "calibration": {k: v for k, v in calibration.items() if k != "saved_note"},
-        "operating_point": op.to_dict() if op is not None else None,
+        # predict and evaluate compare the saved threshold with temperature-scaled probabilities: the same cut on that scale
+        "operating_point": ({**op.to_dict(), "threshold_calibrated": calibrated_threshold(op.threshold, t if calibrate else 1.0)}
+                            if op is not None else None),
         "leakage": {**data.leakage_summary(), "max_distance": max_distance},
         "num_test_errors": int(len(wrong)),
         "gallery": [{k: v for k, v in g.items() if k not in ("b64", "segments")} for g in gallery.items],
@@ -289,7 +292,7 @@ def write_report(
         classes=classes, data=data, max_distance=max_distance,
         model_card=model_card, confidence=confidence, headline=headline, num_resamples=num_resamples, num_test=len(test.y_true),
         num_val=len(val.y_true), threshold=threshold, positive=positive, per_class=point["per_class"], plots_main=plots_main,
-        operating_point=op, calibration=calibration, plots_calibration=plots_calibration, plots_training=plots_training,
+        operating_point=summary["operating_point"], calibration=calibration, plots_calibration=plots_calibration, plots_training=plots_training,
         gallery=gallery, num_errors=int(len(wrong)), omissions=omissions, warnings=warnings, selection=selection,
     )
     out = run_dir / REPORT_NAME

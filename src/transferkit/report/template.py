@@ -94,7 +94,8 @@ TEMPLATE = r"""<!doctype html>
 <h2 id="operating-point">Operating point</h2>
 {% set op = operating_point %}
 <div class="{{ 'ok' if op.met_on_val else 'warn' }}">Target {{ op.target }} ≥ {{ op.target_value }} → threshold {{ "%.4f" | format(op.threshold) }} on P({{ positive }}), chosen on the validation split
- (validation sensitivity {{ "%.3f" | format(op.val_sensitivity) }}, specificity {{ "%.3f" | format(op.val_specificity) }}).</div>
+ (validation sensitivity {{ "%.3f" | format(op.val_sensitivity) }}, specificity {{ "%.3f" | format(op.val_specificity) }}).
+{% if (op.threshold_calibrated - op.threshold) | abs > 0.00005 %} On the temperature-scaled probability that predict and evaluate use, the same cut is {{ "%.4f" | format(op.threshold_calibrated) }}.{% endif %}</div>
 <table><tr><th class="l">at this threshold, test</th><th>estimate</th><th>{{ (confidence * 100) | round | int }} % interval</th></tr>
 {% for k, iv in op.test.items() %}<tr><td class="l">{{ k }}</td><td>{{ "%.3f" | format(iv.estimate) }}</td><td>{{ "[%.3f, %.3f]" | format(iv.low, iv.high) }}</td></tr>{% endfor %}
 </table>
