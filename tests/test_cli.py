@@ -256,3 +256,16 @@ def test_a_tilde_in_out_is_the_home_folder(image_folder, tiny_weights, tmp_path,
     assert result.exit_code == 0, result.output
     assert (tmp_path / "home" / "r1" / "model" / "config.json").is_file() and not (tmp_path / "~").exists()
     assert invoke("predict", "~/r1", image_folder / "test", "--json").exit_code == 0
+
+
+def test_models_with_a_pattern_nothing_matches_says_so():
+    result = invoke("models", "nomatch*")
+    assert result.exit_code == 1 and "no registered backbone matches 'nomatch*'" in " ".join(result.stderr.split())
+
+
+def test_evaluate_on_a_root_without_test_names_the_split_folders(run_dir, image_folder, tmp_path):
+    out, _ = run_dir
+    root = tmp_path / "d6"
+    shutil.copytree(image_folder / "train", root / "train")
+    shutil.copytree(image_folder / "test", root / "val")
+    assert_clean_failure(invoke("evaluate", out, root), "look like split folders, and there is no test/", str(root / "train"))

@@ -101,3 +101,12 @@ def test_predict_text_file_reports_rows_it_cannot_parse_and_takes_an_encoding(fi
     assert [r["text"] for r in json.loads(res.stdout)] == ["caf\u00e9 great", "awful"]
     res = runner.invoke(app, ["fit-text", str(latin), "--encoding", "bogus", "--quiet"])
     assert res.exit_code == 1 and "unknown text encoding 'bogus'" in res.output and "Traceback" not in res.output
+
+
+def test_a_max_length_beyond_the_encoders_positions_is_said(fitted, tmp_path: Path):
+    data, _, model = fitted
+    res = runner.invoke(app, ["fit-text", str(data), "--model", str(model), "--max-length", "1000", "--out", str(tmp_path / "r"),
+                              "--quiet", "--no-report", "--device", "cpu"])
+    assert res.exit_code == 0, res.output
+    assert "max_length 1000 is more than" in " ".join(res.output.split()) and "cut at 64 tokens" in " ".join(res.output.split())
+    assert json.loads((tmp_path / "r" / "model" / "config.json").read_text())["max_length"] == 64

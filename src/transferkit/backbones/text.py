@@ -435,6 +435,10 @@ def load_text_backbone(
     if encoder.config.model_type in ("roberta", "mpnet"):  # positions start after the padding index
         limit -= 2
     length = min(max_length or defaults.max_length, limit)
+    if max_length and max_length > limit:  # said once, where it happens: the saved model records the length it used
+        from ..progress import console
+
+        console.print(f"[yellow]note:[/] max_length {max_length} is more than {name} has positions for: texts are cut at {limit} tokens.")
     display = _ALIASES.get(name, name)
     return TextBackbone(display, encoder.eval(), tokenizer, record, pooling=pooling or defaults.pooling, max_length=length)
 

@@ -44,6 +44,9 @@ def _main(
 
 
 def _fail(exc: Exception) -> None:
+    if isinstance(exc, KeyboardInterrupt):  # TrainingInterrupted: Ctrl-C, checkpoint saved; exit as an interrupted program does
+        err.print(f"[yellow]interrupted:[/] {exc}")
+        raise typer.Exit(code=130) from None
     err.print(f"[bold red]error:[/] {exc}")
     raise typer.Exit(code=1) from None
 
@@ -393,6 +396,10 @@ def models(
     if as_json:
         console.print_json(json.dumps(rows))
         return
+    if not rows:
+        err.print(f"[yellow]no registered backbone matches '{pattern}'" + (" with weights on this machine" if offline else "")
+                  + "[/]: `transferkit models` lists them all (patterns are shell-style, e.g. '*mobilenet*').")
+        raise typer.Exit(code=1)
     table = Table(title="backbones", header_style="bold")
     for c in ("name", "lib", "dim", "params M", "top-1", "input", "weights"):
         table.add_column(c, justify="right" if c in ("dim", "params M", "top-1", "input") else "left", no_wrap=True)

@@ -394,6 +394,11 @@ def load_labelled_folder(
         raise DataError(f"no class folders in '{folder}'. Expected sub-folders named after the classes: {classes}.")
     unknown = sorted(set(dirs) - set(classes))
     if unknown:
-        raise DataError(f"class folder(s) {unknown} in '{folder}' are not classes of this model (it knows {classes}).")
+        splits = [d for d in unknown if any(d.lower() in aliases for aliases in _ALIASES.values())]
+        hint = (f" They look like split folders, and there is no test/: pass one of them (e.g. '{folder / splits[0]}')."
+                if splits else "")
+        raise DataError(f"class folder(s) {unknown} in '{folder}' are not classes of this model (it knows {classes}).{hint}")
     class_index = {c: i for i, c in enumerate(classes)}
-    return _read_records(_scan_files(dirs), class_index, max_pixels=max_pixels, progress=progress, label=folder.name)
+    outside = _outside_class_folders(folder, set(dirs.values()), f"'{folder.name}/'", "class")
+    records, skipped = _read_records(_scan_files(dirs), class_index, max_pixels=max_pixels, progress=progress, label=folder.name)
+    return records, outside + skipped
