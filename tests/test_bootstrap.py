@@ -102,3 +102,21 @@ def test_paired_loss_difference_is_the_weighted_cross_entropy_difference_with_a_
     noisy = torch.from_numpy(logits_a + rng.normal(scale=0.3, size=logits_a.shape)).softmax(1).numpy()
     n = paired_loss_difference(y[:30], pa[:30], noisy[:30])
     assert n.low < 0 < n.high
+
+
+def test_with_a_class_missing_the_report_and_metrics_json_agree():
+    """The report called balanced accuracy undefined (null) where metrics.json gave a number, and the two macro F1s
+    averaged over different classes."""
+    from transferkit.evaluation import classification_metrics
+    from transferkit.evaluation.bootstrap import classification_metric_fns
+
+    classes = ["a", "b", "c"]
+    y = np.array([0, 0, 0, 1, 1, 1, 1])  # no "c"
+    proba = np.array([[.8, .1, .1], [.6, .3, .1], [.2, .1, .7], [.1, .8, .1], [.3, .6, .1], [.5, .4, .1], [.2, .7, .1]])
+    fns = classification_metric_fns(classes)
+    m = classification_metrics(y, proba, classes)
+    for name in ("balanced_accuracy", "macro_f1"):
+        assert fns[name](y, proba) == pytest.approx(m[name]), name
+    from transferkit.evaluation.metrics import undefined_metrics
+
+    assert "balanced_accuracy" not in undefined_metrics(y, classes)

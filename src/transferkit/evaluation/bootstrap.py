@@ -132,17 +132,16 @@ def classification_metric_fns(classes: list[str], *, positive: str | None = None
     def confusion(y: np.ndarray, p: np.ndarray) -> np.ndarray:
         return np.bincount(y * k + predict_labels(p, pos, threshold), minlength=k * k).reshape(k, k)
 
-    def balanced_accuracy(y, p):
+    def balanced_accuracy(y, p):  # mean recall over the classes present in y (scikit-learn's definition)
         cm = confusion(y, p)
         support = cm.sum(1)
-        if (support == 0).any():
-            raise ValueError("a class is missing from this resample")
-        return float(np.mean(np.diag(cm) / support))
+        present = support > 0
+        return float(np.mean(np.diag(cm)[present] / support[present]))
 
-    def macro_f1(y, p):
+    def macro_f1(y, p):  # mean F1 over the classes that occur as truth or prediction (as classification_metrics)
         cm = confusion(y, p)
         tp, denom = np.diag(cm), cm.sum(0) + cm.sum(1)
-        return float(np.mean(np.divide(2 * tp, denom, out=np.zeros(k), where=denom > 0)))
+        return float(np.mean(2 * tp[denom > 0] / denom[denom > 0]))
 
     fns: dict[str, MetricFn] = {
         "accuracy": lambda y, p: float(np.mean(predict_labels(p, pos, threshold) == y)),

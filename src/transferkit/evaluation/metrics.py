@@ -41,8 +41,8 @@ def undefined_metrics(y_true: np.ndarray, classes: list[str], *, positive: str |
     """Metrics that have no value on these labels, each with the reason (for reports and metrics.json).
 
     A split without any example of a class has no ROC-AUC (no positives or no negatives to
-    rank), no sensitivity or specificity for it, and, for the bootstrap's balanced accuracy, no
-    recall to average. Such metrics are ``NaN`` in memory and ``null`` in JSON.
+    rank) and no sensitivity or specificity for it. Such metrics are ``NaN`` in memory and ``null`` in JSON.
+    Balanced accuracy and macro F1 stay defined: they average over the classes that occur.
     """
     counts = np.bincount(np.asarray(y_true, dtype=np.int64), minlength=len(classes))
     missing = [c for c, n in zip(classes, counts) if n == 0]
@@ -57,10 +57,8 @@ def undefined_metrics(y_true: np.ndarray, classes: list[str], *, positive: str |
             out["sensitivity"] = why + ": sensitivity needs positives"
         if counts[1 - pos] == 0:
             out["specificity"] = why + ": specificity needs negatives"
-        out["balanced_accuracy"] = why + ": the recall of a missing class is undefined"
         return out
-    return {"roc_auc_ovr_macro": why + ": one-vs-rest ROC-AUC needs every class",
-            "balanced_accuracy": why + ": the recall of a missing class is undefined"}
+    return {"roc_auc_ovr_macro": why + ": one-vs-rest ROC-AUC needs every class"}
 
 
 def classification_metrics(
