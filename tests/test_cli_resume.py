@@ -106,3 +106,17 @@ def test_cli_resume_of_a_folder_that_is_not_a_run(tmp_path):
     res = invoke("fit", "--resume", tmp_path / "nothing-here", "-q")
     assert res.exit_code == 1 and "Traceback" not in res.output
     assert "cannot resume" in " ".join(res.stderr.split())
+
+
+def test_cli_resume_refuses_options_it_would_ignore_and_ft_epochs_0_is_refused(image_folder, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    undo = crash_after_epoch(monkeypatch, 1, "simulated crash")
+    res = invoke("fit", image_folder, *OPTIONS, "--out", out)
+    assert res.exit_code != 0 and latest_checkpoint(out / "checkpoints") is not None
+    undo()
+    res = invoke("fit", "--resume", out, "--ft-epochs", "4", "--wise-ft", "1", "-q")
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "--ft-epochs, --wise-ft would be ignored" in " ".join(res.stderr.split())
+    res = invoke("fit", image_folder, "--model", TINY, "--weights", "none", "--strategy", "finetune", "--ft-epochs", "0",
+                 "--out", tmp_path / "zero", "-q")
+    assert res.exit_code == 1 and "invalid option epochs=0" in " ".join(res.stderr.split())  # was: silently the default 6

@@ -125,3 +125,44 @@ def test_an_auto_run_from_before_auto_rule_resumes_with_the_rule_it_started_unde
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["training"]["auto"]["rule"] == "lower-val-loss"
     assert metrics["training"]["selection"] == "auto (lower-val-loss)"
+
+
+def test_resume_reads_the_data_it_started_with_wherever_it_now_lies(image_folder, tmp_path, monkeypatch, uninterrupted):
+    """config.json kept the data folder as typed (often relative), so a resume from another directory failed; and a
+    resume after the data changed continued on other splits without a word (or failed on a state-dict error)."""
+    import shutil
+
+    from transferkit.errors import ConfigError, DataError
+
+    data = tmp_path / "data-copy"
+    shutil.copytree(image_folder, data)
+    monkeypatch.chdir(tmp_path)
+    cfg = _config("data-copy")
+    undo = crash_after_epoch(monkeypatch, 1, "simulated crash")
+    out = tmp_path / "crashed"
+    with pytest.raises(SystemExit):
+        tk.fit(config=cfg, out=out, progress=False)
+    undo()
+    assert json.loads((out / "config.json").read_text())["fit"]["data"]["root"] == str(data)  # absolute, though the config said "data-copy"
+    with pytest.raises(ConfigError, match="would be ignored: finetune_epochs"):
+        tk.fit(resume=out, finetune_epochs=9, progress=False)
+    # the data changed: refused, with what changed
+    extra = next((data / "train" / "cat").iterdir())
+    shutil.copy(extra, data / "train" / "cat" / "added.png")
+    (data / "train" / "cat" / "added.png").write_bytes(extra.read_bytes() + b"\0")  # other content: a new image
+    with pytest.raises(DataError, match=r"the data differ from those this run started with \(train: \d+ image\(s\) not in the run"):
+        tk.fit(resume=out, progress=False)
+    (data / "train" / "cat" / "added.png").unlink()
+    # the data moved (and the working directory changed): passing the folder where it now lies resumes on the same images
+    shutil.move(data, tmp_path / "moved")
+    monkeypatch.chdir(image_folder)
+    with pytest.raises(DataError, match="does not exist"):
+        tk.fit(resume=out, progress=False)
+    tk.fit(tmp_path / "moved", resume=out, progress=False)
+    _same_run(uninterrupted, out)
+
+
+def test_a_relative_data_folder_is_recorded_as_an_absolute_one(image_folder, tmp_path, monkeypatch):
+    monkeypatch.chdir(image_folder.parent)
+    run = tk.fit(image_folder.name, model=TINY, weights="none", hidden_dim=0, out=tmp_path / "r", progress=False, report=False)
+    assert run.config.data.root == image_folder and json.loads((tmp_path / "r" / "config.json").read_text())["fit"]["data"]["root"] == str(image_folder)

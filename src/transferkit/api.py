@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import time
+from collections import Counter
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -154,6 +155,7 @@ def fit(
     if config is not None and resume is None:
         _refuse_ignored_arguments(config, data, {k: v for k, v in locals().items() if k in _CONFIG_ARGUMENTS})
     if resume is not None:
+        _refuse_options_on_resume(config, {k: v for k, v in locals().items() if k in _CONFIG_ARGUMENTS})
         out = Path(resume).expanduser()
         try:
             whole = json.loads((out / "config.json").read_text())
@@ -171,6 +173,8 @@ def fit(
         if isinstance(saved, dict) and isinstance(saved.get("finetune"), dict):
             saved["finetune"].setdefault("wise_alpha", 1.0)  # runs started before WiSE-FT existed kept the fine-tuned weights
         config = FitConfig.model_validate(saved)
+        if data is not None:  # the data folder has moved: the run reads it there (the check below makes sure it is the same data)
+            config = config.model_copy(update={"data": config.data.model_copy(update={"root": Path(data).expanduser().absolute()})})
     elif config is None:
         if data is None:
             raise DataError("pass a data folder (or resume=RUN to continue an interrupted run).")
@@ -179,17 +183,21 @@ def fit(
                        "finetune_lr (--ft-lr)": (finetune_lr, None), "balance (--balance)": (balance, "weights"),
                        "freeze_bn (--train-bn)": (freeze_bn, True), "wise_alpha (--wise-ft)": (wise_alpha, None)}
             unused = [n for n, (v, d) in ft_only.items() if v != d]
+            if train_views in (0, "0") and _augment_config(augment) != _augment_config(True):
+                unused.append("augment (--no-augment, --crop-scale, --hflip, --rotation, --color-jitter; used by fine-tuning and --train-views)")
             if unused:
                 from .errors import ConfigError
 
                 raise ConfigError(f"{', '.join(unused)} only act when fine-tuning, and strategy is 'linear-probe' (a frozen base): pass "
                                   "strategy='finetune' or 'auto' (CLI: --strategy finetune|auto), or drop them.")
-        ft = FinetuneConfig(unfreeze=unfreeze, balance=balance, freeze_bn=freeze_bn,
-                            **({"epochs": finetune_epochs} if finetune_epochs else {}), **({"lr": finetune_lr} if finetune_lr else {}),
+        ft = FinetuneConfig(unfreeze=unfreeze, balance=balance, freeze_bn=freeze_bn,  # 0 reaches the config, which refuses it
+                            **({"epochs": finetune_epochs} if finetune_epochs is not None else {}),
+                            **({"lr": finetune_lr} if finetune_lr is not None else {}),
                             **({"wise_alpha": wise_alpha} if wise_alpha is not None else {}))
         config = FitConfig(
-            data=DataConfig(root=Path(data), val_fraction=val_fraction, test_fraction=test_fraction, seed=seed, groups=groups,
-                            groups_file=Path(groups_file) if groups_file is not None else None),
+            # absolute paths: config.json must resume (and reproduce) from any working directory
+            data=DataConfig(root=Path(data).expanduser().absolute(), val_fraction=val_fraction, test_fraction=test_fraction, seed=seed,
+                            groups=groups, groups_file=Path(groups_file).expanduser().absolute() if groups_file is not None else None),
             backbone=model,
             weights=weights,
             head=HeadConfig(hidden_dim=hidden_dim, dropout=dropout),
@@ -197,7 +205,7 @@ def fit(
             positive=positive,
             batch_size=batch_size,
             device=device,
-            cache_dir=Path(cache_dir) if cache_dir else None,
+            cache_dir=Path(cache_dir).expanduser().absolute() if cache_dir else None,
             seed=seed,
             strategy=strategy,
             finetune=ft,
@@ -207,6 +215,11 @@ def fit(
             auto_rule=auto_rule,
             train_views=train_views,
         )
+    if resume is None:  # absolute paths in config.json: the run resumes (and reproduces) from any working directory
+        d = config.data
+        config = config.model_copy(update={"data": d.model_copy(update={
+            "root": Path(d.root).expanduser().absolute(),
+            "groups_file": Path(d.groups_file).expanduser().absolute() if d.groups_file is not None else None})})
     from .data.subjects import subject_rule
 
     subject_rule(config.data.groups, config.data.groups_file)  # a bad pattern or table fails before any ranking or run folder
@@ -231,6 +244,8 @@ def fit(
     splits = load_image_folder(d.root, val_fraction=d.val_fraction, test_fraction=d.test_fraction, seed=d.seed, max_pixels=d.max_pixels,
                                groups=d.groups, groups_file=d.groups_file, progress=progress and is_main)
     resolve_positive(splits.classes, config.positive)  # a wrong --positive fails now, not after ranking, features and training
+    if resume is not None:
+        _check_same_data(Path(out), splits)
     ranking = None
     if config.backbone == "auto":  # ranked on the same splits the fit uses (train + val; test is never read)
         from .selection import choose_backbone
@@ -248,6 +263,7 @@ def fit(
         run_dir.mkdir(parents=True, exist_ok=True)
         _replace_previous_run(run_dir, progress)
         _write_json(run_dir / "config.json", {"status": "running", "fit": json.loads(config.model_dump_json())})
+        _write_json(run_dir / SPLITS_FILE, _splits_record(splits))  # now, so that a resume can check it reads the same data
         if ranking is not None:
             ranking.save_json(run_dir / "ranking.json")
     cache = FeatureCache(config.cache_dir)
@@ -403,6 +419,41 @@ def fit_seeds(data: str | os.PathLike, *, seeds: list[int], out: str | os.PathLi
     if run_dir is not None:
         _write_json(run_dir / "seeds.json", {"seeds": list(seeds), "summary": summary, "runs": [str(r.run_dir) for r in runs]})
     return SeedsResult(runs, summary, run_dir)
+
+
+def _refuse_options_on_resume(config: FitConfig | None, passed: dict[str, Any]) -> None:
+    """``fit(resume=RUN)`` continues with the options RUN started with (its config.json): others beside it would be
+    silently ignored, so they are refused."""
+    import inspect
+
+    from .errors import ConfigError
+
+    defaults = {n: p.default for n, p in inspect.signature(fit).parameters.items()}
+    ignored = sorted(n for n, v in passed.items() if v != defaults[n]) + (["config"] if config is not None else [])
+    if ignored:
+        raise ConfigError(f"resume continues the run with the options it started with (RUN/config.json), so these would be ignored: "
+                          f"{', '.join(ignored)}. Resume without them, or start a new run with them (without --resume).")
+
+
+def _check_same_data(run_dir: Path, splits) -> None:
+    """The images a resumed run reads must be those it started with (RUN/splits.json, written when it started): other
+    splits would continue a model, its early stopping and its stage one on different data without a word."""
+    from .errors import DataError
+
+    try:
+        saved = json.loads((run_dir / SPLITS_FILE).read_text())["splits"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return  # a run started before splits.json was written at the start: nothing to compare with
+    changes = []
+    for s in ("train", "val", "test"):
+        before, now = Counter(e["sha256"] for e in saved.get(s, [])), Counter(r.sha256 for r in splits.split(s))
+        added, removed = sum((now - before).values()), sum((before - now).values())
+        if added or removed:
+            changes.append(f"{s}: {added} image(s) not in the run, {removed} of its image(s) missing")
+    if changes:
+        raise DataError(f"the data differ from those this run started with ({'; '.join(changes)}), so resuming would continue on "
+                        f"other splits. Restore the data folder (or pass it where it now lies: fit DATA --resume {run_dir}), or start a "
+                        "new run without --resume.")
 
 
 def _replace_previous_run(run_dir: Path, progress: bool) -> None:

@@ -130,7 +130,7 @@ class FinetuneConfig(_Config):
 
     epochs: int = Field(6, gt=0, description="Upper bound on fine-tuning epochs; early stopping may end sooner.")
     batch_size: int = Field(32, gt=0, description="Global batch size (split across processes under `accelerate launch`).")
-    lr: float = Field(1e-4, gt=0, description="Learning rate of the head and the last unfrozen block (AdamW); 1e-4 chosen on validation loss (bench/RESULTS.md).")
+    lr: float = Field(1e-4, gt=0, description="Learning rate of the head (AdamW); the k-th unfrozen block from the end gets lr * lr_decay**k. 1e-4 chosen on validation loss (bench/RESULTS.md).")
     lr_decay: float = Field(0.8, gt=0, le=1, description="Layer-wise LR decay: each block towards the input gets lr * decay^k.")
     weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay (not applied to norm layers and biases).")
     warmup_fraction: float = Field(0.1, ge=0, lt=1, description="Share of the optimizer steps spent in linear warm-up before the decay.")

@@ -104,6 +104,7 @@ def _print_data_notes(summary: dict) -> None:
     "accelerate launch --num_processes 2 -m transferkit fit data/plants --strategy finetune --out runs/plants   (several GPUs)",
 )
 def fit(
+    ctx: typer.Context,
     data: Annotated[Optional[Path], typer.Argument(help="Image folder: train/ + test/ [+ val/], or one sub-folder per class.")] = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Backbone name (see `transferkit models`).")] = "mobilenet_v2",
     weights: Annotated[str, typer.Option(help="'auto' (offline first), 'none' (random init) or a .pth/.safetensors file.")] = "auto",
@@ -129,7 +130,7 @@ def fit(
                                                 "bootstrap interval shows a higher validation loss than the probe's) or 'lower-val-loss'.")] = "finetune-unless-worse",
     unfreeze: Annotated[str, typer.Option(help="Fine-tuning: 'all' or 'last:N' backbone blocks.")] = "all",
     ft_epochs: Annotated[Optional[int], typer.Option("--ft-epochs", help="Fine-tuning: maximum epochs (default 6; early stopping, patience 3).")] = None,
-    ft_lr: Annotated[Optional[float], typer.Option("--ft-lr", help="Fine-tuning: LR of the head and last block (default 1e-4); earlier blocks get lr*0.8^k.")] = None,
+    ft_lr: Annotated[Optional[float], typer.Option("--ft-lr", help="Fine-tuning: LR of the head (default 1e-4); the last unfrozen block gets lr*0.8, the k-th from the end lr*0.8^k.")] = None,
     augment: Annotated[bool, typer.Option("--augment/--no-augment", help="Augment training images (crop, flip, rotation, colour) when fine-tuning or with --train-views.")] = True,
     crop_scale: Annotated[float, typer.Option(help="Augmentation (fine-tuning, --train-views): RandomResizedCrop keeps at least this share of the area.")] = 0.7,
     hflip: Annotated[float, typer.Option(help="Augmentation (fine-tuning, --train-views): probability of a horizontal flip (0 for images with a handedness).")] = 0.5,
@@ -183,7 +184,16 @@ def fit(
         _fit_seeds_command(data, out, list(range(seed, seed + seeds)), kwargs)
         return
     try:
-        result = api_fit(data, out=out, seed=seed, resume=resume, **kwargs)
+        if resume is not None:  # the run's own options (RUN/config.json); one given here would be silently ignored
+            # by name: typer ships its own copy of click, whose ParameterSource is not click's
+            given = [f"--{p.replace('_', '-')}" for p in ctx.params if p not in ("data", "resume", "out", "quiet", "report")
+                     and getattr(ctx.get_parameter_source(p), "name", "") == "COMMANDLINE"]
+            if given:
+                raise TransferKitError(f"--resume continues the run with the options it started with ({resume}/config.json), so "
+                                       f"{', '.join(given)} would be ignored. Resume without them, or start a new run with them.")
+            result = api_fit(data, resume=resume, progress=not quiet, report=report)
+        else:
+            result = api_fit(data, out=out, seed=seed, **kwargs)
     except TransferKitError as exc:
         _fail(exc)
     except ValidationError as exc:
@@ -423,8 +433,9 @@ from . import export_commands, rank_commands, report_commands, text_commands  # 
 def main() -> None:
     try:
         app()
-    except KeyboardInterrupt:
-        err.print("[yellow]interrupted[/]")
+    except KeyboardInterrupt:  # outside training (which saves a checkpoint and says how to resume): e.g. during feature extraction
+        err.print("[yellow]interrupted[/] (features and ranking measurements computed so far are cached: the same command "
+                  "picks them up again)")
         sys.exit(130)
     except OSError as exc:  # a path that cannot be read or written (a folder in the way, no permission, a full disk)
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""

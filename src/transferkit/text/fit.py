@@ -400,7 +400,9 @@ def fit_text(
     else:
         if data is None:
             raise DataError("pass a data file (or resume=RUN to continue an interrupted run).")
-        config = TextFitConfig(data=Path(data), backbone=model, strategy=strategy, cv=cv, test=Path(test) if test else None, **kwargs)
+        # absolute paths: config.json must resume (and reproduce) from any working directory
+        config = TextFitConfig(data=Path(data).expanduser().absolute(), backbone=model, strategy=strategy, cv=cv,
+                               test=Path(test).expanduser().absolute() if test else None, **kwargs)
     if config.strategy not in STRATEGIES:
         raise DataError(f"unknown strategy '{config.strategy}'; use one of {STRATEGIES}.")
     ranking = None

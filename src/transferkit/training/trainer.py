@@ -201,6 +201,9 @@ class Trainer:
         mid_epoch_rng = None
         started, seconds_before = time.perf_counter(), 0.0
         self.resumed_from_ = None
+        if resume and self.checkpoint_dir and ckpt is None:
+            acc.print(f"no checkpoint in {self.checkpoint_dir} (the run stopped before its first, or they were deleted): "
+                      "fine-tuning starts from its beginning")
         if ckpt is not None:
             state = load_checkpoint(ckpt, model=raw, optimizer=optimizer, scheduler=scheduler)
             mid_epoch_rng = torch.get_rng_state() if state["step_in_epoch"] else None
