@@ -183,7 +183,7 @@ def test_predict_with_no_images(run_dir, tmp_path):
 def test_fit_augmentation_options_reach_the_run_config_and_bad_values_fail_cleanly(image_folder, tiny_weights, tmp_path):
     out = tmp_path / "aug"
     res = invoke("fit", image_folder, "--model", TINY, "--weights", tiny_weights, "--out", out, "--epochs", 5, "--no-report", "-q",
-                 "--rotation", 0, "--hflip", 0, "--crop-scale", 0.9, "--color-jitter", 0.05)
+                 "--rotation", 0, "--hflip", 0, "--crop-scale", 0.9, "--color-jitter", 0.05, "--train-views", 1)  # copies use them
     assert res.exit_code == 0, res.output
     aug = json.loads((out / "config.json").read_text())["fit"]["augment"]
     assert aug == {"enabled": True, "crop_scale_min": 0.9, "hflip": 0.0, "rotation": 0.0, "color_jitter": 0.05}
@@ -240,6 +240,11 @@ def test_fine_tuning_options_with_a_frozen_base_are_refused_not_recorded(image_f
                     "--out", tmp_path / "r", "-q")
     assert_clean_failure(result, "finetune_epochs (--ft-epochs), wise_alpha (--wise-ft) only act when fine-tuning")
     assert not (tmp_path / "r").exists()
+    result = invoke("fit", image_folder, "--model", TINY, "--weights", tiny_weights, "--rotation", "90", "--out", tmp_path / "r", "-q")
+    assert_clean_failure(result, "augment (--no-augment, --crop-scale", "only act when fine-tuning")
+    ok = invoke("fit", image_folder, "--model", TINY, "--weights", tiny_weights, "--rotation", "90", "--train-views", "1", "--hidden-dim",
+                "0", "--out", tmp_path / "v", "-q", "--no-report")
+    assert ok.exit_code == 0, ok.output  # with --train-views the augmentation acts
 
 
 def test_a_seeds_folder_points_to_its_runs(image_folder, tiny_weights, tmp_path):

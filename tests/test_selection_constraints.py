@@ -14,7 +14,7 @@ import timm
 from typer.testing import CliRunner
 
 from conftest import TINY
-from transferkit.backbones import BackboneSpec, WeightsCfg, _registry, load_backbone, register_backbone
+from transferkit.backbones import BackboneSpec, WeightsCfg, _registry, get_backbone_spec, load_backbone, register_backbone
 from transferkit.cli.app import app
 from transferkit.selection import Limits, SelectionError, choose_backbone, rank_backbones
 from transferkit.selection.cost import measure_cost
@@ -120,3 +120,66 @@ def test_random_init_controls_stay_inside_the_chosen_cache_folder(image_folder, 
     rank_backbones(image_folder, [f"{TINY}:none"], cache_dir=cache, **FAST)
     assert list((cache / "random-init").glob(f"{TINY}-seed0.safetensors"))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "mycache"]  # nothing written beside it
+
+
+def test_max_params_is_checked_on_the_backbone_count_before_and_after_loading(image_folder, costs):
+    """The pre-load check compared the published count (with the ImageNet classifier: 3.50 M for mobilenet_v2) with the
+    limit, so a backbone of 2.22 M was excluded under --max-params 2.3 M. Both checks now count the backbone."""
+    from transferkit.backbones import backbone_num_params
+
+    assert backbone_num_params(TINY) == costs[TINY]["num_params"] < get_backbone_spec(TINY).num_params  # the classifier is cut off
+    between = (costs[TINY]["num_params"] + get_backbone_spec(TINY).num_params) // 2  # above the backbone, below the published count
+    ranking = rank_backbones(image_folder, [f"{TINY}:none"], max_params=between, **FAST)
+    assert ranking.best is not None and ranking.best.cost["num_params"] <= between
+    ranking = rank_backbones(image_folder, [f"{TINY}:none"], max_params=costs[TINY]["num_params"] - 1, **FAST)
+    assert ranking.best is None and "counted before loading" in ranking.candidates[0].reason
+
+
+def test_python_ranking_boundaries(image_folder, tmp_path, tiny_weights):
+    import shutil
+
+    with pytest.raises(SelectionError, match="either as limits=Limits"):
+        rank_backbones(image_folder, [f"{TINY}:none"], limits=Limits(max_memory_mb=100), max_memory_mb=20, **FAST)
+    with pytest.raises(SelectionError, match="must be a number"):
+        Limits(max_latency_ms="50")
+    one = rank_backbones(image_folder, f"{TINY}:none", **FAST)  # one candidate as a string, not its characters
+    assert [c.label for c in one.candidates] == [f"{TINY}:none"]
+    with pytest.raises(SelectionError, match="'lora' is for text encoders"):
+        rank_backbones(image_folder, [f"{TINY}:none"], strategy="lora", **FAST)
+    # two files of one name in two folders: two candidates, labelled apart
+    for run in ("run1", "run2"):
+        (tmp_path / run).mkdir()
+        shutil.copy(tiny_weights, tmp_path / run / "model.safetensors")
+    both = rank_backbones(image_folder, [f"{TINY}:{tmp_path / 'run1' / 'model.safetensors'}", f"{TINY}:{tmp_path / 'run2' / 'model.safetensors'}"], **FAST)
+    assert sorted(c.label for c in both.candidates) == [f"{TINY}:run1/model.safetensors", f"{TINY}:run2/model.safetensors"]
+    with pytest.raises(SelectionError, match="listed twice"):
+        rank_backbones(image_folder, [f"{TINY}:{tmp_path / 'run1' / 'model.safetensors'}"] * 2, **FAST)
+
+
+def test_a_device_that_is_not_here_is_one_line(image_folder):
+    import torch
+
+    from transferkit.errors import ConfigError
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU: the case is a machine without one")
+    for dev, msg in (("cuda", "no CUDA GPU is visible here"), ("gpu", "unknown device 'gpu'")):
+        with pytest.raises(ConfigError, match=msg):
+            rank_backbones(image_folder, [f"{TINY}:none"], **{**FAST, "device": dev})
+    res = CliRunner().invoke(app, ["rank", str(image_folder), "--candidates", f"{TINY}:none", "--device", "cuda", "-q"])
+    assert res.exit_code == 1 and "no CUDA GPU is visible here" in res.output and "Traceback" not in res.output
+
+
+def test_rank_hint_and_fit_auto_keep_the_weights_they_rank(image_folder, tiny_weights, tmp_path):
+    import transferkit as tk
+    from transferkit.errors import ConfigError
+
+    res = CliRunner().invoke(app, ["rank", str(image_folder), "--candidates", f"{TINY}:{tiny_weights}", "--device", "cpu", "--stages", "2",
+                                   "-q", "--no-explain"], env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    flat = " ".join(res.output.split())
+    assert f"--weights {tiny_weights}" in flat and "--stages 2" in flat
+    with pytest.raises(ConfigError, match="model='auto' ranks the pretrained candidates"):
+        tk.fit(image_folder, model="auto", weights="none", progress=False)
+    res = CliRunner().invoke(app, ["rank", str(image_folder), "--candidates", ",", "-q"])
+    assert res.exit_code == 1 and "names no backbone" in res.output

@@ -43,7 +43,8 @@ def test_limits_name_the_broken_limit_and_reject_nonsense():
 def test_candidate_parsing():
     assert Candidate.parse("mobilenet_v2") == Candidate("mobilenet_v2", "auto")
     assert Candidate.parse(" mobilenet_v2:None ").is_control
-    assert Candidate.parse("vgg19:/w/vgg.pth").label == "vgg19:vgg.pth"
+    assert Candidate.parse("vgg19:/w/vgg.pth").label == "vgg19:w/vgg.pth"  # the folder too: fine-tuned files often share a name
+    assert Candidate.parse("vgg19:vgg.pth").label == "vgg19:vgg.pth"
     with pytest.raises(SelectionError, match="empty candidate"):
         Candidate.parse(":none")
 
@@ -110,7 +111,7 @@ def test_rank_backbones_end_to_end(image_folder, tiny_weights, tmp_path):
     assert vgg.status == "unavailable" and "no pretrained weights for 'vgg19'" in vgg.reason
     assert "Not ranked" in vgg.explanation
     assert [c.status for c in ranking.candidates] == ["ranked", "ranked", "unavailable"]
-    pre, ctrl = by_label[f"{TINY}:tiny.safetensors"], by_label[f"{TINY}:none"]
+    pre, ctrl = by_label[f"{TINY}:{tiny_weights.parent.name}/tiny.safetensors"], by_label[f"{TINY}:none"]
     assert set(pre.scores) >= {"logme", "hscore", "knn_accuracy", "linear_probe", "leep", "nce"}
     assert "leep" not in ctrl.scores and "random init" in ctrl.score_notes["leep"]
     assert ranking.best is ranking.candidates[0] and {pre.rank, ctrl.rank} == {1, 2}
@@ -158,7 +159,7 @@ def test_rank_cli(image_folder, tiny_weights, tmp_path):
     assert "unavailable" in res.output and "best:" in res.output
     assert chart.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     saved = json.loads(out.read_text())
-    assert saved["best"] == f"{TINY}:tiny.safetensors" and saved["strategy"] == "linear-probe" and "knn_accuracy" in saved["evidence_scores"]
+    assert saved["best"] == f"{TINY}:{tiny_weights.parent.name}/tiny.safetensors" and saved["strategy"] == "linear-probe" and "knn_accuracy" in saved["evidence_scores"]
     tuned = runner.invoke(app, ["rank", str(image_folder), "--candidates", f"{TINY}:{tiny_weights}", "--strategy", "finetune",
                                 "--groups", r"(train_[a-z]+_\d)", "--json", str(out), "-q", "--no-explain"])
     assert tuned.exit_code == 0, tuned.output

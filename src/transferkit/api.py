@@ -247,6 +247,12 @@ def fit(
     if resume is not None:
         _check_same_data(Path(out), splits)
     ranking = None
+    if config.backbone == "auto" and str(config.weights).lower() != "auto":
+        from .errors import ConfigError
+
+        raise ConfigError(f"model='auto' ranks the pretrained candidates, so weights={config.weights!r} would train something the "
+                          "ranking did not score. Rank that file with `transferkit rank DATA --candidates NAME:PATH` (or NAME:none), "
+                          "then fit --model NAME --weights PATH.")
     if config.backbone == "auto":  # ranked on the same splits the fit uses (train + val; test is never read)
         from .selection import choose_backbone
 

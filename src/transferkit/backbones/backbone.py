@@ -243,6 +243,18 @@ def _load_into(spec: BackboneSpec, model: nn.Module, state_dict: dict[str, torch
     return model
 
 
+def backbone_num_params(name: str) -> int | None:
+    """Parameters of ``name`` as :func:`load_backbone` returns it (the ImageNet classifier cut off), counted on the meta
+    device: no weights are read and nothing is initialised. None when the architecture cannot be built that way."""
+    spec = get_backbone_spec(name)
+    if spec.modality != "image":
+        return None
+    try:
+        return int(sum(p.numel() for p in _body(spec, _build_without_init(spec)).parameters()))
+    except Exception:  # noqa: BLE001 - a builder that cannot run on meta: the caller measures after loading instead
+        return None
+
+
 def load_backbone(name: str, weights: str | os.PathLike | None = "auto") -> Backbone:
     """Build a registered backbone with its pretrained weights.
 

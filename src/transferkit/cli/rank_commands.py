@@ -94,6 +94,9 @@ def rank(
     from ..selection import rank_backbones
 
     names = [c for c in (candidates or "").split(",") if c.strip()] or None
+    if candidates is not None and names is None:  # "--candidates ','" would otherwise rank every registered backbone
+        _fail(TransferKitError(f"--candidates {candidates!r} names no backbone; pass e.g. mobilenet_v2,tf_efficientnet_lite0 "
+                               "(or leave the option out to rank every offline candidate)."))
     try:
         from ..run_folder import check_writable_file
 
@@ -129,7 +132,9 @@ def rank(
             chart.write_bytes(figure_png(fig))
     best = ranking.best
     if best is None:
-        err.print("[bold red]error:[/] no candidate is usable under these limits (see the status column). Relax a limit or add candidates.")
+        limited = any(v is not None for v in ranking.limits.as_dict().values())
+        err.print("[bold red]error:[/] no candidate is usable" + (" under these limits" if limited else "")
+                  + " (the reason of each is above). " + ("Relax a limit or add candidates." if limited else "Add candidates, or fix their weights."))
         raise typer.Exit(code=1)
     console.print(Panel.fit(
         f"best: [bold]{best.label}[/] (predicted accuracy {100 * best.predicted_accuracy:.1f} %, {best.cost['latency_ms_p50']:.1f} ms p50)\n"
@@ -139,6 +144,10 @@ def rank(
         + (f"saved: {json_path}\n" if json_path else "") + (f"chart: {chart}\n" if chart is not None and ranking.ranked else "")
         + f"next: transferkit {'fit-text' if ranking.modality == 'text' else 'fit'} {data} --model {best.name}"
         + (f" --strategy {ranking.strategy}" if ranking.strategy != "linear-probe" else "")
-        + (" --weights none" if best.candidate.is_control else ""),
+        + (" --weights none" if best.candidate.is_control else "")
+        + (f" --weights {best.candidate.weights}" if best.candidate.weights not in ("auto", "none") else "")
+        + (f" --stages {feature_stages}" if ranking.modality == "image" and feature_stages != DEFAULT_FEATURE_STAGES else "")
+        + (f" --groups '{groups}'" if groups and ranking.modality == "image" else "")
+        + (f" --groups-file {groups_file}" if groups_file and ranking.modality == "image" else ""),
         title="rank",
     ))

@@ -66,9 +66,22 @@ class ExtractionStats:
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` (CUDA when present, else the CPU), ``"cpu"``, ``"cuda"`` or ``"cuda:N"``; a device that is not here is a
+    one-line error, not a driver traceback in the middle of a run."""
+    from ..errors import ConfigError
+
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise ConfigError(f"unknown device {str(device)!r}: use auto, cpu, cuda or cuda:N.") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {str(device)!r}: no CUDA GPU is visible here (torch.cuda.is_available() is False). "
+                          "Use --device cpu, or auto (CUDA when present).")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"device {str(device)!r}: this machine has {torch.cuda.device_count()} CUDA device(s).")
+    return dev
 
 
 @torch.inference_mode()

@@ -89,6 +89,8 @@ class Limits:
     def __post_init__(self) -> None:
         for name in LIMIT_FLAGS:
             v = getattr(self, name)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+                raise SelectionError(f"{LIMIT_FLAGS[name]} must be a number, got {v!r} ({type(v).__name__}).")
             if v is not None and not v > 0:
                 raise SelectionError(f"{LIMIT_FLAGS[name]} must be a positive number, got {v!r}.")
 
@@ -133,9 +135,14 @@ class Candidate:
 
     @property
     def label(self) -> str:
+        """``name``, ``name:none``, or ``name:`` + the weight file's folder and name (``run1/model.pth``: comparing
+        fine-tuned files that share a name is common)."""
         if self.weights == "auto":
             return self.name
-        return f"{self.name}:none" if self.is_control else f"{self.name}:{Path(self.weights).name}"
+        if self.is_control:
+            return f"{self.name}:none"
+        p = Path(self.weights)
+        return f"{self.name}:{p.parent.name + '/' if p.parent.name else ''}{p.name}"
 
 
 @dataclass
@@ -459,7 +466,8 @@ def explain(report: CandidateReport, scored: list[CandidateReport], limits: Limi
         sim += f"; LEEP/NCE not available ({report.score_notes.get('leep', 'no ImageNet classifier')})"
     sim += "."
     quality = f"Size and quality: {size}; {source}."
-    within = [f"{k.replace('max_', '').replace('_', ' ')} {v:g}" for k, v in limits.as_dict().items() if v is not None]
+    within = [f"{k.replace('max_', '').replace('_', ' ')} {v / 1e6:.2f} M" if k == "max_params" else
+              f"{k.replace('max_', '').replace('_', ' ')} {v:g}" for k, v in limits.as_dict().items() if v is not None]
     rate, rate_unit = throughput_of(c)
     per = f"per typical text ({c['num_tokens']} tokens)" if unit == "text" else "per image"
     fit = (f"Fit with your limits: {c['latency_ms_p50']:.1f} ms {per} at batch 1 (p95 {c['latency_ms_p95']:.1f}), "
@@ -533,8 +541,12 @@ def _check_candidates(cands: list[Candidate], modality: str) -> None:
                 f"'{c.name}' is {article} {spec.modality} backbone, but the data holds {modality} data. "
                 f"{modality.capitalize()} candidates: {', '.join(n for n in list_backbones(modality=modality) if 'test' not in get_backbone_spec(n).tags)}."
             )
-    if len({c.label for c in cands}) != len(cands):
+    same = {(c.name, c.weights if c.weights in ("auto", "none") else str(Path(c.weights).expanduser().resolve())) for c in cands}
+    if len(same) != len(cands):
         raise SelectionError(f"a candidate is listed twice: {', '.join(c.label for c in cands)}.")
+    if len({c.label for c in cands}) != len(cands):
+        raise SelectionError(f"two weight files would show under one label ({', '.join(c.label for c in cands)}): give them different "
+                             "file or folder names.")
 
 
 def rank_backbones(
@@ -594,7 +606,15 @@ def rank_backbones(
     if isinstance(feature_stages, bool) or not isinstance(feature_stages, int) or not 1 <= feature_stages <= MAX_FEATURE_STAGES:
         raise SelectionError(f"feature_stages must be an integer from 1 (each backbone's last stage only) to {MAX_FEATURE_STAGES}; "
                              f"got {feature_stages!r}.")
+    given = {k: v for k, v in zip(LIMIT_FLAGS, (max_params, max_size_mb, max_latency_ms, max_memory_mb)) if v is not None}
+    if limits is not None and given:
+        raise SelectionError(f"pass the limits either as limits=Limits(...) or as keywords ({', '.join(given)}), not both: "
+                             "the keywords would be ignored.")
     limits = limits or Limits(max_params, max_size_mb, max_latency_ms, max_memory_mb)
+    if isinstance(candidates, (str, Candidate)):  # one candidate, not a sequence of characters
+        candidates = [candidates]
+    if found == "image" and strategy == "lora":
+        raise SelectionError("strategy 'lora' is for text encoders; image backbones are trained with linear-probe, finetune or auto.")
     cands = [Candidate.parse(c) for c in candidates] if candidates else default_candidates(found)
     if not cands:
         example = "all-MiniLM-L6-v2,all-MiniLM-L6-v2:none" if found == "text" else "mobilenet_v2,tf_efficientnet_lite0"
@@ -653,8 +673,22 @@ def rank_backbones(
         data_info = {"root": summary["root"], "modality": "image", "classes": summary["classes"], "num_ranking_images": len(records),
                      "num_ranking_items": len(records), "ranking_splits": ["train", "val"], "test_split_read": False,
                      "num_skipped": summary["num_skipped"], "groups": summary.get("groups"), "feature_stages": feature_stages}
+    if found == "text":
+        unused = [o for o, on in (("groups", groups is not None), ("groups_file", groups_file is not None),
+                                  ("feature_stages", feature_stages != DEFAULT_FEATURE_STAGES)) if on]
+        if unused:
+            notes.append(f"{', '.join(unused)}: image options, not used on texts (copies of a text are kept together instead)")
     return RankingResult(ordered + rest, limits, data_info, dev, {"total": time.perf_counter() - t_start}, modality=found, notes=notes,
                          strategy=strategy)
+
+
+def _excluded_by_params_before_loading(report: CandidateReport, limits: Limits, num_params: int | None) -> bool:
+    """An image backbone's exact count, known before its weights are read: mark ``report`` excluded (True) when it breaks
+    ``max_params``."""
+    if limits.max_params is not None and num_params is not None and num_params > limits.max_params:
+        report.status, report.reason = "excluded", limits.broken({"num_params": num_params})[0] + " (counted before loading)"
+        return True
+    return False
 
 
 def _excluded_by_published_params(report: CandidateReport, limits: Limits, num_params: int | None) -> bool:
@@ -698,7 +732,7 @@ def _score_into(report: CandidateReport, feats: np.ndarray, labels: np.ndarray, 
 def _evaluate_candidate(cand: Candidate, records, labels, limits: Limits, cache, device: str, *, seed, num_folds, batch_size,
                         throughput_batch_size, latency_runs, progress, groups=None, feature_stages=1) -> CandidateReport:
     """Weights, limits, cost and evidence of one image candidate (stops early when it cannot be ranked)."""
-    from ..backbones import get_backbone_spec, load_backbone
+    from ..backbones import backbone_num_params, get_backbone_spec, load_backbone
     from ..backbones.imagenet_head import ImageNetHeadUnavailableError, imagenet_probabilities
     from ..features import extract_features
     from .cost import measure_cost
@@ -721,8 +755,9 @@ def _evaluate_candidate(cand: Candidate, records, labels, limits: Limits, cache,
                              f"installed packages checked; ranking never downloads). Rank it with '{cand.name}:PATH' or place "
                              f"{'the file ' + repr(spec.weights.file_name) + ' in ' + str(Path(torch.hub.get_dir()) / 'checkpoints') if spec.weights.file_name else 'its weights in the Hugging Face cache'}.")
             return report
-    # 2. cheap limit before anything is loaded
-    if _excluded_by_published_params(report, limits, spec.num_params):
+    # 2. cheap limit before any weights are loaded: the backbone's own count (the classifier that the published count
+    # includes, 37 % of mobilenet_v2's and 86 % of vgg19's, is cut off), the same number the limit is checked on later
+    if _excluded_by_params_before_loading(report, limits, backbone_num_params(cand.name)):
         return report
     t0 = time.perf_counter()
     try:
@@ -878,7 +913,8 @@ def _evaluate_text_candidate(cand: Candidate, texts: list[str], labels: np.ndarr
 
 def choose_backbone(data: str | os.PathLike | Any, candidates: list[str | Candidate] | None = None, **kwargs: Any
                     ) -> tuple[str, RankingResult]:
-    """The top-ranked backbone's name and the full ranking (for ``fit --model auto``).
+    """The top-ranked backbone's name and the full ranking (for ``fit --model auto``). The name alone does not say which
+    weights won: ``ranking.best.candidate.weights`` does ("auto" = pretrained, "none" = a random-init control, or a file).
 
     Keyword arguments are those of :func:`rank_backbones` (limits, device, seed, ...).
     Raises :class:`SelectionError` naming the limits when no candidate fits them.
