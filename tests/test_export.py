@@ -265,3 +265,18 @@ def test_benchmark_checks_the_classes_before_exporting_and_leaves_no_temporary_f
     with pytest.raises(DataError, match="not classes of this model|not a class"):
         benchmark_models(model_dir, other, progress=False)
     assert called == [] and list((tmp_path / "tmp").iterdir()) == []
+
+
+def test_benchmark_checks_parity_on_the_test_images_and_makes_its_out_folder(tiny_model, fp32_export, tmp_path):
+    """With 100 or fewer train images every one went to int8 calibration, so parity fell back to random noise (and failed
+    on it); an export folder benchmarked with a new --out folder failed to write its inputs there."""
+    from transferkit.export.benchmark import benchmark_models
+
+    model_dir, data = tiny_model
+    benchmark_models(model_dir, data, work_dir=tmp_path / "b", batch_size=2, rounds=1, calls_per_round=1, exporter="torchscript",
+                     export_options={"min_agreement": 0.5, "calibrate_method": "minmax"}, progress=False)
+    for variant in ("onnx-fp32", "onnx-int8"):
+        images = json.loads((tmp_path / "b" / variant / "parity.json").read_text())["images"]
+        assert isinstance(images, list) and images and all(Path(p).is_relative_to(data / "test") for p in images), variant
+    r = benchmark_models(fp32_export, data, work_dir=tmp_path / "new" / "folder", batch_size=2, rounds=1, calls_per_round=1, progress=False)
+    assert list(r["variants"]) == ["pytorch fp32", "onnx fp32"]

@@ -224,3 +224,60 @@ def test_report_warns_about_subjects_shared_between_splits(binary_run, tmp_path)
     html = (run / "report.html").read_text()
     assert "leakage: 1 subject(s) have images in two splits, e.g. patient7 (train/test)" in html
     assert "train 10, val 3, test 5; 1 file name(s) matched no subject" in html
+
+
+def test_the_reports_numbers_at_a_saved_threshold_are_those_evaluate_gives(binary_run, tmp_path):
+    """predict and evaluate compare the saved threshold with temperature-scaled probabilities; the report applied it to the
+    uncalibrated ones, so at any threshold but 0.5 its test numbers differed from evaluate's on the same images."""
+    import transferkit as tk
+
+    run = tmp_path / "run"
+    shutil.copytree(binary_run, run)
+    cfg_path = run / "model" / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["temperature"], cfg["threshold"] = 3.0, 0.7
+    cfg_path.write_text(json.dumps(cfg))
+    res = _report(run, "--no-calibrate", "--target-sensitivity", "0.9")
+    assert res.exit_code == 0, res.output
+    summary = json.loads((run / "report.json").read_text())
+    got = tk.evaluate(run, json.loads((run / "splits.json").read_text())["root"], progress=False)
+    assert got["num_samples"] == summary["num_test"]
+    for name in ("accuracy", "sensitivity", "specificity"):
+        ours = got.get(name, got["binary"].get(name))
+        assert summary["test"][name]["estimate"] == pytest.approx(ours), name
+    # --no-calibrate keeps the saved temperature (3.0): the operating point's calibrated threshold is on that scale
+    op = summary["operating_point"]
+    again = tk.evaluate(run, json.loads((run / "splits.json").read_text())["root"], threshold=op["threshold_calibrated"], progress=False)
+    assert again["binary"]["sensitivity"] == pytest.approx(op["test"]["sensitivity"]["estimate"])
+
+
+def test_class_names_with_dollar_signs_are_drawn_as_written(tmp_path):
+    root = make_image_folder(tmp_path / "data", classes=("price $5", r"$\foo$"), per_class=8)
+    run = _fit_tiny_run(root, tmp_path / "run", tmp_path / "cache")
+    res = _report(run, "--gallery", "0")
+    assert res.exit_code == 0 and "Traceback" not in res.output, res.output
+    assert "price $5" in (run / "report.html").read_text()
+
+
+def test_a_gallery_whose_images_are_gone_says_so_instead_of_grey_squares(binary_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(binary_run, run)
+    import csv
+
+    pred = run / "predictions" / "test.csv"
+    rows = list(csv.reader(pred.read_text().splitlines()))
+    classes = ["normal", "sick"]
+    for i, row in enumerate(rows[1:4], start=1):  # three rows made errors (their truth flipped), all with a path that is gone
+        row[1] = str(1 - int(row[1]))
+        row[2] = classes[int(row[1])]
+    for i, row in enumerate(rows[1:], start=1):
+        row[0] = f"/nowhere/{i}.png"
+    with pred.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    res = _report(run, "--gallery", "4", "--no-leakage-check")
+    assert res.exit_code == 0, res.output
+    summary = json.loads((run / "report.json").read_text())
+    html = " ".join((run / "report.html").read_text().split())
+    assert summary["num_test_errors"] >= 3
+    assert "could not be read here" in html and summary["gallery"] == []
+    assert not list((run / "report").rglob("gallery*/*.png")) and not list((run / "report").glob("gallery-*.png"))

@@ -243,6 +243,7 @@ def benchmark_models(
     model = Path(model).expanduser()
     data = Path(data).expanduser()
     work = check_writable_folder(work_dir, "--out") if work_dir else Path(tempfile.mkdtemp(prefix="tk-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
     export_options = dict(export_options or {})
     measure = {"batch_size": batch_size, "rounds": rounds, "calls_per_round": calls_per_round, "threads": threads, "progress": progress}
     try:
@@ -282,9 +283,12 @@ def _benchmark_images(model: Path, data: Path, work: Path, *, calibration, expor
             if not (data / "train").is_dir():
                 raise DataError(f"int8 calibration needs images: '{data}' has no train/ folder; pass --calibration FOLDER.")
             calibration = data / "train"
+        # parity on the test images: calibration may take every train image of a small set (parity never reuses them)
+        parity = data / "test" if (data / "test").is_dir() else data
         exports["onnx fp32"] = export_model(model_dir, work / "onnx-fp32", exporter=exporter, calibration=calibration, overwrite=True,
-                                            progress=progress).directory
+                                            parity_data=parity, progress=progress).directory
         exports["onnx int8"] = export_model(model_dir, work / "onnx-int8", quantize="int8", calibration=calibration, exporter=exporter,
+                                            parity_data=parity,
                                             onnx_fp32=exports["onnx fp32"] / "model.onnx", overwrite=True, progress=progress,
                                             **export_options).directory
     weights_file = (model_dir / "model" if (model_dir / "model" / "model.safetensors").is_file() else model_dir) / "model.safetensors"

@@ -293,8 +293,10 @@ def export_model(
     (out / PARITY_NAME).write_text(json.dumps(parity_json, indent=2))
     if not parity_json["passed"]:
         failed = "; ".join(r.summary() for r in reports if not r.passed)
+        noise = [n for n in notes if "random-noise" in n]  # parity on noise says little about real images: say so here too
         raise ParityError(f"the exported {precision} model does not match PyTorch: {failed}. Numbers in {out / PARITY_NAME}; "
                           "the folder has no export.json, so it cannot be loaded."
+                          + (" Note: " + noise[0] if noise else "")
                           + (" For int8, try --exclude-head, another --calibrate-method, or more --num-calibration images."
                              if quantize else ""))
 

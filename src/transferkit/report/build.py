@@ -144,8 +144,10 @@ def write_report(
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file() or not (run_dir / "model").is_dir():
+        from ..run_folder import seeds_hint
+
         raise TransferKitError(f"'{run_dir}' is not a run folder: expected config.json and model/ "
-                               "(written by `transferkit fit --out RUN` or `transferkit fit-text --out RUN`).")
+                               "(written by `transferkit fit --out RUN` or `transferkit fit-text --out RUN`)." + seeds_hint(run_dir))
     max_distance = DEFAULT_MAX_DISTANCE if max_distance is None else max_distance
     cfg, metrics = _read_json(run_dir / "config.json"), _read_json(run_dir / "metrics.json")
     model = load(run_dir)
@@ -157,6 +159,10 @@ def write_report(
     if (target_sensitivity is not None or target_specificity is not None) and pos is None:
         raise TransferKitError(f"--target-sensitivity/--target-specificity need a binary task; this one has {len(classes)} classes.")
     threshold = model.threshold if pos is not None else None
+    # the predictions files hold uncalibrated probabilities, while predict and evaluate compare the saved threshold with
+    # temperature-scaled ones: the same decisions here need the threshold moved back onto the uncalibrated scale
+    decide_at = calibrated_threshold(model.threshold, 1.0 / model.temperature) if pos is not None else model.threshold
+    saved_temperature = model.temperature
     warnings: list[str] = []
 
     preds = {}
@@ -173,9 +179,9 @@ def write_report(
     plots_dir.mkdir(parents=True, exist_ok=True)
 
     # ---- metrics with intervals ------------------------------------------------------------------
-    point = classification_metrics(test.y_true, test.proba, classes, positive=positive, threshold=model.threshold)
-    val_point = classification_metrics(val.y_true, val.proba, classes, positive=positive, threshold=model.threshold)
-    intervals = bootstrap_classification(test.y_true, test.proba, classes, positive=positive, threshold=model.threshold,
+    point = classification_metrics(test.y_true, test.proba, classes, positive=positive, threshold=decide_at)
+    val_point = classification_metrics(val.y_true, val.proba, classes, positive=positive, threshold=decide_at)
+    intervals = bootstrap_classification(test.y_true, test.proba, classes, positive=positive, threshold=decide_at,
                                          num_resamples=num_resamples, confidence=confidence, seed=seed)
     undefined = {"test": undefined_metrics(test.y_true, classes, positive=positive), "val": undefined_metrics(val.y_true, classes, positive=positive)}
     for split, p in (("test", test), ("validation", val)):
@@ -226,7 +232,7 @@ def write_report(
     }
 
     # ---- plots -----------------------------------------------------------------------------------
-    y_pred = predict_labels(test.proba, pos, model.threshold)
+    y_pred = predict_labels(test.proba, pos, decide_at)
     op_xy = None
     if op is not None:
         pred_op = test.proba[:, pos] >= op.threshold
@@ -273,7 +279,7 @@ def write_report(
         "undefined": undefined,
         "calibration": {k: v for k, v in calibration.items() if k != "saved_note"},
         # predict and evaluate compare the saved threshold with temperature-scaled probabilities: the same cut on that scale
-        "operating_point": ({**op.to_dict(), "threshold_calibrated": calibrated_threshold(op.threshold, t if calibrate else 1.0)}
+        "operating_point": ({**op.to_dict(), "threshold_calibrated": calibrated_threshold(op.threshold, t if calibrate else saved_temperature)}
                             if op is not None else None),
         "leakage": {**data.leakage_summary(), "max_distance": max_distance},
         "num_test_errors": int(len(wrong)),

@@ -22,11 +22,11 @@ def _target_layer(model) -> nn.Module:
     return layer
 
 
-def gradcam_overlays(model, paths: Sequence[str | os.PathLike], target_classes: Sequence[int], *, batch_size: int = 8) -> list[np.ndarray]:
+def gradcam_overlays(model, paths: Sequence[str | os.PathLike], target_classes: Sequence[int], *, batch_size: int = 8) -> list[np.ndarray | None]:
     """RGB uint8 overlays (input resolution) of Grad-CAM for ``target_classes[i]`` on ``paths[i]``.
 
-    Unreadable images give a grey placeholder rather than an error (they cannot be in a run's
-    predictions anyway: the loader skipped them).
+    An image that cannot be read now (moved, deleted, or a path relative to where ``fit`` ran) gives None in its place;
+    the caller leaves it out and says so.
     """
     from pytorch_grad_cam import GradCAM
     from pytorch_grad_cam.utils.image import show_cam_on_image
@@ -40,7 +40,7 @@ def gradcam_overlays(model, paths: Sequence[str | os.PathLike], target_classes: 
     size = model.data_cfg["input_size"][1:]
     model = model.eval()
     device = next(model.parameters()).device
-    out: list[np.ndarray] = []
+    out: list[np.ndarray | None] = []
     # one view: the hooks expect one feature map per input (test-time views would give four)
     with model.backbone.single_view(), GradCAM(model=model, target_layers=[_target_layer(model)]) as cam:
         for start in range(0, len(paths), batch_size):
@@ -66,5 +66,5 @@ def gradcam_overlays(model, paths: Sequence[str | os.PathLike], target_classes: 
                     img, g = next(maps)
                     out.append(show_cam_on_image(img.astype(np.float32), g, use_rgb=True))
                 else:
-                    out.append(np.full((*size, 3), 128, np.uint8))
+                    out.append(None)
     return out

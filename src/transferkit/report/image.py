@@ -115,7 +115,12 @@ class ImageReportParts(RunReportParts):
             g.note = f"Grad-CAM failed ({type(exc).__name__}: {exc})."
             return g
         classes = test.classes
-        for k, (i, ov) in enumerate(zip(order, overlays)):
+        missing = [test.paths[i] for i, ov in zip(order, overlays) if ov is None]
+        if missing:
+            g.note = (f"{len(missing)} of the {len(order)} images to explain could not be read here (e.g. {missing[0]}): they are left "
+                      "out. Paths in RUN/predictions/ are as `fit` saw them: run the report where fit ran, or with the data in place.")
+        kept = [(i, ov) for i, ov in zip(order, overlays) if ov is not None]
+        for k, (i, ov) in enumerate(kept):
             path = out_dir / f"{k:02d}.png"
             Image.fromarray(ov).save(path)
             g.files.append(path)

@@ -16,6 +16,12 @@ from ..evaluation.calibration import ReliabilityBins
 
 
 def figure_png(fig: Figure, *, dpi: int = 110) -> bytes:
+    """The figure as PNG bytes. Every text is drawn as written: a class name with ``$`` (``price $5``, ``$\\foo$``) would
+    otherwise be parsed as matplotlib math, drawn as a formula or stop the report with a parse error."""
+    from matplotlib.text import Text
+
+    for text in fig.findobj(Text):
+        text.set_parse_math(False)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
     return buf.getvalue()
