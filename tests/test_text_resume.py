@@ -214,3 +214,16 @@ def test_a_new_run_records_its_effective_fine_tuning_settings_while_running(setu
     fit_text(setup["data"], **opts, out=tmp_path / "run", cache_dir=tmp_path / "cache")
     assert seen["status"] == "running"
     assert seen["finetune_effective"] == json.loads(text_finetune_defaults("finetune").model_dump_json())
+
+
+def test_options_beside_a_text_resume_are_refused(setup, tmp_path):
+    """Every option comes from RUN/config.json on resume: an option given beside it was silently ignored."""
+    from transferkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="would be ignored: max_length, seed"):
+        fit_text(resume=tmp_path / "any", max_length=8, seed=3)
+    with pytest.raises(ConfigError, match=r"would be ignored: data"):
+        fit_text(setup["data"], resume=tmp_path / "any")
+    res = runner.invoke(app, ["fit-text", "--resume", str(tmp_path / "any"), "--epochs", "4", "--lr", "0.01"])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert "--epochs, --lr would be ignored" in " ".join(res.output.split())

@@ -47,6 +47,7 @@ def _print_text_data_notes(data: dict) -> None:
     "transferkit fit-text --resume runs/rev-lora   (after a crash, kill -9 or Ctrl-C: finetune/lora continue from the last checkpoint)",
 )
 def fit_text_cmd(
+    ctx: typer.Context,
     data: Annotated[Optional[Path], typer.Argument(help="Labelled texts: .csv/.tsv/.jsonl (header/keys) or UCI 'sentence<TAB>label' .txt; or a folder with train.* and test.*.")] = None,
     model: Annotated[str, typer.Option("--model", "-m", help="Text backbone: a registered name (`transferkit models --offline`), a Hugging Face id, a local folder, or 'auto' (rank the text encoders on the training texts, fit the top one).")] = "all-MiniLM-L6-v2",
     strategy: Annotated[str, typer.Option(help="linear-probe (frozen encoder + head), finetune (all weights) or lora (peft adapters).")] = "linear-probe",
@@ -83,14 +84,23 @@ def fit_text_cmd(
         _fail(TransferKitError("missing DATA file (or --resume RUN). See `transferkit fit-text --help`."))
     out = resume or out or Path("runs") / f"{data.resolve().stem}-{Path(model).name}-{strategy}"
     try:
-        ft = None
-        if strategy in ("finetune", "lora") and any(v is not None for v in (epochs, lr, batch_size, wise_ft)):
-            update = {k: v for k, v in (("epochs", epochs), ("lr", lr), ("batch_size", batch_size), ("wise_alpha", wise_ft)) if v is not None}
-            ft = text_finetune_defaults(strategy).model_copy(update=update)
-        result = fit_text(data, model=model, strategy=strategy, cv=cv, test=test, out=out, save_final=final, progress=not quiet,
-                          text_col=text_col, label_col=label_col, weights=weights, max_length=max_length, seed=seed,
-                          positive=positive, encoding=encoding, device=device, finetune=ft, report=report, max_params=max_params,
-                          max_size_mb=max_size_mb, max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, resume=resume)
+        if resume is not None:  # the run's own options (RUN/config.json); one given here would be silently ignored
+            # by name: typer ships its own copy of click, whose ParameterSource is not click's
+            given = [f"--{p.replace('_', '-')}" for p in ctx.params if p not in ("resume", "quiet")
+                     and getattr(ctx.get_parameter_source(p), "name", "") == "COMMANDLINE"]
+            if given:
+                raise TransferKitError(f"--resume continues the run with the options it started with ({resume}/config.json), so "
+                                       f"{', '.join(given)} would be ignored. Resume without them, or start a new run with them.")
+            result = fit_text(resume=resume, progress=not quiet)
+        else:
+            ft = None
+            if strategy in ("finetune", "lora") and any(v is not None for v in (epochs, lr, batch_size, wise_ft)):
+                update = {k: v for k, v in (("epochs", epochs), ("lr", lr), ("batch_size", batch_size), ("wise_alpha", wise_ft)) if v is not None}
+                ft = text_finetune_defaults(strategy).model_copy(update=update)
+            result = fit_text(data, model=model, strategy=strategy, cv=cv, test=test, out=out, save_final=final, progress=not quiet,
+                              text_col=text_col, label_col=label_col, weights=weights, max_length=max_length, seed=seed,
+                              positive=positive, encoding=encoding, device=device, finetune=ft, report=report, max_params=max_params,
+                              max_size_mb=max_size_mb, max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb)
     except TransferKitError as exc:  # TrainingInterrupted (Ctrl-C in training) too: its message says how to resume
         _fail(exc)
     except ValidationError as exc:  # pydantic validation of the options

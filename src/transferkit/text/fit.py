@@ -382,7 +382,14 @@ def fit_text(
     run_options: dict[str, Any] = {"save_final": save_final, "report": report}
     if out is not None and resume is None:
         check_run_folder(out)
-    if resume is not None:
+    if resume is not None:  # every option comes from the run's config.json: an argument beside it would be silently ignored
+        ignored = [n for n, v, d in (("data", data, None), ("model", model, "all-MiniLM-L6-v2"), ("strategy", strategy, "linear-probe"),
+                                     ("cv", cv, None), ("test", test, None), ("config", config, None)) if v != d] + sorted(kwargs)
+        if ignored:
+            from ..errors import ConfigError
+
+            raise ConfigError(f"resume continues the run with the options it started with (RUN/config.json), so these would be ignored: "
+                              f"{', '.join(ignored)}. Resume without them, or start a new run with them (without resume).")
         out = Path(resume).expanduser()
         config, saved_options = _resume_config(out)
         run_options.update(saved_options)
