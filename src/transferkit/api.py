@@ -427,15 +427,20 @@ def fit_seeds(data: str | os.PathLike, *, seeds: list[int], out: str | os.PathLi
     return SeedsResult(runs, summary, run_dir)
 
 
+def _changed_arguments(passed: dict[str, Any]) -> list[str]:
+    """The names among ``passed`` (fit's config-building arguments) whose value is not fit's default, sorted."""
+    import inspect
+
+    defaults = {n: p.default for n, p in inspect.signature(fit).parameters.items()}
+    return sorted(n for n, v in passed.items() if v != defaults[n])
+
+
 def _refuse_options_on_resume(config: FitConfig | None, passed: dict[str, Any]) -> None:
     """``fit(resume=RUN)`` continues with the options RUN started with (its config.json): others beside it would be
     silently ignored, so they are refused."""
-    import inspect
-
     from .errors import ConfigError
 
-    defaults = {n: p.default for n, p in inspect.signature(fit).parameters.items()}
-    ignored = sorted(n for n, v in passed.items() if v != defaults[n]) + (["config"] if config is not None else [])
+    ignored = _changed_arguments(passed) + (["config"] if config is not None else [])
     if ignored:
         raise ConfigError(f"resume continues the run with the options it started with (RUN/config.json), so these would be ignored: "
                           f"{', '.join(ignored)}. Resume without them, or start a new run with them (without --resume).")
@@ -480,14 +485,9 @@ _CONFIG_ARGUMENTS = ("model", "weights", "seed", "positive", "hidden_dim", "drop
 def _refuse_ignored_arguments(config: FitConfig, data: str | os.PathLike | None, passed: dict[str, Any]) -> None:
     """``fit(config=...)`` takes every setting from the config: an argument that differs from its default would be
     silently ignored, so it is refused (as is a data folder other than the config's)."""
-    import inspect
-
     from .errors import ConfigError
 
-    defaults = {n: p.default for n, p in inspect.signature(fit).parameters.items()}
-    ignored = [n for n, v in passed.items() if n != "weights" and v != defaults[n]]
-    if passed.get("weights") not in (defaults["weights"], config.weights):
-        ignored.append("weights")
+    ignored = [n for n in _changed_arguments(passed) if n != "weights" or passed["weights"] != config.weights]
     if data is not None and Path(data).resolve() != Path(config.data.root).resolve():
         ignored.insert(0, f"data ('{data}'; the config reads '{config.data.root}')")
     if ignored:

@@ -51,6 +51,17 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(code=1) from None
 
 
+def refuse_options_beside_resume(ctx: typer.Context, resume: Path, keep: tuple[str, ...]) -> None:
+    """``--resume RUN`` takes every option from RUN/config.json: one typed on the command line (other than ``keep``)
+    would be silently ignored, so it is refused."""
+    # by name: typer ships its own copy of click, whose ParameterSource is not click's
+    given = [f"--{p.replace('_', '-')}" for p in ctx.params
+             if p not in keep and getattr(ctx.get_parameter_source(p), "name", "") == "COMMANDLINE"]
+    if given:
+        raise TransferKitError(f"--resume continues the run with the options it started with ({resume}/config.json), so "
+                               f"{', '.join(given)} would be ignored. Resume without them, or start a new run with them.")
+
+
 def _option_error(exc: Exception) -> TransferKitError:
     """A pydantic ValidationError of the run's config, in the CLI's words: the option, the value given, what is wrong."""
     e = exc.errors()[0]
@@ -184,13 +195,8 @@ def fit(
         _fit_seeds_command(data, out, list(range(seed, seed + seeds)), kwargs)
         return
     try:
-        if resume is not None:  # the run's own options (RUN/config.json); one given here would be silently ignored
-            # by name: typer ships its own copy of click, whose ParameterSource is not click's
-            given = [f"--{p.replace('_', '-')}" for p in ctx.params if p not in ("data", "resume", "out", "quiet", "report")
-                     and getattr(ctx.get_parameter_source(p), "name", "") == "COMMANDLINE"]
-            if given:
-                raise TransferKitError(f"--resume continues the run with the options it started with ({resume}/config.json), so "
-                                       f"{', '.join(given)} would be ignored. Resume without them, or start a new run with them.")
+        if resume is not None:
+            refuse_options_beside_resume(ctx, resume, keep=("data", "resume", "out", "quiet", "report"))  # DATA: a moved folder
             result = api_fit(data, resume=resume, progress=not quiet, report=report)
         else:
             result = api_fit(data, out=out, seed=seed, **kwargs)

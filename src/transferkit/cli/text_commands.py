@@ -18,7 +18,7 @@ from rich.table import Table
 
 from ..errors import TransferKitError
 from ..json_files import dumps_strict
-from .app import _fail, _option_error, app, console, err
+from .app import _fail, _option_error, app, console, err, refuse_options_beside_resume
 
 
 def _print_text_data_notes(data: dict) -> None:
@@ -84,13 +84,8 @@ def fit_text_cmd(
         _fail(TransferKitError("missing DATA file (or --resume RUN). See `transferkit fit-text --help`."))
     out = resume or out or Path("runs") / f"{data.resolve().stem}-{Path(model).name}-{strategy}"
     try:
-        if resume is not None:  # the run's own options (RUN/config.json); one given here would be silently ignored
-            # by name: typer ships its own copy of click, whose ParameterSource is not click's
-            given = [f"--{p.replace('_', '-')}" for p in ctx.params if p not in ("resume", "quiet")
-                     and getattr(ctx.get_parameter_source(p), "name", "") == "COMMANDLINE"]
-            if given:
-                raise TransferKitError(f"--resume continues the run with the options it started with ({resume}/config.json), so "
-                                       f"{', '.join(given)} would be ignored. Resume without them, or start a new run with them.")
+        if resume is not None:
+            refuse_options_beside_resume(ctx, resume, keep=("resume", "quiet"))
             result = fit_text(resume=resume, progress=not quiet)
         else:
             ft = None
