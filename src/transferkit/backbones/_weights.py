@@ -163,6 +163,39 @@ def _looks_like_safetensors(path: Path) -> bool:
     return len(head) == 9 and head[8:9] == b"{" and 0 < int.from_bytes(head[:8], "little") < 100_000_000
 
 
+def damaged_file_reason(path: Path) -> str | None:
+    """Why a weights file is plainly damaged, from its first and last bytes only (no full read, no unpickling); None
+    when it looks whole. Catches empty files, truncated zip-format torch files and safetensors files shorter than
+    their header says, and pages saved in place of weights; a legacy (non-zip) torch file passes unchecked."""
+    import zipfile
+
+    try:
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or type(exc).__name__})"
+    if size == 0:
+        return "is empty"
+    if _looks_like_safetensors(path):
+        import json
+
+        header_len = int.from_bytes(head[:8], "little")
+        try:
+            with open(path, "rb") as f:
+                f.seek(8)
+                header = json.loads(f.read(header_len))
+            end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+        except (ValueError, KeyError, TypeError, IndexError, AttributeError):
+            return "has a damaged safetensors header"
+        return None if size >= 8 + header_len + end else f"is truncated ({size} of {8 + header_len + end} bytes)"
+    if head[:2] == b"PK":  # torch.save's zip format: the central directory sits at the end, so a cut-off file has none
+        return None if zipfile.is_zipfile(path) else "is truncated (a torch zip file without its end)"
+    if head[:1] == b"\x80":  # a legacy pickle-format torch file: nothing cheap to check
+        return None
+    return "is not a weights file (neither torch's zip format nor safetensors)"
+
+
 def _torch_load_reason(exc: Exception) -> str:
     """Why ``torch.load(weights_only=True)`` refused a file, without torch's advice to retry with ``weights_only=False``
     (which would run whatever code the pickle holds)."""

@@ -423,9 +423,13 @@ def models(
         table.add_row(r["name"], r["library"], str(r["num_features"]), f"{r['num_params'] / 1e6:.1f}",
                       f"{r['imagenet_top1']:.1f}" if r["imagenet_top1"] else "-",
                       f"{r['input_size']}px" if r["input_size"] else r["modality"],
-                      f"[green]{r['weights_where'].split(' ')[0]}[/]" if r["weights_available"] else "[yellow]missing[/]")
+                      f"[green]{r['weights_where'].split(' ')[0]}[/]" if r["weights_available"]
+                      else "[red]damaged[/]" if r["weights_where"].startswith("damaged") else "[yellow]missing[/]")
     console.print(table)
-    if not all(r["weights_available"] for r in rows):
+    for r in rows:
+        if r["weights_where"].startswith("damaged"):
+            console.print(f"[red]{r['name']}[/]: {r['weights_where'][len('damaged: '):]} (transferkit reads it before other sources).")
+    if not all(r["weights_available"] or r["weights_where"].startswith("damaged") for r in rows):
         import torch
 
         console.print("Missing weights: pass --weights PATH to `fit`, or place torchvision's file in the torch hub cache "

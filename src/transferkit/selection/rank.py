@@ -746,12 +746,13 @@ def _evaluate_candidate(cand: Candidate, records, labels, limits: Limits, cache,
     report = CandidateReport(cand, "ranked", quality=quality)
     # 1. weights on this machine?
     if cand.weights == "auto":
-        available, _ = spec.weights_available()
+        available, where = spec.weights_available()
         if not available:
             import torch
 
             report.status = "unavailable"
-            report.reason = (f"no pretrained weights for '{cand.name}' on this machine (torch hub cache, Hugging Face cache and "
+            report.reason = (f"{where[len('damaged: '):]} and rank again (that cache is read before every other source of "
+                             f"'{cand.name}' weights)") if where.startswith("damaged") else (f"no pretrained weights for '{cand.name}' on this machine (torch hub cache, Hugging Face cache and "
                              f"installed packages checked; ranking never downloads). Rank it with '{cand.name}:PATH' or place "
                              f"{'the file ' + repr(spec.weights.file_name) + ' in ' + str(Path(torch.hub.get_dir()) / 'checkpoints') if spec.weights.file_name else 'its weights in the Hugging Face cache'}.")
             return report
