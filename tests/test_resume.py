@@ -78,9 +78,17 @@ def test_ctrl_c_mid_epoch_saves_a_checkpoint_and_says_how_to_resume(image_folder
     assert latest_checkpoint(out / "checkpoints").name == "epoch-0001-step-00001"
     ckpt = latest_checkpoint(out / "checkpoints")
     assert {p.name for p in ckpt.iterdir()} == {"model.safetensors", "optimizer.safetensors", "rng.safetensors", "state.json"}
+    # the interrupted epoch's seconds so far are saved; pretend they were 500 s, so the resumed row's count is unmistakable
+    whole = json.loads((ckpt / "state.json").read_text())
+    assert whole["trainer"]["epoch_elapsed_s"] > 0
+    whole["trainer"]["epoch_elapsed_s"] = 500.0
+    (ckpt / "state.json").write_text(json.dumps(whole))
     monkeypatch.setattr(trainer_mod, "_call", original)
     tk.fit(resume=out, progress=False)
     _same_run(uninterrupted, out)
+    history = [e for e in json.loads((out / "metrics.json").read_text())["history"] if e.get("stage") == "finetune"]
+    assert 500.0 < history[1]["seconds"] < 500.0 + 600  # epoch 2: the seconds before the interruption and after the resume
+    assert history[2]["seconds"] < 500.0  # the next epoch starts from zero
 
 
 def test_resuming_a_finished_run_refuses_and_leaves_it_untouched(uninterrupted):

@@ -199,7 +199,7 @@ class Trainer:
                                  "stopped_early": False}
         ckpt = latest_checkpoint(self.checkpoint_dir) if (resume and self.checkpoint_dir) else None
         mid_epoch_rng = None
-        started, seconds_before = time.perf_counter(), 0.0
+        started, seconds_before, epoch_seconds_before = time.perf_counter(), 0.0, 0.0
         self.resumed_from_ = None
         if resume and self.checkpoint_dir and ckpt is None:
             acc.print(f"no checkpoint in {self.checkpoint_dir} (the run stopped before its first, or they were deleted): "
@@ -208,6 +208,8 @@ class Trainer:
             state = load_checkpoint(ckpt, model=raw, optimizer=optimizer, scheduler=scheduler)
             mid_epoch_rng = torch.get_rng_state() if state["step_in_epoch"] else None
             seconds_before = float(state.get("elapsed_s", 0.0))  # checkpoints written before this was recorded: 0
+            # the interrupted epoch's seconds before the checkpoint, so its history row counts the whole epoch
+            epoch_seconds_before = float(state.get("epoch_elapsed_s", 0.0)) if state["step_in_epoch"] else 0.0
             self.resumed_from_ = {"checkpoint": ckpt.name, "epoch": state["epoch"], "step_in_epoch": state["step_in_epoch"],
                                   "seconds_before": seconds_before}
             acc.print(f"resuming from {ckpt} (epoch {state['epoch']}, step {state['step_in_epoch']})")
@@ -221,7 +223,7 @@ class Trainer:
         if state["best_epoch"] is not None and (ckpt is None or not self.checkpoint_dir):
             best_state = copy.deepcopy(raw.state_dict()) if state["best_epoch"] == 0 else None
 
-        epoch_start_rng = None
+        epoch_start_rng, t0 = None, None
         try:
             done = state["stopped_early"] or state["epoch"] >= cfg.epochs
             epoch = state["epoch"]
@@ -235,7 +237,7 @@ class Trainer:
                 for s in setters:
                     s.set_epoch(epoch)
                 set_train_mode(model, freeze_bn=cfg.freeze_bn)
-                t0 = time.perf_counter()
+                t0, epoch_seconds_before = time.perf_counter() - epoch_seconds_before, 0.0
                 with track(f"epoch {epoch}/{cfg.epochs}", steps_per_epoch, unit="step", enabled=self.progress and acc.is_local_main_process) as advance:
                     advance(skip)
                     for inputs, y in dl:
@@ -278,7 +280,7 @@ class Trainer:
                     best_state = copy.deepcopy(raw.state_dict())
                 else:
                     state["stale"] += 1
-                state.update(epoch=epoch, step_in_epoch=0, loss_sum=0.0, loss_count=0)
+                state.update(epoch=epoch, step_in_epoch=0, loss_sum=0.0, loss_count=0, epoch_elapsed_s=0.0)
                 if state["stale"] >= cfg.patience:
                     state["stopped_early"] = True
                 done = state["stopped_early"] or epoch >= cfg.epochs
@@ -292,6 +294,8 @@ class Trainer:
                     torch.set_rng_state(saved)
                     break
             state["elapsed_s"] = seconds_before + time.perf_counter() - started
+            state["epoch_elapsed_s"] = ((time.perf_counter() - t0 if t0 is not None else epoch_seconds_before)
+                                        if state["step_in_epoch"] else 0.0)
             where = self._checkpoint(raw, optimizer, scheduler, state)
             hint = self.resume_hint or "fit(..., resume=True)"
             raise TrainingInterrupted(
