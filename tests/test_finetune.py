@@ -68,6 +68,11 @@ def test_layerwise_lrs_decay_towards_the_input_and_skip_weight_decay_on_norms():
     assert lr_of["block2"] == pytest.approx(5e-4)  # names index the blocks passed: block2 = the last
     assert lr_of["block0"] == pytest.approx(1.25e-4)
     assert all(g["weight_decay"] == 0 for g in groups if g["name"].endswith("no_decay"))
+    # given the first unfrozen block's index, the names are the blocks' indices in the backbone
+    named = layerwise_param_groups(head, trainable, lr=1e-3, decay=0.5, weight_decay=0.01, first_index=len(blocks) - 3)
+    assert {g["name"] for g in named if g["name"].startswith("block") and "." not in g["name"]} == {
+        f"block{i}" for i in range(len(blocks) - 3, len(blocks))}
+    assert {g["name"]: g["lr"] for g in named}[f"block{len(blocks) - 1}"] == pytest.approx(5e-4)
     in_groups = {id(p) for g in groups for p in g["params"]}
     assert in_groups == {id(p) for p in [*head.parameters(), *(p for b in trainable for p in b.parameters())]}
 

@@ -83,7 +83,8 @@ def finetune_image_model(
     trainable = unfreeze_blocks(model.backbone, blocks, config.unfreeze)
     model.head.requires_grad_(True)
     rest = model.backbone if len(trainable) == len(blocks) else None
-    groups = layerwise_param_groups(model.head, trainable, lr=config.lr, decay=config.lr_decay, weight_decay=config.weight_decay, rest=rest)
+    groups = layerwise_param_groups(model.head, trainable, lr=config.lr, decay=config.lr_decay, weight_decay=config.weight_decay, rest=rest,
+                                   first_index=len(blocks) - len(trainable))
     weight = class_weights(np.asarray(data.train.labels), len(splits.classes)) if config.balance == "weights" else None
     loss_fn = nn.CrossEntropyLoss(weight=weight)
     trainer = Trainer(model, loss_fn, config, param_groups=groups, seed=seed, checkpoint_dir=checkpoint_dir, device=device,

@@ -56,20 +56,23 @@ def _split_decay(module: nn.Module, lr: float, weight_decay: float, seen: set[in
 
 
 def layerwise_param_groups(
-    head: nn.Module, blocks: Sequence[nn.Module], *, lr: float, decay: float, weight_decay: float, rest: nn.Module | None = None
+    head: nn.Module, blocks: Sequence[nn.Module], *, lr: float, decay: float, weight_decay: float, rest: nn.Module | None = None,
+    first_index: int = 0,
 ) -> list[dict]:
     """AdamW parameter groups with discriminative learning rates.
 
     ``blocks`` run from input to output. The head gets ``lr``, the last block ``lr * decay``,
     the one before ``lr * decay**2`` and so on (fastai's ``slice(lo, hi)``, BEiT's layer decay).
     Only trainable parameters are included; norm weights and biases get no weight decay.
-    ``rest`` catches trainable parameters outside every block (given the smallest LR).
+    ``rest`` catches trainable parameters outside every block (given the smallest LR). Groups are named ``head``,
+    ``block{i}`` and ``rest``, where ``i`` is the block's index in the backbone: pass ``first_index`` (the index of
+    ``blocks[0]``) when ``blocks`` are only the last, unfrozen ones.
     """
     seen: set[int] = set()
     groups = _split_decay(head, lr, weight_decay, seen, "head")
     n = len(blocks)
     for depth, block in enumerate(reversed(blocks), start=1):
-        groups += _split_decay(block, lr * decay**depth, weight_decay, seen, f"block{n - depth}")
+        groups += _split_decay(block, lr * decay**depth, weight_decay, seen, f"block{first_index + n - depth}")
     if rest is not None:
         groups += _split_decay(rest, lr * decay ** (n + 1), weight_decay, seen, "rest")
     return groups
