@@ -252,3 +252,42 @@ def test_cli_fit_finetune_and_bad_options(image_folder, tmp_path):
     assert bad.exit_code == 1 and "Traceback" not in bad.output and "unfreeze" in bad.output
     bad = runner.invoke(app, ["fit", str(image_folder), "--strategy", "best", "-q"])
     assert bad.exit_code == 1 and "strategy" in bad.output
+
+
+def test_finetune_image_model_used_alone_is_seeded_mixes_wise_ft_and_is_kept_out_of_the_feature_cache(image_folder, tiny_weights):
+    from transferkit.training.finetune import finetune_image_model
+
+    splits = tk.load_image_folder(image_folder, seed=0)
+
+    def run(alpha, global_draws):
+        torch.manual_seed(1)  # the same head to start from in every run
+        backbone = tk.load_backbone(TINY, weights=str(tiny_weights))
+        model = tk.TransferModel(backbone, tk.DenseHead(backbone.num_features, 2, hidden_dim=16, dropout=0.5), splits.classes)
+        start = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        torch.rand(global_draws)  # whatever the caller drew before: the piece seeds its own run (dropout draws from torch)
+        config = FinetuneConfig(epochs=2, batch_size=8, unfreeze="last:2", lr=1e-2, wise_alpha=alpha)
+        finetune_image_model(model, splits, config, AugmentConfig(enabled=False), seed=0, device="cpu", progress=False)
+        return start, model.state_dict()
+
+    start, plain = run(1.0, 3)
+    _, again = run(1.0, 17)
+    assert all(torch.equal(plain[k], again[k]) for k in plain)  # one seed, one result
+    moved = [k for k in plain if plain[k].is_floating_point() and not torch.equal(plain[k], start[k])]
+    assert moved
+    _, mixed = run(0.5, 3)  # WiSE-FT: halfway between the start and the plain fine-tuned weights
+    for k in moved:
+        assert torch.allclose(mixed[k], 0.5 * start[k] + 0.5 * plain[k], atol=1e-6), k
+
+    # the fine-tuned backbone is marked, so the feature cache computes its features instead of serving the file's
+    torch.manual_seed(1)
+    backbone = tk.load_backbone(TINY, weights=str(tiny_weights))
+    model = tk.TransferModel(backbone, tk.DenseHead(backbone.num_features, 2), splits.classes)
+    cache = tk.FeatureCache()
+    before = tk.extract_features(model.backbone, splits.val, cache=cache, progress=False)
+    finetune_image_model(model, splits, FinetuneConfig(epochs=1, batch_size=8, unfreeze="last:2", lr=5e-2), AugmentConfig(enabled=False),
+                         seed=0, device="cpu", progress=False)
+    assert model.backbone.weights_record["fine_tuned"] is True
+    model.eval()
+    via_cache = tk.extract_features(model.backbone, splits.val, cache=cache, progress=False)
+    fresh = tk.extract_features(model.backbone, splits.val, cache=None, progress=False)
+    assert np.allclose(via_cache, fresh, atol=1e-5) and not np.allclose(via_cache, before, atol=1e-3)

@@ -528,15 +528,12 @@ def _finetune_stage(tm: TransferModel, splits: ImageSplits, config: FitConfig, y
     hint = f"transferkit fit --resume {run_dir}" if run_dir is not None else None
     trainer = finetune_image_model(tm, splits, config.finetune, config.augment, seed=config.seed, device=config.device,
                                    checkpoint_dir=run_dir / "checkpoints" if run_dir is not None else None, resume=resume,
-                                   progress=progress and is_main, accelerator=accelerator, resume_hint=hint)
+                                   progress=progress and is_main, accelerator=accelerator, resume_hint=hint,
+                                   seed_rng=False, start_state=lp_model.state_dict())  # fit seeded the run at its start
     # a resumed run also counts the fine-tuning seconds its checkpoint recorded (work lost after it is not counted)
     t_ft = time.perf_counter() - t_ft + trainer.seconds_before_resume
-    ft_model = trainer.model_
+    ft_model = trainer.model_  # WiSE-FT mixed (config.finetune.wise_alpha) with stage one's weights
     alpha = config.finetune.wise_alpha
-    if alpha < 1.0:  # WiSE-FT: the kept model lies between stage one and the fine-tuned weights
-        from .training import apply_wise_ft
-
-        apply_wise_ft(ft_model, lp_model.state_dict(), alpha)
     val_dl = eval_loader(splits.val, tm.data_cfg)
     test_dl = eval_loader(splits.test, tm.data_cfg, progress=progress and is_main, description="decoding test images")
     ft_proba = {s: predict_proba(trainer, dl) for s, dl in (("val", val_dl), ("test", test_dl))}

@@ -145,7 +145,8 @@ class FinetuneConfig(_Config):
     wise_alpha: float = Field(0.5, ge=0, le=1, description="WiSE-FT (Wortsman et al. 2022): the kept model's weights are (1 - alpha) x the "
                               "weights fine-tuning started from (stage one) + alpha x the fine-tuned ones; 1 = plain fine-tuning. 0.5 for images "
                               "since the tenth session, chosen on validation loss (bench/RESULTS.md); text (full and LoRA) since the eleventh "
-                              "session (text_finetune_defaults).")
+                              "session (text_finetune_defaults). Applied by fit, fit_text and finetune_image_model; finetune_text_model leaves "
+                              "it to its caller (LoRA adapters are merged first).")
 
     @field_validator("unfreeze")
     @classmethod

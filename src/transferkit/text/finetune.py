@@ -136,6 +136,7 @@ def finetune_text_model(
     resume: bool = False,
     resume_hint: str | None = None,
     progress: bool = True,
+    seed_rng: bool = True,
 ) -> Trainer:
     """Fine-tune ``model`` in place on the shared :class:`Trainer` and return it.
 
@@ -144,6 +145,11 @@ def finetune_text_model(
     (``config.lr`` for all). Batches are length-grouped and padded per batch.
     ``checkpoint_dir`` gets a checkpoint after every epoch (and on Ctrl-C); ``resume=True``
     continues from its latest one. ``resume_hint`` is what the Ctrl-C message tells the user to run.
+    ``seed_rng``: see :class:`~transferkit.training.Trainer`.
+
+    ``config.wise_alpha`` is not applied here: LoRA adapters must be merged first (:func:`merge_lora`), then
+    ``apply_wise_ft(model, start_state, alpha)`` mixes, as :func:`transferkit.text.fit_text` does. The encoder's
+    ``weights_record`` gets ``fine_tuned: True`` (the embedding cache never serves the file's embeddings for it).
     """
     num_classes = len(model.classes)
     if lora is not None:
@@ -161,8 +167,9 @@ def finetune_text_model(
     labels = np.array([r.label for r in train], dtype=np.int64)
     weight = class_weights(labels, num_classes) if config.balance == "weights" else None
     trainer = Trainer(model, nn.CrossEntropyLoss(weight=weight), config, param_groups=groups, seed=seed, device=device,
-                      checkpoint_dir=checkpoint_dir, evaluate_initial=True, progress=progress, resume_hint=resume_hint)
+                      checkpoint_dir=checkpoint_dir, evaluate_initial=True, progress=progress, resume_hint=resume_hint, seed_rng=seed_rng)
     trainer.fit(train_loader, val_loader, resume=resume)
+    model.backbone.weights_record = {**model.backbone.weights_record, "fine_tuned": True}
     return trainer
 
 

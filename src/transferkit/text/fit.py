@@ -161,7 +161,8 @@ def train_text_classifier(
     t1 = time.perf_counter()
     start = {k: v.detach().clone() for k, v in model.state_dict().items()} if ft.wise_alpha < 1.0 else None
     trainer = finetune_text_model(model, train, val, ft, lora=lora, seed=config.seed, device=config.device, progress=progress,
-                                  checkpoint_dir=checkpoint_dir, resume=resume, resume_hint=resume_hint)
+                                  checkpoint_dir=checkpoint_dir, resume=resume, resume_hint=resume_hint,
+                                  seed_rng=False)  # fit_text seeded the run at its start
     num_trainable = int(sum(p.numel() for p in model.parameters() if p.requires_grad))
     if lora is not None:
         merge_lora(model, adapter_dir)

@@ -67,17 +67,27 @@ def finetune_image_model(
     progress: bool = True,
     accelerator: Any = None,
     resume_hint: str | None = None,
+    seed_rng: bool = True,
+    start_state: dict[str, torch.Tensor] | None = None,
 ) -> Trainer:
     """Fine-tune ``model`` (a :class:`TransferModel`: ``model.backbone`` + ``model.head``) in place.
 
     Blocks come from ``model.backbone.blocks()``; ``config.unfreeze`` picks how many train, the
     head gets ``config.lr`` and each block towards the input ``lr * lr_decay**k``. Returns the
     fitted :class:`Trainer` (``trainer.model_`` is ``model`` with its best weights).
+
+    ``config.wise_alpha < 1`` (WiSE-FT, the default 0.5) then mixes those weights with the ones the call started from
+    (``start_state``, by default a copy taken at the call), so the returned model is ``(1 - alpha) x start + alpha x
+    fine-tuned``; the trainer's ``best_val_loss_`` stays the fine-tuned weights' own. The backbone's
+    ``weights_record`` gets ``fine_tuned: True``: the feature cache never serves the weights file's features for it.
+    ``seed_rng``: see :class:`Trainer`.
     """
     config = config or FinetuneConfig()
     augment = augment or AugmentConfig()
     if config.batch_size < 1:
         raise ValueError("batch_size must be >= 1.")
+    if config.wise_alpha < 1.0 and start_state is None:
+        start_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     data = make_image_loaders(splits, model.backbone.data_cfg, config, augment, seed=seed, progress=progress)
     blocks = model.backbone.blocks()
     trainable = unfreeze_blocks(model.backbone, blocks, config.unfreeze)
@@ -88,8 +98,16 @@ def finetune_image_model(
     weight = class_weights(np.asarray(data.train.labels), len(splits.classes)) if config.balance == "weights" else None
     loss_fn = nn.CrossEntropyLoss(weight=weight)
     trainer = Trainer(model, loss_fn, config, param_groups=groups, seed=seed, checkpoint_dir=checkpoint_dir, device=device,
-                      evaluate_initial=True, progress=progress, accelerator=accelerator, resume_hint=resume_hint)
-    return trainer.fit(data.train_loader, data.val_loader, resume=resume)
+                      evaluate_initial=True, progress=progress, accelerator=accelerator, resume_hint=resume_hint, seed_rng=seed_rng)
+    trainer.fit(data.train_loader, data.val_loader, resume=resume)
+    if config.wise_alpha < 1.0:  # WiSE-FT: the kept model lies between the start and the fine-tuned weights
+        from .weight_interpolation import apply_wise_ft
+
+        apply_wise_ft(trainer.model_, start_state, config.wise_alpha)
+    backbone = getattr(trainer.model_, "backbone", None)
+    if backbone is not None and hasattr(backbone, "weights_record"):  # its weights are no longer the file's
+        backbone.weights_record = {**backbone.weights_record, "fine_tuned": True}
+    return trainer
 
 
 def predict_proba(trainer: Trainer, loader: DataLoader) -> np.ndarray:

@@ -103,6 +103,10 @@ class Trainer:
     ``best_val_loss_``, ``initial_`` (epoch-0 validation record, when evaluated), ``stopped_early_`` and
     ``resumed_from_`` (None, or the checkpoint a resumed run started from and the training seconds it had recorded:
     :attr:`seconds_before_resume`; work lost after the last checkpoint is not counted).
+
+    ``fit`` first seeds the global ``random``, numpy and torch generators with ``seed`` (as Hugging Face's ``Trainer``
+    does), so two fits of one model with one seed end equal: dropout draws from torch's global generator.
+    ``seed_rng=False`` leaves them as they are, for callers that seeded the whole run at its start (``transferkit.fit``).
     """
 
     def __init__(
@@ -120,6 +124,7 @@ class Trainer:
         progress: bool = True,
         accelerator: Any = None,
         resume_hint: str | None = None,
+        seed_rng: bool = True,
     ):
         self.model = model
         self.loss_fn = loss_fn
@@ -133,6 +138,7 @@ class Trainer:
         self.progress = progress
         self.accelerator = accelerator
         self.resume_hint = resume_hint
+        self.seed_rng = seed_rng
 
     # ---- helpers ------------------------------------------------------------------------
     def _best_path(self) -> Path | None:
@@ -175,6 +181,10 @@ class Trainer:
     # ---- main loop ------------------------------------------------------------------------
     def fit(self, train_loader, val_loader, *, resume: bool = False) -> "Trainer":
         cfg = self.config
+        if self.seed_rng:  # a resumed run then restores the generators from its checkpoint
+            from .seed import seed_everything
+
+            seed_everything(self.seed)
         acc = self.accelerator or make_accelerator(self.device, cfg.mixed_precision)
         self.accelerator_ = acc
         setters = self._epoch_setters(train_loader)
