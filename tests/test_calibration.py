@@ -71,3 +71,44 @@ def test_save_temperature_writes_model_config(tmp_path):
     assert cfg == {"format": "x", "threshold": 0.5, "temperature": 1.7}
     with pytest.raises(ModelFolderError, match="model folder"):
         save_temperature(tmp_path / "nope", 1.0)
+
+
+def test_the_temperature_refuses_probabilities_bad_labels_and_nan_and_says_when_it_is_clipped():
+    from scipy.special import softmax
+
+    from transferkit.errors import DataError
+    from transferkit.evaluation.calibration import TemperatureScaler, expected_calibration_error, logits_from_proba
+
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 3, 400)
+    Z = rng.normal(size=(400, 3)) * 3 + 2.5 * np.eye(3)[y]
+    P = softmax(Z, axis=1)
+    with pytest.raises(DataError, match="look like probabilities.*logits_from_proba"):
+        TemperatureScaler().fit(P, y)  # used to return T = 0.62 where the logits' T is 3.18
+    assert TemperatureScaler().fit(logits_from_proba(P), y).temperature_ == pytest.approx(TemperatureScaler().fit(Z, y).temperature_, rel=1e-4)
+    with pytest.raises(DataError, match="class indices 0..2, not <U1 values"):
+        TemperatureScaler().fit(Z[:3], np.array(["a", "b", "c"]))
+    with pytest.raises(DataError, match="class indices 0..2; got 0..3"):
+        TemperatureScaler().fit(Z[:2], np.array([0, 3]))
+    bad = Z.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(DataError, match="NaN or infinite"):
+        TemperatureScaler().fit(bad, y)
+    # confidently wrong logits want a temperature above the upper bound: it is clipped there, with a note
+    wrong = 50.0 * np.eye(3)[(y + 1) % 3] + rng.normal(size=(400, 3))
+    wrong[:200] = 50.0 * np.eye(3)[y[:200]]
+    scaler = TemperatureScaler(bounds=(0.5, 2.0)).fit(wrong, y)
+    assert scaler.temperature_ == pytest.approx(2.0, rel=1e-2) and "bound" in scaler.note_
+    # ECE on class names used to count every prediction wrong (0.85 for a perfect classifier)
+    with pytest.raises(DataError, match="class indices"):
+        expected_calibration_error(np.array(["a", "b"]), np.array([[0.9, 0.1], [0.2, 0.8]]))
+    assert expected_calibration_error(np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]])) == pytest.approx(0.15)
+
+
+def test_classification_metrics_refuses_class_names_as_labels():
+    from transferkit.errors import DataError
+    from transferkit.evaluation import classification_metrics
+
+    with pytest.raises(DataError, match="class indices 0..1, not <U1 values \\('a', 'b'"):
+        classification_metrics(np.array(["a", "b"]), np.array([[0.9, 0.1], [0.2, 0.8]]), ["a", "b"])
+    assert classification_metrics(np.array([0.0, 1.0]), np.array([[0.9, 0.1], [0.2, 0.8]]), ["a", "b"])["accuracy"] == 1.0

@@ -125,3 +125,30 @@ def test_cli_summary_says_the_head_was_refitted_and_labels_validation_OOF(image_
     assert res.exit_code == 0, res.output
     flat = " ".join(res.output.split())
     assert "val (OOF)" in flat and "refitted on all" in flat and "by 5-fold CV log loss" in flat
+
+
+@pytest.mark.parametrize("hidden_dim", [None, 16])
+def test_feature_rows_are_checked_before_anything_is_fitted(hidden_dim):
+    # a length mismatch used to drop the extra val rows from the refit without a word (linear head) or fail inside torch
+    from transferkit.errors import DataError
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(40, 5)), np.repeat([0, 1], 20)
+    Xv, yv = rng.normal(size=(10, 5)), np.repeat([0, 1], 5)
+    trainer = HeadTrainer(HeadConfig(hidden_dim=hidden_dim), HeadTrainConfig(epochs=3), progress=False)
+    with pytest.raises(DataError, match="X_val has 10 rows but y_val has 7 labels"):
+        trainer.fit(X, y, Xv, yv[:7])
+    with pytest.raises(DataError, match="X_train has 39 rows but y_train has 40 labels"):
+        trainer.fit(X[:39], y, Xv, yv)
+    bad = X.copy()
+    bad[3, 2], bad[7, 0] = np.nan, np.inf
+    with pytest.raises(DataError, match="X_train has 2 row\\(s\\) with NaN or infinite values"):
+        trainer.fit(bad, y, Xv, yv)
+    with pytest.raises(DataError, match="X_train has 5 features per row and X_val 4"):
+        trainer.fit(X, y, Xv[:, :4], yv)
+    trainer.fit(X, y, Xv, yv)
+    assert trainer.predict_proba(Xv).shape == (10, 2)
+    with pytest.raises(DataError, match=r"X must be \(n, 5\) features"):
+        trainer.predict_proba(Xv[0])
+    with pytest.raises(DataError, match="NaN or infinite"):
+        trainer.predict_proba(np.full((1, 5), np.nan))

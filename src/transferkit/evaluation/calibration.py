@@ -17,7 +17,8 @@ import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 
-from ..errors import ModelFolderError, NotFittedError, TransferKitError
+from ..errors import DataError, ModelFolderError, NotFittedError, TransferKitError
+from .metrics import check_class_indices
 
 
 def logits_from_proba(proba: np.ndarray, eps: float = 1e-30) -> np.ndarray:
@@ -44,7 +45,10 @@ class ReliabilityBins:
 
 def reliability_bins(y_true: np.ndarray, proba: np.ndarray, *, num_bins: int = 15) -> ReliabilityBins:
     """Bin the top-label confidence; ECE = sum over bins of |accuracy - confidence| * share."""
-    proba, y_true = np.asarray(proba, dtype=np.float64), np.asarray(y_true)
+    proba = np.asarray(proba, dtype=np.float64)
+    if proba.ndim != 2 or len(proba) != len(y_true):
+        raise DataError(f"expected proba (N, C) and N labels; got shapes {proba.shape} and {np.shape(y_true)}.")
+    y_true = check_class_indices(y_true, proba.shape[1])
     conf = proba.max(1)
     correct = (proba.argmax(1) == y_true).astype(np.float64)
     edges = np.linspace(0.0, 1.0, num_bins + 1)
@@ -77,6 +81,12 @@ class TemperatureScaler:
         logits, y_true = np.asarray(logits, dtype=np.float64), np.asarray(y_true)
         if logits.ndim != 2 or len(logits) != len(y_true) or len(y_true) == 0:
             raise TransferKitError(f"expected logits (N, C) and N labels; got shapes {logits.shape} and {y_true.shape}.")
+        y_true = check_class_indices(y_true, logits.shape[1])
+        if not np.isfinite(logits).all():
+            raise DataError("the logits contain NaN or infinite values: the temperature cannot be fitted on them.")
+        if logits.shape[1] > 1 and logits.min() >= 0 and logits.max() <= 1 and np.allclose(logits.sum(1), 1.0, atol=1e-4):
+            raise DataError("these look like probabilities (every row in [0, 1] and summing to 1), not logits: temperature "
+                            "scaling divides logits, so pass logits_from_proba(proba) (the fitted T then applies to it too).")
         lo, hi = np.log(self.bounds[0]), np.log(self.bounds[1])
         res = minimize_scalar(lambda log_t: negative_log_likelihood(logits, y_true, float(np.exp(log_t))), bounds=(lo, hi), method="bounded")
         t = float(np.exp(res.x))
@@ -92,6 +102,9 @@ class TemperatureScaler:
             self.note_ = ("not fitted: the validation split is classified without an error, so the likelihood keeps rising "
                           "as the temperature falls and has no optimum; the temperature stays 1")
         self.temperature_ = t if nll_t <= self.nll_before_ else 1.0
+        if self.note_ is None and self.temperature_ != 1.0 and min(abs(np.log(t) - lo), abs(np.log(t) - hi)) < 1e-3:
+            self.note_ = (f"the optimum lies at or beyond the bound T = {t:.3g} (bounds {self.bounds}): the temperature is "
+                          "clipped there")
         self.nll_after_ = min(nll_t, self.nll_before_)
         return self
 

@@ -17,6 +17,24 @@ from sklearn.metrics import (
 from ..errors import DataError
 
 
+def check_class_indices(y_true: Any, num_classes: int, *, name: str = "y_true") -> np.ndarray:
+    """``y_true`` as int64 class indices 0..num_classes-1 (whole-number floats and bools pass); anything else, such as
+    class names, is an error that says how to map them, never a number computed on the wrong labels."""
+    y = np.asarray(y_true)
+    if y.ndim != 1:
+        raise DataError(f"{name} must be 1-D (one class index per row); got shape {y.shape}.")
+    if y.dtype.kind == "f" and np.isfinite(y).all() and (y == np.round(y)).all():
+        y = y.astype(np.int64)
+    if y.dtype.kind not in "iub":
+        example = ", ".join(repr(v) for v in y[:3].tolist())
+        raise DataError(f"{name} must hold class indices 0..{num_classes - 1}, not {y.dtype} values ({example}...): map class "
+                        "names to indices first, e.g. [classes.index(c) for c in names] or np.unique(names, return_inverse=True).")
+    y = y.astype(np.int64)
+    if len(y) and (y.min() < 0 or y.max() >= num_classes):
+        raise DataError(f"{name} must hold class indices 0..{num_classes - 1}; got {y.min()}..{y.max()}.")
+    return y
+
+
 def resolve_positive(classes: list[str], positive: str | None) -> int | None:
     """Index of the positive class of a binary task (default: the second class, as scikit-learn)."""
     if len(classes) != 2:
@@ -82,13 +100,11 @@ def _classification_metrics(
 
     A metric that is undefined on these labels (a class missing from the split) is ``NaN``
     (``null`` once written by :mod:`transferkit.json_files`) and ``undefined`` says why."""
-    y_true = np.asarray(y_true)
+    y_true = check_class_indices(y_true, len(classes))
     proba = np.asarray(proba, dtype=np.float64)
     if proba.ndim != 2 or proba.shape[1] != len(classes) or len(proba) != len(y_true):
-        raise ValueError(f"classification_metrics: expected proba of shape (N, {len(classes)}) for {len(classes)} classes and "
-                         f"N = {len(y_true)} labels; got {proba.shape}.")
-    if len(y_true) and (y_true.min() < 0 or y_true.max() >= len(classes)):
-        raise ValueError(f"classification_metrics: y_true must hold class indices 0..{len(classes) - 1}; got {y_true.min()}..{y_true.max()}.")
+        raise DataError(f"classification_metrics: expected proba of shape (N, {len(classes)}) for {len(classes)} classes and "
+                        f"N = {len(y_true)} labels; got {proba.shape}.")
     labels = list(range(len(classes)))
     pos = resolve_positive(classes, positive)
     y_pred = predict_labels(proba, pos, threshold)

@@ -13,7 +13,7 @@ from torch import nn
 
 from ..config import HeadConfig, HeadTrainConfig
 from ..crossval import smallest_class, stratified_folds
-from ..errors import NotFittedError
+from ..errors import DataError, NotFittedError
 from ..heads import DenseHead
 from ..heads.dense import feature_scale
 from ..progress import track
@@ -104,6 +104,20 @@ def check_class_indices(y_train, y_val, num_classes: int | None) -> tuple[np.nda
     return y_train, y_val, num_classes
 
 
+def _check_feature_rows(X: np.ndarray, y: np.ndarray, split: str) -> np.ndarray:
+    """2-D, finite, one row per label: checked before anything is fitted, so no row is dropped without a word."""
+    X = np.asarray(X, np.float32)
+    if X.ndim != 2:
+        raise DataError(f"X_{split} must be a 2-D array (rows x features); got shape {X.shape}.")
+    if len(X) != len(y):
+        raise DataError(f"X_{split} has {len(X)} rows but y_{split} has {len(y)} labels: pass one label per feature row.")
+    if not np.isfinite(X).all():
+        bad = int((~np.isfinite(X)).any(1).sum())
+        raise DataError(f"X_{split} has {bad} row(s) with NaN or infinite values; re-extract the features (a broken backbone or "
+                        "weights file?) or drop those rows with their labels.")
+    return X
+
+
 @dataclass
 class HeadTrainer:
     """Fits a :class:`DenseHead` on features with early stopping on validation loss.
@@ -122,6 +136,10 @@ class HeadTrainer:
     training rows wherever the example they copy trains (never where it is held out: validation, a CV fold's test part).
     With ``choose_copies=True`` the same cross-validation that chooses the width also decides whether the head uses them
     (``head_choice_.copies``); ``augmented_rows_`` counts the copy rows the final head trained on (0 when not chosen).
+
+    Like Hugging Face's ``Trainer``, ``fit`` seeds the global ``random``, numpy and torch generators with
+    ``train_config.seed`` (the head's initial weights and dropout draw from torch's); save their states around the
+    call if your own code draws from them.
     """
 
     head_config: HeadConfig = field(default_factory=HeadConfig)
@@ -139,6 +157,10 @@ class HeadTrainer:
             self.head_choice_, self.head_config_ = None, self.head_config
             self.val_proba_, self.refit_ = None, None
             y_train, y_val, num_classes = check_class_indices(y_train, y_val, num_classes)
+            X_train, X_val = _check_feature_rows(X_train, y_train, "train"), _check_feature_rows(X_val, y_val, "val")
+            if X_train.shape[1] != X_val.shape[1]:
+                raise DataError(f"X_train has {X_train.shape[1]} features per row and X_val {X_val.shape[1]}: both must come from "
+                                "the same backbone and settings.")
             if groups is not None and len(groups) != len(y_train) + len(y_val):
                 raise ValueError(f"groups must hold one subject id per train then val example ({len(y_train) + len(y_val)}); got {len(groups)}.")
             if augmented is not None:
@@ -320,5 +342,11 @@ class HeadTrainer:
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
         if not hasattr(self, "head_"):
             raise NotFittedError("this HeadTrainer is not fitted yet: call fit(X_train, y_train, X_val, y_val) first.")
+        X = np.asarray(X, np.float32)
+        if X.ndim != 2 or X.shape[1] != self.head_.in_features:
+            raise DataError(f"X must be (n, {self.head_.in_features}) features, as the head was fitted on; got shape {X.shape} "
+                            "(one row: X.reshape(1, -1)).")
+        if not np.isfinite(X).all():
+            raise DataError("X contains NaN or infinite values; re-extract the features (a broken backbone or weights file?).")
         with torch.no_grad():
-            return self.head_(torch.from_numpy(np.asarray(X, np.float32))).softmax(1).numpy()
+            return self.head_(torch.from_numpy(X)).softmax(1).numpy()
