@@ -8,6 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 import transferkit as tk
@@ -94,7 +95,7 @@ def test_head_trainer_guards():
     X, y = _blobs(10)
     with pytest.raises(ValueError, match="validation split is empty"):
         _trainer().fit(X, y, X[:0], y[:0])
-    with pytest.raises(ValueError, match="X_train must be"):
+    with pytest.raises(ValueError, match="X_train has 10 rows but y_train has 5 labels"):
         _trainer().fit(X, y[:5], X, y)
 
 
@@ -316,3 +317,18 @@ def test_classification_metrics_refuses_probabilities_for_other_classes():
 
     with pytest.raises(ValueError, match=r"expected proba of shape \(N, 2\)"):
         classification_metrics(np.array([0, 1, 1]), np.full((3, 3), 1 / 3), ["a", "b"])
+
+
+def test_a_transfer_model_checks_its_head_against_the_classes_and_the_backbone(tmp_path):
+    # both used to pass: the first failed at predict time (IndexError), the second saved a folder that load refused
+    from transferkit.errors import ConfigError
+
+    backbone = tk.load_backbone(TINY, weights="none")
+    with pytest.raises(ConfigError, match=r"the head has 3 outputs but 2 class names"):
+        tk.TransferModel(backbone, tk.DenseHead(backbone.num_features, 3), ["a", "b"])
+    backbone.feature_stages = 3
+    with pytest.raises(ConfigError, match=rf"the head takes 256 features but the backbone gives {backbone.num_features} \(feature_stages=3\)"):
+        tk.TransferModel(backbone, tk.DenseHead(256, 2), ["a", "b"])
+    model = tk.TransferModel(backbone, tk.DenseHead(backbone.num_features, 2), ["a", "b"])
+    with pytest.raises(TypeError, match="predict takes image file paths .* not Image objects"):
+        model.predict(Image.new("RGB", (8, 8)))

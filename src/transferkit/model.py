@@ -19,7 +19,7 @@ from torch import nn
 
 from .backbones import Backbone, load_backbone
 from .data import BadImageError, make_transforms, open_image
-from .errors import ModelFolderError
+from .errors import ConfigError, ModelFolderError
 from .evaluation import predict_labels, resolve_positive
 from .heads import DenseHead
 from .runtime.predictor import as_paths, prediction_record
@@ -95,9 +95,19 @@ class TransferModel(nn.Module):
         temperature: float = 1.0,
     ):
         super().__init__()
+        classes = list(classes)
+        # checked here, not first at predict time (an IndexError) or at load time (a folder saved but never loadable)
+        if getattr(head, "num_classes", len(classes)) != len(classes):
+            raise ConfigError(f"the head has {head.num_classes} outputs but {len(classes)} class names were given ({classes}): "
+                              "build the head with one output per class.")
+        width = getattr(backbone, "num_features", None)
+        if width is not None and getattr(head, "in_features", width) != width:
+            raise ConfigError(f"the head takes {head.in_features} features but the backbone gives {width}"
+                              + (f" (feature_stages={backbone.feature_stages})" if hasattr(backbone, "feature_stages") else "")
+                              + ": build the head with DenseHead(backbone.num_features, ...) after setting feature_stages.")
         self.backbone = backbone
         self.head = head
-        self.classes = list(classes)
+        self.classes = classes
         self.positive_index = resolve_positive(self.classes, positive)
         self.threshold = float(threshold)
         self.temperature = float(temperature)  # calibration: predict divides logits by it (forward does not)

@@ -33,7 +33,15 @@ def as_paths(paths: str | os.PathLike | Sequence[str | os.PathLike]) -> list[str
         return [paths]
     if isinstance(paths, bytes):
         return [os.fsdecode(paths)]
-    return list(paths)
+    try:
+        items = list(paths)
+    except TypeError:
+        items = [paths]
+    wrong = next((p for p in items if not isinstance(p, (str, os.PathLike))), None)
+    if wrong is not None:
+        raise TypeError(f"predict takes image file paths (one, or a list), not {type(wrong).__name__} objects: save the image "
+                        "to a file first.")
+    return items
 
 
 def prediction_record(key: str, value: Any, classes: Sequence[str], label_index: int, proba) -> dict[str, Any]:
