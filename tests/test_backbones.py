@@ -492,3 +492,15 @@ def test_damaged_file_reason_reads_safetensors_headers(tmp_path):
     assert damaged_file_reason(path) is None
     path.write_bytes(path.read_bytes()[:-40])
     assert damaged_file_reason(path).startswith("is truncated")
+
+
+def test_load_backbone_takes_the_number_of_feature_stages():
+    from transferkit.errors import ConfigError
+
+    one = load_backbone(TINY, weights="none")
+    three = load_backbone(TINY, weights="none", feature_stages=3)
+    assert three.feature_stages == 3 and three.num_features > one.num_features == 256
+    with torch.no_grad():
+        assert three(torch.zeros(1, 3, 64, 64)).shape == (1, three.num_features)
+    with pytest.raises(ConfigError, match="feature_stages must be an integer from 1"):
+        load_backbone(TINY, weights="none", feature_stages=0)

@@ -51,7 +51,7 @@ class Backbone(nn.Module):
     before it (a stage ends where the channel count or resolution changes), so a head also sees mid-level features
     (edges, textures, spots) that the last stage has abstracted away. Frozen intermediate features transfer better
     than the last layer alone to targets far from ImageNet (Evci et al., *Head2Toe*, ICML 2022). The features get
-    wider (e.g. tf_efficientnet_lite0: 1280 -> 1280 + 320 + 192 for K = 3) and cost nothing extra to compute.
+    wider (e.g. tf_efficientnet_lite0: 1280 -> 1280 + 192 + 320 for K = 3: the last stage, then the others in forward order) and cost nothing extra to compute.
     """
 
     def __init__(self, spec: BackboneSpec, body: nn.Module, weights_record: dict[str, Any]):
@@ -255,11 +255,13 @@ def backbone_num_params(name: str) -> int | None:
         return None
 
 
-def load_backbone(name: str, weights: str | os.PathLike | None = "auto") -> Backbone:
+def load_backbone(name: str, weights: str | os.PathLike | None = "auto", *, feature_stages: int = 1) -> Backbone:
     """Build a registered backbone with its pretrained weights.
 
     ``weights``: ``"auto"`` (explicit > caches > installed packages > download),
     ``"none"``/``None`` (random init: the no-transfer baseline) or a file path.
+    ``feature_stages``: how many of the last stages' pooled outputs the features concatenate (1: the last stage
+    alone; ``transferkit.fit`` and ``rank`` use 3 by default, ``--stages``).
     """
     spec = get_backbone_spec(name)
     if spec.modality != "image":
@@ -287,4 +289,7 @@ def load_backbone(name: str, weights: str | os.PathLike | None = "auto") -> Back
         record = resolved.record()
         if record["path"] is not None:  # an absolute path: the record must not depend on the working directory
             record["path"] = str(Path(record["path"]).absolute())
-    return Backbone(spec, _body(spec, model), record)
+    backbone = Backbone(spec, _body(spec, model), record)
+    if feature_stages != 1:
+        backbone.feature_stages = feature_stages  # range-checked by the setter
+    return backbone

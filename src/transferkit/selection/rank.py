@@ -582,7 +582,7 @@ def rank_backbones(
 
     >>> ranking = rank_backbones("data/plants", ["mobilenet_v2", "tf_efficientnet_lite0"], max_latency_ms=50)
     >>> ranking = rank_backbones("reviews/amazon_cells_labelled.txt")   # every registered text encoder
-    >>> ranking.best.label, ranking.best.explanation
+    >>> ranking.best.label, ranking.best.explanation   # best is None when every candidate broke a limit or had no weights
 
     ``modality``: ``"auto"`` (a folder is images, a .csv/.tsv/.jsonl/.txt file is text),
     ``"image"`` or ``"text"``. Only the training data is read (train + the validation carved
