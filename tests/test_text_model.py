@@ -217,6 +217,18 @@ def test_lora_records_adapter_and_loads_without_peft_wrappers(sentiment_csv: Pat
     loaded = tk.load(folder)
     assert not any("lora" in k for k in loaded.state_dict())
     np.testing.assert_allclose(result.model.predict_proba(["good", "bad"]), loaded.predict_proba(["good", "bad"]), atol=1e-5)
+    # the saved adapter on the base encoder gives the saved encoder: WiSE-FT (alpha 0.5) kept half the trained update, and
+    # the adapter used to hold all of it (twice the saved model's change)
+    from peft import PeftModel
+    from transformers import AutoModel
+
+    assert adapter["saved_scale"] == 0.5
+    rebuilt = PeftModel.from_pretrained(AutoModel.from_pretrained(str(tiny_bert)), str(folder / "adapter")).merge_and_unload().state_dict()
+    saved, base = loaded.backbone.encoder.state_dict(), AutoModel.from_pretrained(str(tiny_bert)).state_dict()
+    changed = [k for k in rebuilt if not torch.equal(rebuilt[k], base[k])]
+    assert changed and all("query" in k or "value" in k for k in changed)
+    for k in changed:
+        torch.testing.assert_close(rebuilt[k], saved[k], atol=1e-6, rtol=1e-5)
 
 
 def save_tiny_mpnet(folder: Path, seed: int = 0) -> Path:

@@ -173,14 +173,28 @@ def finetune_text_model(
     return trainer
 
 
-def merge_lora(model: TextClassifier, adapter_dir: str | None = None) -> TextClassifier:
+def merge_lora(model: TextClassifier, adapter_dir: str | None = None, *, saved_scale: float = 1.0) -> TextClassifier:
     """Save the adapters (peft's format) when ``adapter_dir`` is given, then merge them into the
-    encoder's weights so the model runs, saves and loads without peft."""
+    encoder's weights so the model runs, saves and loads without peft.
+
+    ``saved_scale`` multiplies the saved adapters' update (their ``lora_B`` weights), not the merged model: with WiSE-FT
+    (``alpha``) the kept encoder is ``base + alpha x update``, so an adapter saved with ``saved_scale=alpha`` applied to the
+    base encoder gives the saved model's encoder, not one with twice its change."""
     from peft import PeftModel
 
     enc = model.backbone.encoder
     if isinstance(enc, PeftModel):
         if adapter_dir is not None:
-            enc.save_pretrained(adapter_dir)
+            trained = {n: p.detach().clone() for n, p in enc.named_parameters() if "lora_B" in n} if saved_scale != 1.0 else {}
+            with torch.no_grad():
+                for n, p in enc.named_parameters():
+                    if n in trained:
+                        p.mul_(saved_scale)
+                enc.save_pretrained(adapter_dir)
+                for n, p in enc.named_parameters():
+                    if n in trained:
+                        p.copy_(trained[n])  # merged below as trained: the model's numbers do not depend on the saved copy
+            if saved_scale != 1.0 and getattr(model, "adapter", None):
+                model.adapter = {**model.adapter, "saved_scale": saved_scale}
         model.backbone.encoder = enc.merge_and_unload()
     return model

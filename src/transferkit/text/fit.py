@@ -165,7 +165,7 @@ def train_text_classifier(
                                   seed_rng=False)  # fit_text seeded the run at its start
     num_trainable = int(sum(p.numel() for p in model.parameters() if p.requires_grad))
     if lora is not None:
-        merge_lora(model, adapter_dir)
+        merge_lora(model, adapter_dir, saved_scale=ft.wise_alpha if start is not None else 1.0)  # the adapter as mixed below
     if start is not None:  # WiSE-FT: between stage one and the fine-tuned (for LoRA: merged) weights
         from ..training import apply_wise_ft
 
