@@ -364,3 +364,24 @@ def test_the_saved_text_model_is_calibrated_without_a_report(sentiment_csv: Path
     assert t_report != 1.0
     assert tk.load(tmp_path / "b").temperature == pytest.approx(t_report, rel=1e-9)
     assert plain.metrics["calibration"]["temperature"] == pytest.approx(t_report, rel=1e-9)
+
+
+def test_every_parameter_full_fine_tuning_trains_gets_a_gradient(sentiment_csv: Path, tiny_bert: Path):
+    # DDP (accelerate launch) stops on a trainable parameter without a gradient: BERT's pooler, which pooling never reads
+    from transferkit.config import FinetuneConfig
+    from transferkit.text import TextClassifier
+    from transferkit.text.finetune import finetune_text_model, train_text_loader
+    from transferkit.backbones.text import load_text_backbone
+    from transferkit.data.text import read_text_table
+    from transferkit.heads import DenseHead
+
+    table = read_text_table(sentiment_csv)
+    backbone = load_text_backbone(str(tiny_bert), max_length=16)
+    assert hasattr(backbone.encoder, "pooler")
+    model = TextClassifier(backbone, DenseHead(backbone.num_features, 2), table.classes)
+    finetune_text_model(model, table.records[:16], table.records[16:24], FinetuneConfig(epochs=1, batch_size=8), device="cpu", progress=False)
+    model.train()
+    inputs, y = next(iter(train_text_loader(model, table.records[:8], batch_size=8)))
+    torch.nn.functional.cross_entropy(model(**inputs), y).backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing

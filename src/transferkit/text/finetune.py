@@ -160,6 +160,9 @@ def finetune_text_model(
         model.adapter = lora.record(targets)
     else:
         model.requires_grad_(True)
+        pooler = getattr(model.backbone.encoder, "pooler", None)  # BERT's: neither mean nor cls pooling reads it
+        if isinstance(pooler, nn.Module):  # a trainable parameter without a gradient stops DDP (accelerate launch)
+            pooler.requires_grad_(False)
         groups = layerwise_param_groups(model.head, model.backbone.blocks(), lr=config.lr, decay=config.lr_decay,
                                         weight_decay=config.weight_decay, rest=model.backbone)
     train_loader = train_text_loader(model, train, batch_size=config.batch_size, seed=seed)
