@@ -100,3 +100,61 @@ def test_accelerate_launch_of_the_cli_prints_once_and_saves_once(image_folder, t
     sums = metrics["distributed"]["param_checksums"]
     assert sums[0] == pytest.approx(sums[1], rel=1e-9)  # both ranks hold the model auto kept
     assert metrics["training"]["chosen"] == metrics["training"]["auto"]["chosen"] and metrics["training"]["auto"]["rule"] == "finetune-unless-worse"
+
+
+ON_MAIN_SCRIPT = """
+import json, os, sys
+from transferkit.errors import TransferKitError
+from transferkit.launch import is_main_process, on_main_process, process_count
+from transferkit.training import make_accelerator
+
+acc = make_accelerator("cpu", "no")  # forms the gloo group, as fit does before it ranks
+calls = []
+def work():
+    calls.append(1)
+    return ("chosen-by-" + os.environ["RANK"], object())  # the second part never travels
+name, extra = on_main_process(work, share=lambda r: (r[0], None))
+def fails():
+    raise TransferKitError("no candidate fits the limits")
+try:
+    on_main_process(fails)
+    error = None
+except TransferKitError as exc:
+    error = str(exc)
+with open(sys.argv[1] + f".rank{acc.process_index}.json", "w") as fh:
+    json.dump({"name": name, "extra_is_none": extra is None, "calls": len(calls), "error": error, "count": process_count(),
+               "main": is_main_process()}, fh)
+"""
+
+
+def _launch(args, env, tmp_path):
+    launcher = Path(sys.executable).parent / "accelerate"
+    return subprocess.run([str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1", "--mixed_precision", "no",
+                           "--dynamo_backend", "no", "--main_process_port", str(_free_port()), *args],
+                          env=env, timeout=600, capture_output=True, text=True, cwd=tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("accelerate", path=str(Path(sys.executable).parent)) is None, reason="accelerate CLI not installed")
+def test_work_for_one_process_runs_once_and_one_process_commands_are_refused_once(image_folder, tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(TESTS), "COLUMNS": "200", "NO_COLOR": "1", "TRANSFERKIT_OFFLINE": "1"}
+    script = tmp_path / "on_main.py"
+    script.write_text(ON_MAIN_SCRIPT)
+    proc = _launch([str(script), str(tmp_path / "out")], env, tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [json.loads((tmp_path / f"out.rank{i}.json").read_text()) for i in (0, 1)]
+    # the main process ranks (fit --model auto), every process gets its choice, and its error
+    assert [r["name"] for r in ranks] == ["chosen-by-0", "chosen-by-0"] and [r["calls"] for r in ranks] == [1, 0]
+    assert ranks[0]["extra_is_none"] is False and ranks[1]["extra_is_none"] is True
+    assert [r["error"] for r in ranks] == ["no candidate fits the limits"] * 2
+    assert [r["count"] for r in ranks] == [2, 2] and [r["main"] for r in ranks] == [True, False]
+    # a linear probe is one process's work: refused, said once, nothing written (it used to run on every process, each
+    # replacing the other's run folder)
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text("import conftest\n")
+    env["PYTHONPATH"] = os.pathsep.join([str(hook), str(TESTS)])
+    proc = _launch(["-m", "transferkit", "fit", str(image_folder), "--model", "tiny_effnet", "--weights", "none", "--device", "cpu",
+                    "--strategy", "linear-probe", "-q", "--out", str(tmp_path / "lp")], env, tmp_path)
+    assert proc.returncode != 0
+    assert proc.stderr.count("error: a linear probe (a head trained on cached features) runs in one process") == 1, proc.stderr[-3000:]
+    assert not (tmp_path / "lp").exists()

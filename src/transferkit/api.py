@@ -20,6 +20,7 @@ from .data import ImageSplits, load_image_folder, load_labelled_folder
 from .evaluation import classification_metrics, resolve_positive
 from .evaluation.calibration import calibrate_on_validation
 from .features import ExtractionStats, FeatureCache, extract_features, resolve_device
+from .launch import is_main_process, on_main_process, refuse_several_processes
 from .model import TransferModel, load
 from .run_folder import check_run_folder, clear_previous_run
 from .training import HeadTrainer, seed_everything
@@ -233,6 +234,9 @@ def fit(
     t0 = time.perf_counter()
     tuning = config.strategy != "linear-probe"
     accelerator = None
+    if not tuning:
+        refuse_several_processes("a linear probe (a head trained on cached features)",
+                                 "Run `transferkit fit` without `accelerate launch`, or launch --strategy finetune or auto.")
     if tuning:
         from .training import make_accelerator
 
@@ -256,10 +260,13 @@ def fit(
     if config.backbone == "auto":  # ranked on the same splits the fit uses (train + val; test is never read)
         from .selection import choose_backbone
 
-        chosen_name, ranking = choose_backbone(splits, max_params=max_params, max_size_mb=max_size_mb,
-                                               max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, device=config.device,
-                                               seed=config.seed, cache_dir=config.cache_dir, progress=progress,
-                                               modality="image", strategy=config.strategy, feature_stages=config.feature_stages)
+        # under `accelerate launch`: ranked once, by the main process (latencies measured per process could differ), and
+        # its choice given to every process
+        chosen_name, ranking = on_main_process(
+            lambda: choose_backbone(splits, max_params=max_params, max_size_mb=max_size_mb, max_latency_ms=max_latency_ms,
+                                    max_memory_mb=max_memory_mb, device=config.device, seed=config.seed, cache_dir=config.cache_dir,
+                                    progress=progress, modality="image", strategy=config.strategy, feature_stages=config.feature_stages),
+            share=lambda chosen: (chosen[0], None))
         config = config.model_copy(update={"backbone": chosen_name})
     seed_everything(config.seed)  # random-init backbones (weights='none') are seeded too
     backbone = load_backbone(config.backbone, config.weights)
@@ -423,7 +430,8 @@ def fit_seeds(data: str | os.PathLike, *, seeds: list[int], out: str | os.PathLi
     summary = summarize_seeds([r.metrics for r in runs])
     run_dir = Path(out).expanduser() if out is not None else None
     if run_dir is not None:
-        _write_json(run_dir / "seeds.json", {"seeds": list(seeds), "summary": summary, "runs": [str(r.run_dir) for r in runs]})
+        if is_main_process():  # under `accelerate launch`, one process writes
+            _write_json(run_dir / "seeds.json", {"seeds": list(seeds), "summary": summary, "runs": [str(r.run_dir) for r in runs]})
     return SeedsResult(runs, summary, run_dir)
 
 

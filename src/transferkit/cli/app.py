@@ -44,10 +44,15 @@ def _main(
 
 
 def _fail(exc: Exception) -> None:
+    from ..launch import is_main_process
+
+    loud = is_main_process()  # under `accelerate launch`, every process fails alike: the main one says so
     if isinstance(exc, KeyboardInterrupt):  # TrainingInterrupted: Ctrl-C, checkpoint saved; exit as an interrupted program does
-        err.print(f"[yellow]interrupted:[/] {exc}")
+        if loud:
+            err.print(f"[yellow]interrupted:[/] {exc}")
         raise typer.Exit(code=130) from None
-    err.print(f"[bold red]error:[/] {exc}")
+    if loud:
+        err.print(f"[bold red]error:[/] {exc}")
     raise typer.Exit(code=1) from None
 
 
@@ -204,9 +209,9 @@ def fit(
         _fail(exc)
     except ValidationError as exc:
         _fail(_option_error(exc))
-    from accelerate.state import PartialState
+    from ..launch import is_main_process
 
-    if not PartialState().is_main_process:
+    if not is_main_process():  # under `accelerate launch`, one process prints
         return
     _print_data_notes(result.metrics["data"])
     name = Path(result.config.data.root).name
@@ -267,6 +272,10 @@ def _fit_seeds_command(data: Path, out: Path, seeds: list[int], kwargs: dict) ->
         _fail(exc)
     except ValidationError as exc:
         _fail(_option_error(exc))
+    from ..launch import is_main_process
+
+    if not is_main_process():  # under `accelerate launch`, one process prints
+        return
     table = Table(title=f"{result.runs[0].config.backbone} on {data.name}: mean ± std over seeds {seeds}", header_style="bold")
     table.add_column("metric")
     for split in ("val", "test"):

@@ -98,7 +98,11 @@ def rank(
         _fail(TransferKitError(f"--candidates {candidates!r} names no backbone; pass e.g. mobilenet_v2,tf_efficientnet_lite0 "
                                "(or leave the option out to rank every offline candidate)."))
     try:
+        from ..launch import refuse_several_processes
         from ..run_folder import check_writable_file
+
+        refuse_several_processes("ranking (it measures each candidate's latency and memory on this machine)",
+                                 "Run `transferkit rank` without `accelerate launch`; `fit --model auto` under it ranks once, on the main process.")
 
         # before the ranking runs: a bad output path fails now, not after every candidate's features
         json_path = check_writable_file(json_path, "--json") if json_path is not None else None

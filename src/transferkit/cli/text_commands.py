@@ -108,11 +108,10 @@ def fit_text_cmd(
         raise typer.Exit(code=130) from None
     cfg = result.config
     model, strategy, cv, data = cfg.backbone, cfg.strategy, cfg.cv, cfg.data  # with --resume, the run's own options
-    if cfg.strategy != "linear-probe":
-        from accelerate.state import PartialState
+    from ..launch import is_main_process
 
-        if not PartialState().is_main_process:  # under `accelerate launch`, one process prints
-            return
+    if not is_main_process():  # under `accelerate launch`, one process prints
+        return
     m = result.metrics
     if "selection" in m:
         model = m["selection"]["chosen"]

@@ -413,30 +413,39 @@ def fit_text(
                                test=Path(test).expanduser().absolute() if test else None, **kwargs)
     if config.strategy not in STRATEGIES:
         raise DataError(f"unknown strategy '{config.strategy}'; use one of {STRATEGIES}.")
+    tuning = config.strategy != "linear-probe"
+    accelerator = None
+    if not tuning:
+        from ..launch import refuse_several_processes
+
+        refuse_several_processes("a linear probe (a head trained on cached embeddings)",
+                                 "Run `transferkit fit-text` without `accelerate launch`, or launch --strategy finetune or lora.")
+    if tuning:  # the trainer runs on Accelerate: under `accelerate launch`, only the main process writes
+        from ..training import make_accelerator
+
+        accelerator = make_accelerator(config.device, config.finetune_config().mixed_precision)
+    is_main = accelerator is None or accelerator.is_main_process
     ranking = None
     if config.backbone == "auto":
+        from ..launch import on_main_process
         from ..selection import choose_backbone
 
         # read once here: a wrong --positive fails before the ranking, which then scores these train + val texts
         ranked_splits = load_text_dataset(config.data, text_col=config.text_col, label_col=config.label_col, val_fraction=config.val_fraction,
                                           test_fraction=config.test_fraction, seed=config.seed, encoding=config.encoding)
         resolve_positive(ranked_splits.classes, config.positive)
-        chosen, ranking = choose_backbone(ranked_splits, modality="text", max_params=max_params, max_size_mb=max_size_mb,
-                                          max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, device=config.device,
-                                          seed=config.seed, cache_dir=config.cache_dir, progress=progress, strategy=config.strategy)
+        # under `accelerate launch`: ranked once, by the main process, and its choice given to every process
+        chosen, ranking = on_main_process(
+            lambda: choose_backbone(ranked_splits, modality="text", max_params=max_params, max_size_mb=max_size_mb,
+                                    max_latency_ms=max_latency_ms, max_memory_mb=max_memory_mb, device=config.device,
+                                    seed=config.seed, cache_dir=config.cache_dir, progress=progress and is_main, strategy=config.strategy),
+            share=lambda result: (result[0], None))
         config = config.model_copy(update={"backbone": chosen})  # the default candidates are pretrained encoders only
     if config.cv and config.test:
         raise DataError("--cv evaluates by K-fold over the data file; do not also pass --test (or drop --cv to use the test file).")
     if ranking is not None:
         run_options["selection"] = {"chosen": config.backbone, "ranking": "ranking.json" if out is not None else None,
                                     "ranking_seconds": ranking.timing_s.get("total")}
-    tuning = config.strategy != "linear-probe"
-    accelerator = None
-    if tuning:  # the trainer runs on Accelerate: under `accelerate launch`, only the main process writes
-        from ..training import make_accelerator
-
-        accelerator = make_accelerator(config.device, config.finetune_config().mixed_precision)
-    is_main = accelerator is None or accelerator.is_main_process
     progress = progress and is_main
     t0, c0 = time.perf_counter(), time.process_time()
     cache = FeatureCache(config.cache_dir, read_only=not is_main)  # under `accelerate launch`, one process writes the cache

@@ -55,7 +55,9 @@ def make_accelerator(device: str = "auto", mixed_precision: str = "auto"):
     """An :class:`accelerate.Accelerator` with the trainer's settings.
 
     ``split_batches=True``: the DataLoader's batch size is the *global* batch, divided across
-    processes, so 1 and N processes take the same optimisation steps.
+    processes, so 1 and N processes take the same optimisation steps, except for a last, partial batch (a training set
+    that is no multiple of the batch size and too small for the image loader's ``drop_last``): Accelerate pads it with
+    examples from the epoch's start so that every process gets a share, and those are trained on twice.
     """
     from accelerate import Accelerator
     from accelerate.utils import DataLoaderConfiguration
@@ -223,6 +225,12 @@ class Trainer:
             self.resumed_from_ = {"checkpoint": ckpt.name, "epoch": state["epoch"], "step_in_epoch": state["step_in_epoch"],
                                   "seconds_before": seconds_before}
             acc.print(f"resuming from {ckpt} (epoch {state['epoch']}, step {state['step_in_epoch']})")
+            before = state.get("num_processes")
+            if before is not None and before != acc.num_processes:
+                self.resumed_from_["num_processes_before"] = before
+                acc.print(f"note: this run's checkpoints were written by {before} process(es) and it resumes on {acc.num_processes}: "
+                          "it continues, but the batches are split differently, so it will not end exactly as an uninterrupted "
+                          f"run would. Launch it on {before} process(es) to continue it exactly.")
         elif self.evaluate_initial:
             vl, va = self._validate(model, val_dl)
             state["initial"] = {"epoch": 0, "val_loss": vl, "val_accuracy": va}
@@ -341,6 +349,7 @@ class Trainer:
         path = None
         if self.checkpoint_dir is not None and acc.is_main_process:
             name = f"epoch-{state['epoch']:04d}" + (f"-step-{state['step_in_epoch']:05d}" if state["step_in_epoch"] else "")
+            state["num_processes"] = acc.num_processes  # a resume on another count continues, but not exactly
             path = save_checkpoint(self.checkpoint_dir, name, model=raw, optimizer=optimizer, scheduler=scheduler, state=state)
         acc.wait_for_everyone()
         return path
