@@ -142,6 +142,27 @@ def test_a_damaged_shard_is_ignored_and_recomputed(backbone, records, tmp_path):
     np.testing.assert_allclose(feats, first, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("foreign", ["other_key", "other_width", "nan"])
+def test_a_shard_that_cannot_be_trusted_is_ignored_and_recomputed(backbone, records, tmp_path, foreign):
+    # each used to be served: another feature space's shard copied in gave a model trained on the wrong features (test
+    # accuracy 1.000 in metrics.json, 0.750 when the saved model was evaluated); other widths and NaN gave tracebacks
+    from safetensors.numpy import save_file as save_numpy
+
+    cache_dir = tmp_path / "cache"
+    first, _ = _extract(backbone, records, FeatureCache(cache_dir))
+    shard = _shards(cache_dir)[0]
+    hashes = [r.sha256 for r in dict((r.sha256, r) for r in records).values()]
+    rows = {"other_key": np.full((len(hashes), backbone.num_features), 7.0, np.float32),
+            "other_width": np.full((len(hashes), backbone.num_features + 32), 7.0, np.float32),
+            "nan": np.full((len(hashes), backbone.num_features), np.nan, np.float32)}[foreign]
+    key = "another-feature-space" if foreign == "other_key" else shard.parent.name
+    shard.unlink()
+    save_numpy({"features": rows}, str(shard.parent / "shard-zzzz.safetensors"), metadata={"hashes": json.dumps(hashes), "key": key})
+    feats, stats = _extract(backbone, records, FeatureCache(cache_dir))
+    assert stats.num_computed == len(records)
+    np.testing.assert_allclose(feats, first, rtol=1e-5, atol=1e-6)
+
+
 def test_feature_key_depends_on_backbone_weights_and_preprocessing():
     cfg = {"input_size": [3, 64, 64], "mean": [0.5] * 3, "std": [0.5] * 3, "interpolation": "bilinear", "crop_pct": 1.0}
     base = feature_key("a", "sha1", cfg)

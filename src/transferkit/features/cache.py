@@ -7,7 +7,10 @@ vector already computed, and a changed file or changed weights never reuse a sta
 
 Layout: ``<cache_dir>/<key>/meta.json`` and ``shard-*.safetensors`` files, each holding a
 ``features`` matrix whose row order is given by the JSON list of content hashes in the
-shard's metadata. New vectors are appended as new shards, written atomically.
+shard's metadata (with the key it was written under). New vectors are appended as new shards, written atomically.
+A shard that cannot be trusted is ignored and its vectors recomputed: unreadable, rows and hashes of different lengths,
+non-finite values, written under another key (a file copied or moved between feature spaces), or vectors of another
+width than the backbone gives.
 """
 
 from __future__ import annotations
@@ -76,18 +79,24 @@ class FeatureCache:
             for shard in sorted(self._dir(key).glob("shard-*.safetensors")):
                 try:
                     with safe_open(str(shard), framework="numpy") as f:
-                        hashes = json.loads(f.metadata()["hashes"])
+                        meta = f.metadata()
+                        hashes = json.loads(meta["hashes"])
                         feats = f.get_tensor("features")
                 except Exception:  # a damaged shard is ignored: its vectors are recomputed
+                    continue
+                written_for = meta.get("key")  # shards written before the key was recorded have none
+                if (written_for not in (None, key) or feats.ndim != 2 or len(hashes) != len(feats)
+                        or not np.isfinite(feats).all()):
                     continue
                 index.update(zip(hashes, feats))
             self._loaded[key] = index
         return self._loaded[key]
 
-    def get(self, key: str, hashes: list[str]) -> dict[str, np.ndarray]:
-        """The cached vectors among ``hashes`` (missing ones are simply absent)."""
+    def get(self, key: str, hashes: list[str], width: int | None = None) -> dict[str, np.ndarray]:
+        """The cached vectors among ``hashes`` (missing ones are simply absent; so are vectors of another ``width`` than
+        the backbone's, when given)."""
         index = self._index(key)
-        return {h: index[h] for h in hashes if h in index}
+        return {h: index[h] for h in hashes if h in index and (width is None or index[h].shape[0] == width)}
 
     def put(self, key: str, hashes: list[str], features: np.ndarray, meta: dict[str, Any] | None = None) -> None:
         """Store new vectors as one shard (atomic write: a crash never leaves half a shard)."""
@@ -104,7 +113,7 @@ class FeatureCache:
             (folder / "meta.json").write_text(json.dumps(meta, indent=2))
         name = f"shard-{uuid.uuid4().hex[:12]}.safetensors"
         tmp = folder / (name + ".tmp")
-        save_file({"features": np.ascontiguousarray(features, dtype=np.float32)}, str(tmp), metadata={"hashes": json.dumps(list(hashes))})
+        save_file({"features": np.ascontiguousarray(features, dtype=np.float32)}, str(tmp), metadata={"hashes": json.dumps(list(hashes)), "key": key})
         os.replace(tmp, folder / name)
         self._index(key).update(zip(hashes, np.asarray(features, dtype=np.float32)))
 

@@ -151,7 +151,7 @@ def _features(backbone: Backbone, records: Sequence[ImageRecord], make_dataset, 
     views = getattr(backbone, "test_views", "none")
     stages = getattr(backbone, "feature_stages", 1)
     key = feature_key(backbone.name, sha, backbone.data_cfg, views, stages, train_view) if (cache is not None and sha) else None
-    have = cache.get(key, hashes) if key else {}
+    have = cache.get(key, hashes, width=backbone.num_features) if key else {}
     missing = [r for r in dict((r.sha256, r) for r in records).values() if r.sha256 not in have]
     stats.num_total += len(records)
     stats.num_cached += len(records) - sum(1 for r in records if r.sha256 not in have)

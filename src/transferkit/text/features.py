@@ -47,7 +47,7 @@ def embed_texts(
     stats = stats if stats is not None else ExtractionStats()
     hashes = [text_sha256(t) for t in texts]
     key = text_feature_key(backbone) if cache is not None else None
-    have = cache.get(key, hashes) if key else {}
+    have = cache.get(key, hashes, width=backbone.num_features) if key else {}
     missing = {h: t for h, t in zip(hashes, texts) if h not in have}
     stats.num_total += len(texts)
     stats.num_cached += sum(1 for h in hashes if h in have)
