@@ -81,3 +81,15 @@ def test_cli_reports_how_many_images_were_left_out(flat_run):
     res = CliRunner().invoke(app, ["evaluate", str(out), str(data), "-q"])
     assert res.exit_code == 0, res.output
     assert "left out" in res.output and "--include-training-images" in res.output
+
+
+def test_a_damaged_splits_record_is_an_error_not_a_silent_score_on_training_images(flat_run):
+    # it used to read as "no record": evaluate then scored the run's training images without a word
+    data, out, _ = flat_run
+    path = out / "splits.json"
+    path.write_text(path.read_text()[:2000])
+    with pytest.raises(DataError, match=r"splits.json .* cannot be read .*--include-training-images"):
+        tk.evaluate(out, data, progress=False)
+    res = CliRunner().invoke(app, ["evaluate", str(out), str(data), "-q"])
+    assert res.exit_code == 1 and "cannot be read" in res.output and "Traceback" not in res.output
+    assert tk.evaluate(out, data, progress=False, include_training_images=True)["num_samples"] == 30

@@ -622,7 +622,10 @@ def _splits_record(splits) -> dict[str, Any]:
 
 def training_hashes(model: str | os.PathLike) -> tuple[set[str], Path] | None:
     """Content hashes of the train + val images of the run that saved ``model`` (a run folder or its model/ folder),
-    read from RUN/splits.json; None when there is no such record (a bare model folder, an older run)."""
+    read from RUN/splits.json; None when there is no such record (a bare model folder, an older run). A record that
+    exists but cannot be read is an error: treating it as absent would score the training images without a word."""
+    from .errors import DataError
+
     here = Path(model)
     for run in (here, here.parent):
         path = run / SPLITS_FILE
@@ -630,8 +633,10 @@ def training_hashes(model: str | os.PathLike) -> tuple[set[str], Path] | None:
             try:
                 rec = json.loads(path.read_text())
                 return {e["sha256"] for s in ("train", "val") for e in rec["splits"][s]}, path
-            except (OSError, ValueError, KeyError, TypeError):
-                return None
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                raise DataError(f"{path} (the images this run trained on, left out of evaluation) cannot be read "
+                                f"({type(exc).__name__}): restore it from a copy of the run, or pass --include-training-images "
+                                "(include_training_images=True) to score every image, the run's training images among them.") from None
     return None
 
 
@@ -657,7 +662,7 @@ def evaluate(model: str | os.PathLike | TransferModel, data: str | os.PathLike, 
     if not records:
         raise DataError(f"no usable images in '{data}' ({len(skipped)} skipped).")
     excluded = 0
-    seen = None if isinstance(model, TransferModel) else training_hashes(model)
+    seen = None if isinstance(model, TransferModel) or include_training_images else training_hashes(model)
     if seen is not None and not include_training_images:
         kept = [r for r in records if r.sha256 not in seen[0]]
         excluded = len(records) - len(kept)
