@@ -332,3 +332,14 @@ def test_a_transfer_model_checks_its_head_against_the_classes_and_the_backbone(t
     model = tk.TransferModel(backbone, tk.DenseHead(backbone.num_features, 2), ["a", "b"])
     with pytest.raises(TypeError, match="predict takes image file paths .* not Image objects"):
         model.predict(Image.new("RGB", (8, 8)))
+
+
+@pytest.mark.parametrize("num_classes,id2label", [(1, {"0": "cat"}), (3, {"0": "cat", "1": "dog", "2": "bird"})])
+def test_a_config_whose_class_count_disagrees_with_the_head_is_a_model_folder_error(model, tmp_path, num_classes, id2label):
+    # a hand-edited count used to load: predict then crashed (IndexError) or answered over 2 classes while the folder said 3
+    folder = model.save_pretrained(tmp_path / "m")
+    cfg = json.loads((folder / "config.json").read_text())
+    cfg.update(num_classes=num_classes, id2label=id2label, positive_label=None)
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFolderError, match=f"the head has 2 outputs but {num_classes} class names"):
+        tk.load(folder)
