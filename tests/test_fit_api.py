@@ -113,3 +113,32 @@ def test_the_reports_operating_point_gives_evaluate_the_same_decisions(image_fol
     got = tk.evaluate(tmp_path / "run", image_folder, threshold=op["threshold_calibrated"], progress=False)["binary"]
     assert got["sensitivity"] == pytest.approx(op["test"]["sensitivity"]["estimate"])
     assert got["specificity"] == pytest.approx(op["test"]["specificity"]["estimate"])
+
+
+def test_a_folder_of_other_files_is_refused_as_a_run_folder(image_folder, tiny_weights, tmp_path, capsys):
+    # its config.json and metrics.json used to be overwritten, and model/ and report/ mixed with the user's files
+    out = tmp_path / "mine"
+    (out / "report").mkdir(parents=True)
+    (out / "config.json").write_text('{"project": "mine"}')
+    (out / "report" / "notes.md").write_text("n")
+    with pytest.raises(DataError, match=r"holds other files \(config.json, report\) and no transferkit run"):
+        tk.fit(image_folder, model=TINY, weights=str(tiny_weights), out=out, progress=False)
+    assert (out / "config.json").read_text() == '{"project": "mine"}'
+    (out / ".DS_Store").write_text("")  # hidden files alone do not make a folder someone else's
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / ".DS_Store").write_text("")
+    _fit(image_folder, tiny_weights, empty, report=False)
+    assert (empty / "model").is_dir()
+
+
+def test_fit_seeds_into_a_folder_of_an_earlier_single_run_replaces_that_run(image_folder, tiny_weights, tmp_path, capsys):
+    # the old run's model stayed beside seed-*/, and `predict RUN` used it without a word
+    out = tmp_path / "run"
+    _fit(image_folder, tiny_weights, out, report=False)
+    capsys.readouterr()
+    tk.fit_seeds(image_folder, seeds=[0, 1], out=out, model=TINY, weights=str(tiny_weights), hidden_dim=0, progress=False, report=False)
+    assert not (out / "model").exists() and not (out / "config.json").exists() and not (out / "metrics.json").exists()
+    assert (out / "seeds.json").is_file() and (out / "seed-0" / "model").is_dir()
+    said = capsys.readouterr()
+    assert "its outputs were replaced" in " ".join((said.out + said.err).split())  # said with progress off too

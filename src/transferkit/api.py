@@ -426,11 +426,15 @@ def fit_seeds(data: str | os.PathLike, *, seeds: list[int], out: str | os.PathLi
         return {"config": config.model_copy(update={"seed": seed, "data": config.data.model_copy(update={"seed": seed}),
                                                     "train": config.train.model_copy(update={"seed": seed})})}
 
+    if out is not None:
+        check_run_folder(out)
     runs = [fit(data, out=Path(out) / f"seed-{seed}" if out is not None else None, **one(seed), **kwargs) for seed in seeds]
     summary = summarize_seeds([r.metrics for r in runs])
     run_dir = Path(out).expanduser() if out is not None else None
     if run_dir is not None:
         if is_main_process():  # under `accelerate launch`, one process writes
+            # a single run's outputs left there would stand beside the seeds' runs, and `predict RUN` would use its model
+            _replace_previous_run(run_dir, True)
             _write_json(run_dir / "seeds.json", {"seeds": list(seeds), "summary": summary, "runs": [str(r.run_dir) for r in runs]})
     return SeedsResult(runs, summary, run_dir)
 
@@ -476,9 +480,10 @@ def _check_same_data(run_dir: Path, splits) -> None:
 
 
 def _replace_previous_run(run_dir: Path, progress: bool) -> None:
-    """A new run in a folder that holds an earlier one: the earlier outputs go (:mod:`transferkit.run_folder`)."""
+    """A new run in a folder that holds an earlier one: the earlier outputs go (:mod:`transferkit.run_folder`). Said
+    even with progress off: files were removed."""
     replaced = clear_previous_run(run_dir)
-    if replaced and progress:
+    if replaced:
         from .progress import console
 
         console.print(f"{run_dir} held an earlier run: its outputs were replaced ({', '.join(replaced)}).")

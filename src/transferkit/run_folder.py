@@ -69,8 +69,25 @@ def seeds_hint(directory: Path) -> str:
 
 
 def check_run_folder(out: str | Path) -> Path:
-    """``out`` can hold a run (see :func:`check_writable_folder`)."""
-    return check_writable_folder(out, "--out")
+    """``out`` can hold a run: writable (see :func:`check_writable_folder`), and new, empty, or holding transferkit's own
+    outputs (an earlier run, which the new one replaces, or ``fit --seeds`` runs). A folder of other files is refused: a
+    run would overwrite its config.json or metrics.json and mix its model/ and report/ with what is there."""
+    from .errors import DataError
+
+    out = check_writable_folder(out, "--out")
+    if out.is_dir() and not holds_transferkit_outputs(out):
+        others = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+        if others:
+            shown = ", ".join(others[:5]) + (f" and {len(others) - 5} more" if len(others) > 5 else "")
+            raise DataError(f"--out '{out}' holds other files ({shown}) and no transferkit run: a run there would overwrite or mix "
+                            "with them. Pass a new or empty folder.")
+    return out
+
+
+def holds_transferkit_outputs(folder: str | Path) -> bool:
+    """True when ``folder`` holds a run (:func:`holds_run`) or the runs of ``fit --seeds`` (``seeds.json``, ``seed-*/``)."""
+    folder = Path(folder)
+    return holds_run(folder) or (folder / "seeds.json").is_file() or any(holds_run(p) for p in folder.glob("seed-*"))
 
 
 def holds_run(run_dir: str | Path) -> bool:

@@ -460,7 +460,7 @@ def fit_text(
             return
         run_dir.mkdir(parents=True, exist_ok=True)
         replaced = clear_previous_run(run_dir)  # an earlier run's report, predictions or checkpoints must not stay beside this one
-        if replaced and progress:
+        if replaced:  # said even with progress off: files were removed
             console.print(f"{run_dir} held an earlier run: its outputs were replaced ({', '.join(replaced)}).")
         if ranking is not None:
             ranking.save_json(run_dir / "ranking.json")
