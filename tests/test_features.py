@@ -243,3 +243,48 @@ def test_a_model_folder_of_unknown_provenance_is_not_cached(backbone, records, t
 def test_no_records_give_an_empty_feature_matrix(backbone, tmp_path):
     feats = extract_features(backbone, [], cache=FeatureCache(tmp_path / "cache"), progress=False)
     assert feats.shape == (0, backbone.num_features) and feats.dtype == np.float32
+
+
+def test_an_interrupted_extraction_keeps_what_it_computed(backbone, records, tmp_path, monkeypatch):
+    # the cache used to be written once per split, after its last image: Ctrl-C lost every feature computed so far
+    import transferkit.features.extract as extract_mod
+
+    monkeypatch.setattr(extract_mod, "CACHE_FLUSH_ROWS", 8)
+    cache_dir = tmp_path / "cache"
+    original, calls = backbone.forward, {"n": 0}
+
+    def interrupted_on_the_third_batch(x):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return original(x)
+
+    monkeypatch.setattr(backbone, "forward", interrupted_on_the_third_batch)
+    with pytest.raises(KeyboardInterrupt):
+        _extract(backbone, records, FeatureCache(cache_dir))
+    monkeypatch.setattr(backbone, "forward", original)
+    unique = len({r.sha256 for r in records})
+    feats, stats = _extract(backbone, records, FeatureCache(cache_dir))
+    assert stats.num_cached == 16 and stats.num_computed == unique - 16  # two batches of 8 were kept
+    fresh, _ = _extract(backbone, records, None)
+    np.testing.assert_allclose(feats, fresh, rtol=1e-5, atol=1e-6)
+
+
+def test_ctrl_c_outside_training_says_what_was_kept_and_how_to_continue(image_folder, tmp_path, monkeypatch, capsys):
+    # typer turned it into a silent exit 130
+    import sys
+
+    import transferkit.api as api_mod
+    from transferkit.cli.app import main
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api_mod, "extract_features", interrupted)
+    monkeypatch.setattr(sys, "argv", ["transferkit", "fit", str(image_folder), "--model", TINY, "--weights", "none", "-q",
+                                      "--out", str(tmp_path / "run")])
+    with pytest.raises(SystemExit) as info:
+        main()
+    assert info.value.code == 130
+    said = " ".join(capsys.readouterr().err.split())
+    assert "interrupted." in said and "transferkit fit --resume RUN" in said

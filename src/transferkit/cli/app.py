@@ -449,13 +449,23 @@ def models(
 from . import export_commands, rank_commands, report_commands, text_commands  # noqa: E402,F401
 
 
+_INTERRUPTED = ("[yellow]interrupted.[/] Run the same command again: features computed so far are in the cache (stored every "
+                "256 images) and are not computed twice. A fit whose RUN/config.json still says \"running\" also continues with "
+                "`transferkit fit --resume RUN`.")
+
+
 def main() -> None:
     try:
         app()
     except KeyboardInterrupt:  # outside training (which saves a checkpoint and says how to resume): e.g. during feature extraction
-        err.print("[yellow]interrupted[/] (features and ranking measurements computed so far are cached: the same command "
-                  "picks them up again)")
+        err.print(_INTERRUPTED)
         sys.exit(130)
+    except SystemExit as exc:
+        # typer turns a Ctrl-C that no command handled into a silent exit 130; training's own (a checkpoint saved) is
+        # handled and said where it happens, so only an unhandled one is said here
+        if exc.code == 130 and isinstance(getattr(exc.__context__, "__cause__", None), KeyboardInterrupt):
+            err.print(_INTERRUPTED)
+        raise
     except OSError as exc:  # a path that cannot be read or written (a folder in the way, no permission, a full disk)
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         err.print(f"[bold red]error:[/] {exc.strerror or exc}{where}. Check the path, its permissions and the free space.")

@@ -142,6 +142,11 @@ def extract_train_views(
     return np.stack(out) if out else np.zeros((0, len(records), backbone.num_features), np.float32)
 
 
+# an extraction stores what it has computed every this many images (one shard each), so Ctrl-C or a crash loses at most
+# these: the same command computes only the rest
+CACHE_FLUSH_ROWS = 256
+
+
 def _features(backbone: Backbone, records: Sequence[ImageRecord], make_dataset, *, cache: FeatureCache | None, batch_size: int,
               num_workers: int, device: str | torch.device, progress: bool, description: str, stats: ExtractionStats | None,
               train_view: dict | None = None) -> np.ndarray:
@@ -161,20 +166,31 @@ def _features(backbone: Backbone, records: Sequence[ImageRecord], make_dataset, 
         loader = DataLoader(make_dataset(missing), batch_size=batch_size, num_workers=num_workers, pin_memory=dev.type == "cuda")
         chunks = []
         use_amp = dev.type == "cuda"
+        meta = {"backbone": backbone.name, "weights": backbone.weights_record, "preprocessing": backbone.data_cfg,
+                "test_views": views, "feature_stages": stages, **({"train_view": train_view} if train_view else {})}
+        stored, pending = 0, []  # rows of `missing` in the cache (stored as they come: an interrupted run keeps them), rows not yet
+
+        def store() -> None:
+            nonlocal stored, pending
+            if key and pending:
+                rows = np.concatenate(pending)
+                cache.put(key, [r.sha256 for r in missing[stored:stored + len(rows)]], rows, meta=meta)
+                stored, pending = stored + len(rows), []
+
         with track(f"{description} ({backbone.name})", len(missing), unit="img", enabled=progress) as advance:
             for x, _ in loader:
                 x = x.to(dev, non_blocking=True)
                 with torch.autocast(dev.type, dtype=torch.float16, enabled=use_amp):
                     f = backbone(x)
                 chunks.append(f.float().cpu().numpy())
+                pending.append(chunks[-1])
                 advance(len(x))
+                if sum(len(c) for c in pending) >= CACHE_FLUSH_ROWS:
+                    store()
         computed = np.concatenate(chunks)
+        store()
         stats.num_computed += len(missing)
         new = {r.sha256: v for r, v in zip(missing, computed)}
-        if key:
-            meta = {"backbone": backbone.name, "weights": backbone.weights_record, "preprocessing": backbone.data_cfg,
-                    "test_views": views, "feature_stages": stages, **({"train_view": train_view} if train_view else {})}
-            cache.put(key, list(new), np.stack(list(new.values())), meta=meta)
         have = {**have, **new}
     if not hashes:
         return np.zeros((0, backbone.num_features), np.float32)
