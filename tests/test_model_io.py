@@ -298,6 +298,26 @@ def test_a_feature_constant_in_training_is_centred_not_blown_up():
     assert linear.feature_std[3] == 1.0 and hidden.feature_std[3] == 1.0  # both head trainers, one rule
 
 
+@pytest.mark.parametrize("hidden", [None, 16])
+def test_features_that_are_all_tiny_are_scaled_not_called_constant(hidden):
+    """Random-init mobilenet_v2 gives features of ~1e-10: a fixed 1e-6 threshold called every one constant, so the
+    --weights none control predicted one constant probability (chance exactly) where rank's StandardScaler saw signal."""
+    X, y = _blobs(120)
+    X = (X * 1e-10).astype(np.float32)
+    X[:, 1] = np.float32(3e-10)  # a truly constant one stays centred, not scaled
+    head = DenseHead(X.shape[1], 2)
+    head.set_feature_stats(torch.from_numpy(X))
+    assert head.feature_std[1] == 1.0 and torch.all(head.feature_std[[0, 2, 3]] < 1e-8)
+
+    def fitted(Z):
+        trainer = HeadTrainer(HeadConfig(hidden_dim=hidden), HeadTrainConfig(linear_refit=False, epochs=60), progress=False)
+        return trainer.fit(Z[:80], y[:80], Z[80:], y[80:], 2).predict_proba(Z[80:])
+
+    tiny, unit = fitted(X), fitted((X.astype(np.float64) * 1e10).astype(np.float32))
+    np.testing.assert_allclose(tiny, unit, atol=1e-3)  # standardised, the head cannot tell the scales apart
+    assert tiny.std(0).max() > 0.1  # not one constant prediction
+
+
 def test_head_trainer_takes_class_indices_and_says_what_else_it_got():
     X, y = _blobs(40)
     trainer = HeadTrainer(HeadConfig(hidden_dim=None), HeadTrainConfig(), progress=False)

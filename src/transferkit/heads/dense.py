@@ -8,16 +8,20 @@ import torch
 from torch import nn
 
 
-# a feature whose spread over the training features is below this is constant there (e.g. a ReLU channel that never
-# fires on the training images): it is centred but not scaled, as scikit-learn's StandardScaler does
-CONSTANT_FEATURE_STD = 1e-6
+def feature_scale(std: torch.Tensor, mean: torch.Tensor, n: int) -> torch.Tensor:
+    """Per-feature divisors for standardisation: the spread, or 1 where the feature is constant in training (e.g. a ReLU
+    channel that never fires on the training images): centred, not scaled. Dividing by a zero spread instead would turn
+    any value a new image gives that feature into a huge input (a channel dead on the training images but active on a
+    test image reached 10^4-10^5 standard units and decided the prediction).
 
-
-def feature_scale(std: torch.Tensor) -> torch.Tensor:
-    """Per-feature divisors for standardisation: the spread, or 1 where the feature is constant in training. Dividing by
-    a near-zero spread instead would turn any value a new image gives that feature into a huge input (a channel dead on
-    the training images but active on a test image reached 10^4-10^5 standard units and decided the prediction)."""
-    return torch.where(std < CONSTANT_FEATURE_STD, torch.ones_like(std), std)
+    Constant means scikit-learn's StandardScaler test (``_is_constant_feature``): a variance within float64 rounding of
+    zero, relative to the feature's own size, with ``std`` and ``mean`` computed in float64. A fixed threshold would call
+    every feature of a backbone whose outputs are all tiny constant (random-init mobilenet_v2's are ~1e-10: the
+    ``--weights none`` control then predicted one constant), though they separate classes once scaled."""
+    var = std.double() ** 2
+    eps = torch.finfo(torch.float64).eps
+    constant = var <= n * eps * var + (n * mean.double().abs() * eps) ** 2
+    return torch.where(constant, torch.ones_like(std), std)
 
 
 class DenseHead(nn.Module):
@@ -41,8 +45,10 @@ class DenseHead(nn.Module):
         self.net = nn.Sequential(*layers)
 
     def set_feature_stats(self, features: torch.Tensor) -> "DenseHead":
-        self.feature_mean.copy_(features.mean(0))
-        self.feature_std.copy_(feature_scale(features.std(0)))
+        x = features.double()  # float64: a constant float32 column then has exactly zero spread (see feature_scale)
+        mean = x.mean(0)
+        self.feature_mean.copy_(mean)
+        self.feature_std.copy_(feature_scale(x.std(0), mean, len(x)))
         return self
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:

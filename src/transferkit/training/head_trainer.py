@@ -315,7 +315,7 @@ class HeadTrainer:
 
         cfg = self.train_config
         mean = X.astype(np.float64).mean(0)
-        scale = feature_scale(torch.from_numpy(X.astype(np.float64).std(0))).numpy()  # constant features: centred, not scaled
+        scale = feature_scale(torch.from_numpy(X.astype(np.float64).std(0)), torch.from_numpy(mean), len(X)).numpy()  # constant: centred
         lr = LogisticRegression(C=C, class_weight="balanced" if cfg.class_weighted else None, max_iter=cfg.linear_max_iter)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", ConvergenceWarning)
