@@ -239,6 +239,26 @@ def test_benchmark_compares_three_variants_in_one_run(tiny_model, tmp_path):
     assert "tiny_effnet" in v["pytorch fp32"]["probe_error"]
 
 
+def test_benchmark_measures_the_other_variants_when_int8_fails_parity(tiny_model, tmp_path, monkeypatch):
+    # it used to end with no numbers at all, naming a temporary parity.json it had deleted and options it does not take
+    from typer.testing import CliRunner
+
+    from transferkit.cli.app import app
+    from transferkit.export.benchmark import benchmark_models
+
+    model_dir, data = tiny_model
+    r = benchmark_models(model_dir, data, batch_size=4, rounds=1, calls_per_round=2, exporter="torchscript",
+                         export_options={"atol": 1e-12, "min_agreement": 1.0, "calibrate_method": "minmax"}, progress=False)
+    assert list(r["variants"]) == ["pytorch fp32", "onnx fp32"]
+    why = r["left_out"]["onnx int8"]
+    assert "does not match PyTorch" in why and "It is left out" in why and "Numbers in" not in why
+    import transferkit.export.benchmark as bench_mod
+
+    monkeypatch.setattr(bench_mod, "benchmark_models", lambda *a, **k: r)
+    res = CliRunner().invoke(app, ["benchmark", str(model_dir), str(data), "--batch-size", "4"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0 and "onnx int8 not measured:" in res.output and "It is left out" in " ".join(res.output.split())
+
+
 def test_fp32_export_checks_parity_on_the_calibration_folders_real_images(tiny_model, tmp_path):
     """fp32 calibrates nothing: with a folder smaller than --num-calibration, every image used to be set aside for a
     calibration that never ran, and parity fell back to random noise while saying that no folder was given."""

@@ -129,5 +129,7 @@ def benchmark(
                       f"{r[f'throughput_b{batch_size}_{unit}_s']:.1f}", f"{r['file_size_mb']:.2f}", f"{r['peak_rss_mib']:.0f}",
                       f"{r['test_accuracy']:.3f}", f"{r['top1_agreement_with_pytorch']:.1%}")
     console.print(table)
+    for name, why in result.get("left_out", {}).items():
+        console.print(f"[yellow]{name} not measured:[/] {why}")
     console.print("latency, throughput, peak MiB: network only, one fresh process per variant and round (ONNX ones without torch)"
                   + (f"; saved {out}/benchmark.json" if out else ""))

@@ -17,6 +17,7 @@ their longest; int8 is dynamic quantization (no calibration data).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -32,6 +33,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import DataError
+from .parity import ParityError
 from ..runtime import ExportedModel, decide, is_export_folder
 
 
@@ -275,6 +277,7 @@ def _benchmark_images(model: Path, data: Path, work: Path, *, calibration, expor
         raise DataError(f"no usable test images in '{data}' ({len(skipped)} skipped).")
 
     # ---- the three variants ------------------------------------------------------------------
+    left_out: dict[str, str] = {}
     if is_export_folder(model):
         cfg = json.loads((model / "export.json").read_text())
         exports[f"onnx {cfg.get('precision', 'fp32')}"] = model
@@ -287,10 +290,11 @@ def _benchmark_images(model: Path, data: Path, work: Path, *, calibration, expor
         parity = data / "test" if (data / "test").is_dir() else data
         exports["onnx fp32"] = export_model(model_dir, work / "onnx-fp32", exporter=exporter, calibration=calibration, overwrite=True,
                                             parity_data=parity, progress=progress).directory
-        exports["onnx int8"] = export_model(model_dir, work / "onnx-int8", quantize="int8", calibration=calibration, exporter=exporter,
-                                            parity_data=parity,
-                                            onnx_fp32=exports["onnx fp32"] / "model.onnx", overwrite=True, progress=progress,
-                                            **export_options).directory
+        with _left_out_if_parity_fails("onnx int8", left_out):
+            exports["onnx int8"] = export_model(model_dir, work / "onnx-int8", quantize="int8", calibration=calibration, exporter=exporter,
+                                                parity_data=parity,
+                                                onnx_fp32=exports["onnx fp32"] / "model.onnx", overwrite=True, progress=progress,
+                                                **export_options).directory
     weights_file = (model_dir / "model" if (model_dir / "model" / "model.safetensors").is_file() else model_dir) / "model.safetensors"
 
     def torch_run(x: np.ndarray) -> np.ndarray:
@@ -341,9 +345,22 @@ def _benchmark_images(model: Path, data: Path, work: Path, *, calibration, expor
                     "order_alternates": True, "network_only": True},
         "preprocessing_max_abs_diff": float(np.abs(x_torch_arr - x_np_arr).max()),
         "variants": rows,
+        "left_out": left_out,
         "exports": {k: str(p) for k, p in exports.items()},
         "environment": _environment(),
     }
+
+
+@contextlib.contextmanager
+def _left_out_if_parity_fails(name: str, left_out: dict[str, str]):
+    """An export that fails its parity check is left out of the benchmark, with why, instead of ending it: the other
+    variants are still measured."""
+    try:
+        yield
+    except ParityError as exc:
+        why = str(exc).split(". Numbers in")[0]
+        left_out[name] = (f"{why}. It is left out. `transferkit export MODEL --quantize int8` with --exclude-head (also a "
+                          "benchmark option), another --calibrate-method or more --num-calibration images may pass.")
 
 
 def _identical_rows(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> int:
@@ -374,6 +391,7 @@ def _benchmark_text(model: Path, data: Path, work: Path, *, exporter: str, expor
 
     data = _text_test_file(data)
     exports: dict[str, Path] = {}
+    left_out: dict[str, str] = {}
     if is_export_folder(model):
         exports[f"onnx {ExportedModel(model).config.precision}"] = model
         model_dir = _source_of(model)
@@ -382,9 +400,10 @@ def _benchmark_text(model: Path, data: Path, work: Path, *, exporter: str, expor
         options = {k: v for k, v in export_options.items() if k not in ("calibrate_method", "num_calibration")}  # image-only (static int8)
         exports["onnx fp32"] = export_model(model_dir, work / "onnx-fp32", exporter=exporter, parity_data=data, text_col=text_col,
                                             overwrite=True, progress=progress).directory
-        exports["onnx int8"] = export_model(model_dir, work / "onnx-int8", quantize="int8", exporter=exporter, parity_data=data,
-                                            text_col=text_col, onnx_fp32=exports["onnx fp32"] / "model.onnx", overwrite=True,
-                                            progress=progress, **options).directory
+        with _left_out_if_parity_fails("onnx int8", left_out):
+            exports["onnx int8"] = export_model(model_dir, work / "onnx-int8", quantize="int8", exporter=exporter, parity_data=data,
+                                                text_col=text_col, onnx_fp32=exports["onnx fp32"] / "model.onnx", overwrite=True,
+                                                progress=progress, **options).directory
     tm = TextClassifier.from_pretrained(model_dir).eval()
     weights_file = (model_dir / "model" if (model_dir / "model" / "model.safetensors").is_file() else model_dir) / "model.safetensors"
 
@@ -442,6 +461,7 @@ def _benchmark_text(model: Path, data: Path, work: Path, *, exporter: str, expor
                     "batch_tokens_padded": int(max(lengths[i % len(texts)] for i in range(batch_size)))},
         "tokenization_identical_fraction": same / len(texts),
         "variants": rows,
+        "left_out": left_out,
         "exports": {k: str(p) for k, p in exports.items()},
         "environment": _environment(),
     }
