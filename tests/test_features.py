@@ -288,3 +288,15 @@ def test_ctrl_c_outside_training_says_what_was_kept_and_how_to_continue(image_fo
     assert info.value.code == 130
     said = " ".join(capsys.readouterr().err.split())
     assert "interrupted." in said and "transferkit fit --resume RUN" in said
+
+
+def test_a_cache_that_cannot_be_written_costs_no_features_and_says_so(backbone, records, tmp_path, capsys):
+    # a cache path that is a file (or read-only, or a full disk) used to end the run after every feature was computed
+    blocked = tmp_path / "afile"
+    blocked.write_text("x")
+    feats, stats = _extract(backbone, records, FeatureCache(blocked))
+    assert stats.num_computed == len({r.sha256 for r in records}) and feats.shape == (len(records), backbone.num_features)
+    said = " ".join(capsys.readouterr().err.split())
+    assert said.count("cannot be written") == 1 and "--cache-dir" in said and "TRANSFERKIT_CACHE" in said
+    fresh, _ = _extract(backbone, records, None)
+    np.testing.assert_allclose(feats, fresh, rtol=1e-5, atol=1e-6)

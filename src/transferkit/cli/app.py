@@ -140,7 +140,7 @@ def fit(
     epochs: Annotated[int, typer.Option(help="Maximum head epochs (early stopping on validation loss).")] = 200,
     batch_size: Annotated[int, typer.Option(help="Batch size for feature extraction.")] = 32,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    cache_dir: Annotated[Optional[Path], typer.Option(help="Feature cache folder (default: ~/.cache/transferkit/features).")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Feature cache folder (default: $TRANSFERKIT_CACHE/features, else ~/.cache/transferkit/features).")] = None,
     strategy: Annotated[str, typer.Option(help="linear-probe (frozen base), finetune (LP, then unfreeze) or auto (fine-tuned unless validation shows it worse).")] = "linear-probe",
     auto_rule: Annotated[str, typer.Option(help="How --strategy auto decides: 'finetune-unless-worse' (default: keep the fine-tuned model unless a paired "
                                                 "bootstrap interval shows a higher validation loss than the probe's) or 'lower-val-loss'.")] = "finetune-unless-worse",
@@ -224,7 +224,7 @@ def fit(
 
     lines = [
         f"weights: {w['source']}" + (f" sha256 {w['sha256'][:16]}…" if w.get("sha256") else ""),
-        f"strategy: {tr.get('chosen', 'linear-probe')}" + (f" (requested {tr['requested']}; {tr['selection']})" if "requested" in tr else "")
+        f"strategy: {tr.get('chosen', 'linear-probe')}" + (f" ({tr['selection']}: requested {tr['requested']})" if tr.get("selection", "").startswith("auto") else "")
         + (f"; {describe_refit(tr['refit'])}" if "refit" in tr
            else f"; logistic regression, C={tr['C']:g} (lowest val loss)" if tr.get("best_epoch") is None and "C" in tr
            else f"; best epoch {tr['best_epoch']} of {tr['epochs_run']}"),

@@ -87,7 +87,7 @@ def rank(
     json_path: Annotated[Optional[Path], typer.Option("--json", help="Also write the full ranking (all numbers, explanations) as JSON here.")] = None,
     chart: Annotated[Optional[Path], typer.Option(help="Also draw the ranking as a PNG here: predicted accuracy vs measured latency, Pareto front, the pick.")] = None,
     explain: Annotated[bool, typer.Option(help="Print the plain-words explanation of every candidate.")] = True,
-    cache_dir: Annotated[Optional[Path], typer.Option(help="Feature cache folder (default: ~/.cache/transferkit/features).")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Feature cache folder (default: $TRANSFERKIT_CACHE/features, else ~/.cache/transferkit/features).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
     """Rank candidate backbones (images) or text encoders (texts) for your data and limits: evidence, size/quality, measured cost."""

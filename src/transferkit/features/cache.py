@@ -108,13 +108,24 @@ class FeatureCache:
             self._index(key).update(zip(hashes, np.asarray(features, dtype=np.float32)))
             return
         folder = self._dir(key)
-        folder.mkdir(parents=True, exist_ok=True)
-        if meta is not None and not (folder / "meta.json").exists():
-            (folder / "meta.json").write_text(json.dumps(meta, indent=2))
-        name = f"shard-{uuid.uuid4().hex[:12]}.safetensors"
-        tmp = folder / (name + ".tmp")
-        save_file({"features": np.ascontiguousarray(features, dtype=np.float32)}, str(tmp), metadata={"hashes": json.dumps(list(hashes)), "key": key})
-        os.replace(tmp, folder / name)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if meta is not None and not (folder / "meta.json").exists():
+                (folder / "meta.json").write_text(json.dumps(meta, indent=2))
+            name = f"shard-{uuid.uuid4().hex[:12]}.safetensors"
+            tmp = folder / (name + ".tmp")
+            save_file({"features": np.ascontiguousarray(features, dtype=np.float32)}, str(tmp),
+                      metadata={"hashes": json.dumps(list(hashes)), "key": key})
+            os.replace(tmp, folder / name)
+        except OSError as exc:
+            # a cache that cannot be written (read-only, a file in the way, a full disk) must not cost the features just
+            # computed, nor end the run after them: they are kept for this process, and the user told once
+            from ..progress import console
+
+            console.print(f"[yellow]note:[/] the feature cache {self.cache_dir} cannot be written "
+                          f"({exc.strerror or type(exc).__name__}); features are kept for this run only and will be computed "
+                          "again next time. Pass --cache-dir FOLDER (or set TRANSFERKIT_CACHE) to cache them.")
+            self.read_only = True
         self._index(key).update(zip(hashes, np.asarray(features, dtype=np.float32)))
 
     def __len__(self) -> int:
