@@ -174,3 +174,24 @@ def test_a_relative_data_folder_is_recorded_as_an_absolute_one(image_folder, tmp
     monkeypatch.chdir(image_folder.parent)
     run = tk.fit(image_folder.name, model=TINY, weights="none", hidden_dim=0, out=tmp_path / "r", progress=False, report=False)
     assert run.config.data.root == image_folder and json.loads((tmp_path / "r" / "config.json").read_text())["fit"]["data"]["root"] == str(image_folder)
+
+
+def test_a_damaged_checkpoint_pointer_or_weights_file_is_a_checkpoint_error_that_says_what_to_do(tmp_path):
+    # both used to end in a traceback (JSONDecodeError, SafetensorError)
+    import torch
+
+    from transferkit.training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+    model = torch.nn.Linear(3, 2)
+    directory = tmp_path / "checkpoints"
+    save_checkpoint(directory, "epoch-0001", model=model, state={"epoch": 1})
+    pointer = directory / "latest.json"
+    good = pointer.read_text()
+    pointer.write_text(good[: len(good) // 2])
+    with pytest.raises(CheckpointError, match=r'cannot be read .*Delete it to start fine-tuning over, or write \{"checkpoint": "epoch-0001"\}'):
+        latest_checkpoint(directory)
+    pointer.write_text(good)
+    weights = directory / "epoch-0001" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-20])
+    with pytest.raises(CheckpointError, match="cannot restore checkpoint .*Delete it"):
+        load_checkpoint(latest_checkpoint(directory), model=model, restore_rng=False)

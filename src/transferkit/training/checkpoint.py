@@ -140,7 +140,13 @@ def latest_checkpoint(directory: str | os.PathLike) -> Path | None:
     pointer = directory / LATEST
     if not pointer.is_file():
         return None
-    path = directory / json.loads(pointer.read_text())["checkpoint"]
+    try:
+        path = directory / json.loads(pointer.read_text())["checkpoint"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:  # written atomically, so only damage or an edit does this
+        kept = sorted(p.name for p in directory.glob("epoch-*") if (p / "state.json").is_file())
+        raise CheckpointError(f"'{pointer}' cannot be read ({type(exc).__name__}): it names the checkpoint to resume from. Delete it "
+                              "to start fine-tuning over" + (f", or write {{\"checkpoint\": \"{kept[-1]}\"}} into it to resume from the "
+                              "newest one kept" if kept else "") + ".") from None
     return path if (path / "state.json").is_file() else None
 
 
@@ -160,7 +166,7 @@ def load_checkpoint(
             scheduler.load_state_dict({**meta["scheduler"], "lr_lambdas": [None] * len(scheduler.lr_lambdas)})
         if restore_rng:
             set_rng_state(load_file(str(path / "rng.safetensors")), meta["rng"])
-    except (OSError, KeyError, ValueError, RuntimeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - safetensors' SafetensorError (a truncated file) is none of the usual kinds
         raise CheckpointError(f"cannot restore checkpoint '{path}' ({type(exc).__name__}: {str(exc).splitlines()[0][:300]}). "
                               "Delete it (and checkpoints/latest.json) to start over.") from None
     return meta["trainer"]
