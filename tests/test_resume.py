@@ -195,3 +195,22 @@ def test_a_damaged_checkpoint_pointer_or_weights_file_is_a_checkpoint_error_that
     weights.write_bytes(weights.read_bytes()[:-20])
     with pytest.raises(CheckpointError, match="cannot restore checkpoint .*Delete it"):
         load_checkpoint(latest_checkpoint(directory), model=model, restore_rng=False)
+
+
+def test_a_resumed_run_writes_a_report_only_if_it_was_started_with_one(image_folder, tmp_path, monkeypatch):
+    # a --no-report run wrote report.html on resume: the setting was not recorded
+    undo = crash_after_epoch(monkeypatch, 1, "simulated crash")
+    out = tmp_path / "quiet"
+    with pytest.raises(SystemExit):
+        tk.fit(config=_config(image_folder), out=out, progress=False, report=False)
+    undo()
+    assert json.loads((out / "config.json").read_text())["report"] is False
+    tk.fit(resume=out, progress=False)
+    assert (out / "metrics.json").is_file() and not (out / "report.html").exists()
+    # a finished run whose report was never written (stopped while writing it) says how to write it
+    whole = json.loads((out / "config.json").read_text())
+    assert whole["status"] == "done"
+    whole["report"] = True
+    (out / "config.json").write_text(json.dumps(whole))
+    with pytest.raises(Exception, match=f"its report was not written.*transferkit report {out}"):
+        tk.fit(resume=out, progress=False)

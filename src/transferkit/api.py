@@ -109,7 +109,7 @@ def fit(
     max_size_mb: float | None = None,
     max_latency_ms: float | None = None,
     max_memory_mb: float | None = None,
-    report: bool = True,
+    report: bool | None = None,
     tta: str = "none",
     feature_stages: int = DEFAULT_FEATURE_STAGES,
     auto_rule: str = "finetune-unless-worse",
@@ -147,7 +147,8 @@ def fit(
 
     ``model="auto"`` ranks the offline candidates first (:func:`transferkit.selection.choose_backbone`,
     train images only) under the ``max_*`` limits and fits the top one; the ranking is saved
-    as ``out/ranking.json``. ``report=True`` ends by writing ``out/report.html``.
+    as ``out/ranking.json``. ``report=True`` (the default for a new run) ends by writing ``out/report.html``; a resumed
+    run writes one if the run was started with it, unless ``report`` says otherwise.
     """
     from .errors import DataError, FinishedRunError
 
@@ -168,6 +169,8 @@ def fit(
             raise DataError(f"cannot resume '{out}': its config.json has no 'fit' section (not written by `transferkit fit`).")
         if whole.get("status") == "done":
             raise FinishedRunError(out, "fit")
+        if report is None:
+            report = bool(whole.get("report", True))  # as the run was started (runs from before this was recorded: with one)
         saved = whole["fit"]
         if isinstance(saved, dict) and saved.get("strategy") == "auto":
             saved.setdefault("auto_rule", "lower-val-loss")  # the rule of runs started before auto_rule existed
@@ -229,6 +232,7 @@ def fit(
 
         raise ConfigError(f"train_views={config.train_views} asks for augmented copies, but augmentation is off (augment.enabled=False, "
                           "--no-augment): turn augmentation on, or pass train_views=0 (--train-views 0).")
+    report = True if report is None else bool(report)
     if out is not None and resume is None:
         check_run_folder(out)
     t0 = time.perf_counter()
@@ -275,7 +279,7 @@ def fit(
     if run_dir is not None and is_main and resume is None:  # only now: a failed check leaves no half-made run
         run_dir.mkdir(parents=True, exist_ok=True)
         _replace_previous_run(run_dir, progress)
-        _write_json(run_dir / "config.json", {"status": "running", "fit": json.loads(config.model_dump_json())})
+        _write_json(run_dir / "config.json", {"status": "running", "fit": json.loads(config.model_dump_json()), "report": report})
         _write_json(run_dir / SPLITS_FILE, _splits_record(splits))  # now, so that a resume can check it reads the same data
         if ranking is not None:
             ranking.save_json(run_dir / "ranking.json")
@@ -356,20 +360,23 @@ def fit(
     if run_dir is not None and is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         tm.save_pretrained(run_dir / "model")
-        _write_json(run_dir / "config.json", {
-            "status": "done",
-            "fit": json.loads(config.model_dump_json()),
-            "backbone": {"name": backbone.name, "weights": tm.backbone.weights_record, "preprocessing": backbone.data_cfg},
-            "data": splits.summary(),
-            "device": str(accelerator.device if accelerator is not None else resolve_device(config.device)),
-            "versions": library_versions(),
-        })
         _write_json(run_dir / "metrics.json", {**metrics, "history": history})
         _write_json(run_dir / SPLITS_FILE, _splits_record(splits))
         from .evaluation import save_predictions
 
         for s in ("val", "test"):
             save_predictions(run_dir, s, [str(r.path) for r in splits.split(s)], y[s], proba[s], classes=splits.classes)
+        # "done" once every result is on disk (a run stopped before this resumes); the report, which `transferkit report
+        # RUN` can write again at any time, comes after it
+        _write_json(run_dir / "config.json", {
+            "status": "done",
+            "fit": json.loads(config.model_dump_json()),
+            "report": bool(report),
+            "backbone": {"name": backbone.name, "weights": tm.backbone.weights_record, "preprocessing": backbone.data_cfg},
+            "data": splits.summary(),
+            "device": str(accelerator.device if accelerator is not None else resolve_device(config.device)),
+            "versions": library_versions(),
+        })
         if report:
             from .report import write_report
 

@@ -202,7 +202,8 @@ def fit(
     try:
         if resume is not None:
             refuse_options_beside_resume(ctx, resume, keep=("data", "resume", "out", "quiet", "report"))  # DATA: a moved folder
-            result = api_fit(data, resume=resume, progress=not quiet, report=report)
+            typed = getattr(ctx.get_parameter_source("report"), "name", "") == "COMMANDLINE"
+            result = api_fit(data, resume=resume, progress=not quiet, report=report if typed else None)  # else: as the run started
         else:
             result = api_fit(data, out=out, seed=seed, **kwargs)
     except TransferKitError as exc:
