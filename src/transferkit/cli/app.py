@@ -439,11 +439,20 @@ def models(
     for r in rows:
         if r["weights_where"].startswith("damaged"):
             console.print(f"[red]{r['name']}[/]: {r['weights_where'][len('damaged: '):]} (transferkit reads it before other sources).")
-    if not all(r["weights_available"] or r["weights_where"].startswith("damaged") for r in rows):
+    console.print("params M: the published count, with the ImageNet classifier; `rank` and --max-params count the backbone "
+                  "without it (the part that is transferred).")
+    missing = [r for r in rows if not r["weights_available"] and not r["weights_where"].startswith("damaged")]
+    if any(r["modality"] == "image" for r in missing):
         import torch
 
-        console.print("Missing weights: pass --weights PATH to `fit`, or place torchvision's file in the torch hub cache "
+        console.print("Missing image weights: pass --weights PATH to `fit`, or place torchvision's file in the torch hub cache "
                       f"({Path(torch.hub.get_dir()) / 'checkpoints'}).")
+    if any(r["modality"] == "text" for r in missing):
+        from ..backbones._weights import _hf_cache_dir
+
+        console.print("Missing text encoders: pass a local Hugging Face model folder to `fit-text --model` or `--weights`, or "
+                      f"put the model in the Hugging Face cache ({_hf_cache_dir()}), e.g. with `huggingface-cli download NAME` "
+                      "on a machine that is online.")
 
 
 # Feature modules add their commands to `app` (one module per feature, no edits here needed).
