@@ -457,6 +457,13 @@ def normalize_text(text: str) -> str:
     return " ".join(kept.split())
 
 
+def normalized_text_sha256(text: str) -> str:
+    """Hash of a text's normalised form (:func:`normalize_text`; the text itself when nothing is left of it): one key for a
+    text and its copies that differ only in case, punctuation or spacing. A text run's RUN/splits.json lists these, so
+    ``evaluate-text`` can leave out the texts the run trained on, copies included."""
+    return text_sha256(normalize_text(text) or text)
+
+
 def find_near_duplicate_texts(named: dict[str, Sequence[TextRecord]]) -> list[dict[str, Any]]:
     """Texts in two different splits that differ only in case, punctuation or spacing
     ("Great phone!" / "great phone"); identical texts are :func:`find_text_leakage`'s."""
