@@ -148,6 +148,19 @@ def test_bad_inputs_fail_with_one_line(fitted, tmp_path: Path):
     assert res.exit_code == 1 and "empty text" in res.stdout
 
 
+def test_predict_text_file_reads_the_sentences_of_a_labelled_txt(fitted, tmp_path: Path):
+    """predict-text --file on the labelled sentence<TAB>label .txt classifies the sentences (the label used to be fed to
+    the model as part of each text) and says so; the results are those of the sentences given as arguments."""
+    _, run, _ = fitted
+    labelled = tmp_path / "labelled.txt"
+    labelled.write_text("great phone\tpos\nawful battery\tneg\n")
+    res = runner.invoke(app, ["predict-text", str(run), "--file", str(labelled), "--json"])
+    assert res.exit_code == 0, res.output
+    expected = json.loads(runner.invoke(app, ["predict-text", str(run), "great phone", "awful battery", "--json"]).stdout)
+    same(json.loads(res.stdout), expected)
+    assert "labelled.txt is a labelled file" in " ".join(res.stderr.split())
+
+
 def test_predict_text_file_reports_rows_it_cannot_parse_and_takes_an_encoding(fitted, tmp_path: Path):
     _, run, _ = fitted
     f = tmp_path / "p.csv"

@@ -200,7 +200,10 @@ def read_text_inputs(texts: list[str] | None, file: Path | None, text_col: str |
         from ..data.text import read_texts
 
         skipped: list = []
-        items += read_texts(file, text_col=text_col, encoding=encoding, skipped=skipped)
+        notes: list[str] = []
+        items += read_texts(file, text_col=text_col, encoding=encoding, skipped=skipped, notes=notes)
+        for note in notes:
+            err.print(f"[yellow]note:[/] {note}")
         if skipped:
             shown = "; ".join(f"{s.where}: {s.reason}" for s in skipped[:3])
             err.print(f"[yellow]skipped {len(skipped)} row(s) of {file} that could not be parsed[/] (not in the results below): {shown}")

@@ -544,10 +544,24 @@ def load_text_dataset(
     return splits
 
 
+_LABEL_AFTER_TAB = re.compile(r"\t[^\t]{1,32}$")
+
+
+def is_labelled_txt(content: str) -> bool:
+    """True when a ``.txt`` file is the labelled ``sentence<TAB>label`` layout (the UCI files, what ``fit-text`` reads):
+    at least half of its non-empty lines end in a tab and a short field (a label). A plain file, one text per line,
+    has no such lines (or only a few, whose tabs belong to the text)."""
+    lines = [line.rstrip("\r") for line in content.split("\n") if line.strip()]
+    labelled = sum(bool(_LABEL_AFTER_TAB.search(line)) and bool(line.rpartition("\t")[2].strip()) for line in lines)
+    return bool(lines) and 2 * labelled >= len(lines)
+
+
 def read_texts(path: str | Path, *, text_col: str | None = None, encoding: str = "utf-8",
-               skipped: list[SkippedRow] | None = None) -> list[str]:
-    """Unlabelled texts for prediction: a plain file (one text per line), or a CSV/TSV/JSONL column. Rows that cannot
-    be parsed are left out and appended to ``skipped`` (where, why), for the caller to report."""
+               skipped: list[SkippedRow] | None = None, notes: list[str] | None = None) -> list[str]:
+    """Unlabelled texts for prediction: a plain file (one text per line), a CSV/TSV/JSONL column, or the sentences of a
+    labelled ``sentence<TAB>label`` ``.txt`` (:func:`is_labelled_txt`: the label is not part of the text; a line of it
+    without a label is skipped, as :func:`read_text_table` skips it). Rows that cannot be parsed are left out and
+    appended to ``skipped`` (where, why), for the caller to report; what the file was read as is appended to ``notes``."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"'{path}' does not exist. Pass a text file with one text per line, or a .csv/.jsonl with a text column.")
@@ -564,4 +578,18 @@ def read_texts(path: str | Path, *, text_col: str | None = None, encoding: str =
                 raise DataError(f"cannot tell the text column of '{path}' (columns: {columns}); pass --text-col NAME.")
             col = columns[0]
         return [str(r.get(col) or "") for r in rows]
+    if path.suffix.lower() == ".txt" and is_labelled_txt(content):
+        texts = []
+        for where, row, reason in _iter_rows(path, content):  # the reader fit-text uses: the text is before the last tab
+            if row is None:
+                if skipped is not None:
+                    skipped.append(SkippedRow(where, f"unparsable line: {reason}"))
+            elif row["text"].strip():
+                texts.append(row["text"].strip())
+            elif skipped is not None:
+                skipped.append(SkippedRow(where, "empty text"))
+        if notes is not None:
+            notes.append(f"{path.name} is a labelled file (sentence<TAB>label per line): its sentences are classified, "
+                         "the labels after the tab are not read")
+        return texts
     return [line.rstrip("\r") for line in content.split("\n") if line.strip()]
