@@ -188,3 +188,38 @@ def test_a_max_length_beyond_the_encoders_positions_is_said(fitted, tmp_path: Pa
     assert res.exit_code == 0, res.output
     assert "max_length 1000 is more than" in " ".join(res.output.split()) and "cut at 64 tokens" in " ".join(res.output.split())
     assert json.loads((tmp_path / "r" / "model" / "config.json").read_text())["max_length"] == 64
+
+
+
+@pytest.fixture(scope="module")
+def leaky_run(fitted, tmp_path_factory):
+    """fit-text --test FILE --no-report on data with skipped rows in both files, a duplicate text with conflicting labels
+    and a test row that is a training text upper-cased + '!!'; (run folder, test file, the shouted text, fit's stderr)."""
+    _, _, model = fitted
+    root = tmp_path_factory.mktemp("leaky")
+    rows = sentiment_rows(30, seed=2)
+    with open(root / "train.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        w.writerows([*rows, ["", "pos"], ["the case broke", "neg"], ["the case broke", "pos"]])
+    shouted = rows[1][0].upper() + "!!"
+    with open(root / "test.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        w.writerows([*sentiment_rows(8, seed=7), [shouted, rows[1][1]], ["", "neg"]])
+    run = root / "run"
+    res = runner.invoke(app, ["fit-text", str(root / "train.csv"), "--test", str(root / "test.csv"), "--model", str(model),
+                              "--max-length", "16", "--out", str(run), "--quiet", "--device", "cpu", "--no-report"], env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    return run, root / "test.csv", shouted, " ".join(res.stderr.split())
+
+
+def test_near_duplicate_leakage_is_checked_at_fit_time_without_a_report(leaky_run):
+    """With --no-report, test rows that are training texts in other case and punctuation were never warned about (only
+    the report checked): the fit now checks them, records them in metrics.json and config.json and prints them."""
+    run, _, shouted, stderr = leaky_run
+    assert "near-identical texts" in stderr and repr(shouted[:60]) in stderr
+    for saved in (json.loads((run / "metrics.json").read_text())["data"], json.loads((run / "config.json").read_text())["data"]):
+        near = saved["cross_split_near_duplicates"]
+        assert any(d["text"] == shouted and d["b_split"] == "test" and d["b"].startswith("test.csv:") for d in near)
+

@@ -36,6 +36,12 @@ def _print_text_data_notes(data: dict) -> None:
         err.print(f"[yellow]leakage warning:[/] the same text in {d['a_split']} ({d['a']}) and {d['b_split']} ({d['b']}): {d['text'][:60]!r}")
     if len(leaks) > 5:
         err.print(f"[yellow]... and {len(leaks) - 5} more texts shared across splits[/]")
+    near = data.get("cross_split_near_duplicates", [])
+    for d in near[:5]:
+        err.print(f"[yellow]leakage warning:[/] near-identical texts (same words ignoring case and punctuation) in {d['a_split']} "
+                  f"({d['a']}) and {d['b_split']} ({d['b']}): {d['a_text'][:60]!r} / {d['text'][:60]!r}")
+    if len(near) > 5:
+        err.print(f"[yellow]... and {len(near) - 5} more near-identical texts across splits[/] (metrics.json: data.cross_split_near_duplicates)")
 
 
 @app.command(

@@ -420,6 +420,7 @@ class TextSplits:
     source: str
     tables: list[TextTable] = field(default_factory=list)
     leakage: list[dict[str, Any]] = field(default_factory=list)
+    near_duplicates: list[dict[str, Any]] = field(default_factory=list)  # same words, other case/punctuation, across splits
 
     def split(self, name: str) -> list[TextRecord]:
         return getattr(self, name)
@@ -436,6 +437,7 @@ class TextSplits:
             "skipped_by_reason": dict(sum((Counter(t["skipped_by_reason"]) for t in tables), Counter())),
             "num_duplicate_texts": sum(t["num_duplicate_texts"] for t in tables),
             "cross_split_duplicates": self.leakage,
+            "cross_split_near_duplicates": self.near_duplicates,
         }
 
 
@@ -540,7 +542,9 @@ def load_text_dataset(
         train, val_records = [records[i] for i in keep], [records[i] for i in hold]
         parts.append(f"val carved from train ({val_fraction:.0%}, stratified, seed {seed})")
     splits = TextSplits(classes, train, val_records, test_records, "; ".join(parts), tables)
-    splits.leakage = find_text_leakage({"train": train, "val": val_records, "test": test_records})
+    named = {"train": train, "val": val_records, "test": test_records}
+    splits.leakage = find_text_leakage(named)
+    splits.near_duplicates = find_near_duplicate_texts(named)  # the report's check, here so that every fit records it
     return splits
 
 
