@@ -223,3 +223,18 @@ def test_near_duplicate_leakage_is_checked_at_fit_time_without_a_report(leaky_ru
         near = saved["cross_split_near_duplicates"]
         assert any(d["text"] == shouted and d["b_split"] == "test" and d["b"].startswith("test.csv:") for d in near)
 
+
+def test_skipped_rows_are_said_per_file_with_conflicting_duplicates_counted(leaky_run):
+    """Skipped rows of --test FILE used to be said of 'the data' (metrics.json dropped the files), and duplicates with
+    conflicting labels were only 'kept'."""
+    *_, stderr = leaky_run
+    assert "skipped 1 row(s) of train.csv" in stderr and "skipped 1 row(s) of test.csv" in stderr
+    assert "duplicate text(s) in train.csv, 1 with conflicting labels" in stderr
+
+
+def test_evaluate_on_a_text_run_points_to_evaluate_text(leaky_run):
+    run, test, *_ = leaky_run
+    res = runner.invoke(app, ["evaluate", str(run), str(test)])
+    flat = " ".join(res.output.split())
+    assert res.exit_code == 1 and "is a text model" in flat and "transferkit evaluate-text" in flat
+    assert "not a folder" not in flat

@@ -29,8 +29,10 @@ def _print_text_data_notes(data: dict) -> None:
             reasons = ", ".join(f"{n} {r}" for r, n in f["skipped_by_reason"].items())
             err.print(f"[yellow]skipped {f['num_skipped']} row(s) of {name}:[/] {reasons} (listed in config.json)")
         if f.get("num_duplicate_texts"):
-            err.print(f"[yellow]{f['num_duplicate_texts']} duplicate text(s) in {name}[/] "
-                      "(kept; every copy stays in one split; listed in config.json)")
+            conflicting = f.get("num_conflicting_duplicates") or 0
+            err.print(f"[yellow]{f['num_duplicate_texts']} duplicate text(s) in {name}"
+                      + (f", {conflicting} with conflicting labels" if conflicting else "")
+                      + "[/] (kept; every copy stays in one split; listed in config.json)")
     leaks = data.get("cross_split_duplicates", [])
     for d in leaks[:5]:
         err.print(f"[yellow]leakage warning:[/] the same text in {d['a_split']} ({d['a']}) and {d['b_split']} ({d['b']}): {d['text'][:60]!r}")

@@ -112,6 +112,7 @@ class TextTable:
             "skipped_by_reason": dict(Counter(s.reason.split(" (")[0].split(":")[0] for s in self.skipped)),
             "skipped": [{"where": s.where, "reason": s.reason} for s in self.skipped],
             "num_duplicate_texts": sum(len(d["where"]) - 1 for d in dups),
+            "num_conflicting_duplicates": sum(d["conflicting"] for d in dups),  # texts whose copies carry different labels
             "duplicates": dups,
         }
 

@@ -509,8 +509,9 @@ def fit_text(
         metrics["training"] = {k: v for k, v in info.items() if k != "history"}
         metrics["history"] = info.get("history", [])
         data_record = splits.summary()
+        # each file's counts, so the CLI names the file (--test FILE) of skipped rows and duplicates; the rows are in config.json
         metrics["data"] = {k: v for k, v in data_record.items() if k != "files"} | {
-            "num_duplicate_texts": data_record["num_duplicate_texts"], "num_skipped": data_record["num_skipped"]}
+            "files": [{k: v for k, v in f.items() if k not in ("skipped", "duplicates", "counts", "classes")} for f in data_record["files"]]}
     if run_options.get("selection"):
         metrics["selection"] = run_options["selection"]
     metrics["timing_s"] = {"total_wall": time.perf_counter() - t0, "total_cpu": time.process_time() - c0,
