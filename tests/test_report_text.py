@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -120,6 +121,11 @@ def test_report_command_shows_escaped_texts_with_token_attributions(text_run: Pa
     assert "<script>" not in html and "<b>love</b>" not in html
     assert "&lt;script&gt;" in html and "&lt;b&gt;" in html and "&amp; " in html
     assert summary["operating_point"]["target"] == "sensitivity"
+    # the operating point's hint names the command a text model takes (`evaluate` would refuse a text run)
+    op = summary["operating_point"]
+    assert abs(op["threshold_calibrated"] - op["threshold"]) > 5e-5  # calibrated: the hint is printed
+    flat = re.sub(r"[│\s]+", " ", result.output)
+    assert f"evaluate-text --threshold {op['threshold_calibrated']:.4f}" in flat and " evaluate --threshold" not in flat
 
 
 def test_report_recomputes_text_predictions_and_explains_undefined_metrics(text_run: Path, tmp_path: Path, monkeypatch):

@@ -327,3 +327,35 @@ def test_text_throughput_runs_length_sorted_batches_like_extraction(tmp_path, to
     # in length order: only the last batch holds the long texts; the short ones are padded to at most 1-3 words + 2
     assert [length for _, length, _ in timed][:-1] == sorted(length for _, length, _ in timed)[:-1]
     assert all(length <= 5 for _, length, _ in timed[:-1])
+
+
+def test_a_transferkit_model_folder_as_encoder_is_listed_with_the_reason_and_refused_in_one_line(reviews_csv, planted_bert,
+                                                                                                  torch_single_thread, tmp_path):
+    """rank --candidates NAME:RUN/model (a fit-text model folder) crashed the ranking with transformers' 'Unrecognized
+    model' traceback, and fit-text --weights RUN/model gave that raw message: such a folder, and any folder transformers
+    cannot read, is now a candidate listed with its reason while the others are ranked, and a one-line error in fit-text."""
+    import shutil
+
+    from transferkit.cli.app import app
+    from transferkit.text import fit_text
+
+    tiny = str(planted_bert)
+    run = tmp_path / "run"
+    fit_text(reviews_csv, model=tiny, out=run, progress=False, max_length=16, device="cpu", report=False, cache_dir=tmp_path / "cache")
+    unreadable = tmp_path / "unreadable"
+    shutil.copytree(planted_bert, unreadable)
+    (unreadable / "config.json").write_text("{}")  # no model_type: transformers cannot tell the architecture
+    ranking = rank_backbones(reviews_csv, [tiny, f"{tiny}:{run / 'model'}", str(run), str(unreadable)], cache_dir=tmp_path / "cache", **FAST)
+    status = {c.label: (c.status, c.reason) for c in ranking.candidates}
+    assert ranking.best is not None and ranking.best.name == tiny and status[ranking.best.label][0] == "ranked"
+    for label, (state, reason) in status.items():
+        if label != ranking.best.label:
+            assert state in ("unavailable", "failed") and reason, label
+    assert "is a transferkit model folder" in status[f"{tiny}:run/model"][1]
+    assert "is a transferkit model folder" in status[str(run)][1]
+    assert "cannot be loaded by transformers" in status[str(unreadable)][1]
+    res = CliRunner().invoke(app, ["fit-text", str(reviews_csv), "--model", tiny, "--weights", str(run / "model"), "--out",
+                                   str(tmp_path / "r2"), "-q", "--device", "cpu"])
+    flat = " ".join(res.output.split())
+    assert res.exit_code == 1 and "is a transferkit model folder" in flat and "Traceback" not in res.output
+    assert "Unrecognized model" not in flat

@@ -36,9 +36,74 @@ def test_fit_text_writes_run_and_prints_metrics(fitted):
     assert metrics["test"]["num_samples"] == sum(metrics["data"]["counts"]["test"].values()) > 10
     assert 0.5 < metrics["test"]["accuracy"] <= 1.0  # the learning itself is tested in test_text_model
     assert (run / "model" / "model.safetensors").is_file()
-    res = runner.invoke(app, ["evaluate-text", str(run), str(data), "--json"])
+    res = runner.invoke(app, ["evaluate-text", str(run), str(data), "--json", "--include-training-texts"])
     assert res.exit_code == 0, res.output
     assert json.loads(res.stdout)["num_samples"] == 80
+
+
+def test_evaluate_text_leaves_out_the_texts_the_run_trained_on(fitted, tmp_path: Path):
+    """evaluate-text RUN FILE on the file RUN was fitted on scores its test rows only (RUN/splits.json), copies that
+    differ in case and punctuation included; it counts and says what it left out, as `evaluate` does for images."""
+    import shutil
+
+    from transferkit.text import evaluate_text
+
+    data, run, _ = fitted
+    metrics = json.loads((run / "metrics.json").read_text())
+    num_test, num_trained = metrics["test"]["num_samples"], metrics["val"]["num_samples"] + sum(metrics["data"]["counts"]["train"].values())
+    record = json.loads((run / "splits.json").read_text())
+    assert [len(record["splits"][s]) for s in ("train", "val", "test")] == [num_trained - metrics["val"]["num_samples"],
+                                                                           metrics["val"]["num_samples"], num_test]
+    res = runner.invoke(app, ["evaluate-text", str(run), str(data)])
+    assert res.exit_code == 0, res.output
+    flat = " ".join(res.output.split())
+    assert f"left out {num_trained} text(s) this run trained on" in flat and f"scored the other {num_test}" in flat
+    out = json.loads(runner.invoke(app, ["evaluate-text", str(run), str(data), "--json"]).stdout)
+    assert (out["num_samples"], out["excluded_training_texts"]) == (num_test, num_trained)
+    assert out["accuracy"] == pytest.approx(metrics["test"]["accuracy"])  # the held-out rows: the run's own test score
+    assert evaluate_text(run / "model", data)["excluded_training_texts"] == num_trained  # Python, given RUN/model
+    assert evaluate_text(run, data, include_training_texts=True)["excluded_training_texts"] == 0
+    # near-copies of the training texts (upper case + '!!') are training texts too: nothing is left to score
+    train_rows = {r["path"] for r in record["splits"]["train"]}
+    lines = data.read_text().splitlines()
+    shouted = tmp_path / "shouted.tsv"
+    shouted.write_text("text\tlabel\n" + "".join(f"{line.split(chr(9))[0].upper()}!!\t{line.split(chr(9))[1]}\n"
+                                                  for i, line in enumerate(lines[1:], start=2) if f"{data.name}:{i}" in train_rows))
+    res = runner.invoke(app, ["evaluate-text", str(run), str(shouted)])
+    assert res.exit_code == 1 and "was used to train this run" in res.output and "--include-training-texts" in res.output
+    # a bare model folder has no record: every text is scored, as before
+    bare = tmp_path / "bare"
+    shutil.copytree(run / "model", bare)
+    assert evaluate_text(bare, data)["num_samples"] == 80
+    # a record that is there but cannot be read is an error, never "no record"
+    broken = tmp_path / "broken"
+    shutil.copytree(run, broken)
+    (broken / "splits.json").write_text("{not json")
+    res = runner.invoke(app, ["evaluate-text", str(broken), str(data)])
+    assert res.exit_code == 1 and "cannot be read as a record of the texts this run trained on" in " ".join(res.output.split()) and "Traceback" not in res.output
+    assert json.loads(runner.invoke(app, ["evaluate-text", str(broken), str(data), "--json", "--include-training-texts"]).stdout)["num_samples"] == 80
+
+
+def test_evaluate_text_and_predict_text_take_a_threshold(fitted, tmp_path: Path):
+    """--threshold: the binary decision threshold on the calibrated P(positive), as `evaluate --threshold` for images."""
+    import transferkit as tk
+
+    data, run, _ = fitted
+    pos = json.loads((run / "model" / "config.json").read_text())["positive_label"]
+    texts = ["great phone", "awful battery", "love it", "hate it"]
+    p = [r["probabilities"][pos] for r in tk.load(run).predict(texts)]
+    cut = sorted(p)[1] + 1e-6  # between the two lowest: one of them flips
+    out = json.loads(runner.invoke(app, ["predict-text", str(run), *texts, "--threshold", str(cut), "--json"]).stdout)
+    assert [r["label"] == pos for r in out] == [x >= cut for x in p]
+    everything = json.loads(runner.invoke(app, ["predict-text", str(run), *texts, "--threshold", "0", "--json"]).stdout)
+    assert {r["label"] for r in everything} == {pos}
+    m0 = json.loads(runner.invoke(app, ["evaluate-text", str(run), str(data), "--threshold", "0", "--json"]).stdout)
+    m1 = json.loads(runner.invoke(app, ["evaluate-text", str(run), str(data), "--threshold", "1", "--json"]).stdout)
+    assert (m0["binary"]["threshold"], m0["binary"]["sensitivity"], m1["binary"]["threshold"]) == (0.0, 1.0, 1.0)
+    res = runner.invoke(app, ["evaluate-text", str(run), str(data), "--threshold", "1.5"])
+    assert res.exit_code == 1 and "is not a probability" in res.output
+    res = runner.invoke(app, ["predict-text", str(run), "good", "--threshold", "-1"])
+    assert res.exit_code == 1 and "is not a probability" in res.output
 
 
 def same(got: list[dict], expected: list[dict]) -> None:
@@ -83,6 +148,19 @@ def test_bad_inputs_fail_with_one_line(fitted, tmp_path: Path):
     assert res.exit_code == 1 and "empty text" in res.stdout
 
 
+def test_predict_text_file_reads_the_sentences_of_a_labelled_txt(fitted, tmp_path: Path):
+    """predict-text --file on the labelled sentence<TAB>label .txt classifies the sentences (the label used to be fed to
+    the model as part of each text) and says so; the results are those of the sentences given as arguments."""
+    _, run, _ = fitted
+    labelled = tmp_path / "labelled.txt"
+    labelled.write_text("great phone\tpos\nawful battery\tneg\n")
+    res = runner.invoke(app, ["predict-text", str(run), "--file", str(labelled), "--json"])
+    assert res.exit_code == 0, res.output
+    expected = json.loads(runner.invoke(app, ["predict-text", str(run), "great phone", "awful battery", "--json"]).stdout)
+    same(json.loads(res.stdout), expected)
+    assert "labelled.txt is a labelled file" in " ".join(res.stderr.split())
+
+
 def test_predict_text_file_reports_rows_it_cannot_parse_and_takes_an_encoding(fitted, tmp_path: Path):
     _, run, _ = fitted
     f = tmp_path / "p.csv"
@@ -110,3 +188,53 @@ def test_a_max_length_beyond_the_encoders_positions_is_said(fitted, tmp_path: Pa
     assert res.exit_code == 0, res.output
     assert "max_length 1000 is more than" in " ".join(res.output.split()) and "cut at 64 tokens" in " ".join(res.output.split())
     assert json.loads((tmp_path / "r" / "model" / "config.json").read_text())["max_length"] == 64
+
+
+
+@pytest.fixture(scope="module")
+def leaky_run(fitted, tmp_path_factory):
+    """fit-text --test FILE --no-report on data with skipped rows in both files, a duplicate text with conflicting labels
+    and a test row that is a training text upper-cased + '!!'; (run folder, test file, the shouted text, fit's stderr)."""
+    _, _, model = fitted
+    root = tmp_path_factory.mktemp("leaky")
+    rows = sentiment_rows(30, seed=2)
+    with open(root / "train.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        w.writerows([*rows, ["", "pos"], ["the case broke", "neg"], ["the case broke", "pos"]])
+    shouted = rows[1][0].upper() + "!!"
+    with open(root / "test.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["text", "label"])
+        w.writerows([*sentiment_rows(8, seed=7), [shouted, rows[1][1]], ["", "neg"]])
+    run = root / "run"
+    res = runner.invoke(app, ["fit-text", str(root / "train.csv"), "--test", str(root / "test.csv"), "--model", str(model),
+                              "--max-length", "16", "--out", str(run), "--quiet", "--device", "cpu", "--no-report"], env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    return run, root / "test.csv", shouted, " ".join(res.stderr.split())
+
+
+def test_near_duplicate_leakage_is_checked_at_fit_time_without_a_report(leaky_run):
+    """With --no-report, test rows that are training texts in other case and punctuation were never warned about (only
+    the report checked): the fit now checks them, records them in metrics.json and config.json and prints them."""
+    run, _, shouted, stderr = leaky_run
+    assert "near-identical texts" in stderr and repr(shouted[:60]) in stderr
+    for saved in (json.loads((run / "metrics.json").read_text())["data"], json.loads((run / "config.json").read_text())["data"]):
+        near = saved["cross_split_near_duplicates"]
+        assert any(d["text"] == shouted and d["b_split"] == "test" and d["b"].startswith("test.csv:") for d in near)
+
+
+def test_skipped_rows_are_said_per_file_with_conflicting_duplicates_counted(leaky_run):
+    """Skipped rows of --test FILE used to be said of 'the data' (metrics.json dropped the files), and duplicates with
+    conflicting labels were only 'kept'."""
+    *_, stderr = leaky_run
+    assert "skipped 1 row(s) of train.csv" in stderr and "skipped 1 row(s) of test.csv" in stderr
+    assert "duplicate text(s) in train.csv, 1 with conflicting labels" in stderr
+
+
+def test_evaluate_on_a_text_run_points_to_evaluate_text(leaky_run):
+    run, test, *_ = leaky_run
+    res = runner.invoke(app, ["evaluate", str(run), str(test)])
+    flat = " ".join(res.output.split())
+    assert res.exit_code == 1 and "is a text model" in flat and "transferkit evaluate-text" in flat
+    assert "not a folder" not in flat

@@ -195,6 +195,22 @@ def test_read_texts_for_prediction(tmp_path: Path):
     assert read_texts(write_csv(tmp_path / "b.csv", [("hello", "1")], header=("review", "x"))) == ["hello"]
 
 
+def test_read_texts_takes_the_sentences_of_a_labelled_txt_not_its_labels(tmp_path: Path):
+    """The project's own labelled .txt (sentence<TAB>label, as fit-text reads it) used to reach the model as
+    'sentence\t1': the label became part of every text. Its sentences are read; plain files stay one text per line."""
+    labelled = tmp_path / "amazon_cells_labelled.txt"
+    labelled.write_text("Good case, Excellent value.\t1\nSo there is no way to plug it in.\t0\n\nno label here\n\t1\n")
+    skipped, notes = [], []
+    assert read_texts(labelled, skipped=skipped, notes=notes) == ["Good case, Excellent value.", "So there is no way to plug it in."]
+    assert [(s.where, s.reason.split(" (")[0]) for s in skipped] == [("amazon_cells_labelled.txt:4", "unparsable line: no tab"),
+                                                                      ("amazon_cells_labelled.txt:5", "empty text")]
+    assert notes and "labelled" in notes[0] and "amazon_cells_labelled.txt" in notes[0]
+    plain = tmp_path / "plain.txt"
+    plain.write_text("great phone\nthe keys\tare loose\nawful\n")  # one tab inside one text: still plain
+    notes = []
+    assert read_texts(plain, notes=notes) == ["great phone", "the keys\tare loose", "awful"] and notes == []
+
+
 @requires_shared("reviews")
 @pytest.mark.parametrize("name,dups", [("amazon_cells", 10), ("yelp", 4), ("imdb", 3)])
 def test_uci_review_files(name: str, dups: int):

@@ -27,6 +27,7 @@ or the [CLS] vector), and records the weights' source and sha256 like the image 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
@@ -211,6 +212,24 @@ def _hf_cached_folder(repo_id: str) -> Path | None:
     return None
 
 
+def _refuse_transferkit_folder(path: Path, name: str) -> None:
+    """A transferkit model or run folder (``fit-text --out RUN``: RUN or RUN/model) is not an encoder's folder: its
+    config.json has no ``model_type`` and its weights include the head, so transformers cannot read it. Said in one
+    line, with what is taken instead."""
+    for cfg in (path / "config.json", path / "model" / "config.json"):
+        try:
+            saved = json.loads(cfg.read_text())
+        except (OSError, ValueError):
+            continue
+        fmt = saved.get("format") if isinstance(saved, dict) else None
+        if isinstance(fmt, str) and fmt.startswith("transferkit."):
+            raise WeightsNotFoundError(
+                f"'{path}' is a transferkit model folder ({fmt}: a fitted encoder + head + labels), not an encoder for "
+                f"'{name}': --model, --weights and rank --candidates NAME:FOLDER take a Hugging Face model folder (config.json "
+                "with a model_type, model.safetensors and the tokenizer files, as save_pretrained writes). Use the fitted model "
+                "with evaluate-text, predict-text or export; to fit again, pass the encoder it was fitted from (RUN/config.json: backbone).")
+
+
 def resolve_text_model(name: str, weights: str | os.PathLike | None = "auto", *, download: bool = True) -> ResolvedTextModel:
     """Find the folder of a text backbone: a registered name, any HF repo id, or a local folder.
 
@@ -220,6 +239,7 @@ def resolve_text_model(name: str, weights: str | os.PathLike | None = "auto", *,
     if weights not in (None, "auto", "none"):
         path = Path(weights).expanduser()
         folder = path.parent if path.is_file() else path
+        _refuse_transferkit_folder(folder, name)
         wfile = path if path.is_file() else _weights_in(path) if path.is_dir() else None
         if wfile is None or not (folder / "config.json").is_file():
             raise WeightsNotFoundError(
@@ -230,6 +250,7 @@ def resolve_text_model(name: str, weights: str | os.PathLike | None = "auto", *,
     local = Path(name).expanduser()
     if local.is_dir():
         tried.append(f"local folder: {local}")
+        _refuse_transferkit_folder(local, name)
         wfile = _weights_in(local)
         if wfile is None or not (local / "config.json").is_file():
             raise WeightsNotFoundError(f"'{local}' is a folder but not a Hugging Face model folder: it needs config.json and model.safetensors (or pytorch_model.bin).")
@@ -428,7 +449,14 @@ def load_text_backbone(
         encoder = AutoModel.from_config(AutoConfig.from_pretrained(str(resolved.folder), local_files_only=True))
         record: dict[str, Any] = {"source": "none", "path": str(resolved.folder), "sha256": None}
     else:
-        encoder = AutoModel.from_pretrained(str(resolved.folder), local_files_only=True)
+        try:
+            encoder = AutoModel.from_pretrained(str(resolved.folder), local_files_only=True)
+        except (ValueError, OSError, KeyError) as exc:  # transformers' own message, in one line, with what was read
+            raise WeightsNotFoundError(
+                f"the model folder '{resolved.folder}' for '{name}' cannot be loaded by transformers ({type(exc).__name__}: "
+                f"{str(exc).splitlines()[0][:200]}). Pass a Hugging Face model folder (config.json with a model_type, "
+                "model.safetensors and the tokenizer files, as save_pretrained writes)."
+            ) from None
         record = resolved.record()
     defaults = text_defaults(name)
     limit = getattr(encoder.config, "max_position_embeddings", 512)

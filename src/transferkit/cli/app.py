@@ -306,6 +306,9 @@ def evaluate(
     counted, so `evaluate RUN DATA` on the folder RUN was fitted on scores its held-out images only.
     """
     model = model.expanduser()  # a quoted or --opt=~/x path: the shell left the ~
+    if _is_text_model(model):
+        _fail(TransferKitError(f"'{model}' is a text model (fit-text): evaluate it on a labelled text file with "
+                               f"`transferkit evaluate-text {model} {data}`."))
     from ..api import evaluate as api_evaluate
 
     try:

@@ -56,7 +56,8 @@ def report(
     op = s.get("operating_point")
     if op:
         t = op["test"]
-        same = (f"; on the calibrated P that predict/evaluate use: evaluate --threshold {op['threshold_calibrated']:.4f}"
+        command = "evaluate-text" if s.get("modality") == "text" else "evaluate"  # a text model is evaluated by evaluate-text
+        same = (f"; on the calibrated P that predict/evaluate use: {command} --threshold {op['threshold_calibrated']:.4f}"
                 if abs(op["threshold_calibrated"] - op["threshold"]) > 5e-5 else "")
         lines.append(f"operating point: {op['target']} >= {op['target_value']} -> threshold {op['threshold']:.4f} (validation{same}); test sensitivity "
                      f"{t['sensitivity']['estimate']:.3f} [{t['sensitivity']['low']:.3f}, {t['sensitivity']['high']:.3f}], specificity "

@@ -29,13 +29,21 @@ def _print_text_data_notes(data: dict) -> None:
             reasons = ", ".join(f"{n} {r}" for r, n in f["skipped_by_reason"].items())
             err.print(f"[yellow]skipped {f['num_skipped']} row(s) of {name}:[/] {reasons} (listed in config.json)")
         if f.get("num_duplicate_texts"):
-            err.print(f"[yellow]{f['num_duplicate_texts']} duplicate text(s) in {name}[/] "
-                      "(kept; every copy stays in one split; listed in config.json)")
+            conflicting = f.get("num_conflicting_duplicates") or 0
+            err.print(f"[yellow]{f['num_duplicate_texts']} duplicate text(s) in {name}"
+                      + (f", {conflicting} with conflicting labels" if conflicting else "")
+                      + "[/] (kept; every copy stays in one split; listed in config.json)")
     leaks = data.get("cross_split_duplicates", [])
     for d in leaks[:5]:
         err.print(f"[yellow]leakage warning:[/] the same text in {d['a_split']} ({d['a']}) and {d['b_split']} ({d['b']}): {d['text'][:60]!r}")
     if len(leaks) > 5:
         err.print(f"[yellow]... and {len(leaks) - 5} more texts shared across splits[/]")
+    near = data.get("cross_split_near_duplicates", [])
+    for d in near[:5]:
+        err.print(f"[yellow]leakage warning:[/] near-identical texts (same words ignoring case and punctuation) in {d['a_split']} "
+                  f"({d['a']}) and {d['b_split']} ({d['b']}): {d['a_text'][:60]!r} / {d['text'][:60]!r}")
+    if len(near) > 5:
+        err.print(f"[yellow]... and {len(near) - 5} more near-identical texts across splits[/] (metrics.json: data.cross_split_near_duplicates)")
 
 
 @app.command(
@@ -159,14 +167,23 @@ def evaluate_text_cmd(
     text_col: Annotated[Optional[str], typer.Option(help="Text column (default: detected).")] = None,
     label_col: Annotated[Optional[str], typer.Option(help="Label column (default: detected).")] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of the file.")] = "utf-8",
+    threshold: Annotated[Optional[float], typer.Option(help="Binary models: decision threshold on the calibrated P(positive) (default: the model's).")] = None,
+    include_training_texts: Annotated[bool, typer.Option("--include-training-texts", help=(
+        "Also score texts the run trained or validated on (left out by default: RUN/splits.json lists them by their "
+        "normalised text, so copies that differ only in case, punctuation or spacing count too)."))] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
 ) -> None:
-    """Evaluate a saved text model on a labelled file (rows with unknown labels are skipped and listed)."""
+    """Evaluate a saved text model on a labelled file (rows with unknown labels are skipped and listed).
+
+    Texts the run trained or validated on are left out and counted, so `evaluate-text RUN FILE` on the file RUN was
+    fitted on scores its held-out texts only.
+    """
     model = model.expanduser()  # a quoted or --opt=~/x path: the shell left the ~
     from ..text import evaluate_text
 
     try:
-        metrics = evaluate_text(model, data, text_col=text_col, label_col=label_col, encoding=encoding)
+        metrics = evaluate_text(model, data, text_col=text_col, label_col=label_col, encoding=encoding, threshold=threshold,
+                                include_training_texts=include_training_texts)
     except TransferKitError as exc:
         _fail(exc)
     if as_json:
@@ -174,6 +191,9 @@ def evaluate_text_cmd(
         return
     if metrics["skipped"]:
         err.print(f"[yellow]skipped {len(metrics['skipped'])} row(s)[/] (e.g. {metrics['skipped'][0]['where']}: {metrics['skipped'][0]['reason']})")
+    if metrics["excluded_training_texts"]:
+        err.print(f"[yellow]left out {metrics['excluded_training_texts']} text(s) this run trained on (train/val, same words ignoring "
+                  f"case and punctuation); scored the other {metrics['num_samples']}. --include-training-texts scores them all.[/]")
     console.print(f"{data.name}: accuracy {metrics['accuracy']:.3f}, balanced accuracy {metrics['balanced_accuracy']:.3f}, "
                   f"macro F1 {metrics['macro_f1']:.3f}" + (f", ROC-AUC {metrics['binary']['roc_auc']:.3f}" if "binary" in metrics else "")
                   + f" (n={metrics['num_samples']})")
@@ -188,7 +208,10 @@ def read_text_inputs(texts: list[str] | None, file: Path | None, text_col: str |
         from ..data.text import read_texts
 
         skipped: list = []
-        items += read_texts(file, text_col=text_col, encoding=encoding, skipped=skipped)
+        notes: list[str] = []
+        items += read_texts(file, text_col=text_col, encoding=encoding, skipped=skipped, notes=notes)
+        for note in notes:
+            err.print(f"[yellow]note:[/] {note}")
         if skipped:
             shown = "; ".join(f"{s.where}: {s.reason}" for s in skipped[:3])
             err.print(f"[yellow]skipped {len(skipped)} row(s) of {file} that could not be parsed[/] (not in the results below): {shown}")
@@ -229,6 +252,7 @@ def predict_text_cmd(
     file: Annotated[Optional[Path], typer.Option("--file", "-f", help="A file of texts: one per line, or a .csv/.jsonl column.")] = None,
     text_col: Annotated[Optional[str], typer.Option(help="Text column of a .csv/.jsonl --file.")] = None,
     encoding: Annotated[str, typer.Option(help="Text encoding of --file.")] = "utf-8",
+    threshold: Annotated[Optional[float], typer.Option(help="Binary models: decision threshold on the calibrated P(positive) (default: the model's).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object per text).")] = False,
 ) -> None:
     """Classify texts given as arguments, in a file, or on stdin."""
@@ -236,7 +260,7 @@ def predict_text_cmd(
     from ..runtime import predict_texts  # export folders run on onnxruntime; model folders on PyTorch
 
     try:
-        results = predict_texts(model, read_text_inputs(texts, file, text_col, encoding))
+        results = predict_texts(model, read_text_inputs(texts, file, text_col, encoding), threshold=threshold)
     except TransferKitError as exc:
         _fail(exc)
     print_text_results(results, as_json)

@@ -112,6 +112,7 @@ class TextTable:
             "skipped_by_reason": dict(Counter(s.reason.split(" (")[0].split(":")[0] for s in self.skipped)),
             "skipped": [{"where": s.where, "reason": s.reason} for s in self.skipped],
             "num_duplicate_texts": sum(len(d["where"]) - 1 for d in dups),
+            "num_conflicting_duplicates": sum(d["conflicting"] for d in dups),  # texts whose copies carry different labels
             "duplicates": dups,
         }
 
@@ -420,6 +421,7 @@ class TextSplits:
     source: str
     tables: list[TextTable] = field(default_factory=list)
     leakage: list[dict[str, Any]] = field(default_factory=list)
+    near_duplicates: list[dict[str, Any]] = field(default_factory=list)  # same words, other case/punctuation, across splits
 
     def split(self, name: str) -> list[TextRecord]:
         return getattr(self, name)
@@ -436,6 +438,7 @@ class TextSplits:
             "skipped_by_reason": dict(sum((Counter(t["skipped_by_reason"]) for t in tables), Counter())),
             "num_duplicate_texts": sum(t["num_duplicate_texts"] for t in tables),
             "cross_split_duplicates": self.leakage,
+            "cross_split_near_duplicates": self.near_duplicates,
         }
 
 
@@ -455,6 +458,13 @@ def normalize_text(text: str) -> str:
     """Case-folded, punctuation removed, whitespace collapsed: what near-duplicate texts share."""
     kept = "".join(" " if unicodedata.category(ch)[0] in "PZC" else ch for ch in text.casefold())
     return " ".join(kept.split())
+
+
+def normalized_text_sha256(text: str) -> str:
+    """Hash of a text's normalised form (:func:`normalize_text`; the text itself when nothing is left of it): one key for a
+    text and its copies that differ only in case, punctuation or spacing. A text run's RUN/splits.json lists these, so
+    ``evaluate-text`` can leave out the texts the run trained on, copies included."""
+    return text_sha256(normalize_text(text) or text)
 
 
 def find_near_duplicate_texts(named: dict[str, Sequence[TextRecord]]) -> list[dict[str, Any]]:
@@ -533,14 +543,30 @@ def load_text_dataset(
         train, val_records = [records[i] for i in keep], [records[i] for i in hold]
         parts.append(f"val carved from train ({val_fraction:.0%}, stratified, seed {seed})")
     splits = TextSplits(classes, train, val_records, test_records, "; ".join(parts), tables)
-    splits.leakage = find_text_leakage({"train": train, "val": val_records, "test": test_records})
+    named = {"train": train, "val": val_records, "test": test_records}
+    splits.leakage = find_text_leakage(named)
+    splits.near_duplicates = find_near_duplicate_texts(named)  # the report's check, here so that every fit records it
     return splits
 
 
+_LABEL_AFTER_TAB = re.compile(r"\t[^\t]{1,32}$")
+
+
+def is_labelled_txt(content: str) -> bool:
+    """True when a ``.txt`` file is the labelled ``sentence<TAB>label`` layout (the UCI files, what ``fit-text`` reads):
+    at least half of its non-empty lines end in a tab and a short field (a label). A plain file, one text per line,
+    has no such lines (or only a few, whose tabs belong to the text)."""
+    lines = [line.rstrip("\r") for line in content.split("\n") if line.strip()]
+    labelled = sum(bool(_LABEL_AFTER_TAB.search(line)) and bool(line.rpartition("\t")[2].strip()) for line in lines)
+    return bool(lines) and 2 * labelled >= len(lines)
+
+
 def read_texts(path: str | Path, *, text_col: str | None = None, encoding: str = "utf-8",
-               skipped: list[SkippedRow] | None = None) -> list[str]:
-    """Unlabelled texts for prediction: a plain file (one text per line), or a CSV/TSV/JSONL column. Rows that cannot
-    be parsed are left out and appended to ``skipped`` (where, why), for the caller to report."""
+               skipped: list[SkippedRow] | None = None, notes: list[str] | None = None) -> list[str]:
+    """Unlabelled texts for prediction: a plain file (one text per line), a CSV/TSV/JSONL column, or the sentences of a
+    labelled ``sentence<TAB>label`` ``.txt`` (:func:`is_labelled_txt`: the label is not part of the text; a line of it
+    without a label is skipped, as :func:`read_text_table` skips it). Rows that cannot be parsed are left out and
+    appended to ``skipped`` (where, why), for the caller to report; what the file was read as is appended to ``notes``."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"'{path}' does not exist. Pass a text file with one text per line, or a .csv/.jsonl with a text column.")
@@ -557,4 +583,18 @@ def read_texts(path: str | Path, *, text_col: str | None = None, encoding: str =
                 raise DataError(f"cannot tell the text column of '{path}' (columns: {columns}); pass --text-col NAME.")
             col = columns[0]
         return [str(r.get(col) or "") for r in rows]
+    if path.suffix.lower() == ".txt" and is_labelled_txt(content):
+        texts = []
+        for where, row, reason in _iter_rows(path, content):  # the reader fit-text uses: the text is before the last tab
+            if row is None:
+                if skipped is not None:
+                    skipped.append(SkippedRow(where, f"unparsable line: {reason}"))
+            elif row["text"].strip():
+                texts.append(row["text"].strip())
+            elif skipped is not None:
+                skipped.append(SkippedRow(where, "empty text"))
+        if notes is not None:
+            notes.append(f"{path.name} is a labelled file (sentence<TAB>label per line): its sentences are classified, "
+                         "the labels after the tab are not read")
+        return texts
     return [line.rstrip("\r") for line in content.split("\n") if line.strip()]

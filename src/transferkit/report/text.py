@@ -61,6 +61,8 @@ class TextReportParts(RunReportParts):
             if splits is not None:
                 near = find_near_duplicate_texts({s: splits.split(s) for s in ("train", "val", "test")})
                 checked = True
+            elif "cross_split_near_duplicates" in data:  # the same check, made when the run was fitted (config.json)
+                near, checked = list(data["cross_split_near_duplicates"] or []), True
             else:
                 note = self._splits_error or "the data file is not available"
         warnings = []

@@ -56,6 +56,22 @@ def decide(proba: np.ndarray, positive_index: int | None, threshold: float) -> n
     return proba.argmax(1)
 
 
+def check_threshold(classes: Sequence[str], threshold: float | None, default: float) -> float:
+    """The decision threshold to use: ``default`` (the model's) when ``threshold`` is None, else ``threshold``, which only a
+    binary model takes (positive when P(positive) >= it) and which must be a probability. The semantics of
+    ``transferkit evaluate --threshold`` for images; shared by the text commands and the export runtime."""
+    if threshold is None:
+        return float(default)
+    from ..errors import DataError
+
+    if len(classes) != 2:
+        raise DataError(f"--threshold applies to binary models only (P(positive) >= threshold); this one has {len(classes)} "
+                        "classes and predicts the most probable one.")
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise DataError(f"--threshold {threshold} is not a probability: pass a value between 0 and 1 (the model's own is {default}).")
+    return float(threshold)
+
+
 def make_session(path: str | Path, *, num_threads: int | None = None, providers: Sequence[str] | None = None):
     """An onnxruntime session with full graph optimisation (CUDA first when it is available)."""
     import onnxruntime as ort
@@ -190,14 +206,16 @@ class ExportedModel:
                 results[i] = prediction_record("path", str(paths[i]), self.classes, lab, pr)
         return results
 
-    def predict_texts(self, texts: Sequence[str], *, batch_size: int = 32) -> list[dict[str, Any]]:
-        """Label and class probabilities per text, as ``TextClassifier.predict`` gives them (empty text: an ``error`` entry)."""
+    def predict_texts(self, texts: Sequence[str], *, batch_size: int = 32, threshold: float | None = None) -> list[dict[str, Any]]:
+        """Label and class probabilities per text, as ``TextClassifier.predict`` gives them (empty text: an ``error`` entry).
+        ``threshold`` (binary models): positive when the calibrated P(positive) >= it (default: the exported model's)."""
         if not self.is_text:
             raise TextInputError(f"{self.directory} is an image model: predict image files, not texts.")
+        threshold = check_threshold(self.classes, threshold, self.config.threshold)
         texts = check_texts(texts)
         good = [i for i, t in enumerate(texts) if t.strip()]
         proba = self._text_proba([texts[i].strip() for i in good], batch_size)
-        labels = decide(proba, self.config.positive_index, self.config.threshold) if good else []
+        labels = decide(proba, self.config.positive_index, threshold) if good else []
         results: list[dict[str, Any]] = [{"text": t, "error": "empty text"} for t in texts]
         for i, pr, lab in zip(good, proba, labels):
             results[i] = prediction_record("text", texts[i], self.classes, lab, pr)
@@ -224,8 +242,9 @@ def predict_files(model: str | os.PathLike, paths: Sequence[str | os.PathLike]) 
     return predict(model, list(paths))
 
 
-def predict_texts(model: str | os.PathLike, texts: Sequence[str]) -> list[dict[str, Any]]:
-    """Predict texts with a text export folder (torch-free) or, otherwise, a text model/run folder (PyTorch)."""
+def predict_texts(model: str | os.PathLike, texts: Sequence[str], *, threshold: float | None = None) -> list[dict[str, Any]]:
+    """Predict texts with a text export folder (torch-free) or, otherwise, a text model/run folder (PyTorch).
+    ``threshold`` (binary models): the decision threshold on the calibrated P(positive) (default: the model's)."""
     from .folder import ExportFolderError, is_export_folder
 
     model = Path(model).expanduser()
@@ -233,7 +252,7 @@ def predict_texts(model: str | os.PathLike, texts: Sequence[str]) -> list[dict[s
         exported = ExportedModel(model)
         if not exported.is_text:
             raise ExportFolderError(f"'{model}' is an image export: pass image files (`transferkit predict {model} IMAGE…`), not texts.")
-        return exported.predict_texts(texts)
+        return exported.predict_texts(texts, threshold=threshold)
     from ..text.model import is_text_model_folder  # the PyTorch path: only imported when it is needed
 
     if not is_text_model_folder(model):
@@ -241,4 +260,4 @@ def predict_texts(model: str | os.PathLike, texts: Sequence[str]) -> list[dict[s
                                 "nor a text model folder (from `transferkit fit-text`).")
     from ..text import predict_text
 
-    return predict_text(model, check_texts(texts))
+    return predict_text(model, check_texts(texts), threshold=threshold)

@@ -898,6 +898,9 @@ def _evaluate_text_candidate(cand: Candidate, texts: list[str], labels: np.ndarr
     except TransferKitError as exc:
         report.status, report.reason = "unavailable", str(exc).splitlines()[0]
         return report
+    except Exception as exc:  # noqa: BLE001 - a folder transformers cannot read: listed with the reason, the others still ranked
+        report.status, report.reason = "failed", f"loading failed ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+        return report
     report.weights_record = dict(backbone.weights_record, random_init_seed=seed if cand.is_control else None,
                                  pooling=backbone.pooling, max_length=backbone.max_length)
     # 3. cost on the user's device with the user's texts, then the limits

@@ -31,8 +31,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..backbones.text import TextBackbone, load_text_backbone
 from ..config import FinetuneConfig, HeadConfig, HeadTrainConfig
-from ..data.text import (TextRecord, TextSplits, grouped_stratified_split, load_text_dataset, read_text_table, stratified_folds,
-                         text_groups)
+from ..data.text import (TextRecord, TextSplits, grouped_stratified_split, load_text_dataset, normalized_text_sha256, read_text_table,
+                         stratified_folds, text_groups)
 from ..errors import DataError, FinishedRunError
 from ..evaluation import classification_metrics, resolve_positive
 from ..features import ExtractionStats, FeatureCache, resolve_device
@@ -471,6 +471,7 @@ def fit_text(
     metrics: dict[str, Any] = {}
     folds: list[dict[str, Any]] = []
     final: TextClassifier | None = None
+    trained_on: dict[str, Sequence[TextRecord]] = {}  # the saved model's splits: RUN/splits.json
     stats = ExtractionStats()
     if config.cv:
         table = read_text_table(config.data, text_col=config.text_col, label_col=config.label_col, encoding=config.encoding)
@@ -484,6 +485,7 @@ def fit_text(
         if save_final:
             keep, hold = grouped_stratified_split(table.records, config.val_fraction, config.seed, "validation")
             train, val = [table.records[i] for i in keep], [table.records[i] for i in hold]
+            trained_on = {"train": train, "val": val}
             final, info = train_text_classifier(config, table.classes, train, val, cache=cache, progress=progress, adapter_dir=adapter_dir, stats=stats,
                                                 checkpoint_dir=checkpoints / "final" if checkpoints is not None else None, resume=resuming,
                                                 resume_hint=hint)
@@ -499,6 +501,7 @@ def fit_text(
         start_run()
         final, info = train_text_classifier(config, splits.classes, splits.train, splits.val, cache=cache, progress=progress, adapter_dir=adapter_dir, stats=stats,
                                             checkpoint_dir=checkpoints, resume=resuming, resume_hint=hint)
+        trained_on = {s: splits.split(s) for s in ("train", "val", "test")}
         proba = {s: _proba(final, splits.split(s), config, cache) for s in ("val", "test")}
         for s in ("val", "test"):
             metrics[s] = classification_metrics(np.array([r.label for r in splits.split(s)]), proba[s], splits.classes, positive=config.positive)
@@ -506,8 +509,9 @@ def fit_text(
         metrics["training"] = {k: v for k, v in info.items() if k != "history"}
         metrics["history"] = info.get("history", [])
         data_record = splits.summary()
+        # each file's counts, so the CLI names the file (--test FILE) of skipped rows and duplicates; the rows are in config.json
         metrics["data"] = {k: v for k, v in data_record.items() if k != "files"} | {
-            "num_duplicate_texts": data_record["num_duplicate_texts"], "num_skipped": data_record["num_skipped"]}
+            "files": [{k: v for k, v in f.items() if k not in ("skipped", "duplicates", "counts", "classes")} for f in data_record["files"]]}
     if run_options.get("selection"):
         metrics["selection"] = run_options["selection"]
     metrics["timing_s"] = {"total_wall": time.perf_counter() - t0, "total_cpu": time.process_time() - c0,
@@ -515,7 +519,10 @@ def fit_text(
     if run_dir is not None and is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         if final is not None:
+            from ..api import SPLITS_FILE
+
             final.save_pretrained(run_dir / "model")
+            _write_json(run_dir / SPLITS_FILE, _text_splits_record(config.data, trained_on))
         _write_json(run_dir / "config.json", {
             "status": "done",
             "fit_text": json.loads(config.model_dump_json()),
@@ -562,22 +569,72 @@ def _save_predictions_and_report(run_dir: Path, model: TextClassifier, splits: T
         model.temperature = float(result.summary["calibration"]["temperature"])
 
 
+def _text_splits_record(data: Path, named: dict[str, Sequence[TextRecord]]) -> dict[str, Any]:
+    """RUN/splits.json of a text run: every text of the saved model's splits (file:line, and the hash of its normalised
+    text, :func:`~transferkit.data.text.normalized_text_sha256`), so a later ``evaluate_text`` can leave out the texts the
+    run trained on. The layout of an image run's record (read by :func:`transferkit.api.training_hashes`)."""
+    return {"modality": "text", "root": str(data), "hash": "sha256 of the normalised text (case, punctuation and spacing ignored)",
+            "splits": {s: [{"path": r.where, "sha256": normalized_text_sha256(r.text)} for r in named.get(s, ())]
+                       for s in ("train", "val", "test")}}
+
+
+def text_training_hashes(model: str | os.PathLike) -> tuple[set[str], Path] | None:
+    """Normalised-text hashes of the train + val texts of the run that saved ``model`` (a run folder or its model/
+    folder), from RUN/splits.json; None when there is no record (a bare model folder, a run from before the record).
+    A record that is there but cannot be read is an error: evaluating without it would score training texts silently."""
+    from ..api import SPLITS_FILE, training_hashes
+
+    here = Path(model).expanduser()
+    seen = training_hashes(here)
+    if seen is None:
+        for run in (here, here.parent):
+            if (run / SPLITS_FILE).exists():
+                raise DataError(f"{run / SPLITS_FILE} cannot be read as a record of the texts this run trained on, so the texts "
+                                "it trained on cannot be left out. Restore the file (fit-text writes it), or pass "
+                                "--include-training-texts (Python: include_training_texts=True) to score every text.")
+    return seen
+
+
 def _load_text_model(model: str | os.PathLike | TextClassifier) -> TextClassifier:
     return model if isinstance(model, TextClassifier) else TextClassifier.from_pretrained(model)
 
 
 def evaluate_text(model: str | os.PathLike | TextClassifier, data: str | os.PathLike, *, text_col: str | None = None,
-                  label_col: str | None = None, encoding: str = "utf-8", batch_size: int = 64) -> dict[str, Any]:
-    """Metrics of a saved text model on a labelled file; rows with labels the model does not know are skipped and listed."""
+                  label_col: str | None = None, encoding: str = "utf-8", batch_size: int = 64, threshold: float | None = None,
+                  include_training_texts: bool = False) -> dict[str, Any]:
+    """Metrics of a saved text model on a labelled file; rows with labels the model does not know are skipped and listed.
+
+    Texts the run trained or validated on (RUN/splits.json; copies that differ only in case, punctuation or spacing
+    count too) are left out and counted in ``excluded_training_texts``, so evaluating on the file a run was fitted on
+    scores its held-out texts only. ``include_training_texts=True`` scores them all; a bare model folder (no record)
+    or a ``TextClassifier`` is scored on every text. ``threshold`` (binary models): the decision threshold on the
+    calibrated P(positive) (default: the model's), as ``transferkit evaluate --threshold`` for images.
+    """
+    from ..runtime.predictor import check_threshold
+
     tm = _load_text_model(model)
+    threshold = check_threshold(tm.classes, threshold, tm.threshold)  # before any text is read
+    seen = None if isinstance(model, TextClassifier) or include_training_texts else text_training_hashes(model)
     table = read_text_table(data, text_col=text_col, label_col=label_col, classes=tm.classes, encoding=encoding)
-    proba = tm.predict_proba(table.texts, batch_size=batch_size)
+    records = table.records
+    if seen is not None:
+        records = [r for r in table.records if normalized_text_sha256(r.text) not in seen[0]]
+        if not records:
+            raise DataError(f"every text in '{data}' ({len(table.records)}) was used to train this run (its train/val splits, {seen[1]}): "
+                            "evaluate on texts it has not seen, or pass --include-training-texts to score them anyway.")
+    proba = tm.predict_proba([r.text for r in records], batch_size=batch_size)
     pos = tm.classes[tm.positive_index] if tm.positive_index is not None else None
-    out = classification_metrics(table.labels, proba, tm.classes, positive=pos, threshold=tm.threshold)
+    out = classification_metrics(np.array([r.label for r in records], dtype=np.int64), proba, tm.classes, positive=pos, threshold=threshold)
     out["skipped"] = [{"where": s.where, "reason": s.reason} for s in table.skipped]
+    out["excluded_training_texts"] = len(table.records) - len(records)
     return out
 
 
-def predict_text(model: str | os.PathLike | TextClassifier, texts: Sequence[str], *, batch_size: int = 64) -> list[dict[str, Any]]:
-    """Label and class probabilities per text (an empty text gets an ``error`` entry)."""
-    return _load_text_model(model).predict(texts, batch_size=batch_size)
+def predict_text(model: str | os.PathLike | TextClassifier, texts: Sequence[str], *, batch_size: int = 64,
+                 threshold: float | None = None) -> list[dict[str, Any]]:
+    """Label and class probabilities per text (an empty text gets an ``error`` entry). ``threshold`` (binary models):
+    the decision threshold on the calibrated P(positive) (default: the model's)."""
+    from ..runtime.predictor import check_threshold
+
+    tm = _load_text_model(model)
+    return tm.predict(texts, batch_size=batch_size, threshold=check_threshold(tm.classes, threshold, tm.threshold))

@@ -76,14 +76,17 @@ class TextClassifier(nn.Module):
             out[idx] = (self(**batch).float() / temperature).softmax(1).cpu().numpy()
         return out
 
-    def predict(self, texts: Sequence[str], *, batch_size: int = 64) -> list[dict[str, Any]]:
-        """Label and class probabilities per text (a list of str); an empty text gets an ``error`` entry instead."""
+    def predict(self, texts: Sequence[str], *, batch_size: int = 64, threshold: float | None = None) -> list[dict[str, Any]]:
+        """Label and class probabilities per text (a list of str); an empty text gets an ``error`` entry instead.
+        ``threshold`` (binary models): decide positive when the calibrated P(positive) >= it (default: ``self.threshold``)."""
+        from ..runtime.predictor import check_threshold
         from ..runtime.text import check_texts
 
+        threshold = check_threshold(self.classes, threshold, self.threshold)
         texts = check_texts(texts)  # one str is refused, not read as a sequence of one-character texts
         good = [i for i, t in enumerate(texts) if t.strip()]
         proba = self.predict_proba([texts[i].strip() for i in good], batch_size=batch_size)
-        labels = predict_labels(proba, self.positive_index, self.threshold) if len(good) else []
+        labels = predict_labels(proba, self.positive_index, threshold) if len(good) else []
         results: list[dict[str, Any]] = [{"text": t, "error": "empty text"} for t in texts]
         for i, pr, lab in zip(good, proba, labels):
             results[i] = prediction_record("text", texts[i], self.classes, lab, pr)
