@@ -80,7 +80,7 @@ def test_evaluate_text_leaves_out_the_texts_the_run_trained_on(fitted, tmp_path:
     shutil.copytree(run, broken)
     (broken / "splits.json").write_text("{not json")
     res = runner.invoke(app, ["evaluate-text", str(broken), str(data)])
-    assert res.exit_code == 1 and "cannot be read as a record of the texts this run trained on" in " ".join(res.output.split()) and "Traceback" not in res.output
+    assert res.exit_code == 1 and "(the texts this run trained on, left out of evaluation) cannot be read" in " ".join(res.output.split()) and "Traceback" not in res.output
     assert json.loads(runner.invoke(app, ["evaluate-text", str(broken), str(data), "--json", "--include-training-texts"]).stdout)["num_samples"] == 80
 
 

@@ -632,7 +632,7 @@ def _splits_record(splits) -> dict[str, Any]:
             "splits": {s: [{"path": rel(r.path), "sha256": r.sha256} for r in splits.split(s)] for s in ("train", "val", "test")}}
 
 
-def training_hashes(model: str | os.PathLike) -> tuple[set[str], Path] | None:
+def training_hashes(model: str | os.PathLike, *, items: str = "images") -> tuple[set[str], Path] | None:
     """Content hashes of the train + val images of the run that saved ``model`` (a run folder or its model/ folder),
     read from RUN/splits.json; None when there is no such record (a bare model folder, an older run). A record that
     exists but cannot be read is an error: treating it as absent would score the training images without a word."""
@@ -646,9 +646,9 @@ def training_hashes(model: str | os.PathLike) -> tuple[set[str], Path] | None:
                 rec = json.loads(path.read_text())
                 return {e["sha256"] for s in ("train", "val") for e in rec["splits"][s]}, path
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                raise DataError(f"{path} (the images this run trained on, left out of evaluation) cannot be read "
-                                f"({type(exc).__name__}): restore it from a copy of the run, or pass --include-training-images "
-                                "(include_training_images=True) to score every image, the run's training images among them.") from None
+                raise DataError(f"{path} (the {items} this run trained on, left out of evaluation) cannot be read "
+                                f"({type(exc).__name__}): restore it from a copy of the run, or pass --include-training-{items} "
+                                f"(include_training_{items}=True) to score every {items[:-1]}, the run's training {items} among them.") from None
     return None
 
 

@@ -582,17 +582,9 @@ def text_training_hashes(model: str | os.PathLike) -> tuple[set[str], Path] | No
     """Normalised-text hashes of the train + val texts of the run that saved ``model`` (a run folder or its model/
     folder), from RUN/splits.json; None when there is no record (a bare model folder, a run from before the record).
     A record that is there but cannot be read is an error: evaluating without it would score training texts silently."""
-    from ..api import SPLITS_FILE, training_hashes
+    from ..api import training_hashes
 
-    here = Path(model).expanduser()
-    seen = training_hashes(here)
-    if seen is None:
-        for run in (here, here.parent):
-            if (run / SPLITS_FILE).exists():
-                raise DataError(f"{run / SPLITS_FILE} cannot be read as a record of the texts this run trained on, so the texts "
-                                "it trained on cannot be left out. Restore the file (fit-text writes it), or pass "
-                                "--include-training-texts (Python: include_training_texts=True) to score every text.")
-    return seen
+    return training_hashes(Path(model).expanduser(), items="texts")
 
 
 def _load_text_model(model: str | os.PathLike | TextClassifier) -> TextClassifier:
