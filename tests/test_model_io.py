@@ -363,3 +363,24 @@ def test_a_config_whose_class_count_disagrees_with_the_head_is_a_model_folder_er
     (folder / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelFolderError, match=f"the head has 2 outputs but {num_classes} class names"):
         tk.load(folder)
+
+
+def test_a_loaded_model_preprocesses_as_its_folder_records(model, tmp_path):
+    # the registry's preprocessing was used whatever the folder said: a registry change would silently change old models
+    from transferkit.data import make_transforms
+
+    folder = model.save_pretrained(tmp_path / "m")
+    cfg = json.loads((folder / "config.json").read_text())
+    assert tk.load(folder).data_cfg == cfg["preprocessing"]
+    cfg["preprocessing"]["input_size"] = [3, 96, 96]
+    (folder / "config.json").write_text(json.dumps(cfg))
+    loaded = tk.load(folder)
+    assert loaded.data_cfg["input_size"] == [3, 96, 96]
+    assert make_transforms(loaded.data_cfg)(Image.new("RGB", (200, 150))).shape == (3, 96, 96)
+    cfg["preprocessing"]["std"] = [0.2, 0.0, 0.2]
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFolderError, match="preprocessing .* is not usable"):
+        tk.load(folder)
+    del cfg["preprocessing"]  # a folder without the record: the registry's
+    (folder / "config.json").write_text(json.dumps(cfg))
+    assert tk.load(folder).data_cfg == model.data_cfg

@@ -197,6 +197,8 @@ class TransferModel(nn.Module):
             backbone.weights_record = {"fine_tuned": None, **cfg["backbone"]["weights"]}
             backbone.test_views = cfg["backbone"].get("test_views", "none")  # absent in folders saved before it existed
             backbone.feature_stages = cfg["backbone"].get("feature_stages", 1)  # likewise
+            if cfg.get("preprocessing") is not None:  # what the model was trained with, whatever the registry says now
+                backbone.data_cfg = cfg["preprocessing"]
             head = DenseHead.from_config(cfg["head"])
             if head.in_features != backbone.num_features:
                 raise ModelFolderError(

@@ -63,6 +63,7 @@ class Backbone(nn.Module):
         self._feature_stages = 1
         self._stage_taps: list[tuple[nn.Module, int]] = []  # (module whose output is pooled, its channels)
         self._stage_ends: list[tuple[nn.Module, int]] | None = None  # every stage end, found once (the architecture is fixed)
+        self._data_cfg: dict[str, Any] | None = None  # a saved model's own preprocessing (see data_cfg)
 
     @property
     def test_views(self) -> str:
@@ -117,8 +118,13 @@ class Backbone(nn.Module):
 
     @property
     def data_cfg(self) -> dict[str, Any]:
-        """Preprocessing the weights expect (input size, mean/std, interpolation, crop)."""
-        return self.spec.weights.data_cfg
+        """Preprocessing the weights expect (input size, mean/std, interpolation, crop): the registry's, or the one a
+        saved model folder records (what it was trained with, even if the registry has changed since)."""
+        return self._data_cfg if self._data_cfg is not None else self.spec.weights.data_cfg
+
+    @data_cfg.setter
+    def data_cfg(self, cfg: dict[str, Any]) -> None:
+        self._data_cfg = check_preprocessing(cfg)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self._test_views == "flips" and not self.training:
@@ -253,6 +259,23 @@ def backbone_num_params(name: str) -> int | None:
         return int(sum(p.numel() for p in _body(spec, _build_without_init(spec)).parameters()))
     except Exception:  # noqa: BLE001 - a builder that cannot run on meta: the caller measures after loading instead
         return None
+
+
+def check_preprocessing(cfg: Any) -> dict[str, Any]:
+    """A preprocessing record (``input_size`` [3, H, W], ``mean`` and ``std`` of 3, ``interpolation``, ``crop_pct``), or
+    a :class:`ConfigError` naming what is wrong."""
+    from ..errors import ConfigError
+
+    try:
+        size = [int(v) for v in cfg["input_size"]]
+        mean, std = [float(v) for v in cfg["mean"]], [float(v) for v in cfg["std"]]
+        out = {"input_size": size, "mean": mean, "std": std, "interpolation": str(cfg["interpolation"]), "crop_pct": float(cfg["crop_pct"])}
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"preprocessing needs input_size, mean, std, interpolation and crop_pct ({type(exc).__name__}: {exc}).") from None
+    if len(size) != 3 or size[0] != 3 or min(size[1:]) < 8 or len(mean) != 3 or len(std) != 3 or min(std) <= 0 or not 0 < out["crop_pct"] <= 1:
+        raise ConfigError(f"preprocessing {cfg} is not usable: input_size [3, H, W] with H, W >= 8, three means, three positive "
+                          "stds and 0 < crop_pct <= 1.")
+    return out
 
 
 def load_backbone(name: str, weights: str | os.PathLike | None = "auto", *, feature_stages: int = 1) -> Backbone:
