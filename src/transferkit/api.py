@@ -664,12 +664,9 @@ def evaluate(model: str | os.PathLike | TransferModel, data: str | os.PathLike, 
     from .errors import DataError
 
     tm = model if isinstance(model, TransferModel) else load(model)
-    if threshold is not None:  # checked before any image is read
-        if len(tm.classes) != 2:
-            raise DataError(f"--threshold applies to binary models only (P(positive) >= threshold); this one has {len(tm.classes)} "
-                            "classes and predicts the most probable one.")
-        if not 0.0 <= float(threshold) <= 1.0:
-            raise DataError(f"--threshold {threshold} is not a probability: pass a value between 0 and 1 (the model's own is {tm.threshold}).")
+    from .runtime.predictor import check_threshold
+
+    threshold = check_threshold(tm.classes, threshold, tm.threshold)  # before any image is read
     records, skipped = load_labelled_folder(data, tm.classes, progress=progress)
     if not records:
         raise DataError(f"no usable images in '{data}' ({len(skipped)} skipped).")
@@ -685,7 +682,7 @@ def evaluate(model: str | os.PathLike | TransferModel, data: str | os.PathLike, 
     proba = _predict_records(tm, records, batch_size=batch_size, device=device, progress=progress)
     pos = positive or (tm.classes[tm.positive_index] if tm.positive_index is not None else None)
     out = classification_metrics(np.array([r.label for r in records]), proba, tm.classes, positive=pos,
-                                 threshold=tm.threshold if threshold is None else threshold)
+                                 threshold=threshold)
     out["skipped"] = [{"path": str(s.path), "reason": s.reason} for s in skipped]
     out["excluded_training_images"] = excluded
     return out
