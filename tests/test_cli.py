@@ -8,6 +8,7 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
+import transferkit as tk
 from conftest import TINY
 from transferkit.cli.app import app
 
@@ -274,3 +275,20 @@ def test_evaluate_on_a_root_without_test_names_the_split_folders(run_dir, image_
     shutil.copytree(image_folder / "train", root / "train")
     shutil.copytree(image_folder / "test", root / "val")
     assert_clean_failure(invoke("evaluate", out, root), "look like split folders, and there is no test/", str(root / "train"))
+
+
+def test_predict_takes_a_threshold_as_evaluate_does(run_dir, image_folder):
+    # a report's operating point could be applied by evaluate only: predict always decided at the model's own threshold
+    out, _ = run_dir
+    files = sorted((image_folder / "test").rglob("*.png"))
+    default = json.loads(invoke("predict", out, *files, "--json").stdout)
+    classes = list(default[0]["probabilities"])
+    positive = classes[tk.load(out).positive_index]
+    everything = json.loads(invoke("predict", out, *files, "--json", "--threshold", "0").stdout)
+    assert all(r["label"] == positive for r in everything)  # P(positive) >= 0 for every image
+    p = [r["probabilities"][positive] for r in default]
+    cut = sorted(p)[len(p) // 2]
+    halved = json.loads(invoke("predict", out, *files, "--json", "--threshold", str(cut)).stdout)
+    assert [r["label"] == positive for r in halved] == [q >= cut for q in p]
+    assert [r["label"] for r in tk.predict(out, files, threshold=cut)] == [r["label"] for r in halved]
+    assert_clean_failure(invoke("predict", out, files[0], "--threshold", "1.5"), "--threshold 1.5 is not a probability")

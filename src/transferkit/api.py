@@ -707,7 +707,9 @@ def _predict_records(tm: TransferModel, records, *, batch_size: int, device: str
     return np.concatenate(chunks)
 
 
-def predict(model: str | os.PathLike | TransferModel, paths: str | os.PathLike | list[str | os.PathLike]) -> list[dict[str, Any]]:
-    """Labels and class probabilities for image files, one path or a list (bad files get an ``error`` entry)."""
+def predict(model: str | os.PathLike | TransferModel, paths: str | os.PathLike | list[str | os.PathLike], *,
+            threshold: float | None = None) -> list[dict[str, Any]]:
+    """Labels and class probabilities for image files, one path or a list (bad files get an ``error`` entry).
+    ``threshold`` (binary models): decide on the calibrated P(positive) at it instead of the model's own."""
     tm = model if isinstance(model, TransferModel) else load(model)
-    return tm.predict(paths)
+    return tm.predict(paths, threshold=threshold)

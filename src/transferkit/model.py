@@ -22,7 +22,7 @@ from .data import BadImageError, make_transforms, open_image
 from .errors import ConfigError, ModelFolderError
 from .evaluation import predict_labels, resolve_positive
 from .heads import DenseHead
-from .runtime.predictor import as_paths, prediction_record
+from .runtime.predictor import as_paths, check_threshold, prediction_record
 
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
@@ -126,9 +126,12 @@ class TransferModel(nn.Module):
         self.eval()
         return (self(x).float() / self.temperature).softmax(1).cpu().numpy()
 
-    def predict(self, paths: str | os.PathLike | Sequence[str | os.PathLike], *, batch_size: int = 32) -> list[dict[str, Any]]:
+    def predict(self, paths: str | os.PathLike | Sequence[str | os.PathLike], *, batch_size: int = 32,
+                threshold: float | None = None) -> list[dict[str, Any]]:
         """Predict image files (one path or a list), on the model's device. Unreadable files get an ``error`` entry
-        instead of a crash."""
+        instead of a crash. ``threshold`` (binary models): the decision threshold on the calibrated P(positive), as
+        ``evaluate --threshold`` (default: the model's own)."""
+        threshold = check_threshold(self.classes, threshold, self.threshold)
         paths = as_paths(paths)
         transform = make_transforms(self.data_cfg)
         device = next(self.parameters()).device
@@ -142,7 +145,7 @@ class TransferModel(nn.Module):
         for start in range(0, len(good), batch_size):
             chunk = good[start : start + batch_size]
             proba = self.predict_proba_tensor(torch.stack([t for _, t in chunk]).to(device))
-            labels = predict_labels(proba, self.positive_index, self.threshold)
+            labels = predict_labels(proba, self.positive_index, threshold)
             for (i, _), pr, lab in zip(chunk, proba, labels):
                 results[i] = prediction_record("path", str(paths[i]), self.classes, lab, pr)
         return results

@@ -352,6 +352,8 @@ def predict(
     file: Annotated[Optional[Path], typer.Option("--file", "-f", help="Text models: a file of texts, one per line, or a .csv/.jsonl column.")] = None,
     text_col: Annotated[Optional[str], typer.Option(help="Text models: the text column of a .csv/.jsonl --file.")] = None,
     encoding: Annotated[str, typer.Option(help="Text models: the text encoding of --file.")] = "utf-8",
+    threshold: Annotated[Optional[float], typer.Option(help="Binary models: decide 'positive' when its calibrated probability is at "
+                                                       "least this (e.g. a report's operating point; default: the model's own).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON (one object per image or text).")] = False,
 ) -> None:
     """Predict the class of image files, or of texts with a text model (export folders need no torch)."""
@@ -367,7 +369,7 @@ def predict(
         from .text_commands import print_text_results, read_text_inputs
 
         try:
-            results = predict_texts(model, read_text_inputs(items, file, text_col, encoding))
+            results = predict_texts(model, read_text_inputs(items, file, text_col, encoding), threshold=threshold)
         except TransferKitError as exc:
             _fail(exc)
         print_text_results(results, as_json)
@@ -383,7 +385,7 @@ def predict(
     if not files:
         _fail(TransferKitError(f"no image files found in {', '.join(items or []) or 'the arguments (none given)'}."))
     try:
-        results = api_predict(model, files)
+        results = api_predict(model, files, threshold=threshold)
     except TransferKitError as exc:
         _fail(exc)
     if as_json:

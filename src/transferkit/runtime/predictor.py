@@ -185,11 +185,13 @@ class ExportedModel:
             out[idx] = softmax(self.logits(self.tokenizer.collate([encodings[i] for i in idx])), self.config.temperature)
         return out
 
-    def predict(self, items: str | os.PathLike | Sequence[str | os.PathLike], *, batch_size: int = 32) -> list[dict[str, Any]]:
+    def predict(self, items: str | os.PathLike | Sequence[str | os.PathLike], *, batch_size: int = 32,
+                threshold: float | None = None) -> list[dict[str, Any]]:
         """Predict image files (one path or a list), or texts for a text model (a list); a bad item (unreadable file,
-        empty text) gets an ``error`` entry instead of stopping the run."""
+        empty text) gets an ``error`` entry instead of stopping the run. ``threshold``: see :func:`check_threshold`."""
         if self.is_text:
-            return self.predict_texts(items, batch_size=batch_size)
+            return self.predict_texts(items, batch_size=batch_size, threshold=threshold)
+        threshold = check_threshold(self.classes, threshold, self.config.threshold)
         paths = as_paths(items)
         results: list[dict[str, Any]] = [{} for _ in paths]
         good: list[tuple[int, np.ndarray]] = []
@@ -201,7 +203,7 @@ class ExportedModel:
         for start in range(0, len(good), batch_size):
             chunk = good[start : start + batch_size]
             proba = self.predict_proba(np.stack([x for _, x in chunk]))
-            labels = decide(proba, self.config.positive_index, self.config.threshold)
+            labels = decide(proba, self.config.positive_index, threshold)
             for (i, _), pr, lab in zip(chunk, proba, labels):
                 results[i] = prediction_record("path", str(paths[i]), self.classes, lab, pr)
         return results
@@ -222,13 +224,14 @@ class ExportedModel:
         return results
 
 
-def predict_files(model: str | os.PathLike, paths: Sequence[str | os.PathLike]) -> list[dict[str, Any]]:
-    """Predict with an export folder (torch-free) or, otherwise, a transferkit model/run folder."""
+def predict_files(model: str | os.PathLike, paths: Sequence[str | os.PathLike], *, threshold: float | None = None) -> list[dict[str, Any]]:
+    """Predict with an export folder (torch-free) or, otherwise, a transferkit model/run folder. ``threshold`` (binary
+    models): the decision threshold on the calibrated P(positive) (default: the model's)."""
     from .folder import ExportFolderError, is_export_folder
 
     model = Path(model).expanduser()
     if is_export_folder(model):
-        return ExportedModel(model).predict(paths)
+        return ExportedModel(model).predict(paths, threshold=threshold)
     if not model.is_dir():
         raise ExportFolderError(f"'{model}' is not a folder; expected an export folder (`transferkit export`) "
                                 "or a model/run folder (`transferkit fit`).")
@@ -239,7 +242,7 @@ def predict_files(model: str | os.PathLike, paths: Sequence[str | os.PathLike]) 
                                 "nor a model folder (config.json + model.safetensors, from `transferkit fit`)." + seeds_hint(model))
     from ..api import predict  # the PyTorch path: only imported when it is needed
 
-    return predict(model, list(paths))
+    return predict(model, list(paths), threshold=threshold)
 
 
 def predict_texts(model: str | os.PathLike, texts: Sequence[str], *, threshold: float | None = None) -> list[dict[str, Any]]:
