@@ -470,15 +470,18 @@ _INTERRUPTED = ("[yellow]interrupted.[/] Run the same command again: features co
 
 
 def main() -> None:
+    from ..launch import is_main_process
+
     try:
         app()
     except KeyboardInterrupt:  # outside training (which saves a checkpoint and says how to resume): e.g. during feature extraction
-        err.print(_INTERRUPTED)
+        if is_main_process():  # under `accelerate launch` every process is interrupted: the main one says so
+            err.print(_INTERRUPTED)
         sys.exit(130)
     except SystemExit as exc:
         # typer turns a Ctrl-C that no command handled into a silent exit 130; training's own (a checkpoint saved) is
         # handled and said where it happens, so only an unhandled one is said here
-        if exc.code == 130 and isinstance(getattr(exc.__context__, "__cause__", None), KeyboardInterrupt):
+        if exc.code == 130 and isinstance(getattr(exc.__context__, "__cause__", None), KeyboardInterrupt) and is_main_process():
             err.print(_INTERRUPTED)
         raise
     except OSError as exc:  # a path that cannot be read or written (a folder in the way, no permission, a full disk)

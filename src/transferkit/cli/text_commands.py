@@ -112,7 +112,10 @@ def fit_text_cmd(
         _fail(TransferKitError(str(exc).splitlines()[0]))
     except KeyboardInterrupt:  # outside the training loop: no new checkpoint, the last one (if any) still counts
         can_resume = (out / "config.json").is_file() and (resume is not None or strategy != "linear-probe")
-        err.print("[bold red]interrupted[/]" + (f"; continue with: transferkit fit-text --resume {out}" if can_resume else ""))
+        from ..launch import is_main_process
+
+        if is_main_process():  # under `accelerate launch` every process is interrupted: the main one says so
+            err.print("[bold red]interrupted[/]" + (f"; continue with: transferkit fit-text --resume {out}" if can_resume else ""))
         raise typer.Exit(code=130) from None
     cfg = result.config
     model, strategy, cv, data = cfg.backbone, cfg.strategy, cfg.cv, cfg.data  # with --resume, the run's own options

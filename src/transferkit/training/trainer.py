@@ -219,6 +219,8 @@ class Trainer:
         if ckpt is not None:
             state = load_checkpoint(ckpt, model=raw, optimizer=optimizer, scheduler=scheduler)
             mid_epoch_rng = torch.get_rng_state() if state["step_in_epoch"] else None
+            if not acc.is_main_process:  # the checkpoint's loss sums are every process's: counted once, on the main one
+                state["loss_sum"], state["loss_count"] = 0.0, 0
             seconds_before = float(state.get("elapsed_s", 0.0))  # checkpoints written before this was recorded: 0
             # the interrupted epoch's seconds before the checkpoint, so its history row counts the whole epoch
             epoch_seconds_before = float(state.get("epoch_elapsed_s", 0.0)) if state["step_in_epoch"] else 0.0
@@ -288,7 +290,8 @@ class Trainer:
                     mid_epoch_rng = None
                 epoch_start_rng = None
                 vl, va = self._validate(model, val_dl)
-                record = FinetuneEpoch(epoch, state["loss_sum"] / max(1, state["loss_count"]), vl, va,
+                loss_sum, loss_count = self._global_loss(state)
+                record = FinetuneEpoch(epoch, loss_sum / max(1, loss_count), vl, va,
                                        float(scheduler.get_last_lr()[0]), time.perf_counter() - t0)
                 state["history"].append(asdict(record))
                 acc.print(f"epoch {epoch}: train loss {record.train_loss:.4f}  val loss {vl:.4f}  val acc {va:.3f}  ({record.seconds:.0f} s)")
@@ -314,6 +317,7 @@ class Trainer:
             state["elapsed_s"] = seconds_before + time.perf_counter() - started
             state["epoch_elapsed_s"] = ((time.perf_counter() - t0 if t0 is not None else epoch_seconds_before)
                                         if state["step_in_epoch"] else 0.0)
+            state["loss_sum"], state["loss_count"] = self._global_loss(state)  # saved whole: a resume adds to it on the main process
             where = self._checkpoint(raw, optimizer, scheduler, state)
             hint = self.resume_hint or "fit(..., resume=True)"
             raise TrainingInterrupted(
@@ -343,6 +347,14 @@ class Trainer:
     def seconds_before_resume(self) -> float:
         """Training seconds the checkpoint a resumed run started from had recorded (0 for a run that did not resume)."""
         return (getattr(self, "resumed_from_", None) or {}).get("seconds_before", 0.0)
+
+    def _global_loss(self, state: dict[str, Any]) -> tuple[float, int]:
+        """The epoch's training loss sum and example count over every process (each holds its share of the batches)."""
+        acc = self.accelerator_
+        if acc.num_processes == 1:
+            return state["loss_sum"], state["loss_count"]
+        both = acc.reduce(torch.tensor([state["loss_sum"], state["loss_count"]], dtype=torch.float64, device=acc.device), reduction="sum")
+        return float(both[0]), int(both[1])
 
     def _checkpoint(self, raw: nn.Module, optimizer, scheduler, state: dict[str, Any]) -> Path | None:
         acc = self.accelerator_
