@@ -93,3 +93,17 @@ def test_a_damaged_splits_record_is_an_error_not_a_silent_score_on_training_imag
     res = CliRunner().invoke(app, ["evaluate", str(out), str(data), "-q"])
     assert res.exit_code == 1 and "cannot be read" in res.output and "Traceback" not in res.output
     assert tk.evaluate(out, data, progress=False, include_training_images=True)["num_samples"] == 30
+
+
+def test_a_loaded_model_leaves_out_its_training_images_and_a_missing_record_is_said(flat_run):
+    # the README's pattern, model = tk.load(RUN) then evaluate, scored the training images without a word
+    data, out, _ = flat_run
+    by_path = tk.evaluate(out, data, progress=False)
+    by_object = tk.evaluate(tk.load(out), data, progress=False)
+    assert by_object["excluded_training_images"] == by_path["excluded_training_images"] > 0
+    assert by_object["accuracy"] == by_path["accuracy"] and "training_record" not in by_path
+    (out / "splits.json").unlink()  # deleted, or a run from before the record: nothing to leave out, and it is said
+    m = tk.evaluate(out, data, progress=False)
+    assert m["excluded_training_images"] == 0 and "has no splits.json" in m["training_record"]
+    res = CliRunner().invoke(app, ["evaluate", str(out), str(data), "-q"])
+    assert res.exit_code == 0 and "cannot be left out" in " ".join(res.output.split())

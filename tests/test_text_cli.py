@@ -63,6 +63,9 @@ def test_evaluate_text_leaves_out_the_texts_the_run_trained_on(fitted, tmp_path:
     assert out["accuracy"] == pytest.approx(metrics["test"]["accuracy"])  # the held-out rows: the run's own test score
     assert evaluate_text(run / "model", data)["excluded_training_texts"] == num_trained  # Python, given RUN/model
     assert evaluate_text(run, data, include_training_texts=True)["excluded_training_texts"] == 0
+    import transferkit as tk
+
+    assert evaluate_text(tk.load(run), data)["excluded_training_texts"] == num_trained  # a loaded model finds its run's record
     # near-copies of the training texts (upper case + '!!') are training texts too: nothing is left to score
     train_rows = {r["path"] for r in record["splits"]["train"]}
     lines = data.read_text().splitlines()

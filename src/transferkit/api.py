@@ -671,7 +671,8 @@ def evaluate(model: str | os.PathLike | TransferModel, data: str | os.PathLike, 
     if not records:
         raise DataError(f"no usable images in '{data}' ({len(skipped)} skipped).")
     excluded = 0
-    seen = None if isinstance(model, TransferModel) or include_training_images else training_hashes(model)
+    source = getattr(model, "source_dir", None) if isinstance(model, TransferModel) else model  # a loaded model: its folder
+    seen = None if source is None or include_training_images else training_hashes(source)
     if seen is not None and not include_training_images:
         kept = [r for r in records if r.sha256 not in seen[0]]
         excluded = len(records) - len(kept)
@@ -685,7 +686,25 @@ def evaluate(model: str | os.PathLike | TransferModel, data: str | os.PathLike, 
                                  threshold=threshold)
     out["skipped"] = [{"path": str(s.path), "reason": s.reason} for s in skipped]
     out["excluded_training_images"] = excluded
+    missing = None if source is None or include_training_images or seen is not None else missing_training_record(source)
+    if missing:
+        out["training_record"] = missing
     return out
+
+
+def missing_training_record(model: str | os.PathLike, *, items: str = "images") -> str | None:
+    """For a run folder (or its model/ folder) with no RUN/splits.json: a sentence saying its training data cannot be
+    left out (a run from before the record, or the file was deleted); None for a bare model folder."""
+    here = Path(model).expanduser()
+    for run in (here, here.parent):
+        try:
+            saved = json.loads((run / "config.json").read_text())
+        except (OSError, ValueError):
+            continue
+        if isinstance(saved, dict) and ("fit" in saved or "fit_text" in saved):
+            return (f"{run} has no {SPLITS_FILE} (a run from before it was recorded, or it was deleted), so the {items} it trained "
+                    f"on cannot be left out: if the data holds them, these numbers are optimistic")
+    return None
 
 
 def _predict_records(tm: TransferModel, records, *, batch_size: int, device: str, progress: bool) -> np.ndarray:

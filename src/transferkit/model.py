@@ -213,6 +213,7 @@ class TransferModel(nn.Module):
                 raise
             raise ModelFolderError(f"{cfg_path} is not a valid transferkit config ({type(exc).__name__}: {exc}).") from None
         load_weights_strictly(model, weights_path)
+        model.source_dir = directory  # evaluate finds the run's record of its training images from here
         return model.to(device).eval()
 
 

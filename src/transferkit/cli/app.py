@@ -321,6 +321,8 @@ def evaluate(
         return
     if metrics["skipped"]:
         err.print(f"[yellow]skipped {len(metrics['skipped'])} unreadable file(s)[/]")
+    if metrics.get("training_record"):
+        err.print(f"[yellow]note:[/] {metrics['training_record']}.")
     if metrics["excluded_training_images"]:
         err.print(f"[yellow]left out {metrics['excluded_training_images']} image(s) this run trained on (train/val, by content); "
                   f"scored the other {metrics['num_samples']}. --include-training-images scores them all.[/]")

@@ -194,6 +194,8 @@ def evaluate_text_cmd(
         return
     if metrics["skipped"]:
         err.print(f"[yellow]skipped {len(metrics['skipped'])} row(s)[/] (e.g. {metrics['skipped'][0]['where']}: {metrics['skipped'][0]['reason']})")
+    if metrics.get("training_record"):
+        err.print(f"[yellow]note:[/] {metrics['training_record']}.")
     if metrics["excluded_training_texts"]:
         err.print(f"[yellow]left out {metrics['excluded_training_texts']} text(s) this run trained on (train/val, same words ignoring "
                   f"case and punctuation); scored the other {metrics['num_samples']}. --include-training-texts scores them all.[/]")

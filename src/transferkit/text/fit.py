@@ -606,7 +606,8 @@ def evaluate_text(model: str | os.PathLike | TextClassifier, data: str | os.Path
 
     tm = _load_text_model(model)
     threshold = check_threshold(tm.classes, threshold, tm.threshold)  # before any text is read
-    seen = None if isinstance(model, TextClassifier) or include_training_texts else text_training_hashes(model)
+    source = getattr(model, "source_dir", None) if isinstance(model, TextClassifier) else model  # a loaded model: its folder
+    seen = None if source is None or include_training_texts else text_training_hashes(source)
     table = read_text_table(data, text_col=text_col, label_col=label_col, classes=tm.classes, encoding=encoding)
     records = table.records
     if seen is not None:
@@ -619,6 +620,12 @@ def evaluate_text(model: str | os.PathLike | TextClassifier, data: str | os.Path
     out = classification_metrics(np.array([r.label for r in records], dtype=np.int64), proba, tm.classes, positive=pos, threshold=threshold)
     out["skipped"] = [{"where": s.where, "reason": s.reason} for s in table.skipped]
     out["excluded_training_texts"] = len(table.records) - len(records)
+    if source is not None and not include_training_texts and seen is None:
+        from ..api import missing_training_record
+
+        missing = missing_training_record(source, items="texts")
+        if missing:
+            out["training_record"] = missing
     return out
 
 

@@ -161,6 +161,7 @@ class TextClassifier(nn.Module):
         except (KeyError, ValueError, TypeError, OSError, AttributeError) as exc:  # AttributeError: JSON that is not an object
             raise ModelFolderError(f"{cfg_path} is not a valid transferkit text model ({type(exc).__name__}: {str(exc).splitlines()[0][:300]}).") from None
         load_weights_strictly(model, weights_path)
+        model.source_dir = directory  # evaluate_text finds the run's record of its training texts from here
         return model.to(device).eval()
 
 
