@@ -142,3 +142,17 @@ def test_fit_seeds_into_a_folder_of_an_earlier_single_run_replaces_that_run(imag
     assert (out / "seeds.json").is_file() and (out / "seed-0" / "model").is_dir()
     said = capsys.readouterr()
     assert "its outputs were replaced" in " ".join((said.out + said.err).split())  # said with progress off too
+
+
+def test_a_new_run_over_an_earlier_seeds_run_leaves_no_stale_seed(image_folder, tiny_weights, tmp_path):
+    # a single run beside seed-*/ and seeds.json, or a seed-2/ beside a seeds.json that says [0, 1], used to stay
+    out = tmp_path / "run"
+    kw = dict(model=TINY, weights=str(tiny_weights), hidden_dim=0, progress=False, report=False)
+    tk.fit_seeds(image_folder, seeds=[0, 1, 2], out=out, **kw)
+    tk.fit_seeds(image_folder, seeds=[0, 1], out=out, **kw)
+    assert sorted(p.name for p in out.glob("seed-*")) == ["seed-0", "seed-1"]
+    assert json.loads((out / "seeds.json").read_text())["seeds"] == [0, 1]
+    (out / "notes.txt").write_text("mine")
+    _fit(image_folder, tiny_weights, out, report=False)
+    assert not list(out.glob("seed-*")) and not (out / "seeds.json").exists() and (out / "model").is_dir()
+    assert (out / "notes.txt").read_text() == "mine"

@@ -441,7 +441,7 @@ def fit_seeds(data: str | os.PathLike, *, seeds: list[int], out: str | os.PathLi
     if run_dir is not None:
         if is_main_process():  # under `accelerate launch`, one process writes
             # a single run's outputs left there would stand beside the seeds' runs, and `predict RUN` would use its model
-            _replace_previous_run(run_dir, True)
+            _replace_previous_run(run_dir, True, keep=tuple(f"seed-{s}" for s in seeds))
             _write_json(run_dir / "seeds.json", {"seeds": list(seeds), "summary": summary, "runs": [str(r.run_dir) for r in runs]})
     return SeedsResult(runs, summary, run_dir)
 
@@ -486,10 +486,10 @@ def _check_same_data(run_dir: Path, splits) -> None:
                         "new run without --resume.")
 
 
-def _replace_previous_run(run_dir: Path, progress: bool) -> None:
+def _replace_previous_run(run_dir: Path, progress: bool, keep: tuple[str, ...] = ()) -> None:
     """A new run in a folder that holds an earlier one: the earlier outputs go (:mod:`transferkit.run_folder`). Said
     even with progress off: files were removed."""
-    replaced = clear_previous_run(run_dir)
+    replaced = clear_previous_run(run_dir, keep=keep)
     if replaced:
         from .progress import console
 

@@ -99,14 +99,19 @@ def holds_run(run_dir: str | Path) -> bool:
     return isinstance(saved, dict) and ("fit" in saved or "fit_text" in saved)
 
 
-def clear_previous_run(run_dir: str | Path) -> list[str]:
+def clear_previous_run(run_dir: str | Path, *, keep: tuple[str, ...] = ()) -> list[str]:
     """Remove an earlier run's outputs from ``run_dir`` before a new run starts there; the names removed (folders end
-    in ``/``). Nothing is removed when ``run_dir`` holds no transferkit run."""
+    in ``/``). An earlier ``fit --seeds`` there goes too (``seeds.json`` and its ``seed-*/`` runs), except the names in
+    ``keep`` (the seeds' runs a new ``--seeds`` has just written). Nothing is removed when ``run_dir`` holds no
+    transferkit output."""
     run_dir = Path(run_dir)
-    if not holds_run(run_dir):
+    if not holds_transferkit_outputs(run_dir):
         return []
     removed = []
-    for name in RUN_OUTPUTS:
+    seed_runs = sorted(p.name for p in run_dir.glob("seed-*") if p.name not in keep and holds_run(p))
+    for name in (*RUN_OUTPUTS, "seeds.json", *seed_runs):
+        if name in keep:
+            continue
         path = run_dir / name
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
