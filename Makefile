@@ -50,7 +50,8 @@ demo-data:
 	  echo "    make demo DATA=path/to/images   (train/ + test/ layout, or class folders only)"; \
 	  exit 2; fi
 
-demo: demo-data $(VENV)/.installed
+demo: demo-data
+	@$(MAKE) --no-print-directory $(VENV)/.installed  # after the check, also under make -j
 	# rank the offline backbones on the training images, fit the top one, write the report
 	TRANSFERKIT_OFFLINE=1 $(VENV)/bin/transferkit fit "$(DATA)" --model $(MODEL) --out $(OUT)
 	# held-out images only: evaluate leaves out the images the run trained on (RUN/splits.json)

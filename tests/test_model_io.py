@@ -384,3 +384,11 @@ def test_a_loaded_model_preprocesses_as_its_folder_records(model, tmp_path):
     del cfg["preprocessing"]  # a folder without the record: the registry's
     (folder / "config.json").write_text(json.dumps(cfg))
     assert tk.load(folder).data_cfg == model.data_cfg
+
+
+def test_class_names_must_be_distinct():
+    from transferkit.errors import ConfigError
+
+    backbone = tk.load_backbone(TINY, weights="none")
+    with pytest.raises(ConfigError, match="class names must be distinct"):
+        tk.TransferModel(backbone, tk.DenseHead(backbone.num_features, 2), ["a", "a"])

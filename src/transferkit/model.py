@@ -96,6 +96,8 @@ class TransferModel(nn.Module):
     ):
         super().__init__()
         classes = list(classes)
+        if len(set(classes)) != len(classes):
+            raise ConfigError(f"class names must be distinct; got {classes}.")
         # checked here, not first at predict time (an IndexError) or at load time (a folder saved but never loadable)
         if getattr(head, "num_classes", len(classes)) != len(classes):
             raise ConfigError(f"the head has {head.num_classes} outputs but {len(classes)} class names were given ({classes}): "
