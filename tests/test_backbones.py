@@ -504,3 +504,13 @@ def test_load_backbone_takes_the_number_of_feature_stages():
         assert three(torch.zeros(1, 3, 64, 64)).shape == (1, three.num_features)
     with pytest.raises(ConfigError, match="feature_stages must be an integer from 1"):
         load_backbone(TINY, weights="none", feature_stages=0)
+
+
+def test_a_folder_given_as_weights_says_it_is_a_folder(tmp_path):
+    # `rank DATA --candidates NAME:RUN/model` said "no such file" for a folder that exists
+    (tmp_path / "run" / "model").mkdir(parents=True)
+    (tmp_path / "run" / "model" / "config.json").write_text("{}")
+    with pytest.raises(WeightsNotFoundError, match="is a transferkit model folder, not a weights file"):
+        load_backbone(TINY, weights=str(tmp_path / "run"))
+    with pytest.raises(WeightsNotFoundError, match="is a folder, not a weights file"):
+        load_backbone(TINY, weights=str(tmp_path))

@@ -241,6 +241,13 @@ def resolve_weights(name: str, cfg: WeightsCfg, weights: str | os.PathLike | Non
 
     if weights not in (None, "auto"):
         path = Path(weights).expanduser()
+        if path.is_dir():
+            saved = "a transferkit model folder" if ((path / "config.json").is_file() or (path / "model" / "config.json").is_file()) else "a folder"
+            raise WeightsNotFoundError(
+                f"--weights '{weights}' for '{name}' is {saved}, not a weights file. Pass the file of a {name} state dict "
+                "(.pth/.pt read with weights_only=True, or .safetensors); a fitted model is used with `transferkit predict` "
+                "or `evaluate`, not as a backbone's weights."
+            )
         if not path.is_file():
             raise WeightsNotFoundError(
                 f"--weights '{weights}' for '{name}': no such file. Expected a {name} state dict "
