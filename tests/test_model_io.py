@@ -244,10 +244,8 @@ def test_hand_edited_scalars_are_refused_on_load(model, tmp_path, key, value, ru
 
 
 def test_a_head_for_other_features_is_named_on_load(model, tmp_path):
-    folder = model.save_pretrained(tmp_path / "m")
-    cfg = json.loads((folder / "config.json").read_text())
-    cfg["backbone"]["feature_stages"] = 3  # the saved head takes the last stage's features only
-    (folder / "config.json").write_text(json.dumps(cfg))
+    # the saved head takes the last stage's features only
+    folder = _saved_with_config(model, tmp_path, lambda cfg: cfg["backbone"].update(feature_stages=3))
     with pytest.raises(ModelFolderError, match=r"the head takes 256 features, but tiny_effnet with feature_stages=3 gives \d+"):
         tk.load(folder)
 
@@ -357,12 +355,18 @@ def test_a_transfer_model_checks_its_head_against_the_classes_and_the_backbone(t
 @pytest.mark.parametrize("num_classes,id2label", [(1, {"0": "cat"}), (3, {"0": "cat", "1": "dog", "2": "bird"})])
 def test_a_config_whose_class_count_disagrees_with_the_head_is_a_model_folder_error(model, tmp_path, num_classes, id2label):
     # a hand-edited count used to load: predict then crashed (IndexError) or answered over 2 classes while the folder said 3
-    folder = model.save_pretrained(tmp_path / "m")
-    cfg = json.loads((folder / "config.json").read_text())
-    cfg.update(num_classes=num_classes, id2label=id2label, positive_label=None)
-    (folder / "config.json").write_text(json.dumps(cfg))
+    folder = _saved_with_config(model, tmp_path, lambda cfg: cfg.update(num_classes=num_classes, id2label=id2label, positive_label=None))
     with pytest.raises(ModelFolderError, match=f"the head has 2 outputs but {num_classes} class names"):
         tk.load(folder)
+
+
+def _saved_with_config(model, tmp_path, edit):
+    """``model`` saved, then its config.json changed by ``edit(cfg)`` (as a hand edit would)."""
+    folder = model.save_pretrained(tmp_path / "m")
+    cfg = json.loads((folder / "config.json").read_text())
+    edit(cfg)
+    (folder / "config.json").write_text(json.dumps(cfg))
+    return folder
 
 
 def test_a_loaded_model_preprocesses_as_its_folder_records(model, tmp_path):
