@@ -22,7 +22,7 @@ from .evaluation.calibration import calibrate_on_validation
 from .features import ExtractionStats, FeatureCache, extract_features, resolve_device
 from .launch import is_main_process, on_main_process, refuse_several_processes
 from .model import TransferModel, load
-from .run_folder import check_run_folder, clear_previous_run
+from .run_folder import check_run_folder, clear_previous_run, holds_run
 from .training import HeadTrainer, seed_everything
 
 
@@ -168,7 +168,7 @@ def fit(
         if not isinstance(whole, dict) or "fit" not in whole:
             raise DataError(f"cannot resume '{out}': its config.json has no 'fit' section (not written by `transferkit fit`).")
         if whole.get("status") == "done":
-            raise FinishedRunError(out, "fit")
+            raise FinishedRunError(out, "fit", report_expected=bool(whole.get("report", True)))  # older runs: with one
         if report is None:
             report = bool(whole.get("report", True))  # as the run was started (runs from before this was recorded: with one)
         saved = whole["fit"]
@@ -673,7 +673,7 @@ def evaluate(model: str | os.PathLike | TransferModel, data: str | os.PathLike, 
     excluded = 0
     source = getattr(model, "source_dir", None) if isinstance(model, TransferModel) else model  # a loaded model: its folder
     seen = None if source is None or include_training_images else training_hashes(source)
-    if seen is not None and not include_training_images:
+    if seen is not None:
         kept = [r for r in records if r.sha256 not in seen[0]]
         excluded = len(records) - len(kept)
         if not kept:
@@ -697,11 +697,7 @@ def missing_training_record(model: str | os.PathLike, *, items: str = "images") 
     left out (a run from before the record, or the file was deleted); None for a bare model folder."""
     here = Path(model).expanduser()
     for run in (here, here.parent):
-        try:
-            saved = json.loads((run / "config.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if isinstance(saved, dict) and ("fit" in saved or "fit_text" in saved):
+        if holds_run(run):
             return (f"{run} has no {SPLITS_FILE} (a run from before it was recorded, or it was deleted), so the {items} it trained "
                     f"on cannot be left out: if the data holds them, these numbers are optimistic")
     return None

@@ -41,26 +41,14 @@ class ConfigError(TransferKitError, ValueError):
 class FinishedRunError(DataError):
     """``--resume`` was given a run folder whose run has already finished: there is nothing to continue."""
 
-    def __init__(self, run_dir, command: str):
+    def __init__(self, run_dir, command: str, *, report_expected: bool = True):
+        """``report_expected``: the run was to write a report (its config.json says so)."""
         from pathlib import Path
 
-        report = Path(run_dir) / "report.html"
-        wanted = _report_requested(Path(run_dir))
-        where = (f"{run_dir}/metrics.json and report.html" if report.is_file()
+        where = (f"{run_dir}/metrics.json and report.html" if (Path(run_dir) / "report.html").is_file()
                  else f"{run_dir}/metrics.json (its report was not written: the run was stopped while writing it; "
-                      f"`transferkit report {run_dir}` writes it)" if wanted else f"{run_dir}/metrics.json")
+                      f"`transferkit report {run_dir}` writes it)" if report_expected else f"{run_dir}/metrics.json")
         super().__init__(
             f"'{run_dir}' has finished already (config.json says status 'done'): there is nothing to resume. Its results are in "
             f"{where}; `transferkit evaluate{'-text' if command == 'fit-text' else ''} {run_dir} DATA` "
             f"scores it on other data. To train again, run `transferkit {command}` with a new --out folder.")
-
-
-def _report_requested(run_dir) -> bool:
-    """Whether the finished run in ``run_dir`` was to write a report (runs saved before this was recorded: assumed so)."""
-    import json
-
-    try:
-        saved = json.loads((run_dir / "config.json").read_text())
-    except (OSError, ValueError):
-        return False
-    return bool(isinstance(saved, dict) and saved.get("report", True) and not saved.get("fit_text", {}).get("cv"))

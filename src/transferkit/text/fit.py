@@ -323,7 +323,7 @@ def _resume_config(run_dir: Path) -> tuple[TextFitConfig, dict[str, Any]]:
             raise DataError(f"cannot resume '{run_dir}' as a text run: it is an image run; use `transferkit fit --resume {run_dir}`.")
         raise DataError(f"cannot resume '{run_dir}': its config.json has no 'fit_text' section (not written by `transferkit fit-text`).")
     if saved.get("status") == "done":
-        raise FinishedRunError(run_dir, "fit-text")
+        raise FinishedRunError(run_dir, "fit-text", report_expected=not saved["fit_text"].get("cv"))
     try:
         config = TextFitConfig.model_validate(saved["fit_text"])
     except ValidationError as exc:
@@ -578,15 +578,6 @@ def _text_splits_record(data: Path, named: dict[str, Sequence[TextRecord]]) -> d
                        for s in ("train", "val", "test")}}
 
 
-def text_training_hashes(model: str | os.PathLike) -> tuple[set[str], Path] | None:
-    """Normalised-text hashes of the train + val texts of the run that saved ``model`` (a run folder or its model/
-    folder), from RUN/splits.json; None when there is no record (a bare model folder, a run from before the record).
-    A record that is there but cannot be read is an error: evaluating without it would score training texts silently."""
-    from ..api import training_hashes
-
-    return training_hashes(Path(model).expanduser(), items="texts")
-
-
 def _load_text_model(model: str | os.PathLike | TextClassifier) -> TextClassifier:
     return model if isinstance(model, TextClassifier) else TextClassifier.from_pretrained(model)
 
@@ -607,7 +598,9 @@ def evaluate_text(model: str | os.PathLike | TextClassifier, data: str | os.Path
     tm = _load_text_model(model)
     threshold = check_threshold(tm.classes, threshold, tm.threshold)  # before any text is read
     source = getattr(model, "source_dir", None) if isinstance(model, TextClassifier) else model  # a loaded model: its folder
-    seen = None if source is None or include_training_texts else text_training_hashes(source)
+    from ..api import missing_training_record, training_hashes  # RUN/splits.json: normalised-text hashes for a text run
+
+    seen = None if source is None or include_training_texts else training_hashes(Path(source).expanduser(), items="texts")
     table = read_text_table(data, text_col=text_col, label_col=label_col, classes=tm.classes, encoding=encoding)
     records = table.records
     if seen is not None:
@@ -620,12 +613,9 @@ def evaluate_text(model: str | os.PathLike | TextClassifier, data: str | os.Path
     out = classification_metrics(np.array([r.label for r in records], dtype=np.int64), proba, tm.classes, positive=pos, threshold=threshold)
     out["skipped"] = [{"where": s.where, "reason": s.reason} for s in table.skipped]
     out["excluded_training_texts"] = len(table.records) - len(records)
-    if source is not None and not include_training_texts and seen is None:
-        from ..api import missing_training_record
-
-        missing = missing_training_record(source, items="texts")
-        if missing:
-            out["training_record"] = missing
+    missing = None if source is None or include_training_texts or seen is not None else missing_training_record(source, items="texts")
+    if missing:
+        out["training_record"] = missing
     return out
 
 
