@@ -28,7 +28,7 @@ def counting_save(self, directory):
     return original(self, directory)
 TransferModel.save_pretrained = counting_save
 
-cfg = FitConfig(data=DataConfig(root={data!r}), backbone="tiny_effnet", weights="none", device="cpu", strategy="finetune",
+cfg = FitConfig(data=DataConfig(root={data!r}), backbone="tiny_effnet", weights={weights!r}, device="cpu", strategy="finetune",
                 finetune=FinetuneConfig(epochs=2, batch_size=8, unfreeze="last:3"))
 r = tk.fit(config=cfg, out=out, progress=False)
 st = PartialState()
@@ -46,9 +46,11 @@ def _free_port() -> int:
 
 
 @pytest.mark.skipif(shutil.which("accelerate", path=str(Path(sys.executable).parent)) is None, reason="accelerate CLI not installed")
-def test_two_cpu_processes_agree_save_once_and_match_one_process(image_folder, tmp_path):
+def test_two_cpu_processes_agree_save_once_and_match_one_process(image_folder, tiny_weights, tmp_path):
     script = tmp_path / "fit_script.py"
-    script.write_text(SCRIPT.format(tests=str(TESTS), data=str(image_folder)))
+    # weights from a file, as pretrained ones would be (a random-init backbone trains from scratch, its BatchNorm statistics
+    # following each process's half batch: see tests/test_from_scratch.py)
+    script.write_text(SCRIPT.format(tests=str(TESTS), data=str(image_folder), weights=str(tiny_weights)))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(TESTS)}
     one = tmp_path / "one"
     subprocess.run([sys.executable, str(script), str(one)], check=True, env=env, timeout=600, capture_output=True)

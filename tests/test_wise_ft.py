@@ -68,14 +68,15 @@ def test_states_of_different_models_are_refused():
         interpolate_weights(wider.state_dict(), a.state_dict(), 0.5)
 
 
-def _fit(image_folder, out, alpha, report=False):
-    cfg = FitConfig(data=DataConfig(root=image_folder), backbone=TINY, weights="none", strategy="finetune",
+def _fit(image_folder, out, alpha, report=False, weights="none"):
+    cfg = FitConfig(data=DataConfig(root=image_folder), backbone=TINY, weights=weights, strategy="finetune",
                     finetune=FinetuneConfig(epochs=2, batch_size=8, lr=3e-3, wise_alpha=alpha))
     return tk.fit(config=cfg, out=out, progress=False, report=report)
 
 
-def test_fit_keeps_the_mix_of_stage_one_and_the_fine_tuned_weights(image_folder, tmp_path):
-    runs = {alpha: _fit(image_folder, tmp_path / f"a{alpha}", alpha, report=alpha == 0.5) for alpha in (0.0, 0.5, 1.0)}
+def test_fit_keeps_the_mix_of_stage_one_and_the_fine_tuned_weights(image_folder, tiny_weights, tmp_path):
+    # weights from a file, as pretrained ones would be: a random-init backbone trains from scratch, without a mix
+    runs = {alpha: _fit(image_folder, tmp_path / f"a{alpha}", alpha, report=alpha == 0.5, weights=str(tiny_weights)) for alpha in (0.0, 0.5, 1.0)}
     states = {alpha: tk.load(tmp_path / f"a{alpha}" / "model").state_dict() for alpha in runs}
     moved = [k for k in states[1.0] if states[1.0][k].is_floating_point() and not torch.equal(states[0.0][k], states[1.0][k])]
     assert moved, "fine-tuning changed no weight: the test would not see a mix"
@@ -107,11 +108,11 @@ def test_image_and_text_fine_tuning_mix_by_default():
     assert text_finetune_defaults("lora").wise_alpha == 0.5
 
 
-def test_cli_wise_ft_option_reaches_the_run_and_bad_values_are_refused(image_folder, tmp_path):
+def test_cli_wise_ft_option_reaches_the_run_and_bad_values_are_refused(image_folder, tiny_weights, tmp_path):
     from transferkit.cli.app import app
 
     out = tmp_path / "run"
-    res = CliRunner().invoke(app, ["fit", str(image_folder), "--model", TINY, "--weights", "none", "--strategy", "finetune",
+    res = CliRunner().invoke(app, ["fit", str(image_folder), "--model", TINY, "--weights", str(tiny_weights), "--strategy", "finetune",
                                    "--ft-epochs", "1", "--wise-ft", "0.5", "--out", str(out), "--quiet", "--no-report"],
                                 env={"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"})
     assert res.exit_code == 0, res.output

@@ -539,21 +539,22 @@ def _finetune_stage(tm: TransferModel, splits: ImageSplits, config: FitConfig, y
     """LP-FT stage two; for ``auto``, keep the fine-tuned model unless validation shows it worse (``FitConfig.auto_rule``)."""
     import copy
 
-    from .training.finetune import auto_choice_evidence, eval_loader, finetune_image_model, parameter_checksum, predict_proba
+    from .training.finetune import auto_choice_evidence, eval_loader, finetune_image_model, from_scratch_config, parameter_checksum, predict_proba
 
     is_main = accelerator.is_main_process
+    ft_config, from_scratch = from_scratch_config(tm, config.finetune)  # what finetune_image_model will use
     lp_model = copy.deepcopy(tm)
     lp_metrics = {"val": metrics["val"], "test": metrics["test"], "training": metrics["training"]}
     t_ft = time.perf_counter()
     hint = f"transferkit fit --resume {run_dir}" if run_dir is not None else None
-    trainer = finetune_image_model(tm, splits, config.finetune, config.augment, seed=config.seed, device=config.device,
+    trainer = finetune_image_model(tm, splits, ft_config, config.augment, seed=config.seed, device=config.device,
                                    checkpoint_dir=run_dir / "checkpoints" if run_dir is not None else None, resume=resume,
                                    progress=progress and is_main, accelerator=accelerator, resume_hint=hint,
                                    seed_rng=False, start_state=lp_model.state_dict())  # fit seeded the run at its start
     # a resumed run also counts the fine-tuning seconds its checkpoint recorded (work lost after it is not counted)
     t_ft = time.perf_counter() - t_ft + trainer.seconds_before_resume
     ft_model = trainer.model_  # WiSE-FT mixed (config.finetune.wise_alpha) with stage one's weights
-    alpha = config.finetune.wise_alpha
+    alpha = ft_config.wise_alpha
     val_dl = eval_loader(splits.val, tm.data_cfg)
     test_dl = eval_loader(splits.test, tm.data_cfg, progress=progress and is_main, description="decoding test images")
     ft_proba = {s: predict_proba(trainer, dl) for s, dl in (("val", val_dl), ("test", test_dl))}
@@ -575,19 +576,21 @@ def _finetune_stage(tm: TransferModel, splits: ImageSplits, config: FitConfig, y
         "device": str(accelerator.device),
         "mixed_precision": str(accelerator.mixed_precision),
     }
+    if from_scratch is not None:
+        ft_metrics["training"]["from_scratch"] = from_scratch
     if trainer.resumed_from_ is not None:
         ft_metrics["training"]["resumed_from"] = trainer.resumed_from_
     ft_val_loss = trainer.best_val_loss_
     if alpha < 1.0:
         from .training.finetune import validation_loss
 
-        ft_val_loss = validation_loss(y["val"], ft_proba["val"], y_train=y["train"], num_classes=len(splits.classes), config=config.finetune)
+        ft_val_loss = validation_loss(y["val"], ft_proba["val"], y_train=y["train"], num_classes=len(splits.classes), config=ft_config)
         ft_metrics["training"]["wise_ft"] = {"alpha": alpha, "val_loss": ft_val_loss, "val_loss_fine_tuned": trainer.best_val_loss_}
     lp_val_loss = trainer.initial_["val_loss"] if trainer.initial_ else None
     chosen, evidence = "finetune", None
     if config.strategy == "auto" and lp_val_loss is not None:
         evidence = auto_choice_evidence(
-            y["val"], lp_proba["val"], ft_proba["val"], num_classes=len(splits.classes), y_train=y["train"], config=config.finetune,
+            y["val"], lp_proba["val"], ft_proba["val"], num_classes=len(splits.classes), y_train=y["train"], config=ft_config,
             lp_val_loss=lp_val_loss, ft_val_loss=ft_val_loss, rule=config.auto_rule, seed=config.seed)
         chosen = evidence["chosen"]
         if accelerator.num_processes > 1:  # one decision for every rank, the main process's

@@ -241,6 +241,10 @@ def fit(
         from ..training.weight_interpolation import describe_wise_ft
 
         lines.append("WiSE-FT: " + describe_wise_ft(tr["wise_ft"]))
+    if "from_scratch" in tr:
+        from ..training.finetune import describe_from_scratch
+
+        lines.append("from scratch: " + describe_from_scratch(tr["from_scratch"]))
     if "train_views" in tr:
         lines.append("training copies: " + describe_train_views(tr["train_views"]))
     if result.config.feature_stages > 1:

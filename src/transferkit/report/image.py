@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import TransferKitError
-from ..training.finetune import describe_auto_choice
+from ..training.finetune import describe_auto_choice, describe_from_scratch
 from ..training.head_selection import describe_head_choice, describe_refit, describe_train_views
 from ..training.weight_interpolation import describe_wise_ft
 from ..evaluation.predictions import Predictions, get_predictions, load_predictions, predictions_path
@@ -95,6 +95,7 @@ class ImageReportParts(RunReportParts):
             *([("head fit", describe_refit(training["refit"]))] if "refit" in training else []),
             *([("training copies", describe_train_views(training["train_views"]))] if "train_views" in training else []),
             *([("WiSE-FT", describe_wise_ft(training["wise_ft"]))] if "wise_ft" in training else []),
+            *([("from scratch", describe_from_scratch(training["from_scratch"]))] if "from_scratch" in training else []),
             *([("strategy choice", describe_auto_choice(training["auto"]))] if "auto" in training else []),
             ("seed(s)", ", ".join(map(str, seeds if isinstance(seeds, list) else [seeds]))),
             ("wall time", f"{timing['total']:.1f} s" if "total" in timing else "?"),

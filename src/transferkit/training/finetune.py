@@ -81,11 +81,17 @@ def finetune_image_model(
     fine-tuned``; the trainer's ``best_val_loss_`` stays the fine-tuned weights' own. The backbone's
     ``weights_record`` gets ``fine_tuned: True``: the feature cache never serves the weights file's features for it.
     ``seed_rng``: see :class:`Trainer`.
+
+    A random-init backbone (``--weights none``) trains from scratch: see :func:`prepare_from_scratch` and
+    :func:`from_scratch_config` (BatchNorm statistics estimated first and then updated, no WiSE-FT mix).
     """
     config = config or FinetuneConfig()
     augment = augment or AugmentConfig()
     if config.batch_size < 1:
         raise ValueError("batch_size must be >= 1.")
+    config, _ = from_scratch_config(model, config)
+    if trains_from_scratch(model):
+        prepare_from_scratch(model, splits.train, batch_size=config.batch_size, device=device, accelerator=accelerator, progress=progress)
     if config.wise_alpha < 1.0 and start_state is None:
         start_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     data = make_image_loaders(splits, model.backbone.data_cfg, config, augment, seed=seed, progress=progress)
@@ -110,6 +116,80 @@ def finetune_image_model(
     return trainer
 
 
+def trains_from_scratch(model: nn.Module) -> bool:
+    """Whether ``model``'s backbone holds random-init weights (``--weights none``) that have not been trained yet."""
+    record = getattr(getattr(model, "backbone", None), "weights_record", None) or {}
+    return record.get("source") == "none" and not record.get("fine_tuned")
+
+
+def from_scratch_config(model: nn.Module, config: FinetuneConfig) -> tuple[FinetuneConfig, dict[str, Any] | None]:
+    """The fine-tuning settings for ``model``: ``config`` itself, unless its backbone trains from scratch.
+
+    Two defaults exist to protect pretrained weights, and a random-init backbone has none to protect:
+
+    - ``freeze_bn`` keeps ImageNet's BatchNorm statistics. A random-init network's statistics are placeholders that
+      :func:`prepare_from_scratch` estimates once; frozen there, they would stop describing the layers as soon as the
+      weights move. They are updated during training instead, as in any training from scratch.
+    - ``wise_alpha < 1`` mixes the fine-tuned weights with the starting ones (WiSE-FT). Starting weights that are
+      random noise would only pull the trained network back towards noise, so the mix is 1 (the trained weights).
+
+    Returns the settings used and a record of what changed (``None`` when the backbone is pretrained), for
+    ``metrics.json``.
+    """
+    if not trains_from_scratch(model):
+        return config, None
+    changed = {k: {"requested": getattr(config, k), "used": v} for k, v in (("freeze_bn", False), ("wise_alpha", 1.0))
+               if getattr(config, k) != v}
+    record = {"reason": "random-init backbone (weights 'none'): trained from scratch",
+              "batchnorm": "statistics estimated on the training images before fine-tuning, then updated while training",
+              "changed": changed}
+    return config.model_copy(update={"freeze_bn": False, "wise_alpha": 1.0}), record
+
+
+def describe_from_scratch(record: dict[str, Any]) -> str:
+    """One line on how a random-init backbone was fine-tuned, from ``metrics.json`` ``training.from_scratch``."""
+    changed = record.get("changed") or {}
+    lifted = "; ".join(f"{k} {v['requested']} -> {v['used']}" for k, v in changed.items())
+    return (f"random-init backbone trained from scratch: BatchNorm statistics estimated on the training images first, then "
+            f"updated while training; no WiSE-FT mix" + (f" (changed from the settings asked for: {lifted})" if lifted else ""))
+
+
+@torch.no_grad()
+def prepare_from_scratch(model: nn.Module, records, *, batch_size: int = 32, device: str = "auto", accelerator: Any = None,
+                         progress: bool = False) -> None:
+    """Make a random-init :class:`TransferModel` a sane starting point for training from scratch, in place.
+
+    A random-init network's BatchNorm layers hold placeholder statistics (mean 0, variance 1). In eval mode, with those,
+    the signal of a deep network such as mobilenet_v2 shrinks layer by layer: its pooled features are about 1e-9 with a
+    spread of 1e-10. The head of stage one was standardised on exactly those features, so it multiplies every feature
+    by about 1e10, and the first step of fine-tuning changes the features by far more than their spread: the loss
+    started at about 1.3e4 and training ended predicting one class (pneumonia: 37.6 % test accuracy, balanced 0.50).
+
+    So, before fine-tuning: the BatchNorm statistics are estimated on the training images (unaugmented), with
+    :func:`torch.optim.swa_utils.update_bn` (a cumulative average over one pass), and the head's standardisation is
+    refitted on the features the network now computes. The head's weights are kept (their scale is then sane; they
+    were fitted to other features and train with everything else).
+    """
+    from torch.optim.swa_utils import update_bn
+
+    if accelerator is not None:
+        target = accelerator.device
+    else:
+        from ..features.extract import resolve_device
+
+        target = resolve_device(device)
+    loader = eval_loader(records, model.backbone.data_cfg, batch_size=batch_size, progress=progress,
+                         description="decoding train images (BatchNorm statistics)")
+    was_training, home = model.training, next(model.parameters()).device
+    model.to(target)
+    update_bn(((x.to(target), y) for x, y in loader), model.backbone)
+    model.eval()
+    features = torch.cat([model.backbone(x.to(target)).float().cpu() for x, _ in loader])
+    model.head.set_feature_stats(features.to(model.head.feature_mean.device))
+    model.to(home)
+    model.train(was_training)
+
+
 def predict_proba(trainer: Trainer, loader: DataLoader) -> np.ndarray:
     logits = torch.from_numpy(trainer.predict_logits(loader))
     return logits.float().softmax(1).numpy()
@@ -121,8 +201,8 @@ def parameter_checksum(model: nn.Module) -> float:
         return float(sum(t.double().sum().item() for t in model.state_dict().values() if t.is_floating_point()))
 
 
-__all__ = ["ImageFinetuneData", "auto_choice_evidence", "eval_loader", "finetune_image_model", "make_image_loaders", "parameter_checksum",
-           "predict_proba", "validation_loss"]
+__all__ = ["ImageFinetuneData", "auto_choice_evidence", "describe_from_scratch", "eval_loader", "finetune_image_model", "from_scratch_config", "make_image_loaders",
+           "parameter_checksum", "predict_proba", "prepare_from_scratch", "trains_from_scratch", "validation_loss"]
 
 
 def validation_loss(y_val: np.ndarray, proba: np.ndarray, *, y_train: np.ndarray, num_classes: int, config: FinetuneConfig) -> float:
