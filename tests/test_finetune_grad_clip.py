@@ -85,3 +85,38 @@ def test_a_clip_above_the_gradient_norm_leaves_it_unchanged():
     unclipped = _norms_seen_by_the_optimizer(None)
     loose = _norms_seen_by_the_optimizer(1e9)
     assert loose == pytest.approx(unclipped, rel=1e-6)
+
+
+def test_a_step_whose_gradient_norm_is_not_finite_is_skipped_and_counted_not_zeroed_silently(capsys):
+    """Clipping an inf norm multiplies every gradient by 0 (the step then only decays weights): all-MiniLM-L6-v2's full
+    fine-tuning trained nothing that way. Such a step is now skipped, counted per epoch and reported."""
+    calls = {"n": 0}
+
+    def inf_on_first_batch(logits, y):
+        calls["n"] += 1
+        loss = nn.functional.cross_entropy(logits, y)
+        return loss * float("inf") if calls["n"] == 1 else loss
+
+    x, y = _data()
+    ds = TensorDataset(x, y)
+    model = _model()
+    start = [p.detach().clone() for p in model.parameters()]
+    cfg = FinetuneConfig(epochs=1, batch_size=8, lr=1e-2, weight_decay=0.0, grad_clip=1.0, mixed_precision="no", patience=10)
+    trainer = Trainer(model, inf_on_first_batch, cfg, device="cpu", progress=False, evaluate_initial=False).fit(
+        DataLoader(ds, batch_size=8, shuffle=False), DataLoader(ds, batch_size=24))
+    assert trainer.history_[0].skipped_steps == 1
+    assert "1 of 3 step(s) in epoch 1 skipped" in capsys.readouterr().out
+    params = list(trainer.model_.parameters())
+    assert all(torch.isfinite(p).all() for p in params)
+    assert any(not torch.equal(p, s) for p, s in zip(params, start))  # the two finite steps trained
+
+
+def test_an_epoch_with_no_finite_gradient_is_an_error_that_says_what_to_try():
+    from transferkit.errors import TrainingError
+
+    x, y = _data()
+    ds = TensorDataset(x, y)
+    cfg = FinetuneConfig(epochs=2, batch_size=8, lr=1e-2, grad_clip=1.0, mixed_precision="no", patience=10)
+    with pytest.raises(TrainingError, match=r"every step of fine-tuning epoch 1 \(3\) had a gradient norm that is not finite.*--ft-lr"):
+        Trainer(_model(), lambda logits, y: nn.functional.cross_entropy(logits, y) * float("inf"), cfg, device="cpu", progress=False,
+                evaluate_initial=False).fit(DataLoader(ds, batch_size=8, shuffle=False), DataLoader(ds, batch_size=24))

@@ -316,6 +316,23 @@ def test_features_that_are_all_tiny_are_scaled_not_called_constant(hidden):
     assert tiny.std(0).max() > 0.1  # not one constant prediction
 
 
+def test_a_feature_below_float32_rounding_of_the_loudest_is_constant():
+    """all-MiniLM-L6-v2's final LayerNorm has two weights of ~1e-33 and one of ~1e-9: their features' spreads are 3e-32 and
+    9e-9 of the largest. Divided by those spreads, fine-tuning's gradient norm overflowed to inf and clipping zeroed every
+    step. Relative to the vector's loudest feature they are constant; features that are all tiny are still scaled."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 6)) * 0.3
+    X[:, 1] = rng.normal(size=60) * 1e-32
+    X[:, 2] = rng.normal(size=60) * 3e-9
+    X[:, 3] = rng.normal(size=60) * 1e-5  # small, but well above float32 rounding of the loudest: kept
+    head = DenseHead(6, 2)
+    head.set_feature_stats(torch.from_numpy(X.astype(np.float32)))
+    assert head.feature_std[1] == 1.0 and head.feature_std[2] == 1.0
+    assert torch.all(head.feature_std[[0, 3, 4, 5]] < 0.5) and head.feature_std[3] < 1e-4
+    tiny = DenseHead(6, 2).set_feature_stats(torch.from_numpy((X[:, [0, 4, 5]] * 1e-10).astype(np.float32)).repeat(1, 2))
+    assert torch.all(tiny.feature_std < 1e-9)  # every feature tiny: none is called constant
+
+
 def test_head_trainer_takes_class_indices_and_says_what_else_it_got():
     X, y = _blobs(40)
     trainer = HeadTrainer(HeadConfig(hidden_dim=None), HeadTrainConfig(), progress=False)

@@ -38,6 +38,10 @@ class ConfigError(TransferKitError, ValueError):
     """An option whose value cannot work with the chosen backbone or data (checked where both are known)."""
 
 
+class TrainingError(TransferKitError, RuntimeError):
+    """Training that cannot make progress (e.g. no finite gradient in a whole epoch); the message says what to try."""
+
+
 class FinishedRunError(DataError):
     """``--resume`` was given a run folder whose run has already finished: there is nothing to continue."""
 

@@ -17,10 +17,21 @@ def feature_scale(std: torch.Tensor, mean: torch.Tensor, n: int) -> torch.Tensor
     Constant means scikit-learn's StandardScaler test (``_is_constant_feature``): a variance within float64 rounding of
     zero, relative to the feature's own size, with ``std`` and ``mean`` computed in float64. A fixed threshold would call
     every feature of a backbone whose outputs are all tiny constant (random-init mobilenet_v2's are ~1e-10: the
-    ``--weights none`` control then predicted one constant), though they separate classes once scaled."""
-    var = std.double() ** 2
+    ``--weights none`` control then predicted one constant), though they separate classes once scaled.
+
+    A feature is also constant when its spread is below float32 rounding of the largest spread in the same vector
+    (``std <= eps32 x max(std)``): next to the loudest feature such a one is numerical residue, and scaling it up by
+    ``1/std`` would multiply its gradient by as much. all-MiniLM-L6-v2's final LayerNorm has weights of about 1e-33 in
+    two dimensions (and 1e-9 in a third): their spreads are 3e-32 and 9e-9 of the largest, the head divided by 1e-32,
+    and every fine-tuning step's gradient norm overflowed to inf, which gradient clipping turned into a zero step, so
+    full fine-tuning never trained. The next smallest ratios measured: 0.32 (MiniLM), 6.5e-6 (random-init
+    mobilenet_v2), 2.8e-5 (tf_efficientnet_lite0)."""
+    std64 = std.double()
+    var = std64 ** 2
     eps = torch.finfo(torch.float64).eps
     constant = var <= n * eps * var + (n * mean.double().abs() * eps) ** 2
+    if std64.numel():
+        constant |= std64 <= torch.finfo(torch.float32).eps * std64.max()
     return torch.where(constant, torch.ones_like(std), std)
 
 

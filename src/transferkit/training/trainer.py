@@ -21,6 +21,7 @@ import copy
 import math
 import os
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -49,6 +50,20 @@ class FinetuneEpoch:
     val_accuracy: float
     lr: float
     seconds: float
+    skipped_steps: int = 0  # steps whose gradient norm was not finite (inf/NaN): no optimizer step taken
+
+
+def check_skipped_steps(epoch: int, skipped: int, steps: int, say) -> None:
+    """Report an epoch's steps skipped for a non-finite gradient norm; an epoch with no step taken is an error."""
+    from ..errors import TrainingError
+
+    if skipped >= steps:
+        raise TrainingError(
+            f"every step of fine-tuning epoch {epoch} ({steps}) had a gradient norm that is not finite (inf or NaN), so "
+            "nothing trained. Lower the learning rate (--ft-lr), or look for inputs or features of extreme size (a feature "
+            "the head divides by a spread of ~0 multiplies its gradient by as much).")
+    say(f"note: {skipped} of {steps} step(s) in epoch {epoch} skipped: their gradient norm was not finite (inf or NaN). "
+        "A few are survivable; many mean the learning rate is too high for this model.")
 
 
 def make_accelerator(device: str = "auto", mixed_precision: str = "auto"):
@@ -271,13 +286,23 @@ class Trainer:
                                 loss = self.loss_fn(_call(model, inputs), y)
                             optimizer.zero_grad(set_to_none=True)
                             acc.backward(loss)
+                            finite = True
                             if cfg.grad_clip:
-                                acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                                norm = acc.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                                # clipping an inf norm multiplies every gradient by 0: a silent zero step. fp16's GradScaler
+                                # skips such steps itself (and lowers its scale), so only the other precisions are checked
+                                finite = norm is None or acc.scaler is not None or bool(torch.isfinite(torch.as_tensor(norm)))
                         except KeyboardInterrupt:
                             torch.set_rng_state(rng)  # the step did not happen: replay it on resume
                             raise
-                        optimizer.step()
-                        scheduler.step()
+                        if finite:
+                            optimizer.step()
+                            scheduler.step()
+                        else:  # the schedule moves on as it would have (torch warns when a first step is skipped)
+                            state["skipped_in_epoch"] = state.get("skipped_in_epoch", 0) + 1
+                            with warnings.catch_warnings():
+                                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+                                scheduler.step()
                         epoch_start_rng = None
                         n = int(y.shape[0])
                         state["loss_sum"] += float(loss.item()) * n
@@ -291,17 +316,20 @@ class Trainer:
                 epoch_start_rng = None
                 vl, va = self._validate(model, val_dl)
                 loss_sum, loss_count = self._global_loss(state)
+                skipped = int(state.get("skipped_in_epoch", 0))
                 record = FinetuneEpoch(epoch, loss_sum / max(1, loss_count), vl, va,
-                                       float(scheduler.get_last_lr()[0]), time.perf_counter() - t0)
+                                       float(scheduler.get_last_lr()[0]), time.perf_counter() - t0, skipped)
                 state["history"].append(asdict(record))
                 acc.print(f"epoch {epoch}: train loss {record.train_loss:.4f}  val loss {vl:.4f}  val acc {va:.3f}  ({record.seconds:.0f} s)")
+                if skipped:
+                    check_skipped_steps(epoch, skipped, steps_per_epoch, acc.print)
                 if vl < state["best_val_loss"] - 1e-6:
                     state["best_val_loss"], state["best_epoch"], state["stale"] = vl, epoch, 0
                     self._save_best(raw)
                     best_state = copy.deepcopy(raw.state_dict())
                 else:
                     state["stale"] += 1
-                state.update(epoch=epoch, step_in_epoch=0, loss_sum=0.0, loss_count=0, epoch_elapsed_s=0.0)
+                state.update(epoch=epoch, step_in_epoch=0, loss_sum=0.0, loss_count=0, epoch_elapsed_s=0.0, skipped_in_epoch=0)
                 if state["stale"] >= cfg.patience:
                     state["stopped_early"] = True
                 done = state["stopped_early"] or epoch >= cfg.epochs
