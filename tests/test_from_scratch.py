@@ -37,7 +37,7 @@ def _model(classes, weights="none"):
     return tk.TransferModel(backbone, tk.DenseHead(backbone.num_features, len(classes)), classes)
 
 
-def test_prepare_from_scratch_estimates_batchnorm_statistics_and_restandardises_the_head(image_folder):
+def test_prepare_from_scratch_estimates_batchnorm_statistics_and_starts_a_fresh_head(image_folder):
     splits = tk.load_image_folder(image_folder, seed=0)
     model = _model(splits.classes)
     model.eval()
@@ -47,6 +47,7 @@ def test_prepare_from_scratch_estimates_batchnorm_statistics_and_restandardises_
     assert placeholder.abs().max() < 1e-4  # the failure's premise: eval-mode features of a random deep network vanish
     model.head.set_feature_stats(placeholder)  # what stage one fitted on them
     assert model.head.feature_std.median() < 1e-4  # most features: scaled up by 1e4 or more
+    stage_one = [p.detach().clone() for p in model.head.parameters()]
 
     prepare_from_scratch(model, splits.train, batch_size=8, device="cpu")
     assert not model.training
@@ -54,11 +55,11 @@ def test_prepare_from_scratch_estimates_batchnorm_statistics_and_restandardises_
     assert bns and all(not torch.all(m.running_mean == 0) for m in bns)  # estimated, not the placeholders
     with torch.no_grad():
         features = model.backbone(images)
-        standardised = (features - model.head.feature_mean) / model.head.feature_std
+        logits = model(images)
     assert features.abs().mean() > 1e-3  # the signal now reaches the end of the network
-    assert standardised.abs().max() < 50  # and the head sees it in standard units, not at 1e8
-    live = features.std(0) > 0
-    assert torch.allclose(standardised[:, live].mean(0), torch.zeros(int(live.sum())), atol=1e-3)
+    assert torch.all(model.head.feature_mean == 0) and torch.all(model.head.feature_std == 1)  # no amplification
+    assert all(not torch.equal(p, q) for p, q in zip(model.head.parameters(), stage_one))  # re-initialised
+    assert logits.abs().max() < 20  # an ordinary start: the loss is that of a fresh head
 
 
 def test_from_scratch_config_lifts_the_settings_that_protect_pretrained_weights(image_folder, tmp_path):
