@@ -53,7 +53,7 @@ class HeadChoice:
     def as_dict(self) -> dict[str, Any]:
         return {"hidden_dim": self.hidden_dim, "chosen": candidate_label(self.hidden_dim, self.copies), "folds": self.folds,
                 "grouped": self.grouped, **({"copies": self.copies} if self.copies is not None else {}),
-                "criterion": "mean balanced accuracy over folds, then lower log loss", "candidates": self.scores, "reason": self.reason}
+                "criterion": "mean balanced accuracy over folds; a tie keeps the simpler candidate", "candidates": self.scores, "reason": self.reason}
 
     def summary(self) -> str:
         return describe_head_choice(self.as_dict())
@@ -139,7 +139,10 @@ def choose_head(X: np.ndarray, y: np.ndarray, *, num_classes: int, head: HeadCon
             scores.append({"hidden_dim": width, **({"copies": copies} if copies is not None else {}), "label": candidate_label(width, copies),
                            "balanced_accuracy": float(np.mean(bal)), "balanced_accuracy_std": float(np.std(bal)),
                            "log_loss": float(np.mean(losses))})
-    # ties keep the earlier candidate: the narrower head, and no copies before copies
-    best = max(scores, key=lambda s: (round(s["balanced_accuracy"], 10), -s["log_loss"]))
+    # a tie keeps the simpler candidate (the earlier: the narrower head, no copies before copies). Log loss used to break
+    # ties, but each fold's held-out part also stopped the training it scores, which flatters the log loss of the head
+    # that early stopping tunes most (the hidden one): on 10 images a class it won ties at 0.967 and scored 0.556 on
+    # test where the linear head scored 0.889
+    best = max(scores, key=lambda s: round(s["balanced_accuracy"], 10))
     return HeadChoice(best["hidden_dim"], folds=len(folds), grouped=g is not None, scores=scores, copies=best.get("copies"),
-                      reason="highest mean balanced accuracy over folds (then lower log loss)")
+                      reason="highest mean balanced accuracy over folds (a tie keeps the simpler head)")
