@@ -19,7 +19,7 @@ def flat_run(tmp_path, tiny_weights, torch_single_thread):
     """A run fitted on a folder of class sub-folders only: its test split is carved from the same folder."""
     data = make_image_folder(tmp_path / "flat", per_class=15, splits=("train",)) / "train"
     out = tmp_path / "run"
-    result = tk.fit(data, model=TINY, weights=str(tiny_weights), out=out, epochs=40, hidden_dim=0, progress=False, report=False)
+    result = tk.fit(data, model=TINY, weights=str(tiny_weights), out=out, hidden_dim=0, progress=False, report=False)
     return data, out, result
 
 

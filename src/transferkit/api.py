@@ -194,6 +194,16 @@ def fit(
 
                 raise ConfigError(f"{', '.join(unused)} only act when fine-tuning, and strategy is 'linear-probe' (a frozen base): pass "
                                   "strategy='finetune' or 'auto' (CLI: --strategy finetune|auto), or drop them.")
+        if hidden_dim is None or str(hidden_dim).strip() == "0":  # the single Dense layer is a logistic regression (lbfgs)
+            head_only = {"epochs (--epochs)": (epochs, 200), "lr": (lr, 1e-3), "dropout (--dropout)": (dropout, 0.3)}
+            unused = [n for n, (v, d) in head_only.items() if v != d]
+            if unused:
+                from .errors import ConfigError
+
+                raise ConfigError(f"{', '.join(unused)} only act on a head with a hidden layer, and hidden_dim=0 (--hidden-dim 0) asks "
+                                  "for a single Dense layer, which is fitted as a logistic regression (lbfgs; its regularisation C is "
+                                  "chosen by cross-validation): drop them, or pass a hidden width (e.g. --hidden-dim 256) or "
+                                  "--hidden-dim auto.")
         ft = FinetuneConfig(unfreeze=unfreeze, balance=balance, freeze_bn=freeze_bn,  # 0 reaches the config, which refuses it
                             **({"epochs": finetune_epochs} if finetune_epochs is not None else {}),
                             **({"lr": finetune_lr} if finetune_lr is not None else {}),
