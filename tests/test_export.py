@@ -300,3 +300,42 @@ def test_benchmark_checks_parity_on_the_test_images_and_makes_its_out_folder(tin
         assert isinstance(images, list) and images and all(Path(p).is_relative_to(data / "test") for p in images), variant
     r = benchmark_models(fp32_export, data, work_dir=tmp_path / "new" / "folder", batch_size=2, rounds=1, calls_per_round=1, progress=False)
     assert list(r["variants"]) == ["pytorch fp32", "onnx fp32"]
+
+
+def _capitalised_splits(root: Path) -> Path:
+    """A Training/ + Testing/ root (as fit reads it) with the tiny model's classes."""
+    data = make_image_folder(root, classes=CLASSES, per_class=4)
+    (data / "train").rename(data / "Training")
+    (data / "test").rename(data / "Testing")
+    return data
+
+
+def test_int8_calibrates_on_a_Training_folder_only(tiny_model, tmp_path):
+    """fit reads Training/ + Testing/ as its splits, but calibration looked for train/ only and sampled Testing/ too."""
+    model_dir, _ = tiny_model
+    data = _capitalised_splits(tmp_path / "caps")
+    result = export_model(model_dir, tmp_path / "int8", quantize="int8", calibration=data, num_calibration=100,
+                          exporter="torchscript", calibrate_method="minmax", min_agreement=0.0, progress=False)
+    calib = result.config.extra["calibration_images"]
+    assert len(calib) == 12 and all(Path(p).is_relative_to(data / "Training") for p in calib)
+
+
+def test_benchmark_finds_Training_and_Testing_folders(tiny_model, tmp_path, monkeypatch):
+    """benchmark failed with "has no train/ folder" on a Training/ + Testing/ root that fit and evaluate accept."""
+    from transferkit.export.benchmark import benchmark_models
+
+    model_dir, _ = tiny_model
+    data = _capitalised_splits(tmp_path / "caps")
+    calls = []
+
+    class Stop(Exception):
+        pass
+
+    def record(*args, **kwargs):
+        calls.append(kwargs)
+        raise Stop
+
+    monkeypatch.setattr("transferkit.export.export_model", record)
+    with pytest.raises(Stop):
+        benchmark_models(model_dir, data, work_dir=tmp_path / "b", progress=False)
+    assert calls[0]["calibration"] == data / "Training" and calls[0]["parity_data"] == data / "Testing"

@@ -231,7 +231,8 @@ def benchmark_models(
     """Benchmark a model folder (exported here to ONNX fp32 + int8) or an export folder.
 
     ``data``: a labelled folder (class sub-folders, or a root whose ``test/`` is used for
-    accuracy). int8 calibration uses ``calibration`` or, when absent, ``data``'s ``train/``.
+    accuracy). int8 calibration uses ``calibration`` or, when absent, ``data``'s ``train/``. Split
+    folders are found as ``fit`` finds them: ``Training/`` and ``Testing/`` (any case) count too.
     For a text model (``fit-text`` folder or text export) ``data`` is a labelled text file
     (.csv/.tsv/.jsonl or UCI .txt; ``text_col``/``label_col`` as in ``evaluate-text``), or a folder
     holding ``test.*``; int8 is dynamic quantization and needs no calibration.
@@ -264,6 +265,7 @@ def _benchmark_images(model: Path, data: Path, work: Path, *, calibration, expor
     import torch
 
     from ..data import load_labelled_folder, make_transforms, open_image
+    from ..data.folder import _find_split_dir
     from ..model import load
     from ..progress import track
     from . import export_model
@@ -282,12 +284,14 @@ def _benchmark_images(model: Path, data: Path, work: Path, *, calibration, expor
         cfg = json.loads((model / "export.json").read_text())
         exports[f"onnx {cfg.get('precision', 'fp32')}"] = model
     else:
+        # split folders as fit reads them (train/ or Training/, test/ or Testing/, any case)
         if calibration is None:
-            if not (data / "train").is_dir():
-                raise DataError(f"int8 calibration needs images: '{data}' has no train/ folder; pass --calibration FOLDER.")
-            calibration = data / "train"
+            calibration = _find_split_dir(data, "train")
+            if calibration is None:
+                raise DataError(f"int8 calibration needs images: '{data}' has no train/ folder (nor Training/); "
+                                "pass --calibration FOLDER.")
         # parity on the test images: calibration may take every train image of a small set (parity never reuses them)
-        parity = data / "test" if (data / "test").is_dir() else data
+        parity = _find_split_dir(data, "test") or data
         exports["onnx fp32"] = export_model(model_dir, work / "onnx-fp32", exporter=exporter, calibration=calibration, overwrite=True,
                                             parity_data=parity, progress=progress).directory
         with _left_out_if_parity_fails("onnx int8", left_out):

@@ -76,11 +76,14 @@ def model_calibration(model_dir: Path | None, model: TransferModel) -> dict[str,
 
 
 def sample_files(folder: str | os.PathLike, n: int, *, seed: int, exclude: set[Path] = frozenset(), prefer_train: bool = False) -> list[Path]:
-    """A seeded random sample of image files under ``folder`` (its ``train/`` when asked and present)."""
+    """A seeded random sample of image files under ``folder`` (its train split folder when asked and present: ``train/``
+    or another name ``fit`` reads as one, e.g. ``Training/``)."""
+    from ..data.folder import _find_split_dir  # the data loader's split names: what fit trained on is what calibrates
+
     folder = Path(folder)
     if not folder.exists():
         raise DataError(f"image folder '{folder}' does not exist.")
-    root = folder / "train" if prefer_train and (folder / "train").is_dir() else folder
+    root = (_find_split_dir(folder, "train") if prefer_train and folder.is_dir() else None) or folder
     files = [f for f in list_images([root]) if f not in exclude]
     rng = np.random.default_rng(seed)
     return [files[i] for i in sorted(rng.permutation(len(files))[:n])]
@@ -175,7 +178,7 @@ def export_model(
     tokenizer; their int8 is dynamic quantization (no calibration), ``parity_data`` a text file
     (``text_col`` names its column) — see :mod:`transferkit.export.text`.
 
-    ``calibration``: image folder for int8 calibration (its ``train/`` when present);
+    ``calibration``: image folder for int8 calibration (its ``train/`` or ``Training/`` when present);
     ``parity_data``: image folder for the parity sample (default: other images of the calibration
     folder; random images when neither is given). ``onnx_fp32``: an fp32 ONNX file already exported
     from this model, quantized instead of exporting again (parity is still checked against PyTorch).
