@@ -339,3 +339,78 @@ def test_benchmark_finds_Training_and_Testing_folders(tiny_model, tmp_path, monk
     with pytest.raises(Stop):
         benchmark_models(model_dir, data, work_dir=tmp_path / "b", progress=False)
     assert calls[0]["calibration"] == data / "Training" and calls[0]["parity_data"] == data / "Testing"
+
+
+def _run_folder(model_dir: Path, data: Path, dest: Path, *, num_train: int, num_val: int, record: bool = True) -> Path:
+    """A run folder around the tiny model whose RUN/splits.json says it trained on the first ``num_train`` and validated
+    on the next ``num_val`` images of ``data``'s test/ (as a fit on a folder holding them would record)."""
+    import shutil
+
+    from transferkit.data import load_labelled_folder
+
+    shutil.copytree(model_dir, dest / "model")
+    (dest / "config.json").write_text(json.dumps({"fit": {"data": str(data)}}))
+    if record:
+        records, _ = load_labelled_folder(data, list(CLASSES), progress=False)
+        entry = [{"path": str(r.path), "sha256": r.sha256} for r in records]
+        splits = {"train": entry[:num_train], "val": entry[num_train : num_train + num_val], "test": entry[num_train + num_val :]}
+        (dest / "splits.json").write_text(json.dumps({"root": str(data), "splits": splits}))
+    return dest
+
+
+def test_benchmark_accuracy_leaves_out_the_images_the_run_trained_on(tiny_model, tmp_path, monkeypatch):
+    """benchmark RUN DATA measured accuracy on every image of DATA, the run's training images among them, while
+    evaluate RUN DATA leaves them out: the two reported different accuracies for the same model and data."""
+    import transferkit as tk
+    import transferkit.export.benchmark as bench_mod
+
+    monkeypatch.setattr(bench_mod, "_probe", lambda *a, **k: {"error": "not timed in this test"})  # accuracy only
+    model_dir, data = tiny_model
+    run = _run_folder(model_dir, data, tmp_path / "run", num_train=4, num_val=2)
+    r = bench_mod.benchmark_models(run, data, work_dir=tmp_path / "b", batch_size=4, rounds=1, calls_per_round=1,
+                                   exporter="torchscript", export_options={"min_agreement": 0.0, "calibrate_method": "minmax"},
+                                   progress=False)
+    assert r["excluded_training_images"] == 6 and r["num_test_images"] == 15 - 6 and "training_record" not in r
+    metrics = tk.evaluate(run, data, progress=False)
+    assert metrics["num_samples"] == 9
+    assert r["variants"]["pytorch fp32"]["test_accuracy"] == pytest.approx(metrics["accuracy"])
+
+    every = bench_mod.benchmark_models(run, data, work_dir=tmp_path / "c", batch_size=4, rounds=1, calls_per_round=1,
+                                       exporter="torchscript", include_training_images=True,
+                                       export_options={"min_agreement": 0.0, "calibrate_method": "minmax"}, progress=False)
+    assert every["excluded_training_images"] == 0 and every["num_test_images"] == 15
+
+
+def test_benchmark_says_when_it_cannot_leave_out_training_images(tiny_model, tmp_path, monkeypatch):
+    import transferkit.export.benchmark as bench_mod
+
+    model_dir, data = tiny_model
+    run = _run_folder(model_dir, data, tmp_path / "run", num_train=0, num_val=0, record=False)  # a run without splits.json
+    monkeypatch.setattr(bench_mod, "_probe", lambda *a, **k: {"error": "not timed in this test"})
+    r = bench_mod.benchmark_models(run, data, work_dir=tmp_path / "b", batch_size=4, rounds=1, calls_per_round=1,
+                                   exporter="torchscript", export_options={"min_agreement": 0.0, "calibrate_method": "minmax"},
+                                   progress=False)
+    assert r["excluded_training_images"] == 0 and "has no splits.json" in r["training_record"]
+    assert "optimistic" in r["training_record"]
+
+    from transferkit.cli.app import app
+
+    monkeypatch.setattr(bench_mod, "benchmark_models", lambda *a, **k: {**r, "excluded_training_images": 6, "num_test_samples": 9})
+    res = CliRunner().invoke(app, ["benchmark", str(run), str(data), "--batch-size", "4"], env={"COLUMNS": "200"})
+    out = " ".join(res.output.split())
+    assert res.exit_code == 0 and "has no splits.json" in out
+    assert "accuracy left out 6 image(s) this run trained on" in out and "measured on the other 9" in out
+
+
+def test_benchmark_on_training_images_only_is_a_clear_error_before_exporting(tiny_model, tmp_path, monkeypatch):
+    from transferkit.export.benchmark import benchmark_models
+
+    model_dir, data = tiny_model
+    run = _run_folder(model_dir, data, tmp_path / "run", num_train=12, num_val=3)
+    called = []
+    monkeypatch.setattr("transferkit.export.export_model", lambda *a, **k: called.append(a))
+    with pytest.raises(DataError, match="was used to train this run.*--include-training-images"):
+        benchmark_models(run, data, work_dir=tmp_path / "b", progress=False)
+    assert called == []
+    res = CliRunner().invoke(app, ["benchmark", str(run), str(data), "-q"])
+    assert res.exit_code == 1 and "include-training-images" in res.output and "Traceback" not in res.output

@@ -227,6 +227,7 @@ def benchmark_models(
     progress: bool = True,
     text_col: str | None = None,
     label_col: str | None = None,
+    include_training_images: bool = False,
 ) -> dict[str, Any]:
     """Benchmark a model folder (exported here to ONNX fp32 + int8) or an export folder.
 
@@ -236,6 +237,11 @@ def benchmark_models(
     For a text model (``fit-text`` folder or text export) ``data`` is a labelled text file
     (.csv/.tsv/.jsonl or UCI .txt; ``text_col``/``label_col`` as in ``evaluate-text``), or a folder
     holding ``test.*``; int8 is dynamic quantization and needs no calibration.
+
+    Accuracy leaves out the images the run trained on (its train and val splits, by content hash, from
+    RUN/splits.json, as ``evaluate`` does), counted in ``excluded_training_images``; ``training_record`` says
+    when a run has no such record. ``include_training_images=True`` measures accuracy on them all. Latency,
+    throughput and memory do not depend on which images are used.
     """
     import torch
 
@@ -253,7 +259,8 @@ def benchmark_models(
         if _is_text(model):
             return _benchmark_text(model, data, work, exporter=exporter, export_options=export_options, text_col=text_col,
                                    label_col=label_col, **measure)
-        return _benchmark_images(model, data, work, calibration=calibration, exporter=exporter, export_options=export_options, **measure)
+        return _benchmark_images(model, data, work, calibration=calibration, exporter=exporter, export_options=export_options,
+                                 include_training_images=include_training_images, **measure)
     except BaseException:
         if not work_dir:  # a temporary folder of ours: its half-made exports go with the failure
             shutil.rmtree(work, ignore_errors=True)
@@ -261,7 +268,8 @@ def benchmark_models(
 
 
 def _benchmark_images(model: Path, data: Path, work: Path, *, calibration, exporter: str, export_options: dict[str, Any],
-                      batch_size: int, rounds: int, calls_per_round: int, threads: int, progress: bool) -> dict[str, Any]:
+                      include_training_images: bool, batch_size: int, rounds: int, calls_per_round: int, threads: int,
+                      progress: bool) -> dict[str, Any]:
     import torch
 
     from ..data import load_labelled_folder, make_transforms, open_image
@@ -277,6 +285,7 @@ def _benchmark_images(model: Path, data: Path, work: Path, *, calibration, expor
     records, skipped = load_labelled_folder(data, tm.classes, progress=progress)
     if not records:
         raise DataError(f"no usable test images in '{data}' ({len(skipped)} skipped).")
+    records, excluded, training_record = _without_training_images(model_dir, data, records, include_training_images)
 
     # ---- the three variants ------------------------------------------------------------------
     left_out: dict[str, str] = {}
@@ -342,6 +351,8 @@ def _benchmark_images(model: Path, data: Path, work: Path, *, calibration, expor
         "num_test_images": len(records),
         "num_test_samples": len(records),
         "num_skipped": len(skipped),
+        "excluded_training_images": excluded,
+        **({"training_record": training_record} if training_record else {}),
         "unit": "img",
         "batch_size": batch_size,
         "threads": threads,
@@ -353,6 +364,24 @@ def _benchmark_images(model: Path, data: Path, work: Path, *, calibration, expor
         "exports": {k: str(p) for k, p in exports.items()},
         "environment": _environment(),
     }
+
+
+def _without_training_images(model_dir: Path, data: Path, records: list, include: bool) -> tuple[list, int, str | None]:
+    """The test records minus the images the run trained on (RUN/splits.json, by content hash, as ``evaluate``), how
+    many were left out, and why none could be left out when the run has no record (None for a bare model folder)."""
+    from ..api import missing_training_record, training_hashes
+
+    if include:
+        return records, 0, None
+    seen = training_hashes(model_dir)
+    if seen is None:
+        return records, 0, missing_training_record(model_dir)
+    kept = [r for r in records if r.sha256 not in seen[0]]
+    if not kept:
+        raise DataError(f"every image in '{data}' ({len(records)}) was used to train this run (its train/val splits, {seen[1]}), "
+                        "so its accuracy would say nothing: benchmark on images it has not seen, or pass --include-training-images "
+                        "to measure on them anyway.")
+    return kept, len(records) - len(kept), None
 
 
 @contextlib.contextmanager
