@@ -414,3 +414,55 @@ def test_benchmark_on_training_images_only_is_a_clear_error_before_exporting(tin
     assert called == []
     res = CliRunner().invoke(app, ["benchmark", str(run), str(data), "-q"])
     assert res.exit_code == 1 and "include-training-images" in res.output and "Traceback" not in res.output
+
+
+def test_int8_parity_checks_real_images_held_back_from_a_small_calibration_folder(tiny_model, tmp_path):
+    """A folder of --num-calibration images or fewer, used for both (no test/ split): every image went to calibration
+    and parity fell back to random noise. Now some are held back for parity, which still never sees a calibration image."""
+    model_dir, data = tiny_model
+    folder = data / "test"  # 15 class-folder images, fewer than the default 100 calibration images
+    result = export_model(model_dir, tmp_path / "int8", quantize="int8", calibration=folder, exporter="torchscript",
+                          calibrate_method="minmax", min_agreement=0.0, progress=False)
+    parity = result.config.extra["parity"]["images"]
+    calib = result.config.extra["calibration_images"]
+    assert isinstance(parity, list) and len(parity) == 7 and len(calib) == 8
+    assert not set(parity) & set(calib) and len(set(parity) | set(calib)) == 15
+    assert any("held back from calibration for the parity check" in n for n in result.notes)
+    assert not any("random-noise" in n for n in result.notes)
+
+
+def test_benchmark_says_when_int8_parity_ran_on_random_noise(tiny_model, tmp_path, monkeypatch):
+    """With nothing left to split (one image, calibrating), parity runs on random noise; an int8 export left out for
+    failing it said so under `export`, but benchmark's left_out cut the note off."""
+    import transferkit.export.benchmark as bench_mod
+    from conftest import write_class_image
+
+    model_dir, _ = tiny_model
+    one = tmp_path / "one"
+    write_class_image(one / "cat" / "a.png", 0, np.random.default_rng(0))
+    monkeypatch.setattr(bench_mod, "_probe", lambda *a, **k: {"error": "not timed in this test"})
+    r = bench_mod.benchmark_models(model_dir, one, calibration=one, work_dir=tmp_path / "b", batch_size=1, rounds=1,
+                                   calls_per_round=1, exporter="torchscript", progress=False,
+                                   export_options={"atol": 1e-12, "min_agreement": 1.0, "calibrate_method": "minmax"})
+    why = r["left_out"]["onnx int8"]
+    assert "It is left out" in why and "The parity images were random noise" in why and "went to int8 calibration" in why
+
+
+def test_benchmark_of_a_class_folder_checks_int8_parity_on_real_images(tiny_model, tmp_path, monkeypatch):
+    import transferkit.export.benchmark as bench_mod
+
+    model_dir, data = tiny_model
+    folder = data / "test"  # class folders, no train/ or test/: the user passes it as --calibration too
+    monkeypatch.setattr(bench_mod, "_probe", lambda *a, **k: {"error": "not timed in this test"})
+    r = bench_mod.benchmark_models(model_dir, folder, calibration=folder, work_dir=tmp_path / "b", batch_size=4, rounds=1,
+                                   calls_per_round=1, exporter="torchscript", progress=False,
+                                   export_options={"min_agreement": 0.0, "calibrate_method": "minmax"})
+    images = json.loads((tmp_path / "b" / "onnx-int8" / "parity.json").read_text())["images"]
+    assert isinstance(images, list) and len(images) == 7
+    assert any("held back" in n for n in r["export_notes"]["onnx int8"])
+
+    from transferkit.cli.app import app
+
+    monkeypatch.setattr(bench_mod, "benchmark_models", lambda *a, **k: r)
+    res = CliRunner().invoke(app, ["benchmark", str(model_dir), str(folder), "--batch-size", "4"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0 and "note (onnx int8 export):" in res.output and "held back" in " ".join(res.output.split())

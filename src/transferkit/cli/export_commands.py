@@ -135,6 +135,9 @@ def benchmark(
     if result.get("excluded_training_images"):
         err.print(f"[yellow]accuracy left out {result['excluded_training_images']} image(s) this run trained on (train/val, by content); "
                   f"measured on the other {result['num_test_samples']}. --include-training-images measures them all.[/]")
+    for name, notes in result.get("export_notes", {}).items():
+        for note in notes:
+            err.print(f"[yellow]note ({name} export):[/] {note}")
     for name, why in result.get("left_out", {}).items():
         console.print(f"[yellow]{name} not measured:[/] {why}")
     console.print("latency, throughput, peak MiB: network only, one fresh process per variant and round (ONNX ones without torch)"

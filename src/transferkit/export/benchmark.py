@@ -289,6 +289,7 @@ def _benchmark_images(model: Path, data: Path, work: Path, *, calibration, expor
 
     # ---- the three variants ------------------------------------------------------------------
     left_out: dict[str, str] = {}
+    export_notes: dict[str, list[str]] = {}
     if is_export_folder(model):
         cfg = json.loads((model / "export.json").read_text())
         exports[f"onnx {cfg.get('precision', 'fp32')}"] = model
@@ -304,10 +305,12 @@ def _benchmark_images(model: Path, data: Path, work: Path, *, calibration, expor
         exports["onnx fp32"] = export_model(model_dir, work / "onnx-fp32", exporter=exporter, calibration=calibration, overwrite=True,
                                             parity_data=parity, progress=progress).directory
         with _left_out_if_parity_fails("onnx int8", left_out):
-            exports["onnx int8"] = export_model(model_dir, work / "onnx-int8", quantize="int8", calibration=calibration, exporter=exporter,
-                                                parity_data=parity,
-                                                onnx_fp32=exports["onnx fp32"] / "model.onnx", overwrite=True, progress=progress,
-                                                **export_options).directory
+            int8 = export_model(model_dir, work / "onnx-int8", quantize="int8", calibration=calibration, exporter=exporter,
+                                parity_data=parity, onnx_fp32=exports["onnx fp32"] / "model.onnx", overwrite=True, progress=progress,
+                                **export_options)
+            exports["onnx int8"] = int8.directory
+            if int8.notes:  # e.g. calibration images held back for the parity check
+                export_notes["onnx int8"] = int8.notes
     weights_file = (model_dir / "model" if (model_dir / "model" / "model.safetensors").is_file() else model_dir) / "model.safetensors"
 
     def torch_run(x: np.ndarray) -> np.ndarray:
@@ -362,6 +365,7 @@ def _benchmark_images(model: Path, data: Path, work: Path, *, calibration, expor
         "variants": rows,
         "left_out": left_out,
         "exports": {k: str(p) for k, p in exports.items()},
+        "export_notes": export_notes,
         "environment": _environment(),
     }
 
@@ -392,7 +396,10 @@ def _left_out_if_parity_fails(name: str, left_out: dict[str, str]):
         yield
     except ParityError as exc:
         why = str(exc).split(". Numbers in")[0]
-        left_out[name] = (f"{why}. It is left out. `transferkit export MODEL --quantize int8` with --exclude-head (also a "
+        noise = (f" The parity images were random noise ({exc.random_noise}), which says little about real images: with more "
+                 "test images in DATA (or a --calibration folder apart from them) parity is checked on real ones."
+                 if exc.random_noise else "")
+        left_out[name] = (f"{why}.{noise} It is left out. `transferkit export MODEL --quantize int8` with --exclude-head (also a "
                           "benchmark option), another --calibrate-method or more --num-calibration images may pass.")
 
 
