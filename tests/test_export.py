@@ -300,3 +300,169 @@ def test_benchmark_checks_parity_on_the_test_images_and_makes_its_out_folder(tin
         assert isinstance(images, list) and images and all(Path(p).is_relative_to(data / "test") for p in images), variant
     r = benchmark_models(fp32_export, data, work_dir=tmp_path / "new" / "folder", batch_size=2, rounds=1, calls_per_round=1, progress=False)
     assert list(r["variants"]) == ["pytorch fp32", "onnx fp32"]
+
+
+def _capitalised_splits(root: Path) -> Path:
+    """A Training/ + Testing/ root (as fit reads it) with the tiny model's classes."""
+    data = make_image_folder(root, classes=CLASSES, per_class=4)
+    (data / "train").rename(data / "Training")
+    (data / "test").rename(data / "Testing")
+    return data
+
+
+def test_int8_calibrates_on_a_Training_folder_only(tiny_model, tmp_path):
+    """fit reads Training/ + Testing/ as its splits, but calibration looked for train/ only and sampled Testing/ too."""
+    model_dir, _ = tiny_model
+    data = _capitalised_splits(tmp_path / "caps")
+    result = export_model(model_dir, tmp_path / "int8", quantize="int8", calibration=data, num_calibration=100,
+                          exporter="torchscript", calibrate_method="minmax", min_agreement=0.0, progress=False)
+    calib = result.config.extra["calibration_images"]
+    assert len(calib) == 12 and all(Path(p).is_relative_to(data / "Training") for p in calib)
+
+
+def test_benchmark_finds_Training_and_Testing_folders(tiny_model, tmp_path, monkeypatch):
+    """benchmark failed with "has no train/ folder" on a Training/ + Testing/ root that fit and evaluate accept."""
+    from transferkit.export.benchmark import benchmark_models
+
+    model_dir, _ = tiny_model
+    data = _capitalised_splits(tmp_path / "caps")
+    calls = []
+
+    class Stop(Exception):
+        pass
+
+    def record(*args, **kwargs):
+        calls.append(kwargs)
+        raise Stop
+
+    monkeypatch.setattr("transferkit.export.export_model", record)
+    with pytest.raises(Stop):
+        benchmark_models(model_dir, data, work_dir=tmp_path / "b", progress=False)
+    assert calls[0]["calibration"] == data / "Training" and calls[0]["parity_data"] == data / "Testing"
+
+
+def _run_folder(model_dir: Path, data: Path, dest: Path, *, num_train: int, num_val: int, record: bool = True) -> Path:
+    """A run folder around the tiny model whose RUN/splits.json says it trained on the first ``num_train`` and validated
+    on the next ``num_val`` images of ``data``'s test/ (as a fit on a folder holding them would record)."""
+    import shutil
+
+    from transferkit.data import load_labelled_folder
+
+    shutil.copytree(model_dir, dest / "model")
+    (dest / "config.json").write_text(json.dumps({"fit": {"data": str(data)}}))
+    if record:
+        records, _ = load_labelled_folder(data, list(CLASSES), progress=False)
+        entry = [{"path": str(r.path), "sha256": r.sha256} for r in records]
+        splits = {"train": entry[:num_train], "val": entry[num_train : num_train + num_val], "test": entry[num_train + num_val :]}
+        (dest / "splits.json").write_text(json.dumps({"root": str(data), "splits": splits}))
+    return dest
+
+
+def test_benchmark_accuracy_leaves_out_the_images_the_run_trained_on(tiny_model, tmp_path, monkeypatch):
+    """benchmark RUN DATA measured accuracy on every image of DATA, the run's training images among them, while
+    evaluate RUN DATA leaves them out: the two reported different accuracies for the same model and data."""
+    import transferkit as tk
+    import transferkit.export.benchmark as bench_mod
+
+    monkeypatch.setattr(bench_mod, "_probe", lambda *a, **k: {"error": "not timed in this test"})  # accuracy only
+    model_dir, data = tiny_model
+    run = _run_folder(model_dir, data, tmp_path / "run", num_train=4, num_val=2)
+    r = bench_mod.benchmark_models(run, data, work_dir=tmp_path / "b", batch_size=4, rounds=1, calls_per_round=1,
+                                   exporter="torchscript", export_options={"min_agreement": 0.0, "calibrate_method": "minmax"},
+                                   progress=False)
+    assert r["excluded_training_images"] == 6 and r["num_test_images"] == 15 - 6 and "training_record" not in r
+    metrics = tk.evaluate(run, data, progress=False)
+    assert metrics["num_samples"] == 9
+    assert r["variants"]["pytorch fp32"]["test_accuracy"] == pytest.approx(metrics["accuracy"])
+
+    every = bench_mod.benchmark_models(run, data, work_dir=tmp_path / "c", batch_size=4, rounds=1, calls_per_round=1,
+                                       exporter="torchscript", include_training_images=True,
+                                       export_options={"min_agreement": 0.0, "calibrate_method": "minmax"}, progress=False)
+    assert every["excluded_training_images"] == 0 and every["num_test_images"] == 15
+
+
+def test_benchmark_says_when_it_cannot_leave_out_training_images(tiny_model, tmp_path, monkeypatch):
+    import transferkit.export.benchmark as bench_mod
+
+    model_dir, data = tiny_model
+    run = _run_folder(model_dir, data, tmp_path / "run", num_train=0, num_val=0, record=False)  # a run without splits.json
+    monkeypatch.setattr(bench_mod, "_probe", lambda *a, **k: {"error": "not timed in this test"})
+    r = bench_mod.benchmark_models(run, data, work_dir=tmp_path / "b", batch_size=4, rounds=1, calls_per_round=1,
+                                   exporter="torchscript", export_options={"min_agreement": 0.0, "calibrate_method": "minmax"},
+                                   progress=False)
+    assert r["excluded_training_images"] == 0 and "has no splits.json" in r["training_record"]
+    assert "optimistic" in r["training_record"]
+
+    from transferkit.cli.app import app
+
+    monkeypatch.setattr(bench_mod, "benchmark_models", lambda *a, **k: {**r, "excluded_training_images": 6, "num_test_samples": 9})
+    res = CliRunner().invoke(app, ["benchmark", str(run), str(data), "--batch-size", "4"], env={"COLUMNS": "200"})
+    out = " ".join(res.output.split())
+    assert res.exit_code == 0 and "has no splits.json" in out
+    assert "accuracy left out 6 image(s) this run trained on" in out and "measured on the other 9" in out
+
+
+def test_benchmark_on_training_images_only_is_a_clear_error_before_exporting(tiny_model, tmp_path, monkeypatch):
+    from transferkit.export.benchmark import benchmark_models
+
+    model_dir, data = tiny_model
+    run = _run_folder(model_dir, data, tmp_path / "run", num_train=12, num_val=3)
+    called = []
+    monkeypatch.setattr("transferkit.export.export_model", lambda *a, **k: called.append(a))
+    with pytest.raises(DataError, match="was used to train this run.*--include-training-images"):
+        benchmark_models(run, data, work_dir=tmp_path / "b", progress=False)
+    assert called == []
+    res = CliRunner().invoke(app, ["benchmark", str(run), str(data), "-q"])
+    assert res.exit_code == 1 and "include-training-images" in res.output and "Traceback" not in res.output
+
+
+def test_int8_parity_checks_real_images_held_back_from_a_small_calibration_folder(tiny_model, tmp_path):
+    """A folder of --num-calibration images or fewer, used for both (no test/ split): every image went to calibration
+    and parity fell back to random noise. Now some are held back for parity, which still never sees a calibration image."""
+    model_dir, data = tiny_model
+    folder = data / "test"  # 15 class-folder images, fewer than the default 100 calibration images
+    result = export_model(model_dir, tmp_path / "int8", quantize="int8", calibration=folder, exporter="torchscript",
+                          calibrate_method="minmax", min_agreement=0.0, progress=False)
+    parity = result.config.extra["parity"]["images"]
+    calib = result.config.extra["calibration_images"]
+    assert isinstance(parity, list) and len(parity) == 7 and len(calib) == 8
+    assert not set(parity) & set(calib) and len(set(parity) | set(calib)) == 15
+    assert any("held back from calibration for the parity check" in n for n in result.notes)
+    assert not any("random-noise" in n for n in result.notes)
+
+
+def test_benchmark_says_when_int8_parity_ran_on_random_noise(tiny_model, tmp_path, monkeypatch):
+    """With nothing left to split (one image, calibrating), parity runs on random noise; an int8 export left out for
+    failing it said so under `export`, but benchmark's left_out cut the note off."""
+    import transferkit.export.benchmark as bench_mod
+    from conftest import write_class_image
+
+    model_dir, _ = tiny_model
+    one = tmp_path / "one"
+    write_class_image(one / "cat" / "a.png", 0, np.random.default_rng(0))
+    monkeypatch.setattr(bench_mod, "_probe", lambda *a, **k: {"error": "not timed in this test"})
+    r = bench_mod.benchmark_models(model_dir, one, calibration=one, work_dir=tmp_path / "b", batch_size=1, rounds=1,
+                                   calls_per_round=1, exporter="torchscript", progress=False,
+                                   export_options={"atol": 1e-12, "min_agreement": 1.0, "calibrate_method": "minmax"})
+    why = r["left_out"]["onnx int8"]
+    assert "It is left out" in why and "The parity images were random noise" in why and "went to int8 calibration" in why
+
+
+def test_benchmark_of_a_class_folder_checks_int8_parity_on_real_images(tiny_model, tmp_path, monkeypatch):
+    import transferkit.export.benchmark as bench_mod
+
+    model_dir, data = tiny_model
+    folder = data / "test"  # class folders, no train/ or test/: the user passes it as --calibration too
+    monkeypatch.setattr(bench_mod, "_probe", lambda *a, **k: {"error": "not timed in this test"})
+    r = bench_mod.benchmark_models(model_dir, folder, calibration=folder, work_dir=tmp_path / "b", batch_size=4, rounds=1,
+                                   calls_per_round=1, exporter="torchscript", progress=False,
+                                   export_options={"min_agreement": 0.0, "calibrate_method": "minmax"})
+    images = json.loads((tmp_path / "b" / "onnx-int8" / "parity.json").read_text())["images"]
+    assert isinstance(images, list) and len(images) == 7
+    assert any("held back" in n for n in r["export_notes"]["onnx int8"])
+
+    from transferkit.cli.app import app
+
+    monkeypatch.setattr(bench_mod, "benchmark_models", lambda *a, **k: r)
+    res = CliRunner().invoke(app, ["benchmark", str(model_dir), str(folder), "--batch-size", "4"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0 and "note (onnx int8 export):" in res.output and "held back" in " ".join(res.output.split())

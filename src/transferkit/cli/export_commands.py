@@ -98,6 +98,7 @@ def benchmark(
     text_col: Annotated[Optional[str], typer.Option(help="Text models: the text column of DATA (default: detected).")] = None,
     label_col: Annotated[Optional[str], typer.Option(help="Text models: the label column of DATA (default: detected).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for the exports and benchmark.json (default: a temporary folder).")] = None,
+    include_training_images: Annotated[bool, typer.Option(help="Measure accuracy on the images the run trained on too (left out by default, as in evaluate).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
@@ -109,7 +110,7 @@ def benchmark(
         result = benchmark_models(model, data, calibration=calibration, work_dir=out, batch_size=batch_size, rounds=rounds,
                                   calls_per_round=calls, threads=threads, exporter=exporter,
                                   export_options={"exclude_head": exclude_head}, progress=not (quiet or as_json),
-                                  text_col=text_col, label_col=label_col)
+                                  text_col=text_col, label_col=label_col, include_training_images=include_training_images)
     except (TransferKitError, ValueError) as exc:
         _fail(exc)
     if out is not None:
@@ -129,6 +130,14 @@ def benchmark(
                       f"{r[f'throughput_b{batch_size}_{unit}_s']:.1f}", f"{r['file_size_mb']:.2f}", f"{r['peak_rss_mib']:.0f}",
                       f"{r['test_accuracy']:.3f}", f"{r['top1_agreement_with_pytorch']:.1%}")
     console.print(table)
+    if result.get("training_record"):
+        err.print(f"[yellow]note:[/] {result['training_record']}.")
+    if result.get("excluded_training_images"):
+        err.print(f"[yellow]accuracy left out {result['excluded_training_images']} image(s) this run trained on (train/val, by content); "
+                  f"measured on the other {result['num_test_samples']}. --include-training-images measures them all.[/]")
+    for name, notes in result.get("export_notes", {}).items():
+        for note in notes:
+            err.print(f"[yellow]note ({name} export):[/] {note}")
     for name, why in result.get("left_out", {}).items():
         console.print(f"[yellow]{name} not measured:[/] {why}")
     console.print("latency, throughput, peak MiB: network only, one fresh process per variant and round (ONNX ones without torch)"

@@ -227,14 +227,21 @@ def benchmark_models(
     progress: bool = True,
     text_col: str | None = None,
     label_col: str | None = None,
+    include_training_images: bool = False,
 ) -> dict[str, Any]:
     """Benchmark a model folder (exported here to ONNX fp32 + int8) or an export folder.
 
     ``data``: a labelled folder (class sub-folders, or a root whose ``test/`` is used for
-    accuracy). int8 calibration uses ``calibration`` or, when absent, ``data``'s ``train/``.
+    accuracy). int8 calibration uses ``calibration`` or, when absent, ``data``'s ``train/``. Split
+    folders are found as ``fit`` finds them: ``Training/`` and ``Testing/`` (any case) count too.
     For a text model (``fit-text`` folder or text export) ``data`` is a labelled text file
     (.csv/.tsv/.jsonl or UCI .txt; ``text_col``/``label_col`` as in ``evaluate-text``), or a folder
     holding ``test.*``; int8 is dynamic quantization and needs no calibration.
+
+    Accuracy leaves out the images the run trained on (its train and val splits, by content hash, from
+    RUN/splits.json, as ``evaluate`` does), counted in ``excluded_training_images``; ``training_record`` says
+    when a run has no such record. ``include_training_images=True`` measures accuracy on them all. Latency,
+    throughput and memory do not depend on which images are used.
     """
     import torch
 
@@ -252,7 +259,8 @@ def benchmark_models(
         if _is_text(model):
             return _benchmark_text(model, data, work, exporter=exporter, export_options=export_options, text_col=text_col,
                                    label_col=label_col, **measure)
-        return _benchmark_images(model, data, work, calibration=calibration, exporter=exporter, export_options=export_options, **measure)
+        return _benchmark_images(model, data, work, calibration=calibration, exporter=exporter, export_options=export_options,
+                                 include_training_images=include_training_images, **measure)
     except BaseException:
         if not work_dir:  # a temporary folder of ours: its half-made exports go with the failure
             shutil.rmtree(work, ignore_errors=True)
@@ -260,10 +268,12 @@ def benchmark_models(
 
 
 def _benchmark_images(model: Path, data: Path, work: Path, *, calibration, exporter: str, export_options: dict[str, Any],
-                      batch_size: int, rounds: int, calls_per_round: int, threads: int, progress: bool) -> dict[str, Any]:
+                      include_training_images: bool, batch_size: int, rounds: int, calls_per_round: int, threads: int,
+                      progress: bool) -> dict[str, Any]:
     import torch
 
     from ..data import load_labelled_folder, make_transforms, open_image
+    from ..data.folder import _find_split_dir
     from ..model import load
     from ..progress import track
     from . import export_model
@@ -275,26 +285,32 @@ def _benchmark_images(model: Path, data: Path, work: Path, *, calibration, expor
     records, skipped = load_labelled_folder(data, tm.classes, progress=progress)
     if not records:
         raise DataError(f"no usable test images in '{data}' ({len(skipped)} skipped).")
+    records, excluded, training_record = _without_training_images(model_dir, data, records, include_training_images)
 
     # ---- the three variants ------------------------------------------------------------------
     left_out: dict[str, str] = {}
+    export_notes: dict[str, list[str]] = {}
     if is_export_folder(model):
         cfg = json.loads((model / "export.json").read_text())
         exports[f"onnx {cfg.get('precision', 'fp32')}"] = model
     else:
+        # split folders as fit reads them (train/ or Training/, test/ or Testing/, any case)
         if calibration is None:
-            if not (data / "train").is_dir():
-                raise DataError(f"int8 calibration needs images: '{data}' has no train/ folder; pass --calibration FOLDER.")
-            calibration = data / "train"
+            calibration = _find_split_dir(data, "train")
+            if calibration is None:
+                raise DataError(f"int8 calibration needs images: '{data}' has no train/ folder (nor Training/); "
+                                "pass --calibration FOLDER.")
         # parity on the test images: calibration may take every train image of a small set (parity never reuses them)
-        parity = data / "test" if (data / "test").is_dir() else data
+        parity = _find_split_dir(data, "test") or data
         exports["onnx fp32"] = export_model(model_dir, work / "onnx-fp32", exporter=exporter, calibration=calibration, overwrite=True,
                                             parity_data=parity, progress=progress).directory
         with _left_out_if_parity_fails("onnx int8", left_out):
-            exports["onnx int8"] = export_model(model_dir, work / "onnx-int8", quantize="int8", calibration=calibration, exporter=exporter,
-                                                parity_data=parity,
-                                                onnx_fp32=exports["onnx fp32"] / "model.onnx", overwrite=True, progress=progress,
-                                                **export_options).directory
+            int8 = export_model(model_dir, work / "onnx-int8", quantize="int8", calibration=calibration, exporter=exporter,
+                                parity_data=parity, onnx_fp32=exports["onnx fp32"] / "model.onnx", overwrite=True, progress=progress,
+                                **export_options)
+            exports["onnx int8"] = int8.directory
+            if int8.notes:  # e.g. calibration images held back for the parity check
+                export_notes["onnx int8"] = int8.notes
     weights_file = (model_dir / "model" if (model_dir / "model" / "model.safetensors").is_file() else model_dir) / "model.safetensors"
 
     def torch_run(x: np.ndarray) -> np.ndarray:
@@ -338,6 +354,8 @@ def _benchmark_images(model: Path, data: Path, work: Path, *, calibration, expor
         "num_test_images": len(records),
         "num_test_samples": len(records),
         "num_skipped": len(skipped),
+        "excluded_training_images": excluded,
+        **({"training_record": training_record} if training_record else {}),
         "unit": "img",
         "batch_size": batch_size,
         "threads": threads,
@@ -347,8 +365,27 @@ def _benchmark_images(model: Path, data: Path, work: Path, *, calibration, expor
         "variants": rows,
         "left_out": left_out,
         "exports": {k: str(p) for k, p in exports.items()},
+        "export_notes": export_notes,
         "environment": _environment(),
     }
+
+
+def _without_training_images(model_dir: Path, data: Path, records: list, include: bool) -> tuple[list, int, str | None]:
+    """The test records minus the images the run trained on (RUN/splits.json, by content hash, as ``evaluate``), how
+    many were left out, and why none could be left out when the run has no record (None for a bare model folder)."""
+    from ..api import missing_training_record, training_hashes
+
+    if include:
+        return records, 0, None
+    seen = training_hashes(model_dir)
+    if seen is None:
+        return records, 0, missing_training_record(model_dir)
+    kept = [r for r in records if r.sha256 not in seen[0]]
+    if not kept:
+        raise DataError(f"every image in '{data}' ({len(records)}) was used to train this run (its train/val splits, {seen[1]}), "
+                        "so its accuracy would say nothing: benchmark on images it has not seen, or pass --include-training-images "
+                        "to measure on them anyway.")
+    return kept, len(records) - len(kept), None
 
 
 @contextlib.contextmanager
@@ -359,7 +396,10 @@ def _left_out_if_parity_fails(name: str, left_out: dict[str, str]):
         yield
     except ParityError as exc:
         why = str(exc).split(". Numbers in")[0]
-        left_out[name] = (f"{why}. It is left out. `transferkit export MODEL --quantize int8` with --exclude-head (also a "
+        noise = (f" The parity images were random noise ({exc.random_noise}), which says little about real images: with more "
+                 "test images in DATA (or a --calibration folder apart from them) parity is checked on real ones."
+                 if exc.random_noise else "")
+        left_out[name] = (f"{why}.{noise} It is left out. `transferkit export MODEL --quantize int8` with --exclude-head (also a "
                           "benchmark option), another --calibrate-method or more --num-calibration images may pass.")
 
 

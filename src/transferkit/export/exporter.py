@@ -76,14 +76,36 @@ def model_calibration(model_dir: Path | None, model: TransferModel) -> dict[str,
 
 
 def sample_files(folder: str | os.PathLike, n: int, *, seed: int, exclude: set[Path] = frozenset(), prefer_train: bool = False) -> list[Path]:
-    """A seeded random sample of image files under ``folder`` (its ``train/`` when asked and present)."""
+    """A seeded random sample of image files under ``folder`` (its train split folder when asked and present: ``train/``
+    or another name ``fit`` reads as one, e.g. ``Training/``)."""
+    from ..data.folder import _find_split_dir  # the data loader's split names: what fit trained on is what calibrates
+
     folder = Path(folder)
     if not folder.exists():
         raise DataError(f"image folder '{folder}' does not exist.")
-    root = folder / "train" if prefer_train and (folder / "train").is_dir() else folder
+    root = (_find_split_dir(folder, "train") if prefer_train and folder.is_dir() else None) or folder
     files = [f for f in list_images([root]) if f not in exclude]
     rng = np.random.default_rng(seed)
     return [files[i] for i in sorted(rng.permutation(len(files))[:n])]
+
+
+def _hold_back_for_parity(calib_files: list[Path], parity_source, num_parity: int, seed: int,
+                          notes: list[str]) -> tuple[list[Path], list[Path]]:
+    """Calibration took every image the parity check could use (a folder of ``num_calibration`` images or fewer, used for
+    both), which left parity only random noise. Hand up to ``num_parity`` of those images, at most half, to parity
+    instead (seeded): parity still never reuses a calibration image, and now checks real ones."""
+    pool = set(list_images([Path(parity_source)]))
+    shared = [f for f in calib_files if f in pool]
+    k = min(num_parity, len(shared) // 2)
+    if k == 0:
+        return calib_files, []
+    rng = np.random.default_rng(seed + 1)
+    held = {shared[i] for i in rng.permutation(len(shared))[:k]}
+    kept = [f for f in calib_files if f not in held]
+    notes.append(f"calibration and the parity check drew from the same {len(shared)} images under '{parity_source}': {k} of them "
+                 f"were held back from calibration for the parity check, which calibrates on the other {len(kept)}; parity "
+                 "data of other images (export --parity-data) calibrates on them all.")
+    return kept, sorted(held)
 
 
 def _read_all(files: list[Path], description: str, progress: bool) -> tuple[list[Path], list]:
@@ -175,10 +197,12 @@ def export_model(
     tokenizer; their int8 is dynamic quantization (no calibration), ``parity_data`` a text file
     (``text_col`` names its column) — see :mod:`transferkit.export.text`.
 
-    ``calibration``: image folder for int8 calibration (its ``train/`` when present);
+    ``calibration``: image folder for int8 calibration (its ``train/`` or ``Training/`` when present);
     ``parity_data``: image folder for the parity sample (default: other images of the calibration
-    folder; random images when neither is given). ``onnx_fp32``: an fp32 ONNX file already exported
-    from this model, quantized instead of exporting again (parity is still checked against PyTorch).
+    folder; random images when neither is given). Parity never checks a calibration image: when calibration would
+    take every image parity could use (one folder of ``num_calibration`` images or fewer for both), up to
+    ``num_parity`` of them, at most half, are held back for parity (said in ``notes``). ``onnx_fp32``: an fp32
+    ONNX file already exported from this model, quantized instead of exporting again (parity is still checked against PyTorch).
     Raises :class:`ParityError` when parity breaks.
     """
     t0 = time.perf_counter()
@@ -222,17 +246,20 @@ def export_model(
                      if parity_data is None else "fp32 export: nothing is calibrated, so --calibration was not used.")
     parity_source = parity_data if parity_data is not None else calibration
     parity_files = sample_files(parity_source, num_parity, seed=seed + 1, exclude=set(calib_files)) if parity_source else []
+    if calib_files and parity_source is not None and not parity_files:
+        calib_files, parity_files = _hold_back_for_parity(calib_files, parity_source, num_parity, seed, notes)
     parity_files, parity_images = _read_all(parity_files, "parity images", progress)
+    noise_why = None
     if not parity_images:
         parity_images = _synthetic_images(num_parity, seed)
         if parity_source is None:
-            why = "no image folder given"
-        elif parity_data is None and calib_files:
-            why = f"all {len(calib_files)} images sampled from '{calibration}' went to int8 calibration, and parity never reuses them"
+            noise_why = "no image folder given"
+        elif not parity_files and set(calib_files) & set(list_images([Path(parity_source)])):  # one image: nothing to split
+            noise_why = f"the only image under '{parity_source}' went to int8 calibration, and parity never reuses it"
         else:
-            why = f"no readable image files under '{parity_source}'"
-        notes.append(f"parity measured on {num_parity} random-noise images ({why}): pass --parity-data DATA to check on real images"
-                     + (" (or a smaller --num-calibration)" if parity_data is None and calib_files else "") + ".")
+            noise_why = f"no readable image files under '{parity_source}'"
+        notes.append(f"parity measured on {num_parity} random-noise images ({noise_why}): pass --parity-data DATA to check on "
+                     "real images.")
 
     # ---- export ------------------------------------------------------------------------------
     model_file = "model.pt" if format == "torchscript" else "model.onnx"
@@ -298,7 +325,7 @@ def export_model(
                           "the folder has no export.json, so it cannot be loaded."
                           + (" Note: " + noise[0] if noise else "")
                           + (" For int8, try --exclude-head, another --calibrate-method, or more --num-calibration images."
-                             if quantize else ""))
+                             if quantize else ""), random_noise=noise_why)
 
     import onnxruntime
 

@@ -10,7 +10,14 @@ from ..errors import TransferKitError
 
 
 class ParityError(TransferKitError, RuntimeError):
-    """The exported model does not reproduce the PyTorch model within tolerance."""
+    """The exported model does not reproduce the PyTorch model within tolerance.
+
+    ``random_noise``: when the check ran on random-noise images instead of real ones, why (None otherwise), so a caller
+    that rewords the message (``benchmark``) can still say so."""
+
+    def __init__(self, message: str, *, random_noise: str | None = None):
+        super().__init__(message)
+        self.random_noise = random_noise
 
 
 @dataclass(frozen=True)
