@@ -71,15 +71,21 @@ def test_from_scratch_config_lifts_the_settings_that_protect_pretrained_weights(
     assert record["changed"] == {"freeze_bn": {"requested": True, "used": False}, "wise_alpha": {"requested": 0.5, "used": 1.0}}
     assert from_scratch_config(scratch, used)[1]["changed"] == {}  # already from-scratch settings: nothing to change
 
-    path = tmp_path / "deep.safetensors"
     from safetensors.torch import save_file
 
     torch.manual_seed(3)
-    save_file({k: v.contiguous() for k, v in torchvision.models.mobilenet_v2(width_mult=0.1).state_dict().items()}, str(path))
-    pretrained = _model(splits.classes, weights=str(path))
+    net = torchvision.models.mobilenet_v2(width_mult=0.1)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "random.safetensors"))
+    saved_random = _model(splits.classes, weights=str(tmp_path / "random.safetensors"))
+    assert saved_random.backbone.weights_record["source"] != "none"
+    assert trains_from_scratch(saved_random)  # a random init saved to a file (selection's controls): BN never estimated
+    with torch.no_grad():
+        net.train()(torch.rand(4, 3, 64, 64))  # statistics estimated, as in any pretrained file
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(tmp_path / "trained.safetensors"))
+    pretrained = _model(splits.classes, weights=str(tmp_path / "trained.safetensors"))
     assert not trains_from_scratch(pretrained)
     config = FinetuneConfig()
-    assert from_scratch_config(pretrained, config) == (config, None)  # weights from a file: the defaults stand
+    assert from_scratch_config(pretrained, config) == (config, None)  # pretrained weights: the defaults stand
     scratch.backbone.weights_record = {**scratch.backbone.weights_record, "fine_tuned": True}
     assert not trains_from_scratch(scratch)  # trained once already: its statistics are no placeholders
 

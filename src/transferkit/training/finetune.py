@@ -116,10 +116,23 @@ def finetune_image_model(
     return trainer
 
 
+def placeholder_batchnorm(module: nn.Module) -> bool:
+    """Whether every BatchNorm layer of ``module`` still holds the statistics it was built with (mean 0, variance 1):
+    they were never estimated on data, as in any random initialisation (``--weights none``, or such weights saved to a
+    file). Pretrained weights carry estimated statistics. False when there is no BatchNorm layer."""
+    layers = [m for m in module.modules()
+              if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.running_mean is not None and m.running_var is not None]
+    return bool(layers) and all(bool(torch.all(m.running_mean == 0)) and bool(torch.all(m.running_var == 1)) for m in layers)
+
+
 def trains_from_scratch(model: nn.Module) -> bool:
-    """Whether ``model``'s backbone holds random-init weights (``--weights none``) that have not been trained yet."""
-    record = getattr(getattr(model, "backbone", None), "weights_record", None) or {}
-    return record.get("source") == "none" and not record.get("fine_tuned")
+    """Whether ``model``'s backbone is a random initialisation not trained yet: ``--weights none``, or weights whose
+    BatchNorm statistics were never estimated (:func:`placeholder_batchnorm`; e.g. a random init saved to a file)."""
+    backbone = getattr(model, "backbone", None)
+    record = getattr(backbone, "weights_record", None) or {}
+    if record.get("fine_tuned"):
+        return False
+    return record.get("source") == "none" or (backbone is not None and placeholder_batchnorm(backbone))
 
 
 def from_scratch_config(model: nn.Module, config: FinetuneConfig) -> tuple[FinetuneConfig, dict[str, Any] | None]:
@@ -140,7 +153,7 @@ def from_scratch_config(model: nn.Module, config: FinetuneConfig) -> tuple[Finet
         return config, None
     changed = {k: {"requested": getattr(config, k), "used": v} for k, v in (("freeze_bn", False), ("wise_alpha", 1.0))
                if getattr(config, k) != v}
-    record = {"reason": "random-init backbone (weights 'none'): trained from scratch",
+    record = {"reason": "random-init backbone (weights 'none', or BatchNorm statistics never estimated): trained from scratch",
               "batchnorm": "statistics estimated on the training images before fine-tuning, then updated while training",
               "head": "re-initialised, without standardisation (stage one's was fitted to placeholder features)",
               "changed": changed}
@@ -208,7 +221,8 @@ def parameter_checksum(model: nn.Module) -> float:
 
 
 __all__ = ["ImageFinetuneData", "auto_choice_evidence", "describe_from_scratch", "eval_loader", "finetune_image_model", "from_scratch_config", "make_image_loaders",
-           "parameter_checksum", "predict_proba", "prepare_from_scratch", "trains_from_scratch", "validation_loss"]
+           "parameter_checksum", "placeholder_batchnorm", "predict_proba", "prepare_from_scratch", "trains_from_scratch",
+           "validation_loss"]
 
 
 def validation_loss(y_val: np.ndarray, proba: np.ndarray, *, y_train: np.ndarray, num_classes: int, config: FinetuneConfig) -> float:
