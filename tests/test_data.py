@@ -234,6 +234,43 @@ def test_system_clutter_and_broken_links_are_skipped_and_counted_not_trained_on(
     assert sum(summary["counts"]["train"].values()) + sum(summary["counts"]["val"].values()) == 2 * 8 + 1
 
 
+def _mac_zip_folder(folder: Path, cls: str, *, real: bool) -> None:
+    """What unzipping a zip made on a Mac leaves beside the class folders: __MACOSX/<class>/ with a '._x' resource fork
+    per image (not an image), and with ``real`` a copy of some images too."""
+    mac = folder / "__MACOSX" / cls
+    mac.mkdir(parents=True)
+    for f in sorted((folder / cls).iterdir())[:3]:
+        (mac / f"._{f.name}").write_bytes(b"\0\5\26\7Mac OS X        ATTR")
+        if real:
+            shutil.copy(f, mac / f.name)
+
+
+@pytest.mark.parametrize("real", [True, False], ids=["with-copies", "resource-forks-only"])
+def test_a_macosx_folder_beside_the_class_folders_is_no_class_but_counted(tmp_path, real):
+    """__MACOSX/ beside the class folders became a class: trained on silently with copies in it, or "class(es)
+    ['__MACOSX'] have no usable images" with only resource forks (a real Mac zip). It is clutter: skipped and counted."""
+    flat = make_image_folder(tmp_path / "flat", classes=("healthy", "spot"), per_class=8, splits=("train",)) / "train"
+    _mac_zip_folder(flat, "spot", real=real)
+    splits = load_image_folder(flat, progress=False)
+    assert splits.classes == ["healthy", "spot"]
+    summary = splits.summary()
+    assert summary["skipped_by_reason"] == {"hidden or system file": 6 if real else 3}
+    assert all("__MACOSX" in Path(s["path"]).parts for s in summary["skipped"])
+    assert not any("__MACOSX" in r.path.parts for s in ("train", "val", "test") for r in splits.split(s))
+
+    root = make_image_folder(tmp_path / "split", classes=("healthy", "spot"), per_class=8)
+    _mac_zip_folder(root / "train", "spot", real=real)  # train/__MACOSX/spot/
+    (root / "__MACOSX" / "test" / "healthy").mkdir(parents=True)  # and one beside the split folders
+    (root / "__MACOSX" / "test" / "healthy" / "._x.png").write_bytes(b"\0\5\26\7")
+    splits = load_image_folder(root, progress=False)
+    assert splits.classes == ["healthy", "spot"]
+    assert splits.summary()["skipped_by_reason"] == {"hidden or system file": (6 if real else 3) + 1}
+    # evaluate's reader: __MACOSX/ is not "a class this model does not know"
+    records, skipped = load_labelled_folder(root / "train", ["healthy", "spot"], progress=False)
+    assert len(records) == 16 and len(skipped) == (6 if real else 3)
+    assert all(s.reason.startswith("hidden or system file") for s in skipped)
+
+
 # ---- data set errors -----------------------------------------------------------------------
 
 

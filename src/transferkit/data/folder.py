@@ -139,22 +139,31 @@ def _find_split_dir(root: Path, split: str) -> Path | None:
 def _outside_class_folders(folder: Path, inside: set[Path], where: str, kind: str) -> list[SkippedFile]:
     """Image files in ``folder`` that lie outside the sub-folders in ``inside`` (its ``kind`` folders: the class folders
     of a split or of the root, or the split folders of the root). They belong to no class, so they are listed as skipped
-    rather than vanishing. Other files there (a README, a CSV of subjects) are not data and are left alone."""
+    rather than vanishing. Other files there (a README, a CSV of subjects) are not data and are left alone. Image files
+    in system clutter (a '__MACOSX/' or '.ipynb_checkpoints/' beside the class folders, a '._x.jpg' resource fork) are
+    counted as hidden or system files, as they are inside a class folder."""
     out = []
     for child in sorted(folder.iterdir()):
-        if child in inside or system_clutter(Path(child.name)) is not None:
+        if child in inside:
             continue
         if child.is_dir():
             for f in walk_files(child):
-                if f.suffix.lower() in IMAGE_EXTENSIONS and system_clutter(f.relative_to(folder)) is None:
-                    out.append(SkippedFile(f, f"in '{child.name}/', which is not a {kind} folder of {where}"))
+                if f.suffix.lower() not in IMAGE_EXTENSIONS:
+                    continue
+                hidden = system_clutter(f.relative_to(folder))
+                out.append(SkippedFile(f, f"hidden or system file (left out: '{hidden}')" if hidden is not None
+                                       else f"in '{child.name}/', which is not a {kind} folder of {where}"))
         elif child.suffix.lower() in IMAGE_EXTENSIONS:
-            out.append(SkippedFile(child, f"not inside a {kind} folder of {where}"))
+            hidden = system_clutter(Path(child.name))
+            out.append(SkippedFile(child, f"hidden or system file (left out: '{hidden}')" if hidden is not None
+                                   else f"not inside a {kind} folder of {where}"))
     return out
 
 
 def _class_dirs(folder: Path) -> list[Path]:
-    return sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    """The class (or split) folders in ``folder``: every sub-folder except system clutter ('__MACOSX/' from a zip made on
+    a Mac, '.ipynb_checkpoints/', other hidden names), which is no class; ``_outside_class_folders`` counts its images."""
+    return sorted(d for d in folder.iterdir() if d.is_dir() and system_clutter(Path(d.name)) is None)
 
 
 def _scan_files(class_dirs: dict[str, Path]) -> list[tuple[Path, str, str | None]]:
