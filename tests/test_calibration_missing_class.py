@@ -21,7 +21,7 @@ def test_an_imbalanced_fit_whose_validation_lacks_the_minority_keeps_temperature
     for i in range(3):  # 40:3: the stratified 15 % validation carve gets no 'spot' image
         write_class_image(root / "spot" / f"s{i}.png", 1, rng)
     out = tmp_path / "run"
-    result = fit(root, model=TINY, weights="none", out=out, hidden_dim=0, epochs=5, progress=False, cache_dir=tmp_path / "cache")
+    result = fit(root, model=TINY, weights="none", out=out, hidden_dim=0, progress=False, cache_dir=tmp_path / "cache")
     assert result.metrics["data"]["counts"]["val"]["spot"] == 0
     record = result.metrics["calibration"]
     assert record["temperature"] == 1.0 and "holds no example of class index 1" in record["note"] and "val/ folder" in record["note"]

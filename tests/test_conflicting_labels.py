@@ -20,7 +20,7 @@ def test_a_fit_records_conflicting_labels_and_its_report_warns(tmp_path, torch_s
     shutil.copy(healthy[0], root / "train" / "spot" / "also_spot.png")
     shutil.copy(healthy[1], root / "test" / "spot" / "test_spot.png")
     out = tmp_path / "run"
-    result = fit(root, model=TINY, weights="none", out=out, hidden_dim=0, epochs=5, progress=False, cache_dir=tmp_path / "cache")
+    result = fit(root, model=TINY, weights="none", out=out, hidden_dim=0, progress=False, cache_dir=tmp_path / "cache")
     assert result.splits.summary()["num_conflicting_labels"] == 2
     assert result.metrics["data"]["num_conflicting_labels"] == 2
     data = json.loads((out / "config.json").read_text())["data"]
