@@ -112,3 +112,27 @@ def test_classification_metrics_refuses_class_names_as_labels():
     with pytest.raises(DataError, match="class indices 0..1, not <U1 values \\('a', 'b'"):
         classification_metrics(np.array(["a", "b"]), np.array([[0.9, 0.1], [0.2, 0.8]]), ["a", "b"])
     assert classification_metrics(np.array([0.0, 1.0]), np.array([[0.9, 0.1], [0.2, 0.8]]), ["a", "b"])["accuracy"] == 1.0
+
+
+def test_a_validation_split_without_some_class_fits_no_temperature_and_says_why():
+    """A 40:3 data set's stratified validation carve can hold no minority image: the temperature was fitted on the
+    majority class alone (here T = 0.38, sharpening every later probability), without a word, while a validation
+    split without errors did get a note. Now T stays 1 and the note says why and what to do."""
+    from transferkit.evaluation.calibration import calibrate_on_validation
+
+    y = np.zeros(6, dtype=np.int64)  # one class only, with an error: the NLL has an optimum, but on one class
+    proba = np.array([[0.9, 0.1], [0.6, 0.4], [0.4, 0.6], [0.8, 0.2], [0.7, 0.3], [0.55, 0.45]])
+    record = calibrate_on_validation(y, proba)
+    assert record["temperature"] == 1.0 and record["val_nll_after"] == record["val_nll_before"]
+    assert "no example of class index 1 (only of index 0)" in record["note"]
+    record = calibrate_on_validation(y, proba, classes=["healthy", "spot"])  # with names
+    assert record["temperature"] == 1.0 and "no example of class 'spot' (only of 'healthy')" in record["note"]
+    assert "the temperature stays 1" in record["note"] and "Add images of that class" in record["note"] and "val/ folder" in record["note"]
+    # all right, too: the missing class is the reason given, not the missing errors
+    assert "no example of class index 1" in calibrate_on_validation(y, proba[[0, 1, 3, 4, 5, 0]])["note"]
+    # three classes, one missing: the same (the scaler, as the report uses it, names classes by index)
+    logits, y3 = _simulated(300, 3, true_temperature=3.0, seed=4)
+    keep = y3 != 2
+    scaler = TemperatureScaler().fit(logits[keep], y3[keep])
+    assert scaler.temperature_ == 1.0 and "no example of class index 2 (only of index 0, index 1)" in scaler.note_
+    assert TemperatureScaler().fit(logits, y3).note_ is None  # every class present: fitted as before

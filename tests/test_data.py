@@ -234,6 +234,43 @@ def test_system_clutter_and_broken_links_are_skipped_and_counted_not_trained_on(
     assert sum(summary["counts"]["train"].values()) + sum(summary["counts"]["val"].values()) == 2 * 8 + 1
 
 
+def _mac_zip_folder(folder: Path, cls: str, *, real: bool) -> None:
+    """What unzipping a zip made on a Mac leaves beside the class folders: __MACOSX/<class>/ with a '._x' resource fork
+    per image (not an image), and with ``real`` a copy of some images too."""
+    mac = folder / "__MACOSX" / cls
+    mac.mkdir(parents=True)
+    for f in sorted((folder / cls).iterdir())[:3]:
+        (mac / f"._{f.name}").write_bytes(b"\0\5\26\7Mac OS X        ATTR")
+        if real:
+            shutil.copy(f, mac / f.name)
+
+
+@pytest.mark.parametrize("real", [True, False], ids=["with-copies", "resource-forks-only"])
+def test_a_macosx_folder_beside_the_class_folders_is_no_class_but_counted(tmp_path, real):
+    """__MACOSX/ beside the class folders became a class: trained on silently with copies in it, or "class(es)
+    ['__MACOSX'] have no usable images" with only resource forks (a real Mac zip). It is clutter: skipped and counted."""
+    flat = make_image_folder(tmp_path / "flat", classes=("healthy", "spot"), per_class=8, splits=("train",)) / "train"
+    _mac_zip_folder(flat, "spot", real=real)
+    splits = load_image_folder(flat, progress=False)
+    assert splits.classes == ["healthy", "spot"]
+    summary = splits.summary()
+    assert summary["skipped_by_reason"] == {"hidden or system file": 6 if real else 3}
+    assert all("__MACOSX" in Path(s["path"]).parts for s in summary["skipped"])
+    assert not any("__MACOSX" in r.path.parts for s in ("train", "val", "test") for r in splits.split(s))
+
+    root = make_image_folder(tmp_path / "split", classes=("healthy", "spot"), per_class=8)
+    _mac_zip_folder(root / "train", "spot", real=real)  # train/__MACOSX/spot/
+    (root / "__MACOSX" / "test" / "healthy").mkdir(parents=True)  # and one beside the split folders
+    (root / "__MACOSX" / "test" / "healthy" / "._x.png").write_bytes(b"\0\5\26\7")
+    splits = load_image_folder(root, progress=False)
+    assert splits.classes == ["healthy", "spot"]
+    assert splits.summary()["skipped_by_reason"] == {"hidden or system file": (6 if real else 3) + 1}
+    # evaluate's reader: __MACOSX/ is not "a class this model does not know"
+    records, skipped = load_labelled_folder(root / "train", ["healthy", "spot"], progress=False)
+    assert len(records) == 16 and len(skipped) == (6 if real else 3)
+    assert all(s.reason.startswith("hidden or system file") for s in skipped)
+
+
 # ---- data set errors -----------------------------------------------------------------------
 
 
@@ -318,6 +355,42 @@ def test_exact_cross_split_duplicates_are_reported(tmp_path):
 
 def test_no_duplicates_reported_on_distinct_files(image_folder):
     assert load_image_folder(image_folder, progress=False).duplicates == []
+
+
+def test_identical_images_under_different_classes_are_conflicting_labels(tmp_path):
+    """The same image under two class folders got no warning at all (within a split), or only a plain leakage line
+    (across splits). Both are a wrong label: counted, listed with every copy and its class, and said what to do."""
+    from transferkit.data import describe_conflicting_labels
+
+    root = make_image_folder(tmp_path / "d", classes=("healthy", "spot"), per_class=8, splits=("train", "val", "test"))
+    healthy = sorted((root / "train" / "healthy").glob("*.png"))
+    shutil.copy(healthy[0], root / "train" / "spot" / "also_spot.png")  # within train
+    shutil.copy(healthy[1], root / "test" / "spot" / "test_spot.png")  # across splits, another label
+    shutil.copy(healthy[2], root / "test" / "healthy" / "test_healthy.png")  # across splits, same label: leakage only
+    splits = load_image_folder(root, progress=False)
+    assert [{c[1].name for c in conflict.copies} for conflict in splits.conflicting_labels] == [
+        {healthy[0].name, "also_spot.png"}, {healthy[1].name, "test_spot.png"}]
+    assert all(conflict.classes == ["healthy", "spot"] for conflict in splits.conflicting_labels)
+    summary = splits.summary()
+    assert summary["num_conflicting_labels"] == 2
+    assert {(d["split"], Path(d["path"]).name, d["class"]) for d in summary["conflicting_labels"][1]["copies"]} == {
+        ("train", healthy[1].name, "healthy"), ("test", "test_spot.png", "spot")}
+    leaks = {Path(d["b"]).name: d for d in summary["cross_split_duplicates"]}  # both cross-split copies stay leakage
+    assert set(leaks) == {"test_spot.png", "test_healthy.png"}
+    assert leaks["test_spot.png"]["conflicting"] and (leaks["test_spot.png"]["a_class"], leaks["test_spot.png"]["b_class"]) == ("healthy", "spot")
+    assert not leaks["test_healthy.png"]["conflicting"]
+    lines = describe_conflicting_labels(summary)
+    assert lines[0].startswith("2 image(s) are filed under more than one class") and "relabel" in lines[0]
+    assert "also_spot.png (train, class 'spot')" in lines[1] and len(lines) == 3
+    # a flat folder: the copies may land in one split or two, and are a conflict either way
+    flat = make_image_folder(tmp_path / "flat", classes=("healthy", "spot"), per_class=10, splits=("train",)) / "train"
+    shutil.copy(sorted((flat / "healthy").glob("*.png"))[0], flat / "spot" / "copy.png")
+    assert load_image_folder(flat, progress=False).summary()["num_conflicting_labels"] == 1
+
+
+def test_distinct_images_have_no_conflicting_labels(image_folder):
+    summary = load_image_folder(image_folder, progress=False).summary()
+    assert summary["num_conflicting_labels"] == 0 and summary["conflicting_labels"] == []
 
 
 # ---- evaluation folders --------------------------------------------------------------------

@@ -53,6 +53,29 @@ class SkippedFile:
     reason: str
 
 
+CONFLICTING_LABELS_ADVICE = "remove the copy filed under the wrong class, or move it to the right class folder (relabel)"
+
+
+@dataclass(frozen=True)
+class ConflictingLabel:
+    """Byte-identical image content filed under two or more classes (in one split or across splits): the model is taught,
+    or scored against, two answers for the same image, and at least one of them is wrong."""
+
+    sha256: str
+    copies: tuple[tuple[str, Path, str], ...]  # (split, path, class), every copy of the content
+
+    @property
+    def classes(self) -> list[str]:
+        return sorted({c for _, _, c in self.copies})
+
+    def describe(self) -> str:
+        return " == ".join(f"{p} ({split}, class '{c}')" for split, p, c in self.copies)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sha256": self.sha256, "classes": self.classes,
+                "copies": [{"split": split, "path": str(p), "class": c} for split, p, c in self.copies]}
+
+
 @dataclass
 class ImageSplits:
     """A labelled data set split three ways, plus what was skipped and why."""
@@ -66,6 +89,7 @@ class ImageSplits:
     val_source: str
     skipped: list[SkippedFile] = field(default_factory=list)
     duplicates: list[tuple[str, Path, str, Path]] = field(default_factory=list)  # (split, path, split, path)
+    conflicting_labels: list[ConflictingLabel] = field(default_factory=list)  # identical content under different classes
     groups: str | None = None  # subject pattern searched in file names (None: every image is its own subject)
     groups_file: Path | None = None  # or a CSV table of file -> subject
 
@@ -92,11 +116,24 @@ class ImageSplits:
             "num_skipped": len(self.skipped),
             "skipped_by_reason": dict(reasons),
             "skipped": [{"path": str(s.path), "reason": s.reason} for s in self.skipped],
-            "cross_split_duplicates": [
-                {"a_split": a, "a": str(pa), "b_split": b, "b": str(pb)} for a, pa, b, pb in self.duplicates
-            ],
+            "cross_split_duplicates": self._duplicate_records(),
+            "num_conflicting_labels": len(self.conflicting_labels),
+            "conflicting_labels": [c.to_dict() for c in self.conflicting_labels],
             "groups": self.group_summary(),
         }
+
+    def _duplicate_records(self) -> list[dict[str, Any]]:
+        """The cross-split pairs for the summary, with each copy's class; ``conflicting`` when the two differ (also listed
+        under ``conflicting_labels``)."""
+        if not self.duplicates:
+            return []
+        cls = {r.path: self.classes[r.label] for split in SPLIT_NAMES for r in self.split(split)}
+        out = []
+        for a, pa, b, pb in self.duplicates:
+            ca, cb = cls.get(pa), cls.get(pb)
+            out.append({"a_split": a, "a": str(pa), "b_split": b, "b": str(pb), "a_class": ca, "b_class": cb,
+                        "conflicting": ca is not None and cb is not None and ca != cb})
+        return out
 
     def group_summary(self) -> dict[str, Any] | None:
         """Subjects per split, unmatched file names and subjects found in two splits (leakage), or None."""
@@ -139,22 +176,31 @@ def _find_split_dir(root: Path, split: str) -> Path | None:
 def _outside_class_folders(folder: Path, inside: set[Path], where: str, kind: str) -> list[SkippedFile]:
     """Image files in ``folder`` that lie outside the sub-folders in ``inside`` (its ``kind`` folders: the class folders
     of a split or of the root, or the split folders of the root). They belong to no class, so they are listed as skipped
-    rather than vanishing. Other files there (a README, a CSV of subjects) are not data and are left alone."""
+    rather than vanishing. Other files there (a README, a CSV of subjects) are not data and are left alone. Image files
+    in system clutter (a '__MACOSX/' or '.ipynb_checkpoints/' beside the class folders, a '._x.jpg' resource fork) are
+    counted as hidden or system files, as they are inside a class folder."""
     out = []
     for child in sorted(folder.iterdir()):
-        if child in inside or system_clutter(Path(child.name)) is not None:
+        if child in inside:
             continue
         if child.is_dir():
             for f in walk_files(child):
-                if f.suffix.lower() in IMAGE_EXTENSIONS and system_clutter(f.relative_to(folder)) is None:
-                    out.append(SkippedFile(f, f"in '{child.name}/', which is not a {kind} folder of {where}"))
+                if f.suffix.lower() not in IMAGE_EXTENSIONS:
+                    continue
+                hidden = system_clutter(f.relative_to(folder))
+                out.append(SkippedFile(f, f"hidden or system file (left out: '{hidden}')" if hidden is not None
+                                       else f"in '{child.name}/', which is not a {kind} folder of {where}"))
         elif child.suffix.lower() in IMAGE_EXTENSIONS:
-            out.append(SkippedFile(child, f"not inside a {kind} folder of {where}"))
+            hidden = system_clutter(Path(child.name))
+            out.append(SkippedFile(child, f"hidden or system file (left out: '{hidden}')" if hidden is not None
+                                   else f"not inside a {kind} folder of {where}"))
     return out
 
 
 def _class_dirs(folder: Path) -> list[Path]:
-    return sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    """The class (or split) folders in ``folder``: every sub-folder except system clutter ('__MACOSX/' from a zip made on
+    a Mac, '.ipynb_checkpoints/', other hidden names), which is no class; ``_outside_class_folders`` counts its images."""
+    return sorted(d for d in folder.iterdir() if d.is_dir() and system_clutter(Path(d.name)) is None)
 
 
 def _scan_files(class_dirs: dict[str, Path]) -> list[tuple[Path, str, str | None]]:
@@ -360,6 +406,7 @@ def load_image_folder(
     splits = ImageSplits(root, classes, train, val, test, layout, val_source, skipped, groups=groups,
                          groups_file=Path(groups_file) if groups_file is not None else None)
     splits.duplicates = find_cross_split_duplicates(splits)
+    splits.conflicting_labels = find_conflicting_labels(splits)
     return splits
 
 
@@ -373,6 +420,35 @@ def find_cross_split_duplicates(splits: ImageSplits) -> list[tuple[str, Path, st
                 dups.append((*first_seen[r.sha256], split, r.path))
             first_seen.setdefault(r.sha256, (split, r.path))
     return dups
+
+
+def find_conflicting_labels(splits: ImageSplits) -> list[ConflictingLabel]:
+    """Byte-identical files filed under different classes, within a split or across splits (a wrong label: at least one
+    copy is in the wrong class folder). Each content is listed once, with every copy of it (split, path, class)."""
+    copies: dict[str, list[tuple[str, Path, int]]] = {}
+    for split in SPLIT_NAMES:
+        for r in splits.split(split):
+            copies.setdefault(r.sha256, []).append((split, r.path, r.label))
+    out = []
+    for digest, cs in copies.items():
+        if len({label for _, _, label in cs}) > 1:
+            out.append(ConflictingLabel(digest, tuple((split, p, splits.classes[label]) for split, p, label in cs)))
+    return sorted(out, key=lambda c: str(c.copies[0][1]))
+
+
+def describe_conflicting_labels(summary: dict[str, Any], *, limit: int = 5) -> list[str]:
+    """Lines for a person (the fit summary, the report): how many images carry conflicting labels, up to ``limit`` of
+    them with every copy, and what to do. ``summary``: :meth:`ImageSplits.summary` (or config.json's ``data``)."""
+    found = summary.get("conflicting_labels") or []
+    if not found:
+        return []
+    lines = [f"{len(found)} image(s) are filed under more than one class (byte-identical copies with different labels), so "
+             f"at least one copy of each is mislabelled: {CONFLICTING_LABELS_ADVICE}."]
+    for c in found[:limit]:
+        lines.append(" == ".join(f"{d['path']} ({d['split']}, class '{d['class']}')" for d in c["copies"]))
+    if len(found) > limit:
+        lines.append(f"... and {len(found) - limit} more (config.json: data.conflicting_labels)")
+    return lines
 
 
 def load_labelled_folder(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,7 +78,9 @@ class TemperatureScaler:
     def __init__(self, *, bounds: tuple[float, float] = (0.05, 20.0)):
         self.bounds = bounds
 
-    def fit(self, logits: np.ndarray, y_true: np.ndarray) -> "TemperatureScaler":
+    def fit(self, logits: np.ndarray, y_true: np.ndarray, *, classes: Sequence[str] | None = None) -> "TemperatureScaler":
+        """Fit ``temperature_`` (1 with a ``note_`` saying why when no temperature can be fitted: a validation split that
+        holds fewer than all classes, or one classified without an error). ``classes``: names for that note."""
         logits, y_true = np.asarray(logits, dtype=np.float64), np.asarray(y_true)
         if logits.ndim != 2 or len(logits) != len(y_true) or len(y_true) == 0:
             raise TransferKitError(f"expected logits (N, C) and N labels; got shapes {logits.shape} and {y_true.shape}.")
@@ -88,12 +91,20 @@ class TemperatureScaler:
             raise DataError("these look like probabilities (every row in [0, 1] and summing to 1), not logits: temperature "
                             "scaling divides logits, so pass logits_from_proba(proba) (the fitted T then applies to it too).")
         lo, hi = np.log(self.bounds[0]), np.log(self.bounds[1])
+        self.nll_before_ = negative_log_likelihood(logits, y_true, 1.0)
+        self.note_ = None
+        missing = sorted(set(range(logits.shape[1])) - set(y_true.tolist()))
+        if missing:
+            # e.g. a split of one class (a 40:3 data set's stratified 15 % carve can hold no minority image): its NLL only
+            # asks how sure the model should be of the classes it holds, so T would follow them alone (towards 0 when
+            # they are all right) and rescale every later prediction of the missing class(es) on no evidence: no scaling
+            self.temperature_, self.nll_after_ = 1.0, self.nll_before_
+            self.note_ = _missing_classes_note(missing, sorted(set(y_true.tolist())), classes)
+            return self
         res = minimize_scalar(lambda log_t: negative_log_likelihood(logits, y_true, float(np.exp(log_t))), bounds=(lo, hi), method="bounded")
         t = float(np.exp(res.x))
         # never worse than doing nothing (the optimiser is bounded and 1-D, so this is a guard)
-        self.nll_before_ = negative_log_likelihood(logits, y_true, 1.0)
         nll_t = negative_log_likelihood(logits, y_true, t)
-        self.note_ = None
         if (logits.argmax(1) == y_true).all():
             # every validation example right: each term of the NLL falls towards 0 as T -> 0, so there is no optimum, only
             # the bound or wherever the NLL underflows to 0. That T would push every later probability to 0 or 1 (and
@@ -114,13 +125,26 @@ class TemperatureScaler:
         return softmax(np.asarray(logits, dtype=np.float64) / self.temperature_, axis=1)
 
 
-def calibrate_on_validation(y_val: np.ndarray, proba_val: np.ndarray) -> dict[str, float | str] | None:
+def _missing_classes_note(missing: list[int], present: list[int], classes: Sequence[str] | None) -> str:
+    def name(i: int) -> str:
+        return repr(str(classes[i])) if classes is not None and i < len(classes) else f"index {i}"
+
+    return (f"not fitted: the validation split holds no example of class {', '.join(map(name, missing))} (only of "
+            f"{', '.join(map(name, present))}), so a temperature fitted on it would say nothing about how sure the model "
+            "should be of the missing class(es); the temperature stays 1. Add images of that class (so that the validation "
+            "carve gets some), or give a val/ folder that holds every class")
+
+
+def calibrate_on_validation(y_val: np.ndarray, proba_val: np.ndarray, *,
+                            classes: Sequence[str] | None = None) -> dict[str, float | str] | None:
     """The temperature a fit saves with its model: fitted on the validation split's probabilities (temperature 1), so
-    ``predict`` gives calibrated confidences whether or not a report is written. None when validation is empty."""
+    ``predict`` gives calibrated confidences whether or not a report is written. None when validation is empty. A split
+    that holds fewer than all classes, or no error, fits none: the temperature stays 1 and ``note`` says why (``classes``:
+    the class names it uses)."""
     y_val = np.asarray(y_val)
     if len(y_val) == 0:
         return None
-    scaler = TemperatureScaler().fit(logits_from_proba(proba_val), y_val)
+    scaler = TemperatureScaler().fit(logits_from_proba(proba_val), y_val, classes=classes)
     return {"temperature": scaler.temperature_, "fitted_on": "validation split (NLL)", "val_nll_before": scaler.nll_before_,
             "val_nll_after": scaler.nll_after_, **({"note": scaler.note_} if scaler.note_ else {})}
 

@@ -36,6 +36,7 @@ class ImageReportParts(RunReportParts):
         return get_predictions(self.run_dir, split, splits=splits, progress=self.progress)
 
     def data_section(self, *, check_leakage: bool, max_distance: int) -> DataSection:
+        from ..data.folder import CONFLICTING_LABELS_ADVICE, describe_conflicting_labels
         from ..data.leakage import find_near_duplicates
 
         data, metrics = self.data, self.metrics
@@ -56,6 +57,10 @@ class ImageReportParts(RunReportParts):
         warnings = []
         if identical or near:
             warnings.append(f"leakage: {len(identical)} identical and {len(near)} near-duplicate image pair(s) across splits")
+        conflicting = list(data.get("conflicting_labels") or [])
+        if conflicting:  # identical content under two classes: a wrong label (in one split or across splits)
+            first, example = describe_conflicting_labels(data, limit=1)[:2]
+            warnings.append(f"conflicting labels: {first} E.g. {example}")
         notes = [f"layout: {data.get('layout', '?')}", f"validation: {data.get('val_source', '?')}", f"data root {data.get('root', '?')}"]
         groups = data.get("groups")
         if groups:  # --groups: subjects per split, and subjects that explicit folders share (leakage)
@@ -70,6 +75,7 @@ class ImageReportParts(RunReportParts):
             notes=notes,
             skipped=skipped, skipped_by_reason=data.get("skipped_by_reason") or {}, identical=identical, near=near,
             near_rule=f"perceptual-hash distance ≤ {max_distance}", leakage_checked=checked, leakage_note=note, warnings=warnings,
+            conflicting_labels=conflicting, conflicting_advice=CONFLICTING_LABELS_ADVICE,
         )
 
     def model_card(self) -> list[tuple[str, str]]:

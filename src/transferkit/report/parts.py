@@ -28,7 +28,8 @@ class DataSection:
     ``skipped``: ``{"where", "reason"}`` per input left out; ``duplicates``: repeated inputs
     inside the data (texts: ``{"text", "where", "labels", "conflicting"}``); ``identical`` and
     ``near``: pairs across splits, ``{"a_split", "a", "b_split", "b"}`` plus ``distance`` (images)
-    or ``text`` (texts).
+    or ``text`` (texts); ``conflicting_labels`` (images): identical content filed under different classes,
+    ``{"sha256", "classes", "copies": [{"split", "path", "class"}]}``, and ``conflicting_advice``, what to do about it.
     """
 
     unit: str  # "image" or "text": what one example is
@@ -43,9 +44,12 @@ class DataSection:
     leakage_checked: bool = False
     leakage_note: str = ""  # why the near-duplicate check did not run
     warnings: list[str] = field(default_factory=list)
+    conflicting_labels: list[dict[str, Any]] = field(default_factory=list)
+    conflicting_advice: str = ""
 
     def leakage_summary(self) -> dict[str, Any]:
-        return {"checked": self.leakage_checked, "rule": self.near_rule, "identical": self.identical, "near_duplicates": self.near}
+        return {"checked": self.leakage_checked, "rule": self.near_rule, "identical": self.identical, "near_duplicates": self.near,
+                "conflicting_labels": self.conflicting_labels}
 
 
 @dataclass

@@ -52,11 +52,19 @@ TEMPLATE = r"""<!doctype html>
 </table>
 {% if data.duplicates | length > 20 %}<div class="note">… and {{ data.duplicates | length - 20 }} more (all listed in config.json)</div>{% endif %}
 {% endif %}
+{% if data.conflicting_labels %}
+<div class="warn"><b>Conflicting labels</b>: {{ data.conflicting_labels | length }} {{ data.unit }}(s) are filed under more than one
+ class (identical copies with different labels), so at least one copy of each is mislabelled: {{ data.conflicting_advice }}.</div>
+<table><tr><th class="l">classes</th><th class="l">copies (split, class)</th></tr>
+{% for c in data.conflicting_labels[:20] %}<tr><td class="l">{{ c.classes | join(", ") }}</td><td class="l">{% for d in c.copies %}{{ d.path }} ({{ d.split }}, {{ d["class"] }}){% if not loop.last %}<br>{% endif %}{% endfor %}</td></tr>{% endfor %}
+</table>
+{% if data.conflicting_labels | length > 20 %}<div class="note">… and {{ data.conflicting_labels | length - 20 }} more (all listed in config.json)</div>{% endif %}
+{% endif %}
 {% if data.identical or data.near %}
 <div class="warn"><b>Leakage warning</b>: {{ data.identical | length }} identical {{ data.unit }} pair(s) and {{ data.near | length }}
  near-duplicate pair(s) ({{ data.near_rule }}) appear in two different splits; test scores may be inflated.</div>
 <table><tr><th class="l">split A</th><th class="l">{{ data.unit }} A</th><th class="l">split B</th><th class="l">{{ data.unit }} B</th><th>{{ "distance" if data.unit == "image" else "text (B)" }}</th></tr>
-{% for d in data.identical[:30] %}<tr><td class="l">{{ d.a_split }}</td><td class="l">{{ d.a }}</td><td class="l">{{ d.b_split }}</td><td class="l">{{ d.b }}</td><td class="l">identical{% if d.get('text') %}: {{ d.get('text') }}{% endif %}</td></tr>{% endfor %}
+{% for d in data.identical[:30] %}<tr><td class="l">{{ d.a_split }}</td><td class="l">{{ d.a }}</td><td class="l">{{ d.b_split }}</td><td class="l">{{ d.b }}</td><td class="l">identical{% if d.get('conflicting') %}, labels differ ({{ d.get('a_class') }} / {{ d.get('b_class') }}){% endif %}{% if d.get('text') %}: {{ d.get('text') }}{% endif %}</td></tr>{% endfor %}
 {% for d in data.near[:30] %}<tr><td class="l">{{ d.a_split }}</td><td class="l">{{ d.a }}{% if d.get('a_text') %}: {{ d.get('a_text') }}{% endif %}</td><td class="l">{{ d.b_split }}</td><td class="l">{{ d.b }}</td><td class="l">{% if data.unit == "image" %}{{ d.distance }}{% else %}{{ d.text }}{% endif %}</td></tr>{% endfor %}
 </table>
 {% elif data.leakage_checked %}<div class="ok">Leakage check: no identical or near-duplicate {{ data.unit }}s across splits ({{ data.near_rule }}).</div>
