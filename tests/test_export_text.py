@@ -222,3 +222,88 @@ def test_benchmark_text_export_against_pytorch(text_model, exports, tmp_path, mo
     row = v["onnx int8"]
     assert row["latency_b1_num_calls"] == 2 and 0 < row["latency_b1_p50_ms"] <= row["latency_b1_p95_ms"], row.get("probe_error")
     assert row["throughput_b4_texts_s"] > 0 and row["peak_rss_mib"] > 0 and row["torch_imported"] is False
+
+
+def _text_run(model_dir: Path, data: Path, dest: Path, *, num_train: int, num_val: int, record: bool = True,
+              shout: bool = False) -> Path:
+    """A fit-text run folder around the tiny text model whose RUN/splits.json says it trained on the first ``num_train``
+    and validated on the next ``num_val`` rows of ``data`` (as fit-text records them: the normalised text's hash).
+    ``shout``: the record holds upper-cased copies with '!!', which count as the same texts."""
+    import shutil
+
+    from transferkit.data.text import normalized_text_sha256, read_text_table
+
+    shutil.copytree(model_dir, dest / "model")
+    (dest / "config.json").write_text(json.dumps({"fit_text": {"data": str(data)}}))
+    if record:
+        rows = read_text_table(data, classes=["neg", "pos"]).records
+        entry = [{"path": r.where, "sha256": normalized_text_sha256(r.text.upper() + "!!" if shout else r.text)} for r in rows]
+        splits = {"train": entry[:num_train], "val": entry[num_train : num_train + num_val], "test": entry[num_train + num_val :]}
+        (dest / "splits.json").write_text(json.dumps({"modality": "text", "root": str(data), "splits": splits}))
+    return dest
+
+
+def _bench_text(run: Path, work: Path, **kw):
+    from transferkit.export import benchmark
+
+    return benchmark.benchmark_models(run, Path(kw.pop("data")), work_dir=work, batch_size=4, rounds=1, calls_per_round=1,
+                                      exporter="torchscript", progress=False, **kw)
+
+
+def test_benchmark_text_accuracy_leaves_out_the_texts_the_run_trained_on(text_model, tmp_path, monkeypatch):
+    """benchmark RUN FILE on a text run measured accuracy on every row of FILE, the run's training texts among them,
+    while evaluate-text RUN FILE leaves them out: the two reported different accuracies for the same model and file."""
+    from transferkit.export import benchmark
+    from transferkit.text import evaluate_text
+
+    monkeypatch.setattr(benchmark, "_probe", lambda *a, **k: {"error": "not timed in this test"})  # accuracy only
+    model_dir, data = text_model
+    run = _text_run(model_dir, data, tmp_path / "run", num_train=20, num_val=6, shout=True)  # near-copies count too
+    r = _bench_text(run, tmp_path / "b", data=data)
+    assert r["excluded_training_texts"] == 26 and r["num_test_texts"] == r["num_test_samples"] == 40 - 26
+    assert "training_record" not in r
+    metrics = evaluate_text(run, data)
+    assert metrics["num_samples"] == 14 and metrics["excluded_training_texts"] == 26
+    assert r["variants"]["pytorch fp32"]["test_accuracy"] == pytest.approx(metrics["accuracy"])
+
+    every = _bench_text(run, tmp_path / "c", data=data, include_training_texts=True)
+    assert every["excluded_training_texts"] == 0 and every["num_test_texts"] == 40
+    assert _bench_text(run, tmp_path / "d", data=data, include_training_images=True)["num_test_texts"] == 40  # the CLI's one flag
+
+
+def test_benchmark_text_cli_says_what_it_left_out_and_when_it_cannot(text_model, tmp_path, monkeypatch):
+    from transferkit.export import benchmark
+
+    model_dir, data = text_model
+    run = _text_run(model_dir, data, tmp_path / "run", num_train=0, num_val=0, record=False)  # a run without splits.json
+    monkeypatch.setattr(benchmark, "_probe", lambda *a, **k: {"error": "not timed in this test"})
+    r = _bench_text(run, tmp_path / "b", data=data)
+    assert r["excluded_training_texts"] == 0 and "has no splits.json" in r["training_record"] and "texts" in r["training_record"]
+    assert r["num_test_texts"] == 40
+
+    calls = []
+    monkeypatch.setattr(benchmark, "benchmark_models",
+                        lambda *a, **k: calls.append(k) or {**r, "training_record": None, "excluded_training_texts": 26, "num_test_samples": 14})
+    res = runner.invoke(app, ["benchmark", str(run), str(data), "--batch-size", "4"], env={"COLUMNS": "200"})
+    out = " ".join(res.output.split())
+    assert res.exit_code == 0, res.output
+    assert "accuracy left out 26 text(s) this run trained on" in out and "measured on the other 14" in out
+    assert calls[-1]["include_training_texts"] is False
+    for flag in ("--include-training-texts", "--include-training-images"):
+        assert runner.invoke(app, ["benchmark", str(run), str(data), "--batch-size", "4", flag]).exit_code == 0
+        assert calls[-1]["include_training_texts"] is True and calls[-1]["include_training_images"] is True
+
+
+def test_benchmark_text_on_training_texts_only_is_a_clear_error_before_exporting(text_model, tmp_path, monkeypatch):
+    from transferkit.export.benchmark import benchmark_models
+    from transferkit.errors import DataError
+
+    model_dir, data = text_model
+    run = _text_run(model_dir, data, tmp_path / "run", num_train=34, num_val=6)
+    called = []
+    monkeypatch.setattr("transferkit.export.export_model", lambda *a, **k: called.append(a))
+    with pytest.raises(DataError, match="every text .* was used to train this run.*--include-training-texts"):
+        benchmark_models(run, data, work_dir=tmp_path / "b", progress=False)
+    assert called == []
+    res = runner.invoke(app, ["benchmark", str(run), str(data), "-q"])
+    assert res.exit_code == 1 and "include-training-texts" in res.output and "Traceback" not in res.output

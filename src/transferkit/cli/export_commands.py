@@ -98,7 +98,9 @@ def benchmark(
     text_col: Annotated[Optional[str], typer.Option(help="Text models: the text column of DATA (default: detected).")] = None,
     label_col: Annotated[Optional[str], typer.Option(help="Text models: the label column of DATA (default: detected).")] = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Folder for the exports and benchmark.json (default: a temporary folder).")] = None,
-    include_training_images: Annotated[bool, typer.Option(help="Measure accuracy on the images the run trained on too (left out by default, as in evaluate).")] = False,
+    include_training_images: Annotated[bool, typer.Option("--include-training-images", "--include-training-texts", help=(
+        "Measure accuracy on the images (text models: the texts) the run trained on too; left out by default, as in "
+        "evaluate and evaluate-text. Either name works for either kind of model."))] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the results as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
@@ -110,7 +112,8 @@ def benchmark(
         result = benchmark_models(model, data, calibration=calibration, work_dir=out, batch_size=batch_size, rounds=rounds,
                                   calls_per_round=calls, threads=threads, exporter=exporter,
                                   export_options={"exclude_head": exclude_head}, progress=not (quiet or as_json),
-                                  text_col=text_col, label_col=label_col, include_training_images=include_training_images)
+                                  text_col=text_col, label_col=label_col, include_training_images=include_training_images,
+                                  include_training_texts=include_training_images)
     except (TransferKitError, ValueError) as exc:
         _fail(exc)
     if out is not None:
@@ -135,6 +138,10 @@ def benchmark(
     if result.get("excluded_training_images"):
         err.print(f"[yellow]accuracy left out {result['excluded_training_images']} image(s) this run trained on (train/val, by content); "
                   f"measured on the other {result['num_test_samples']}. --include-training-images measures them all.[/]")
+    if result.get("excluded_training_texts"):
+        err.print(f"[yellow]accuracy left out {result['excluded_training_texts']} text(s) this run trained on (train/val, same words "
+                  f"ignoring case and punctuation); measured on the other {result['num_test_samples']}. --include-training-texts "
+                  "measures them all.[/]")
     for name, notes in result.get("export_notes", {}).items():
         for note in notes:
             err.print(f"[yellow]note ({name} export):[/] {note}")

@@ -228,6 +228,7 @@ def benchmark_models(
     text_col: str | None = None,
     label_col: str | None = None,
     include_training_images: bool = False,
+    include_training_texts: bool = False,
 ) -> dict[str, Any]:
     """Benchmark a model folder (exported here to ONNX fp32 + int8) or an export folder.
 
@@ -242,6 +243,11 @@ def benchmark_models(
     RUN/splits.json, as ``evaluate`` does), counted in ``excluded_training_images``; ``training_record`` says
     when a run has no such record. ``include_training_images=True`` measures accuracy on them all. Latency,
     throughput and memory do not depend on which images are used.
+
+    For a text run, accuracy leaves out the texts it trained or validated on (RUN/splits.json, by the hash of the
+    normalised text, so copies differing only in case, punctuation or spacing count too, as ``evaluate_text`` does),
+    counted in ``excluded_training_texts``; ``include_training_texts=True`` (or ``include_training_images=True``, the
+    CLI's one flag for both) measures accuracy on them all.
     """
     import torch
 
@@ -258,7 +264,8 @@ def benchmark_models(
     try:
         if _is_text(model):
             return _benchmark_text(model, data, work, exporter=exporter, export_options=export_options, text_col=text_col,
-                                   label_col=label_col, **measure)
+                                   label_col=label_col, include_training_texts=include_training_texts or include_training_images,
+                                   **measure)
         return _benchmark_images(model, data, work, calibration=calibration, exporter=exporter, export_options=export_options,
                                  include_training_images=include_training_images, **measure)
     except BaseException:
@@ -388,6 +395,26 @@ def _without_training_images(model_dir: Path, data: Path, records: list, include
     return kept, len(records) - len(kept), None
 
 
+def _without_training_texts(model_dir: Path, data: Path, records: list, include: bool) -> tuple[list, int, str | None]:
+    """The test text records minus the texts the run trained or validated on (RUN/splits.json, by the hash of the
+    normalised text, as ``evaluate_text``), how many were left out, and why none could be left out when the run has no
+    record (None for a bare model folder)."""
+    from ..api import missing_training_record, training_hashes
+    from ..data.text import normalized_text_sha256
+
+    if include:
+        return records, 0, None
+    seen = training_hashes(model_dir, items="texts")
+    if seen is None:
+        return records, 0, missing_training_record(model_dir, items="texts")
+    kept = [r for r in records if normalized_text_sha256(r.text) not in seen[0]]
+    if not kept:
+        raise DataError(f"every text in '{data}' ({len(records)}) was used to train this run (its train/val splits, {seen[1]}), "
+                        "so its accuracy would say nothing: benchmark on texts it has not seen, or pass --include-training-texts "
+                        "to measure on them anyway.")
+    return kept, len(records) - len(kept), None
+
+
 @contextlib.contextmanager
 def _left_out_if_parity_fails(name: str, left_out: dict[str, str]):
     """An export that fails its parity check is left out of the benchmark, with why, instead of ending it: the other
@@ -422,7 +449,8 @@ def _text_test_file(data: Path) -> Path:
 
 
 def _benchmark_text(model: Path, data: Path, work: Path, *, exporter: str, export_options: dict[str, Any], text_col: str | None,
-                    label_col: str | None, batch_size: int, rounds: int, calls_per_round: int, threads: int, progress: bool) -> dict[str, Any]:
+                    label_col: str | None, include_training_texts: bool, batch_size: int, rounds: int, calls_per_round: int,
+                    threads: int, progress: bool) -> dict[str, Any]:
     import torch
 
     from ..data.text import read_text_table
@@ -432,11 +460,16 @@ def _benchmark_text(model: Path, data: Path, work: Path, *, exporter: str, expor
     data = _text_test_file(data)
     exports: dict[str, Path] = {}
     left_out: dict[str, str] = {}
+    # ---- the model and its test texts first: a file of the run's training texts only fails before any export ------
+    model_dir = _source_of(model) if is_export_folder(model) else model
+    tm = TextClassifier.from_pretrained(model_dir).eval()
+    table = read_text_table(data, text_col=text_col, label_col=label_col, classes=tm.classes)
+    if not table.records:
+        raise DataError(f"no usable test texts in '{data}' ({len(table.skipped)} skipped).")
+    records, excluded, training_record = _without_training_texts(model_dir, data, table.records, include_training_texts)
     if is_export_folder(model):
         exports[f"onnx {ExportedModel(model).config.precision}"] = model
-        model_dir = _source_of(model)
     else:
-        model_dir = model
         options = {k: v for k, v in export_options.items() if k not in ("calibrate_method", "num_calibration")}  # image-only (static int8)
         exports["onnx fp32"] = export_model(model_dir, work / "onnx-fp32", exporter=exporter, parity_data=data, text_col=text_col,
                                             overwrite=True, progress=progress).directory
@@ -444,7 +477,6 @@ def _benchmark_text(model: Path, data: Path, work: Path, *, exporter: str, expor
             exports["onnx int8"] = export_model(model_dir, work / "onnx-int8", quantize="int8", exporter=exporter, parity_data=data,
                                                 text_col=text_col, onnx_fp32=exports["onnx fp32"] / "model.onnx", overwrite=True,
                                                 progress=progress, **options).directory
-    tm = TextClassifier.from_pretrained(model_dir).eval()
     weights_file = (model_dir / "model" if (model_dir / "model" / "model.safetensors").is_file() else model_dir) / "model.safetensors"
 
     def torch_run(x: dict[str, np.ndarray]) -> np.ndarray:
@@ -459,8 +491,7 @@ def _benchmark_text(model: Path, data: Path, work: Path, *, exporter: str, expor
         variants.append(_Variant(name, "onnx", folder, folder / em.config.model_file, em.logits))
 
     # ---- test texts: each side tokenizes with its own tokenizer ------------------------------
-    table = read_text_table(data, text_col=text_col, label_col=label_col, classes=tm.classes)
-    texts, y = table.texts, table.labels
+    texts, y = [r.text for r in records], np.array([r.label for r in records], dtype=np.int64)
     runtime = runtimes[0]
 
     def hf(chunk: list[str]) -> dict[str, np.ndarray]:
@@ -492,6 +523,8 @@ def _benchmark_text(model: Path, data: Path, work: Path, *, exporter: str, expor
         "num_test_texts": len(texts),
         "num_test_samples": len(texts),
         "num_skipped": len(table.skipped),
+        "excluded_training_texts": excluded,
+        **({"training_record": training_record} if training_record else {}),
         "unit": "texts",
         "batch_size": batch_size,
         "threads": threads,
