@@ -24,7 +24,7 @@ def test_an_imbalanced_fit_whose_validation_lacks_the_minority_keeps_temperature
     result = fit(root, model=TINY, weights="none", out=out, hidden_dim=0, progress=False, cache_dir=tmp_path / "cache")
     assert result.metrics["data"]["counts"]["val"]["spot"] == 0
     record = result.metrics["calibration"]
-    assert record["temperature"] == 1.0 and "holds no example of class index 1" in record["note"] and "val/ folder" in record["note"]
+    assert record["temperature"] == 1.0 and "holds no example of class 'spot'" in record["note"] and "val/ folder" in record["note"]
     assert json.loads((out / "model" / "config.json").read_text()).get("temperature", 1.0) == 1.0
     # the report shows it as it shows a validation split without errors: a warning, which the CLI prints after a fit
     assert any(w.startswith("temperature scaling not fitted: the validation split holds no example of class")

@@ -32,3 +32,18 @@ def test_a_fit_records_conflicting_labels_and_its_report_warns(tmp_path, torch_s
     html = " ".join((out / "report.html").read_text().split())
     assert "<b>Conflicting labels</b>: 2 image(s) are filed under more than one class" in html
     assert "test_spot.png (test, spot)" in html and "labels differ (healthy / spot)" in html
+
+
+def test_the_cli_prints_conflicting_labels_without_a_report(tmp_path, torch_single_thread):
+    from typer.testing import CliRunner
+
+    from transferkit.cli.app import app
+
+    root = make_image_folder(tmp_path / "data", classes=("healthy", "spot"), per_class=8, splits=("train", "test"))
+    shutil.copy(sorted((root / "train" / "healthy").glob("*.png"))[0], root / "train" / "spot" / "also_spot.png")
+    res = CliRunner().invoke(app, ["fit", str(root), "--model", TINY, "--weights", "none", "--hidden-dim", "0", "--no-report", "-q",
+                                   "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache")],
+                             env={"COLUMNS": "250", "NO_COLOR": "1", "TRANSFERKIT_OFFLINE": "1"})
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "conflicting labels:" in text and "also_spot.png" in text and "relabel" in text

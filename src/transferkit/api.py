@@ -358,7 +358,7 @@ def fit(
     if tuning:
         tm, history, proba = _finetune_stage(tm, splits, config, y, metrics, history, proba, accelerator=accelerator, run_dir=run_dir,
                                              resume=resume is not None, progress=progress)
-    calibration = calibrate_on_validation(y["val"], proba["val"])  # saved with the model, report or not
+    calibration = calibrate_on_validation(y["val"], proba["val"], classes=splits.classes)  # saved with the model, report or not
     if calibration is not None:
         tm.temperature = float(calibration["temperature"])
         metrics["calibration"] = calibration

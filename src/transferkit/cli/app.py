@@ -100,6 +100,10 @@ def _print_data_notes(summary: dict) -> None:
     n = len(summary.get("cross_split_duplicates", []))
     if n > 5:
         err.print(f"[yellow]... and {n - 5} more identical cross-split pairs[/]")
+    from ..data.folder import describe_conflicting_labels
+
+    for line in describe_conflicting_labels(summary):
+        err.print(f"[yellow]conflicting labels:[/] {escape(line)}")
     groups = summary.get("groups")
     if groups and groups["num_unmatched"]:
         rule = groups.get("rule") or f"pattern '{groups.get('pattern')}'"  # run folders from before groups files

@@ -213,7 +213,7 @@ def write_report(
 
     # ---- calibration -----------------------------------------------------------------------------
     val_logits, test_logits = logits_from_proba(val.proba), logits_from_proba(test.proba)
-    scaler = TemperatureScaler().fit(val_logits, val.y_true)
+    scaler = TemperatureScaler().fit(val_logits, val.y_true, classes=classes)
     t = scaler.temperature_
     if scaler.note_:
         warnings.append(f"temperature scaling {scaler.note_}")

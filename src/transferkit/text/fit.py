@@ -545,7 +545,7 @@ def _calibrate(model: TextClassifier, y_val: Sequence[int], proba_val: np.ndarra
     """The saved model's temperature, fitted on its validation split (the same fit the report shows), report or not."""
     from ..evaluation.calibration import calibrate_on_validation
 
-    calibration = calibrate_on_validation(np.asarray(y_val, dtype=np.int64), proba_val)
+    calibration = calibrate_on_validation(np.asarray(y_val, dtype=np.int64), proba_val, classes=model.classes)
     if calibration is not None:
         model.temperature = float(calibration["temperature"])
         record["calibration"] = calibration
