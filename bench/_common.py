@@ -28,8 +28,8 @@ def shared_root() -> Path:
 SHARED = shared_root()
 
 # the epilog of each bench's --help that reads data sets by name under the data root
-DATA_EPILOG = (f"Data sets are read by name under {SHARED_DATA_ENV} when that environment variable is set, else under "
-               f"../shared/data next to the repository (here: {SHARED}).")
+DATA_EPILOG = (f"data root: data sets are read by name under ${SHARED_DATA_ENV} when that environment variable is set,\n"
+               f"else under ../shared/data next to the repository (now: {SHARED}).")
 
 
 def require_data(name: str) -> Path:
