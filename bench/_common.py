@@ -1,19 +1,43 @@
-"""Shared bench plumbing: paths of the real data and cached features of one split."""
+"""Shared bench plumbing: paths of the real data and cached features of one split.
+
+The real data sets live in ``../shared/data`` next to the repository (``SHARED``). Set the environment variable
+``TRANSFERKIT_SHARED_DATA`` to another folder laid out the same way (``plants/``, ``pneumonia/``, ``reviews/``...) to run
+the benches on other data, e.g. a copy of the scripts pointed at a small test set::
+
+    TRANSFERKIT_SHARED_DATA=/tmp/small_data OMP_NUM_THREADS=1 .venv/bin/python bench/lp_refit_cv.py plants mobilenet_v2
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
 import numpy as np
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA_ENV = "TRANSFERKIT_SHARED_DATA"
+DEFAULT_SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+def shared_root() -> Path:
+    """The data root: ``$TRANSFERKIT_SHARED_DATA`` when set (and not empty), else ``../shared/data``."""
+    env = os.environ.get(SHARED_DATA_ENV, "").strip()
+    return Path(env).expanduser() if env else DEFAULT_SHARED
+
+
+SHARED = shared_root()
+
+# the epilog of each bench's --help that reads data sets by name under the data root
+DATA_EPILOG = (f"data root: data sets are read by name under ${SHARED_DATA_ENV} when that environment variable is set,\n"
+               f"else under ../shared/data next to the repository (now: {SHARED}).")
 
 
 def require_data(name: str) -> Path:
     path = SHARED / name
     if not path.is_dir():
-        sys.exit(f"skip: {path} is absent (the real data sets live in ../shared/data)")
+        if os.environ.get(SHARED_DATA_ENV, "").strip():
+            sys.exit(f"skip: {path} is absent (the data root is ${SHARED_DATA_ENV}={SHARED})")
+        sys.exit(f"skip: {path} is absent (the real data sets live in ../shared/data; set {SHARED_DATA_ENV} to read another folder)")
     return path
 
 

@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import require_data  # noqa: E402
+from _common import DATA_EPILOG, require_data  # noqa: E402
 
 CHECKS = {  # issue 7 "done when", per model
     "onnx fp32 top-1 agreement = 100 %": lambda v: v["onnx fp32"]["top1_agreement_with_pytorch"] == 1.0,
@@ -29,7 +29,7 @@ CHECKS = {  # issue 7 "done when", per model
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=DATA_EPILOG)
     ap.add_argument("models", nargs="+", type=Path)
     ap.add_argument("--data", default="plants")
     ap.add_argument("--batch-size", type=int, default=32)

@@ -21,7 +21,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Subset
 
-from _common import require_data
+from _common import DATA_EPILOG, require_data
 import transferkit as tk
 from transferkit.data import make_transforms
 from transferkit.features import ImageRecordDataset
@@ -53,7 +53,7 @@ def accuracy(head: DenseHead, X: torch.Tensor, y: np.ndarray) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=DATA_EPILOG)
     ap.add_argument("--data", default="plants")
     ap.add_argument("--model", default="mobilenet_v2")
     ap.add_argument("--epochs", type=int, default=20)

@@ -12,6 +12,7 @@ StratifiedGroupKFold(5) x 3 seeds with subjects kept together (bench/_common.exp
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import warnings
 from pathlib import Path
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import exploration_subject, require_data  # noqa: E402
+from _common import DATA_EPILOG, exploration_subject, require_data  # noqa: E402
 
 
 def features(backbone, records, transform, tta: bool) -> np.ndarray:
@@ -97,5 +98,13 @@ def main(data_name: str, names: list[str]) -> None:
         report_variants(data_name, name, {label: (lambda c=c, t=t: features(bb, recs, make_transforms(c), t)) for label, (c, t) in variants.items()}, y, g)
 
 
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=DATA_EPILOG)
+    p.add_argument("data", metavar="DATASET", help="image data set by name under the data root (plants, pneumonia); only train + val are read")
+    p.add_argument("backbones", nargs="+", metavar="BACKBONE", help="backbone names, e.g. tf_efficientnet_lite0 mobilenet_v2; the feature variants (crop, full, full256, crop+tta4) are scored per backbone")
+    return p
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2:])
+    args = build_parser().parse_args()
+    main(args.data, args.backbones)

@@ -1,8 +1,10 @@
-"""Linear probe vs LP-FT fine-tuning vs auto, per seed, on a real image folder.
+r"""Linear probe vs LP-FT fine-tuning vs auto, per seed, on a real image folder.
 
 One `fit(strategy="auto")` per seed yields all three: the linear probe (stage one), the
 fine-tuned model (stage two) and auto's choice (made on validation loss only). Test metrics of
 both stages are recorded; auto's test metrics are those of the stage it picked on validation.
+Run folders go to bench/artifacts/ft-<data>-<model>-<settings>-s<seed>/ and rows to bench/artifacts/finetune-<data>.jsonl
+(relative to the working directory; ``--artifacts DIR`` moves both, ``--log`` the rows).
 
     OMP_NUM_THREADS=1 nice -n 5 .venv/bin/python bench/finetune.py ../shared/data/pneumonia --positive PNEUMONIA --seeds 0 1 2
     .venv/bin/python bench/finetune.py --summary bench/artifacts/finetune-pneumonia.jsonl
@@ -23,12 +25,12 @@ def run(args) -> None:
     import transferkit as tk
 
     name = Path(args.data).resolve().name
-    log = Path(args.log or f"bench/artifacts/finetune-{name}.jsonl")
+    log = Path(args.log) if args.log else args.artifacts / f"finetune-{name}.jsonl"
     log.parent.mkdir(parents=True, exist_ok=True)
     for seed in args.seeds:
         tag = (f"{args.unfreeze.replace(':', '')}-e{args.epochs}-lr{args.lr:g}" + ("-groups" if args.groups else "")
                + ("" if args.hidden_dim == "256" else f"-h{args.hidden_dim}") + ("" if args.stages == 1 else f"-k{args.stages}"))
-        out = Path(f"bench/artifacts/ft-{name}-{args.model}-{tag}{args.out_suffix}-s{seed}")
+        out = args.artifacts / f"ft-{name}-{args.model}-{tag}{args.out_suffix}-s{seed}"
         t0 = time.perf_counter()
         r = tk.fit(args.data, model=args.model, positive=args.positive, seed=seed, out=out, strategy="auto", unfreeze=args.unfreeze,
                    finetune_epochs=args.epochs, finetune_lr=args.lr, groups=args.groups, hidden_dim=args.hidden_dim, progress=False,
@@ -71,19 +73,25 @@ def summary(path: str) -> None:
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("data", nargs="?")
-    p.add_argument("--model", default="mobilenet_v2")
-    p.add_argument("--positive", default=None)
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--unfreeze", default="all")
+    p.add_argument("data", nargs="?", help="image folder with train/ and test/ splits (e.g. ../shared/data/pneumonia); "
+                                           "not needed with --summary")
+    p.add_argument("--model", default="mobilenet_v2", help="backbone (default: %(default)s)")
+    p.add_argument("--positive", default=None, help="positive class of a binary task (fit --positive), e.g. PNEUMONIA")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one fit(strategy='auto') per seed (default: 0 1 2)")
+    p.add_argument("--epochs", type=int, default=4, help="fine-tuning epochs (fit finetune_epochs; default: %(default)s)")
+    p.add_argument("--lr", type=float, default=1e-4, help="fine-tuning learning rate (fit finetune_lr; default: %(default)g)")
+    p.add_argument("--unfreeze", default="all", help="blocks to fine-tune: all or last:N (fit unfreeze; default: %(default)s)")
     p.add_argument("--groups", default=None, help="subject pattern for the validation carve (fit --groups)")
     p.add_argument("--hidden-dim", default="auto", help="the head's hidden_dim: auto (library default) or a width (256: the first sessions')")
     p.add_argument("--stages", type=int, default=3, help="fit(feature_stages=K): 3 is the library default since the seventh session; "
                                                         "rows without 'feature_stages' were measured with 1")
-    p.add_argument("--log", default=None)
+    p.add_argument("--log", default=None, help="JSON-lines file the per-run rows are appended to (default: DIR/finetune-<data>.jsonl, DIR from --artifacts)")
     p.add_argument("--out-suffix", default="", help="appended to the run folders' names (keeps an earlier session's runs)")
-    p.add_argument("--summary", default=None)
+    p.add_argument("--artifacts", type=Path, default=Path("bench/artifacts"), metavar="DIR",
+                   help="folder of the run folders DIR/ft-<data>-<model>-...-s<seed>/ and of the default --log; relative to the "
+                        "working directory (default: %(default)s)")
+    p.add_argument("--summary", default=None, metavar="FILE", help="print the summary of a finished --log FILE and exit")
     a = p.parse_args()
+    if not a.summary and not a.data:
+        p.error("give an image folder (DATA) to run, or --summary FILE")
     summary(a.summary) if a.summary else run(a)

@@ -4,7 +4,8 @@ baseline (``weights='none'``: the same architecture, random init) beside it.
 Each seed changes the validation carve-out, the head's initialisation and batch order (and
 the random backbone of the controls). Defaults were chosen by bench/head_defaults.py
 (cross-validation inside train); the test split is only read for the final numbers here.
-Results are cached in bench/artifacts/frozen_base.json, so an interrupted run resumes.
+Results are cached in bench/artifacts/frozen_base.json (``--artifacts DIR``: DIR/frozen_base.json), so an interrupted run
+resumes.
 
     python bench/frozen_base.py [--seeds 0 1 2]
     python bench/frozen_base.py --groups      # pneumonia again, validation carved by patient (--groups, see PNEUMONIA_SUBJECTS)
@@ -37,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _common import require_data
+from _common import DATA_EPILOG, require_data
 import transferkit as tk
 from transferkit.config import DEFAULT_FEATURE_STAGES
 
@@ -52,20 +53,24 @@ RUNS = [  # the required numbers first, the random-init controls (uncacheable, s
     ("plants", "mobilenet_v2", "none", None),
 ]
 PNEUMONIA_SUBJECTS = r"(person\d+)_|(IM-\d+)-"
-STORE = Path(__file__).parent / "artifacts" / "frozen_base.json"
+ARTIFACTS = Path(__file__).parent / "artifacts"  # --artifacts default
+STORE = ARTIFACTS / "frozen_base.json"
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=DATA_EPILOG)
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="one fit per seed and run (default: 0 1 2)")
     ap.add_argument("--groups", action="store_true", help="pneumonia: carve validation by patient (PNEUMONIA_SUBJECTS)")
     ap.add_argument("--head", default="auto", help="the head's hidden_dim: auto (library default) or a width (256: earlier default)")
-    ap.add_argument("--datasets", nargs="+", default=["pneumonia", "plants"])
+    ap.add_argument("--datasets", nargs="+", default=["pneumonia", "plants"], help="which of the RUNS to run, by data set name under the data root")
     ap.add_argument("--pretrained-only", action="store_true", help="skip the random-init controls")
     ap.add_argument("--tta", default="none", choices=["none", "flips"], help="test-time views (fit --tta); rows keyed ...|tta=flips")
     ap.add_argument("--stages", type=int, default=DEFAULT_FEATURE_STAGES, help="fit(feature_stages=K); rows keyed ...|stages=K")
     ap.add_argument("--train-views", type=lambda v: v if v == "auto" else int(v), default=0,
                     help="fit(train_views=N or auto): augmented training copies; rows keyed ...|views=N")
+    ap.add_argument("--artifacts", type=Path, default=ARTIFACTS, metavar="DIR",
+                    help="folder of the results store DIR/frozen_base.json, read back to resume and to print the table "
+                         "(default: %(default)s)")
     args = ap.parse_args()
     runs = [r for r in RUNS if r[0] == "pneumonia"] if args.groups else RUNS
     runs = [r for r in runs if r[0] in args.datasets and not (args.pretrained_only and r[2] == "none")]
@@ -75,8 +80,9 @@ def main() -> None:
     suffix += "" if args.tta == "none" else f"|tta={args.tta}"
     suffix += "" if args.stages == 1 else f"|stages={args.stages}"
     suffix += f"|views={args.train_views}" if args.train_views else ""
-    STORE.parent.mkdir(parents=True, exist_ok=True)
-    done = json.loads(STORE.read_text()) if STORE.exists() else {}
+    store = args.artifacts / STORE.name
+    store.parent.mkdir(parents=True, exist_ok=True)
+    done = json.loads(store.read_text()) if store.exists() else {}
     for data, model, weights, positive in runs:
         for seed in args.seeds:
             key = f"{data}|{model}|{weights}|{seed}{suffix}"
@@ -92,9 +98,9 @@ def main() -> None:
                          "seconds": r.metrics["timing_s"]["total"], "head": r.metrics["training"].get("head", 256),
                          "head_selection": r.metrics["training"].get("head_selection"), "refit": r.metrics["training"].get("refit"),
                          "train_views": r.metrics["training"].get("train_views")}
-            row, done = done[key], json.loads(STORE.read_text()) if STORE.exists() else {}  # another process may have written
+            row, done = done[key], json.loads(store.read_text()) if store.exists() else {}  # another process may have written
             done[key] = row
-            STORE.write_text(json.dumps(done, indent=1))
+            store.write_text(json.dumps(done, indent=1))
             print(f"{key}: acc {t['accuracy']:.4f} bal {t['balanced_accuracy']:.4f} auc {t.get('roc_auc', float('nan')):.4f} "
                   f"head {done[key]['head']}", flush=True)
 

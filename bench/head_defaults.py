@@ -27,7 +27,7 @@ import re
 
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from _common import require_data, split_features
+from _common import DATA_EPILOG, require_data, split_features
 from transferkit.config import HeadConfig, HeadTrainConfig
 from transferkit.training import HeadTrainer
 
@@ -52,7 +52,7 @@ def subject_group(path) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=DATA_EPILOG)
     ap.add_argument("--group-cv", action="store_true")
     args = ap.parse_args()
     if args.group_cv:

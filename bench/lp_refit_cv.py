@@ -14,6 +14,7 @@ Both are scored on the outer fold (subjects unseen): accuracy, balanced accuracy
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import warnings
 from pathlib import Path
@@ -21,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import exploration_subject, require_data, split_features  # noqa: E402
+from _common import DATA_EPILOG, exploration_subject, require_data, split_features  # noqa: E402
 
 
 def main(data_name: str, backbones: list[str]) -> None:
@@ -68,5 +69,13 @@ def _score(p, y, k, acc, bal, ll):
     return [acc(y, p.argmax(1)), bal(y, p.argmax(1)), ll(y, p, labels=list(range(k)))]
 
 
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=DATA_EPILOG)
+    p.add_argument("data", metavar="DATASET", help="image data set by name under the data root (plants, pneumonia); only train + val are read")
+    p.add_argument("backbones", nargs="+", metavar="BACKBONE", help="backbone names, e.g. tf_efficientnet_lite0 mobilenet_v2; the carve and refit protocols are compared per backbone")
+    return p
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2:])
+    args = build_parser().parse_args()
+    main(args.data, args.backbones)

@@ -10,6 +10,7 @@ StratifiedGroupKFold(5) x 3 seeds with subjects kept together (bench/_common.exp
 """
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from feature_views_cv import report_variants, train_val_records  # noqa: E402
+from _common import DATA_EPILOG  # noqa: E402
 
 
 def feature_maps(backbone, records, transform) -> torch.Tensor:
@@ -45,5 +47,13 @@ def main(data_name: str, names: list[str]) -> None:
         report_variants(data_name, name, {label: (lambda X=X: X.numpy()) for label, X in variants.items()}, y, g)
 
 
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=DATA_EPILOG)
+    p.add_argument("data", metavar="DATASET", help="image data set by name under the data root (plants, pneumonia); only train + val are read")
+    p.add_argument("backbones", nargs="+", metavar="BACKBONE", help="backbone names, e.g. tf_efficientnet_lite0 mobilenet_v2; the poolings (avg, max, catavgmax, gem3) are scored per backbone")
+    return p
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2:])
+    args = build_parser().parse_args()
+    main(args.data, args.backbones)

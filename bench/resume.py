@@ -23,6 +23,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DATA_EPILOG, SHARED  # noqa: E402
+
 
 def make_subset(src: Path, dst: Path, per_class: int) -> Path:
     shutil.rmtree(dst, ignore_errors=True)
@@ -39,8 +42,8 @@ def cli(*args: str) -> list[str]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "plants"))
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=DATA_EPILOG)
+    p.add_argument("--data", default=str(SHARED / "plants"), help="image folder with train/ and test/ (default: <data root>/plants)")
     p.add_argument("--model", default="mobilenet_v2")
     p.add_argument("--per-class", type=int, default=8)
     p.add_argument("--epochs", type=int, default=3)

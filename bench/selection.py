@@ -37,7 +37,8 @@ quality only, rank.py point 3); the frozen-feature rule's pick on the same train
 first seed only; they only have to be shown below); per-seed values are kept in the summary. Two processes can share
 the runs (``--reverse`` in the second): each run is claimed before it starts, so none is trained twice.
 
-Trained results and rankings are cached as JSON under bench/artifacts/selection/ (resumable). Fine-tuned candidates
+Trained results and rankings are cached as JSON under bench/artifacts/selection/ (resumable; ``--artifacts DIR`` moves
+everything this bench writes and reads back to DIR/selection/). Fine-tuned candidates
 also keep their run folders (selection/<dataset>/runs/trained-finetune[-sK]/<candidate>/: model, checkpoints, metrics),
 so a later question about them (another WiSE-FT alpha: bench/wise_ft.py) is a rebuild, not a retrain. A bench killed
 mid-run leaves a claim naming its process; the next run sees that process is gone, takes the candidate over and, for
@@ -63,9 +64,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import require_data  # noqa: E402
+from _common import DATA_EPILOG, require_data  # noqa: E402
 
-ART = Path(__file__).resolve().parent / "artifacts" / "selection"
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # --artifacts default
+ART = ARTIFACTS / "selection"
 PRETRAINED = ["mobilenet_v2", "tf_efficientnet_lite0", "tf_efficientnet_lite1", "tf_efficientnet_lite2"]
 CONTROLS = ["mobilenet_v2:none", "tf_efficientnet_lite0:none"]
 SCORES = ["linear_probe", "knn_accuracy", "logme", "hscore", "leep", "nce", "imagenet_top1", "combined_rule"]
@@ -373,10 +375,11 @@ def evaluate(ranking: dict, trained: dict[str, dict], scores: list[str] = SCORES
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=DATA_EPILOG,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", nargs="+", default=["pneumonia", "plants", "amazon_cells"],
-                    help=f"image folders under ../shared/data, or text sets: {', '.join(TEXT_DATASETS)}")
-    ap.add_argument("--seed", type=int, default=0)
+                    help=f"image folders under the data root (../shared/data), or text sets: {', '.join(TEXT_DATASETS)}")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the split, the ranking and (without --train-seeds) the training")
     ap.add_argument("--latency-runs", type=int, default=20, help="timed batch-1 forwards per candidate")
     ap.add_argument("--throughput-batch", type=int, default=16, help="batch size of the throughput measurement")
     ap.add_argument("--trained-with", default="linear-probe", choices=["linear-probe", "finetune"],
@@ -387,6 +390,10 @@ def main() -> None:
                          "(controls: the first seed); default: --seed only")
     ap.add_argument("--reverse", action="store_true",
                     help="train candidates in reverse order (a second process can share the work; claimed runs are not repeated)")
+    ap.add_argument("--artifacts", type=Path, default=ARTIFACTS, metavar="DIR",
+                    help="folder for everything this bench writes and reads back: rankings, trained results, claims, fine-tuning "
+                         "run folders and summaries go to DIR/selection/<dataset>/ (default: %(default)s). The library's feature "
+                         "cache (with the controls' random-init weights) stays where TRANSFERKIT_CACHE puts it")
     args = ap.parse_args()
     summary = {}
     for name in args.datasets:
@@ -395,10 +402,10 @@ def main() -> None:
             folder, file_name = TEXT_DATASETS[name]
             data = require_data(folder) / file_name
             if not data.is_file():
-                sys.exit(f"skip: {data} is absent (the review sets live in ../shared/data/reviews)")
+                sys.exit(f"skip: {data} is absent (the review sets live in <data root>/reviews)")
         else:
             data = require_data(name)
-        out = ART / name
+        out = args.artifacts / "selection" / name
         candidates = TEXT_PRETRAINED + TEXT_CONTROLS if is_text else PRETRAINED + CONTROLS
         # the user's strategy decides the rule's evidence (rank.py, point 3): rank for the way candidates are trained here
         strategy = args.trained_with

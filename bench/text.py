@@ -7,7 +7,8 @@ Methods, all on the same stratified folds (duplicate texts kept within one fold)
 - finetune:      LP-FT: the probe, then all weights (transferkit's shared trainer);
 - lora:          LP, then peft LoRA (r=8, query/value) + head.
 Validation for early stopping is carved from each training fold; the held-out fold is only
-scored. Results are merged into bench/artifacts/text.json (one entry per dataset x method).
+scored. Results are merged into bench/artifacts/text.json (one entry per dataset x method; ``--artifacts DIR``: DIR/text.json
+and DIR/text-folds/).
 
     nice -n 5 .venv/bin/python bench/text.py --datasets amazon_cells yelp imdb --methods tfidf linear-probe
     nice -n 5 .venv/bin/python bench/text.py --datasets amazon_cells --methods finetune lora --epochs 3
@@ -25,13 +26,17 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-ARTIFACT = Path(__file__).resolve().parent / "artifacts" / "text.json"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DATA_EPILOG, SHARED  # noqa: E402
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"  # --artifacts default
+ARTIFACT = ARTIFACTS / "text.json"
 
 
 def tfidf_cv(table, k: int, seed: int) -> dict:
@@ -67,7 +72,7 @@ def transfer_cv(path: Path, table, method: str, args, name: str) -> dict:
           if method != "linear-probe" else None)
     cfg = TextFitConfig(data=path, backbone=args.model, strategy=method, cv=args.folds, max_length=args.max_length,
                         seed=args.seed, finetune=ft, device=args.device, head=HeadConfig(hidden_dim=args.hidden_dim))
-    ckpt = ARTIFACT.parent / "text-folds" / _row_key(args, name, method).replace("/", "__")
+    ckpt = args.artifacts / "text-folds" / _row_key(args, name, method).replace("/", "__")
     folds, summary, _ = cross_validate_text(cfg, progress=False, verbose=True, table=table, max_folds=args.max_folds,
                                             checkpoint_dir=ckpt, resume=ckpt.is_dir())
     out = {k: summary[k] for k in ("accuracy", "macro_f1", "cpu_s", "wall_s")}
@@ -88,18 +93,23 @@ def _row_key(args, name: str, method: str) -> str:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--datasets", nargs="+", default=["amazon_cells", "yelp", "imdb"])
-    p.add_argument("--methods", nargs="+", default=["tfidf", "linear-probe"], choices=["tfidf", "linear-probe", "finetune", "lora"])
-    p.add_argument("--model", default="all-MiniLM-L6-v2")
-    p.add_argument("--folds", type=int, default=5)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=DATA_EPILOG)
+    p.add_argument("--datasets", nargs="+", default=["amazon_cells", "yelp", "imdb"],
+                   help="review sets: <data root>/reviews/<name>_labelled.txt (default: amazon_cells yelp imdb)")
+    p.add_argument("--methods", nargs="+", default=["tfidf", "linear-probe"], choices=["tfidf", "linear-probe", "finetune", "lora"],
+                   help="methods to cross-validate (default: tfidf linear-probe)")
+    p.add_argument("--model", default="all-MiniLM-L6-v2", help="text encoder (rows of another encoder are keyed .../model=<name>)")
+    p.add_argument("--folds", type=int, default=5, help="K of the stratified K-fold CV")
     p.add_argument("--max-folds", type=int, default=None, help="Run only the first N folds of the K-fold partition (partial estimate, when CPU is short).")
-    p.add_argument("--max-length", type=int, default=64)
-    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--max-length", type=int, default=64, help="tokens per text")
+    p.add_argument("--epochs", type=int, default=3, help="fine-tuning / LoRA epochs")
     p.add_argument("--hidden-dim", default="256", help="probe head width: 256 (the text default) or auto (chosen by CV, as for images)")
     p.add_argument("--lr", type=float, default=None, help="fine-tuning / LoRA learning rate (default: text_finetune_defaults); rows keyed .../lr=<value>")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0, help="seed of the folds and the training")
+    p.add_argument("--device", default="auto", help="torch device (auto: CUDA when available, else CPU)")
+    p.add_argument("--artifacts", type=Path, default=ARTIFACTS, metavar="DIR",
+                   help="folder of the results DIR/text.json (merged, read back) and the fine-tuning fold checkpoints "
+                        "DIR/text-folds/ (resumed) (default: %(default)s)")
     args = p.parse_args()
 
     import torch
@@ -108,9 +118,10 @@ def main() -> None:
 
     reviews = SHARED / "reviews"
     if not reviews.is_dir():
-        raise SystemExit(f"skip: {reviews} is absent (the real data sets live in ../shared/data)")
-    ARTIFACT.parent.mkdir(parents=True, exist_ok=True)
-    results = json.loads(ARTIFACT.read_text()) if ARTIFACT.is_file() else {}
+        raise SystemExit(f"skip: {reviews} is absent (the real data sets live in ../shared/data; TRANSFERKIT_SHARED_DATA reads another folder)")
+    artifact = args.artifacts / ARTIFACT.name
+    artifact.parent.mkdir(parents=True, exist_ok=True)
+    results = json.loads(artifact.read_text()) if artifact.is_file() else {}
     env = {"torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "cuda": torch.cuda.is_available()}
     for name in args.datasets:
         path = reviews / f"{name}_labelled.txt"
@@ -122,11 +133,11 @@ def main() -> None:
                       "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
             key = _row_key(args, name, method)
             # re-read before writing: another bench process (another data set) may have added rows since we started
-            results = json.loads(ARTIFACT.read_text()) if ARTIFACT.is_file() else {}
+            results = json.loads(artifact.read_text()) if artifact.is_file() else {}
             results[key] = r
-            tmp = ARTIFACT.with_suffix(f".{os.getpid()}.tmp")
+            tmp = artifact.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(results, indent=2))
-            os.replace(tmp, ARTIFACT)
+            os.replace(tmp, artifact)
             a, c = r["accuracy"], r["cpu_s"]
             print(f"{name:13s} {method:13s} accuracy {a['mean']:.3f} ± {a['std']:.3f}  CPU/fold {c['mean']:.1f} s  "
                   f"wall/fold {r['wall_s']['mean']:.1f} s  folds {[round(v, 3) for v in a['values']]}  heads {r.get('heads')}  "

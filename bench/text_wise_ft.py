@@ -30,9 +30,12 @@ import json
 import statistics
 import time
 from collections import defaultdict
+import sys
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import DATA_EPILOG, SHARED  # noqa: E402
+
 ALPHAS = (0.0, 0.25, 0.5, 0.75, 1.0)
 
 
@@ -56,7 +59,7 @@ def run(name: str, splits: list[str], log: Path, folds: int, seed: int, max_leng
 
     path = SHARED / "reviews" / f"{name}_labelled.txt"
     if not path.is_file():
-        raise SystemExit(f"skip: {path} is absent (the real data sets live in ../shared/data)")
+        raise SystemExit(f"skip: {path} is absent (the real data sets live in ../shared/data; TRANSFERKIT_SHARED_DATA reads another folder)")
     table = read_text_table(path)
     # alpha 1 here (the plain fine-tuned weights): the mix is scored below, from the same two ends the library would mix
     ft = text_finetune_defaults(strategy).model_copy(update={"wise_alpha": 1.0})
@@ -118,7 +121,7 @@ def summary(log: Path) -> None:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=DATA_EPILOG)
     p.add_argument("--datasets", nargs="+", default=["amazon_cells", "yelp"])
     p.add_argument("--splits", nargs="+", default=["val"], choices=["val", "test"])
     p.add_argument("--strategy", default="finetune", choices=["finetune", "lora"])

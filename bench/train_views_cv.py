@@ -19,6 +19,7 @@ frozen-base head only if "views 4" (best C) scores at least as well as "clean" (
 """
 from __future__ import annotations
 
+import argparse
 import sys
 import time
 import warnings
@@ -29,6 +30,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from feature_views_cv import train_val_records  # noqa: E402
+from _common import DATA_EPILOG  # noqa: E402
 
 VIEWS = 4
 CS = (0.01, 0.1, 1.0)
@@ -95,5 +97,13 @@ def main(data_name: str, names: list[str]) -> None:
               f"({best[f'views {VIEWS}'][key] - best['clean'][key]:+.4f})", flush=True)
 
 
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, epilog=DATA_EPILOG)
+    p.add_argument("data", metavar="DATASET", help="image data set by name under the data root (plants, pneumonia); only train + val are read")
+    p.add_argument("backbones", nargs="+", metavar="BACKBONE", help="backbone names, e.g. tf_efficientnet_lite0 mobilenet_v2; the clean and views arms are scored per backbone")
+    return p
+
+
 if __name__ == "__main__":
-    main(sys.argv[1], sys.argv[2:])
+    args = build_parser().parse_args()
+    main(args.data, args.backbones)
