@@ -21,7 +21,7 @@ from transferkit.training.finetune import from_scratch_config, prepare_from_scra
 
 pytestmark = pytest.mark.usefixtures("torch_single_thread")
 
-DEEP = "tiny_mobilenet_v2"
+DEEP = "deep_tiny_scratch"  # a name no registry wildcard of the other tests matches (e.g. "mobilenet*")
 if DEEP not in _registry._REGISTRY:
     register_backbone(BackboneSpec(
         name=DEEP, family="mobilenet", library="torchvision", arch="mobilenet_v2",
