@@ -182,9 +182,9 @@ def prepare_from_scratch(model: nn.Module, records, *, batch_size: int = 32, dev
     So, before fine-tuning, the BatchNorm statistics are estimated on the training images (unaugmented), with
     :func:`torch.optim.swa_utils.update_bn` (a cumulative average over one pass), and the head starts afresh: its layers
     re-initialised and no standardisation (mean 0, spread 1), as in any training from scratch. Stage one's head was
-    fitted to the placeholder features, and a per-feature standardisation refitted on the new ones still divided some
-    nearly silent channels by spreads of ~1e-6 of the largest, which the first steps left far behind (the loss reached
-    1e6 on pneumonia again).
+    fitted to the placeholder features. Keeping it, restandardised on the new features, was compared on validation
+    (mobilenet_v2, seed 0; bench/RESULTS.md, fifteenth session): better on pneumonia (best validation loss 0.370 vs
+    0.426), far worse on plants (2.98, worse than a uniform guess at 1.61, vs 1.58), so the head starts afresh.
     """
     from torch.optim.swa_utils import update_bn
 
