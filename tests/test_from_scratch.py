@@ -128,3 +128,16 @@ def test_cli_summary_says_the_backbone_trained_from_scratch(image_folder, tmp_pa
     text = " ".join(res.output.replace("│", " ").split())  # the summary panel wraps long lines
     assert "from scratch: random-init backbone trained from scratch" in text
     assert "wise_alpha 0.5 -> 1.0" in text and "WiSE-FT:" not in text
+
+
+def test_auto_from_scratch_compares_with_stage_ones_probe_not_the_fresh_head(image_folder, tmp_path):
+    """Fine-tuning from scratch starts from a fresh head, so the trainer's starting loss is not the probe's: auto used it
+    as the probe's validation loss (1.10 where the probe scored 0.49) while its interval came from the real probe."""
+    res = tk.fit(image_folder, model=DEEP, weights="none", strategy="auto", auto_rule="lower-val-loss", finetune_epochs=1, seed=0,
+                 device="cpu", progress=False, report=False, out=tmp_path / "run")
+    ev = res.metrics["training"]["auto"]
+    ft = res.metrics["stages"]["finetune"]["training"]
+    assert ev["val_loss_linear_probe"] != pytest.approx(ft["initial_val_loss"], abs=1e-6)  # the fresh head's start
+    assert ev["difference"] == pytest.approx(ev["val_loss_finetune"] - ev["val_loss_linear_probe"], abs=1e-3)
+    expected = "finetune" if ev["val_loss_finetune"] < ev["val_loss_linear_probe"] else "linear-probe"
+    assert ev["chosen"] == res.metrics["training"]["chosen"] == expected

@@ -597,6 +597,10 @@ def _finetune_stage(tm: TransferModel, splits: ImageSplits, config: FitConfig, y
         ft_val_loss = validation_loss(y["val"], ft_proba["val"], y_train=y["train"], num_classes=len(splits.classes), config=ft_config)
         ft_metrics["training"]["wise_ft"] = {"alpha": alpha, "val_loss": ft_val_loss, "val_loss_fine_tuned": trainer.best_val_loss_}
     lp_val_loss = trainer.initial_["val_loss"] if trainer.initial_ else None
+    if from_scratch is not None:  # fine-tuning started from a fresh head, not from stage one's: score the probe itself
+        from .training.finetune import validation_loss
+
+        lp_val_loss = validation_loss(y["val"], lp_proba["val"], y_train=y["train"], num_classes=len(splits.classes), config=ft_config)
     chosen, evidence = "finetune", None
     if config.strategy == "auto" and lp_val_loss is not None:
         evidence = auto_choice_evidence(
