@@ -466,3 +466,24 @@ def test_benchmark_of_a_class_folder_checks_int8_parity_on_real_images(tiny_mode
     monkeypatch.setattr(bench_mod, "benchmark_models", lambda *a, **k: r)
     res = CliRunner().invoke(app, ["benchmark", str(model_dir), str(folder), "--batch-size", "4"], env={"COLUMNS": "200"})
     assert res.exit_code == 0 and "note (onnx int8 export):" in res.output and "held back" in " ".join(res.output.split())
+
+
+def test_parity_agreement_uses_the_decisions_predict_makes_not_an_arg_max():
+    """int8 logits collapsed to [0, 0] agreed 100 % by arg-max (a tie goes to class 0, as did the reference), while the
+    exported runtime, deciding P(positive) >= 0.5, labelled every such image the positive class."""
+    from types import SimpleNamespace
+
+    from transferkit.export.parity import compare_logits, runtime_decision
+
+    reference = np.array([[2.0, -1.0]] * 5 + [[-1.0, 2.0]] * 4)
+    collapsed = np.array([[0.0, 0.0]] * 5 + [[-1.0, 2.0]] * 4)
+    by_argmax = compare_logits(reference, collapsed, stage="network", atol=None, min_agreement=0.95)
+    assert by_argmax.top1_agreement == 1.0 and by_argmax.passed  # what the gate used to say
+    config = SimpleNamespace(temperature=1.3, positive_index=1, threshold=0.5)
+    report = compare_logits(reference, collapsed, stage="network", atol=None, min_agreement=0.95, decision=runtime_decision(config))
+    assert report.top1_agreement == pytest.approx(4 / 9) and not report.passed
+    # a threshold other than 0.5 moves decisions too: the gate follows it
+    shifted = SimpleNamespace(temperature=None, positive_index=1, threshold=0.9)
+    near = np.array([[0.0, 2.0]] * 9)  # P(positive) 0.88: negative at threshold 0.9
+    assert compare_logits(reference[5:], near[5:], stage="s", atol=None, min_agreement=0.95,
+                          decision=runtime_decision(shifted)).top1_agreement == 0.0

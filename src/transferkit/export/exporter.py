@@ -31,7 +31,7 @@ from ..progress import track
 from ..runtime import ExportConfig, ExportedModel, ImageReadError, Preprocessing, list_images, read_image
 from ..runtime.folder import EXPORT_CONFIG_NAME, PARITY_NAME
 from .onnx import DEFAULT_OPSET, INPUT_NAME, OUTPUT_NAME, export_onnx
-from .parity import ParityError, ParityReport, compare_logits
+from .parity import ParityError, ParityReport, compare_logits, runtime_decision
 from .quantize import fp32_onnx_to_quantize, quantize_static_int8
 from .torchscript import export_torchscript
 
@@ -303,9 +303,11 @@ def export_model(
     reference = _torch_logits(tm, x_torch)
     exported = ExportedModel(out, config=config)
     atol, min_agreement = parity_tolerances(quantize, atol, min_agreement)
+    decision = runtime_decision(config)  # agreement of the decisions predict will make (threshold, temperature)
     reports = [
-        compare_logits(reference, exported.logits(x_torch.numpy()), stage="network", atol=atol, min_agreement=min_agreement),
-        compare_logits(reference, exported.logits(x_numpy), stage="pipeline", atol=atol, min_agreement=min_agreement),
+        compare_logits(reference, exported.logits(x_torch.numpy()), stage="network", atol=atol, min_agreement=min_agreement,
+                       decision=decision),
+        compare_logits(reference, exported.logits(x_numpy), stage="pipeline", atol=atol, min_agreement=min_agreement, decision=decision),
     ]
     pre_diff = float(np.abs(x_torch.numpy() - x_numpy).max())
     parity_json = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -51,15 +52,30 @@ def _softmax(z: np.ndarray) -> np.ndarray:
     return e / e.sum(1, keepdims=True)
 
 
+def runtime_decision(config) -> "Callable[[np.ndarray], np.ndarray]":
+    """Logits -> class indices as the exported runtime decides them (:func:`transferkit.runtime.predictor.decide`):
+    temperature-scaled probabilities, and for a binary model with a positive class P(positive) >= threshold. ``config``:
+    the export's :class:`~transferkit.runtime.folder.ExportConfig`."""
+    from ..runtime.predictor import decide, softmax
+
+    return lambda logits: decide(softmax(np.asarray(logits), config.temperature), config.positive_index, config.threshold)
+
+
 def compare_logits(reference: np.ndarray, candidate: np.ndarray, *, stage: str, atol: float | None, min_agreement: float,
-                   unit: str = "images") -> ParityReport:
-    """Compare two ``(N, C)`` logit arrays; ``atol=None`` reports the difference without gating on it."""
+                   unit: str = "images", decision: "Callable[[np.ndarray], np.ndarray] | None" = None) -> ParityReport:
+    """Compare two ``(N, C)`` logit arrays; ``atol=None`` reports the difference without gating on it.
+
+    ``decision`` (logits -> class indices; default arg-max) decides both sides for the agreement: pass
+    :func:`runtime_decision` so that the gate checks the decisions ``predict`` will make. An arg-max breaks a tie
+    towards class 0 while a binary threshold rule breaks it towards the positive class: an int8 model whose logits
+    had collapsed to [0, 0] agreed 100 % by arg-max and labelled every image the positive class in ``predict``."""
     reference, candidate = np.asarray(reference, np.float64), np.asarray(candidate, np.float64)
     if reference.shape != candidate.shape or reference.ndim != 2 or len(reference) == 0:
         raise ParityError(f"cannot compare logits of shapes {reference.shape} and {candidate.shape}; expected two equal (N, C) arrays, N > 0.")
     diff = np.abs(reference - candidate)
     max_diff = float(diff.max())
-    agreement = float((reference.argmax(1) == candidate.argmax(1)).mean())
+    decide = decision or (lambda z: z.argmax(1))
+    agreement = float((np.asarray(decide(reference)) == np.asarray(decide(candidate))).mean())
     passed = agreement >= min_agreement and (atol is None or max_diff <= atol) and bool(np.isfinite(candidate).all())
     return ParityReport(
         stage=stage,

@@ -36,7 +36,7 @@ from ..runtime import ExportConfig, ExportedModel
 from ..runtime.folder import PARITY_NAME
 from ..runtime.text import TEXT_INPUT_NAMES, TOKENIZER_NAME, TextPreprocessing
 from .onnx import DEFAULT_OPSET, OUTPUT_NAME, export_text_onnx
-from .parity import ParityError, compare_logits
+from .parity import ParityError, compare_logits, runtime_decision
 from .quantize import fp32_onnx_to_quantize, quantize_dynamic_int8
 
 if TYPE_CHECKING:
@@ -216,10 +216,11 @@ def export_text_model(
     reference, batches, feats = _reference(tm, texts, pre.input_names, batch_size)
     runtime_logits = np.concatenate([exported.logits(exported.encode(texts[i : i + batch_size])) for i in range(0, len(texts), batch_size)])
     atol, min_agreement = parity_tolerances(quantize, atol, min_agreement)
+    decision = runtime_decision(config)  # agreement of the decisions predict-text will make (threshold, temperature)
     reports = [
         compare_logits(reference, np.concatenate([exported.logits(b) for b in batches]), stage="network", atol=atol, min_agreement=min_agreement,
-                       unit="texts"),
-        compare_logits(reference, runtime_logits, stage="pipeline", atol=atol, min_agreement=min_agreement, unit="texts"),
+                       unit="texts", decision=decision),
+        compare_logits(reference, runtime_logits, stage="pipeline", atol=atol, min_agreement=min_agreement, unit="texts", decision=decision),
     ]
     tokenization = _tokenization_parity(feats, exported, texts)
     parity_json = {
