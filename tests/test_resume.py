@@ -91,6 +91,32 @@ def test_ctrl_c_mid_epoch_saves_a_checkpoint_and_says_how_to_resume(image_folder
     assert history[2]["seconds"] < 500.0  # the next epoch starts from zero
 
 
+def test_ctrl_c_after_a_forward_pass_resumes_exactly_while_batchnorm_statistics_train(image_folder, tmp_path, monkeypatch,
+                                                                                     uninterrupted):
+    """A real Ctrl-C usually lands inside the step, after the forward pass has updated the running statistics of the
+    BatchNorm layers in train mode (from scratch, or --train-bn): the checkpoint kept them, the resumed run replayed the
+    step on top, and it ended differently (a walk: test accuracy 0.333 instead of 0.444)."""
+    original = trainer_mod._call
+    calls = {"train": 0}
+
+    def interrupt_after_fourth_forward(model, inputs):
+        out = original(model, inputs)
+        if model.training:
+            calls["train"] += 1
+            if calls["train"] == 4:
+                raise KeyboardInterrupt
+        return out
+
+    assert json.loads((uninterrupted / "metrics.json").read_text())["stages"]["finetune"]["training"]["from_scratch"]  # BN trains
+    monkeypatch.setattr(trainer_mod, "_call", interrupt_after_fourth_forward)
+    out = tmp_path / "interrupted"
+    with pytest.raises(TrainingInterrupted):
+        tk.fit(config=_config(image_folder), out=out, progress=False)
+    monkeypatch.setattr(trainer_mod, "_call", original)
+    tk.fit(resume=out, progress=False)
+    _same_run(uninterrupted, out)
+
+
 def test_resuming_a_finished_run_refuses_and_leaves_it_untouched(uninterrupted):
     from transferkit.errors import FinishedRunError
 

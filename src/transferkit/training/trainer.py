@@ -272,6 +272,8 @@ class Trainer:
                 for s in setters:
                     s.set_epoch(epoch)
                 set_train_mode(model, freeze_bn=cfg.freeze_bn)
+                live_bn = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training
+                           and m.track_running_stats and m.running_mean is not None]
                 t0, epoch_seconds_before = time.perf_counter() - epoch_seconds_before, 0.0
                 with track(f"epoch {epoch}/{cfg.epochs}", steps_per_epoch, unit="step", enabled=self.progress and acc.is_local_main_process) as advance:
                     advance(skip)
@@ -280,6 +282,9 @@ class Trainer:
                             torch.set_rng_state(mid_epoch_rng)
                             mid_epoch_rng = None
                         rng = torch.get_rng_state()
+                        # a forward pass updates the running statistics of BatchNorm layers in train mode: an interrupt
+                        # inside the step must leave them as they were, or the resumed run replays the step on top of it
+                        bn_before = [(m.running_mean.clone(), m.running_var.clone(), m.num_batches_tracked.clone()) for m in live_bn]
                         try:
                             inputs = _to_device(inputs, acc.device, self.channels_last_)
                             with acc.autocast():
@@ -294,6 +299,11 @@ class Trainer:
                                 finite = norm is None or acc.scaler is not None or bool(torch.isfinite(torch.as_tensor(norm)))
                         except KeyboardInterrupt:
                             torch.set_rng_state(rng)  # the step did not happen: replay it on resume
+                            with torch.no_grad():
+                                for m, (mean, var, count) in zip(live_bn, bn_before):
+                                    m.running_mean.copy_(mean)
+                                    m.running_var.copy_(var)
+                                    m.num_batches_tracked.copy_(count)
                             raise
                         if finite:
                             optimizer.step()
