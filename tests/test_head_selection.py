@@ -143,8 +143,9 @@ def test_options_of_the_epoch_loop_are_refused_for_the_single_layer_head(image_f
     from transferkit.errors import ConfigError
 
     for extra in ({"epochs": 1}, {"dropout": 0.9}, {"lr": 0.5}):
-        with pytest.raises(ConfigError, match=r"only act on a head with a hidden layer.*--hidden-dim 256"):
-            tk.fit(image_folder, model=TINY, weights=str(tiny_weights), hidden_dim=0, progress=False, report=False, **extra)
+        for zero in (0, "0", "00", "+0", "-0", None):
+            with pytest.raises(ConfigError, match=r"only act on a head with a hidden layer.*--hidden-dim 256"):
+                tk.fit(image_folder, model=TINY, weights=str(tiny_weights), hidden_dim=zero, progress=False, report=False, **extra)
     res = CliRunner().invoke(app, ["fit", str(image_folder), "--model", TINY, "--weights", str(tiny_weights), "--hidden-dim", "0",
                                    "--epochs", "1", "--out", str(tmp_path / "run"), "-q"], env={"COLUMNS": "200", "NO_COLOR": "1"})
     assert res.exit_code == 1 and "Traceback" not in res.output and "--epochs" in res.output

@@ -194,7 +194,7 @@ def fit(
 
                 raise ConfigError(f"{', '.join(unused)} only act when fine-tuning, and strategy is 'linear-probe' (a frozen base): pass "
                                   "strategy='finetune' or 'auto' (CLI: --strategy finetune|auto), or drop them.")
-        if hidden_dim is None or str(hidden_dim).strip() == "0":  # the single Dense layer is a logistic regression (lbfgs)
+        if _single_layer(hidden_dim):  # the single Dense layer is a logistic regression (lbfgs)
             head_only = {"epochs (--epochs)": (epochs, 200), "lr": (lr, 1e-3), "dropout (--dropout)": (dropout, 0.3)}
             unused = [n for n, (v, d) in head_only.items() if v != d]
             if unused:
@@ -454,6 +454,16 @@ def fit_seeds(data: str | os.PathLike, *, seeds: list[int], out: str | os.PathLi
             _replace_previous_run(run_dir, True, keep=tuple(f"seed-{s}" for s in seeds))
             _write_json(run_dir / "seeds.json", {"seeds": list(seeds), "summary": summary, "runs": [str(r.run_dir) for r in runs]})
     return SeedsResult(runs, summary, run_dir)
+
+
+def _single_layer(hidden_dim: int | str | None) -> bool:
+    """Whether ``hidden_dim`` asks for the single Dense layer: None, or 0 however spelt ('0', '00', '+0', '-0')."""
+    if hidden_dim is None:
+        return True
+    try:
+        return int(str(hidden_dim).strip()) == 0
+    except ValueError:
+        return False
 
 
 def _changed_arguments(passed: dict[str, Any]) -> list[str]:
