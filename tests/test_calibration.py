@@ -127,7 +127,7 @@ def test_a_validation_split_without_some_class_fits_no_temperature_and_says_why(
     assert "no example of class index 1 (only of index 0)" in record["note"]
     record = calibrate_on_validation(y, proba, classes=["healthy", "spot"])  # with names
     assert record["temperature"] == 1.0 and "no example of class 'spot' (only of 'healthy')" in record["note"]
-    assert "the temperature stays 1" in record["note"] and "Add images of that class" in record["note"] and "val/ folder" in record["note"]
+    assert "the temperature stays 1" in record["note"] and "Add examples of that class" in record["note"] and "val/ folder" in record["note"]
     # all right, too: the missing class is the reason given, not the missing errors
     assert "no example of class index 1" in calibrate_on_validation(y, proba[[0, 1, 3, 4, 5, 0]])["note"]
     # three classes, one missing: the same (the scaler, as the report uses it, names classes by index)

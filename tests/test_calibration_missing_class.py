@@ -29,3 +29,22 @@ def test_an_imbalanced_fit_whose_validation_lacks_the_minority_keeps_temperature
     # the report shows it as it shows a validation split without errors: a warning, which the CLI prints after a fit
     assert any(w.startswith("temperature scaling not fitted: the validation split holds no example of class")
                for w in result.metrics["report"]["warnings"]), result.metrics["report"]["warnings"]
+
+
+def test_the_cli_says_so_without_a_report(tmp_path, torch_single_thread):
+    from typer.testing import CliRunner
+
+    from transferkit.cli.app import app
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "data"
+    for i in range(40):
+        write_class_image(root / "healthy" / f"h{i}.png", 0, rng)
+    for i in range(3):
+        write_class_image(root / "spot" / f"s{i}.png", 1, rng)
+    res = CliRunner().invoke(app, ["fit", str(root), "--model", TINY, "--weights", "none", "--hidden-dim", "0", "--no-report", "-q",
+                                   "--out", str(tmp_path / "run"), "--cache-dir", str(tmp_path / "cache")],
+                             env={"COLUMNS": "250", "NO_COLOR": "1", "TRANSFERKIT_OFFLINE": "1"})
+    assert res.exit_code == 0, res.output
+    text = " ".join(res.output.split())
+    assert "temperature scaling not fitted: the validation split holds no example of class 'spot'" in text

@@ -266,6 +266,8 @@ def fit(
         for warning in result.metrics["report"]["warnings"]:
             err.print(f"[yellow]warning:[/] {warning}")
         lines.append(f"report: {result.metrics['report']['path']}")
+    elif (result.metrics.get("calibration") or {}).get("note"):  # the report would have shown it among its warnings
+        err.print(f"[yellow]warning:[/] temperature scaling {escape(result.metrics['calibration']['note'])}")
     lines += [f"saved: {out}/model  (metrics.json, config.json beside it)", f"next: transferkit predict {out} IMAGE…"]
     console.print(Panel.fit("\n".join(lines), title="run"))
 

@@ -13,6 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 from pydantic import ValidationError
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -161,6 +162,8 @@ def fit_text_cmd(
         for w in m["report"]["warnings"]:
             err.print(f"[yellow]warning:[/] {w}")
         console.print(f"report: {m['report']['path']}", soft_wrap=True)
+    elif (m.get("calibration") or {}).get("note"):  # the report would have shown it among its warnings
+        err.print(f"[yellow]warning:[/] temperature scaling {escape(m['calibration']['note'])}")
 
 
 @app.command("evaluate-text", epilog="Example: transferkit evaluate-text runs/amazon-lp reviews/yelp_labelled.txt --json")
