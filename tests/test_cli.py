@@ -292,3 +292,20 @@ def test_predict_takes_a_threshold_as_evaluate_does(run_dir, image_folder):
     assert [r["label"] == positive for r in halved] == [q >= cut for q in p]
     assert [r["label"] for r in tk.predict(out, files, threshold=cut)] == [r["label"] for r in halved]
     assert_clean_failure(invoke("predict", out, files[0], "--threshold", "1.5"), "--threshold 1.5 is not a probability")
+
+
+def test_evaluate_counts_skipped_files_by_reason_as_fit_does(image_folder, tiny_weights, tmp_path):
+    """evaluate said "skipped 8 unreadable file(s)" for a folder whose skipped files were Mac clutter (some valid JPEGs)."""
+    run = tmp_path / "run"
+    assert invoke("fit", image_folder, "--model", TINY, "--weights", tiny_weights, "--hidden-dim", "0", "--out", run, "-q",
+                  "--no-report").exit_code == 0
+    data = tmp_path / "eval"
+    shutil.copytree(image_folder / "test", data)
+    clutter = data / "__MACOSX" / "cat"
+    clutter.mkdir(parents=True)
+    shutil.copy(next((data / "cat").iterdir()), clutter / "copy.png")
+    (data / "cat" / "empty.png").write_bytes(b"")
+    result = invoke("evaluate", run, data, "--include-training-images")
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert "skipped 2 file(s):" in text and "1 hidden or system file" in text and "unreadable file(s)" not in text

@@ -329,8 +329,12 @@ def evaluate(
     if as_json:
         console.print_json(dumps_strict(metrics, indent=None))
         return
-    if metrics["skipped"]:
-        err.print(f"[yellow]skipped {len(metrics['skipped'])} unreadable file(s)[/]")
+    if metrics["skipped"]:  # in fit's words: counted by reason (hidden/system files are not "unreadable")
+        from collections import Counter
+
+        reasons = Counter(s["reason"].split(" (")[0] for s in metrics["skipped"])
+        err.print(f"[yellow]skipped {len(metrics['skipped'])} file(s):[/] {escape(', '.join(f'{n} {r}' for r, n in reasons.items()))} "
+                  "(listed with --json)")
     if metrics.get("training_record"):
         err.print(f"[yellow]note:[/] {metrics['training_record']}.")
     if metrics["excluded_training_images"]:
