@@ -124,6 +124,8 @@ def test_cli_fit_text_resume(setup, tmp_path):
     res = runner.invoke(app, ["fit-text", "--resume", str(out), "--quiet"])
     assert res.exit_code == 0, res.output
     assert "resuming from" in res.output and "finetuneonreviews.csv" in "".join(res.output.split())
+    # the epoch lines score the fine-tuned weights alone; the saved model is the WiSE-FT mix (default 0.5), and says so
+    assert "WiSE-FT: the saved model is 0.5 x the weights before fine-tuning + 0.5 x the fine-tuned ones" in " ".join(res.output.split())
     _same_run(setup["run"], out)
 
 

@@ -148,6 +148,10 @@ def fit_text_cmd(
             table.add_row(s, str(x["num_samples"]), f"{x['accuracy']:.3f}", f"{x['balanced_accuracy']:.3f}", f"{x['macro_f1']:.3f}",
                           f"{x['binary']['roc_auc']:.3f}" if "binary" in x else "-")
         console.print(table)
+    wise = (m.get("training") or (m.get("final_model") or {}).get("training") or {}).get("wise_ft")
+    if wise:  # the epoch lines above are the fine-tuned weights' own; the saved model is the mix
+        console.print(f"WiSE-FT: the saved model is {1 - wise['alpha']:g} x the weights before fine-tuning + {wise['alpha']:g} x the "
+                      "fine-tuned ones (the epoch lines above score the fine-tuned weights alone)", soft_wrap=True)
     saved = f"saved: {out}/model (config.json, model.safetensors, tokenizer)" if result.model is not None else f"saved: {out}/metrics.json (no final model)"
     w = result.model.backbone.weights_record if result.model is not None else {}
     t = m["timing_s"]
