@@ -330,9 +330,9 @@ def evaluate(
         console.print_json(dumps_strict(metrics, indent=None))
         return
     if metrics["skipped"]:  # in fit's words: counted by reason (hidden/system files are not "unreadable")
-        from collections import Counter
+        from ..data.folder import skip_reason_counts
 
-        reasons = Counter(s["reason"].split(" (")[0] for s in metrics["skipped"])
+        reasons = skip_reason_counts(s["reason"] for s in metrics["skipped"])
         err.print(f"[yellow]skipped {len(metrics['skipped'])} file(s):[/] {escape(', '.join(f'{n} {r}' for r, n in reasons.items()))} "
                   "(listed with --json)")
     if metrics.get("training_record"):

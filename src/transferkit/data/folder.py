@@ -38,6 +38,12 @@ SPLIT_NAMES = ("train", "val", "test")
 _ALIASES = {"train": ("train", "training"), "val": ("val", "valid", "validation"), "test": ("test", "testing")}
 
 
+def skip_reason_counts(reasons) -> Counter:
+    """Skipped files counted by reason, without the detail in parentheses (``"hidden or system file (left out: ...)"``
+    counts as ``"hidden or system file"``): the summary ``fit`` prints and ``evaluate`` repeats."""
+    return Counter(r.split(" (")[0] for r in reasons)
+
+
 @dataclass(frozen=True)
 class ImageRecord:
     """One usable image: its path, class index and content hash."""
@@ -106,7 +112,7 @@ class ImageSplits:
 
     def summary(self) -> dict[str, Any]:
         """Plain data for config.json / metrics.json."""
-        reasons = Counter(s.reason.split(" (")[0] for s in self.skipped)
+        reasons = skip_reason_counts(s.reason for s in self.skipped)
         return {
             "root": str(self.root),
             "layout": self.layout,

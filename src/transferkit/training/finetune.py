@@ -89,8 +89,8 @@ def finetune_image_model(
     augment = augment or AugmentConfig()
     if config.batch_size < 1:
         raise ValueError("batch_size must be >= 1.")
-    config, _ = from_scratch_config(model, config)
-    if trains_from_scratch(model):
+    config, from_scratch = from_scratch_config(model, config)
+    if from_scratch is not None:
         prepare_from_scratch(model, splits.train, batch_size=config.batch_size, device=device, accelerator=accelerator, progress=progress)
     if config.wise_alpha < 1.0 and start_state is None:
         start_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
