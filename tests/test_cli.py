@@ -309,3 +309,26 @@ def test_evaluate_counts_skipped_files_by_reason_as_fit_does(image_folder, tiny_
     assert result.exit_code == 0, result.output
     text = " ".join(result.output.split())
     assert "skipped 2 file(s):" in text and "1 hidden or system file" in text and "unreadable file(s)" not in text
+
+
+def test_cache_info_lists_what_fit_cached_and_clear_frees_it(image_folder, tiny_weights, tmp_path):
+    cache_dir = tmp_path / "features"
+    assert invoke("fit", image_folder, "--model", TINY, "--weights", tiny_weights, "--out", tmp_path / "run", "--epochs", 5,
+                  "--cache-dir", cache_dir, "-q").exit_code == 0
+    listed = invoke("cache", "info", "--cache-dir", cache_dir, "--json")
+    assert listed.exit_code == 0, listed.output
+    record = json.loads(listed.stdout)
+    (space,) = record["spaces"]
+    assert space["backbone"] == TINY and space["num_vectors"] > 0 and record["total_bytes"] == space["bytes"] > 0
+    table = " ".join(invoke("cache", "info", "--cache-dir", cache_dir).stdout.split())
+    assert TINY in table and "1 feature space(s)" in table
+
+    kept = invoke("cache", "clear", "--cache-dir", cache_dir, "--backbone", "no_such_*", "--yes")
+    assert kept.exit_code == 0 and "Nothing to clear" in kept.stdout and (cache_dir / space["key"]).is_dir()
+    unconfirmed = invoke("cache", "clear", "--cache-dir", cache_dir)  # no terminal to ask at: refused, nothing deleted
+    assert unconfirmed.exit_code == 1 and "--yes" in unconfirmed.stderr and (cache_dir / space["key"]).is_dir()
+    recent = invoke("cache", "clear", "--cache-dir", cache_dir, "--older-than", 1, "--yes")
+    assert "Nothing to clear" in recent.stdout and (cache_dir / space["key"]).is_dir()
+    cleared = invoke("cache", "clear", "--cache-dir", cache_dir, "--backbone", TINY[:4] + "*", "--yes")
+    assert cleared.exit_code == 0, cleared.output
+    assert not (cache_dir / space["key"]).exists() and json.loads(invoke("cache", "info", "--cache-dir", cache_dir, "--json").stdout)["spaces"] == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -161,6 +162,52 @@ def test_a_shard_that_cannot_be_trusted_is_ignored_and_recomputed(backbone, reco
     feats, stats = _extract(backbone, records, FeatureCache(cache_dir))
     assert stats.num_computed == len(records)
     np.testing.assert_allclose(feats, first, rtol=1e-5, atol=1e-6)
+
+
+def test_untrusted_shards_and_dead_writers_tmp_files_are_deleted_and_counted(backbone, records, tmp_path, capsys):
+    # they used to stay on disk for ever: ignored at every read, a damaged cache never shrank or healed
+    cache_dir = tmp_path / "cache"
+    _extract(backbone, records, FeatureCache(cache_dir))
+    shard = _shards(cache_dir)[0]
+    shard.write_bytes(b"not a safetensors file")
+    dead, live = shard.parent / "shard-dead.safetensors.tmp", shard.parent / "shard-live.safetensors.tmp"
+    dead.write_bytes(b"half"), live.write_bytes(b"half")
+    old = time.time() - 2 * 3600
+    os.utime(dead, (old, old))
+    cache = FeatureCache(cache_dir)
+    _, stats = _extract(backbone, records, cache)
+    assert stats.num_computed == len(records)
+    assert not shard.exists() and not dead.exists() and live.exists()  # a writer may still be filling the young one
+    assert cache.removed_ == {"damaged": 1, "stale": 1}
+    assert "removed 1 damaged or misplaced shard(s)" in " ".join(capsys.readouterr().err.split())
+    assert len(_shards(cache_dir)) == 1  # the recomputed vectors, in a new shard
+
+
+def test_a_read_only_cache_deletes_nothing(backbone, records, tmp_path):
+    cache_dir = tmp_path / "cache"
+    _extract(backbone, records, FeatureCache(cache_dir))
+    shard = _shards(cache_dir)[0]
+    shard.write_bytes(b"not a safetensors file")
+    reader = FeatureCache(cache_dir, read_only=True)
+    assert reader.get(shard.parent.name, [r.sha256 for r in records]) == {}
+    assert shard.exists() and reader.removed_ == {"damaged": 0, "stale": 0}
+
+
+def test_spaces_lists_each_feature_space_and_remove_frees_it(backbone, records, tmp_path):
+    cache_dir = tmp_path / "cache"
+    cache = FeatureCache(cache_dir)
+    _extract(backbone, records, cache)
+    (row,) = cache.spaces()
+    unique = len({r.sha256 for r in records})
+    assert row["backbone"] == TINY and row["num_vectors"] == unique and row["num_shards"] == 1
+    assert row["bytes"] == sum(f.stat().st_size for f in (cache_dir / row["key"]).iterdir())
+    assert row["bytes"] > unique * backbone.num_features * 4  # the float32 vectors themselves
+    assert cache.remove(row["key"]) == row["bytes"] and cache.spaces() == []
+    with pytest.raises(KeyError):
+        cache.remove("../" + cache_dir.name)  # only folders directly inside the cache
+    assert cache_dir.is_dir()
+    _, stats = _extract(backbone, records, cache)
+    assert stats.num_computed == unique  # computed again, not served from memory
 
 
 def test_feature_key_depends_on_backbone_weights_and_preprocessing():

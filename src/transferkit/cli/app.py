@@ -477,7 +477,7 @@ def models(
 
 
 # Feature modules add their commands to `app` (one module per feature, no edits here needed).
-from . import export_commands, rank_commands, report_commands, text_commands  # noqa: E402,F401
+from . import cache_commands, export_commands, rank_commands, report_commands, text_commands  # noqa: E402,F401
 
 
 _INTERRUPTED = ("[yellow]interrupted.[/] Run the same command again: features computed so far are in the cache (stored every "

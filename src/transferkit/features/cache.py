@@ -10,7 +10,9 @@ Layout: ``<cache_dir>/<key>/meta.json`` and ``shard-*.safetensors`` files, each 
 shard's metadata (with the key it was written under). New vectors are appended as new shards, written atomically.
 A shard that cannot be trusted is ignored and its vectors recomputed: unreadable, rows and hashes of different lengths,
 non-finite values, written under another key (a file copied or moved between feature spaces), or vectors of another
-width than the backbone gives.
+width than the backbone gives. Untrusted shards (all but the last kind, which depends on the reader) and ``.tmp`` files
+left by a writer that died more than an hour ago are deleted when the cache is writable, and the user is told how many.
+``transferkit cache info`` / ``clear`` (:meth:`FeatureCache.spaces`, :meth:`FeatureCache.remove`) show and free the space.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -25,6 +29,7 @@ from typing import Any
 import numpy as np
 
 FEATURES_VERSION = 1
+STALE_TMP_SECONDS = 3600  # a .tmp older than this is a dead writer's, not one still writing
 
 
 def default_cache_dir() -> Path:
@@ -67,6 +72,7 @@ class FeatureCache:
         self.cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         self.read_only = read_only  # e.g. the non-main processes under `accelerate launch`: they read, one process writes
         self._loaded: dict[str, dict[str, np.ndarray]] = {}
+        self.removed_ = {"damaged": 0, "stale": 0}  # untrusted shards and dead writers' .tmp files deleted so far
 
     def _dir(self, key: str) -> Path:
         return self.cache_dir / key
@@ -76,6 +82,7 @@ class FeatureCache:
             from safetensors import safe_open
 
             index: dict[str, np.ndarray] = {}
+            untrusted: list[Path] = []
             for shard in sorted(self._dir(key).glob("shard-*.safetensors")):
                 try:
                     with safe_open(str(shard), framework="numpy") as f:
@@ -83,14 +90,46 @@ class FeatureCache:
                         hashes = json.loads(meta["hashes"])
                         feats = f.get_tensor("features")
                 except Exception:  # a damaged shard is ignored: its vectors are recomputed
+                    untrusted.append(shard)
                     continue
                 written_for = meta.get("key")  # shards written before the key was recorded have none
                 if (written_for not in (None, key) or feats.ndim != 2 or len(hashes) != len(feats)
                         or not np.isfinite(feats).all()):
+                    untrusted.append(shard)
                     continue
                 index.update(zip(hashes, feats))
             self._loaded[key] = index
+            self._remove_untrusted(key, untrusted)
         return self._loaded[key]
+
+    def _remove_untrusted(self, key: str, untrusted: list[Path]) -> None:
+        """Delete shards that can never be used and dead writers' ``.tmp`` files, and say so (not when read-only: under
+        `accelerate launch` the main process does it)."""
+        if self.read_only:
+            return
+        cutoff = time.time() - STALE_TMP_SECONDS
+        stale = []
+        for tmp in self._dir(key).glob("*.tmp"):
+            try:
+                if tmp.stat().st_mtime < cutoff:
+                    stale.append(tmp)
+            except OSError:
+                continue
+        removed = {"damaged": 0, "stale": 0}
+        for path, kind in [*((p, "damaged") for p in untrusted), *((p, "stale") for p in stale)]:
+            try:
+                path.unlink()
+                removed[kind] += 1
+            except OSError:
+                continue
+        if removed["damaged"] or removed["stale"]:
+            from ..progress import console
+
+            parts = ([f"{removed['damaged']} damaged or misplaced shard(s) (their vectors are computed again)"] if removed["damaged"] else []) \
+                + ([f"{removed['stale']} unfinished .tmp file(s) of an interrupted write"] if removed["stale"] else [])
+            console.print(f"[yellow]note:[/] removed {' and '.join(parts)} from the feature cache {self._dir(key)}.")
+        for kind, n in removed.items():
+            self.removed_[kind] += n
 
     def get(self, key: str, hashes: list[str], width: int | None = None) -> dict[str, np.ndarray]:
         """The cached vectors among ``hashes`` (missing ones are simply absent; so are vectors of another ``width`` than
@@ -127,6 +166,45 @@ class FeatureCache:
                           "again next time. Pass --cache-dir FOLDER (or set TRANSFERKIT_CACHE) to cache them.")
             self.read_only = True
         self._index(key).update(zip(hashes, np.asarray(features, dtype=np.float32)))
+
+    def spaces(self) -> list[dict[str, Any]]:
+        """One row per feature space on disk: key, backbone and weights (from meta.json), number of vectors, bytes on disk
+        and when it was last written. Counts come from the shards' metadata (no vectors are read); damaged shards count
+        no vectors."""
+        from safetensors import safe_open
+
+        rows = []
+        folders = sorted(p for p in self.cache_dir.glob("*") if p.is_dir()) if self.cache_dir.is_dir() else []
+        for folder in folders:
+            try:
+                meta = json.loads((folder / "meta.json").read_text())
+            except (OSError, ValueError):
+                meta = {}
+            files = [f for f in folder.rglob("*") if f.is_file()]
+            vectors = 0
+            for shard in folder.glob("shard-*.safetensors"):
+                try:
+                    with safe_open(str(shard), framework="numpy") as f:
+                        vectors += len(json.loads(f.metadata()["hashes"]))
+                except Exception:
+                    continue
+            weights = meta.get("weights") or {}
+            rows.append({"key": folder.name, "backbone": meta.get("backbone"), "weights_source": weights.get("source"),
+                         "weights_sha256": weights.get("sha256"), "num_vectors": vectors,
+                         "num_shards": sum(1 for f in files if f.name.endswith(".safetensors")),
+                         "bytes": sum(f.stat().st_size for f in files),
+                         "last_written": max((f.stat().st_mtime for f in files), default=folder.stat().st_mtime)})
+        return rows
+
+    def remove(self, key: str) -> int:
+        """Delete one feature space (its folder); returns the bytes freed. Its vectors are computed again when needed."""
+        folder = self._dir(key)
+        if not folder.is_dir() or folder.parent.resolve() != self.cache_dir.resolve():
+            raise KeyError(key)
+        freed = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        shutil.rmtree(folder)
+        self._loaded.pop(key, None)
+        return freed
 
     def __len__(self) -> int:
         return sum(len(self._index(p.name)) for p in self.cache_dir.glob("*") if p.is_dir())
