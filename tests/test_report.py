@@ -283,3 +283,20 @@ def test_a_gallery_whose_images_are_gone_says_so_instead_of_grey_squares(binary_
     assert summary["num_test_errors"] >= 3
     assert "could not be read here" in html and summary["gallery"] == []
     assert not list((run / "report").rglob("gallery*/*.png")) and not list((run / "report").glob("gallery-*.png"))
+
+
+def test_report_names_look_alike_images_filed_under_different_classes(tmp_path):
+    # a re-saved, resized copy under the other class: byte-identical checks (conflicting labels) cannot see it
+    from PIL import Image
+
+    root = make_image_folder(tmp_path / "data", classes=("normal", "sick"), per_class=8, splits=("train", "val", "test"))
+    Image.open(root / "train/normal/train_normal_0.png").resize((90, 90)).save(root / "train/sick/relabelled.jpg", quality=85)
+    run = _fit_tiny_run(root, tmp_path / "run", tmp_path / "cache")
+    result = _report(run, "--gallery", "0", "--no-calibrate")
+    assert result.exit_code == 0, result.output
+    found = json.loads((run / "report.json").read_text())["leakage"]["look_alike_conflicts"]
+    assert {(Path(c["a"]).name, c["a_class"], Path(c["b"]).name, c["b_class"]) for c in found} >= {
+        ("train_normal_0.png", "normal", "relabelled.jpg", "sick")}
+    assert all(c["a_class"] != c["b_class"] for c in found)
+    html = " ".join((run / "report.html").read_text().split())
+    assert "Look-alike images under different classes" in html and "relabelled.jpg (train, sick)" in html

@@ -37,15 +37,17 @@ class ImageReportParts(RunReportParts):
 
     def data_section(self, *, check_leakage: bool, max_distance: int) -> DataSection:
         from ..data.folder import CONFLICTING_LABELS_ADVICE, describe_conflicting_labels
-        from ..data.leakage import find_near_duplicates
+        from ..data.leakage import check_images
 
         data, metrics = self.data, self.metrics
         near: list[dict] = list(data.get("near_duplicates") or metrics.get("data", {}).get("near_duplicates") or [])
         checked, note = bool(near) or "near_duplicates" in data, ""
+        look_alikes: list[dict] = []
         if not checked and check_leakage:
             splits = self._get_splits()
             if splits is not None:
-                near = [d.to_dict() for d in find_near_duplicates(splits, max_distance, progress=self.progress)]
+                found, conflicts = check_images(splits, max_distance, progress=self.progress)
+                near, look_alikes = [d.to_dict() for d in found], [c.to_dict() for c in conflicts]
                 checked = True
             else:
                 note = self._splits_error or "the data folder is not available"
@@ -61,6 +63,10 @@ class ImageReportParts(RunReportParts):
         if conflicting:  # identical content under two classes: a wrong label (in one split or across splits)
             first, example = describe_conflicting_labels(data, limit=1)[:2]
             warnings.append(f"conflicting labels: {first} E.g. {example}")
+        if look_alikes:  # the same picture re-saved or resized, under two classes: pHash sees what sha256 cannot
+            c = look_alikes[0]
+            warnings.append(f"look-alike images under different classes: {len(look_alikes)} pair(s), e.g. {c['a']} "
+                            f"({c['a_split']}, {c['a_class']}) and {c['b']} ({c['b_split']}, {c['b_class']}), distance {c['distance']}")
         notes = [f"layout: {data.get('layout', '?')}", f"validation: {data.get('val_source', '?')}", f"data root {data.get('root', '?')}"]
         groups = data.get("groups")
         if groups:  # --groups: subjects per split, and subjects that explicit folders share (leakage)
@@ -75,7 +81,7 @@ class ImageReportParts(RunReportParts):
             notes=notes,
             skipped=skipped, skipped_by_reason=data.get("skipped_by_reason") or {}, identical=identical, near=near,
             near_rule=f"perceptual-hash distance ≤ {max_distance}", leakage_checked=checked, leakage_note=note, warnings=warnings,
-            conflicting_labels=conflicting, conflicting_advice=CONFLICTING_LABELS_ADVICE,
+            conflicting_labels=conflicting, conflicting_advice=CONFLICTING_LABELS_ADVICE, look_alike_conflicts=look_alikes,
         )
 
     def model_card(self) -> list[tuple[str, str]]:

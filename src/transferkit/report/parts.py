@@ -29,7 +29,9 @@ class DataSection:
     inside the data (texts: ``{"text", "where", "labels", "conflicting"}``); ``identical`` and
     ``near``: pairs across splits, ``{"a_split", "a", "b_split", "b"}`` plus ``distance`` (images)
     or ``text`` (texts); ``conflicting_labels`` (images): identical content filed under different classes,
-    ``{"sha256", "classes", "copies": [{"split", "path", "class"}]}``, and ``conflicting_advice``, what to do about it.
+    ``{"sha256", "classes", "copies": [{"split", "path", "class"}]}``, and ``conflicting_advice``, what to do about it;
+    ``look_alike_conflicts`` (images): pairs that look the same (perceptual hash) but are filed under different classes,
+    ``{"a_split", "a", "a_class", "b_split", "b", "b_class", "distance"}``.
     """
 
     unit: str  # "image" or "text": what one example is
@@ -46,10 +48,11 @@ class DataSection:
     warnings: list[str] = field(default_factory=list)
     conflicting_labels: list[dict[str, Any]] = field(default_factory=list)
     conflicting_advice: str = ""
+    look_alike_conflicts: list[dict[str, Any]] = field(default_factory=list)
 
     def leakage_summary(self) -> dict[str, Any]:
         return {"checked": self.leakage_checked, "rule": self.near_rule, "identical": self.identical, "near_duplicates": self.near,
-                "conflicting_labels": self.conflicting_labels}
+                "conflicting_labels": self.conflicting_labels, "look_alike_conflicts": self.look_alike_conflicts}
 
 
 @dataclass

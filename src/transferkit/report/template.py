@@ -60,6 +60,15 @@ TEMPLATE = r"""<!doctype html>
 </table>
 {% if data.conflicting_labels | length > 20 %}<div class="note">… and {{ data.conflicting_labels | length - 20 }} more (all listed in config.json)</div>{% endif %}
 {% endif %}
+{% if data.look_alike_conflicts %}
+<div class="warn"><b>Look-alike images under different classes</b>: {{ data.look_alike_conflicts | length }} pair(s) look the same
+ ({{ data.near_rule }}) but carry different labels: the same picture re-saved, resized or lightly edited, with one label wrong, or
+ classes that the images cannot tell apart. What to do: {{ data.conflicting_advice }}.</div>
+<table><tr><th class="l">image A (split, class)</th><th class="l">image B (split, class)</th><th>distance</th></tr>
+{% for c in data.look_alike_conflicts[:20] %}<tr><td class="l">{{ c.a }} ({{ c.a_split }}, {{ c.a_class }})</td><td class="l">{{ c.b }} ({{ c.b_split }}, {{ c.b_class }})</td><td>{{ c.distance }}</td></tr>{% endfor %}
+</table>
+{% if data.look_alike_conflicts | length > 20 %}<div class="note">… and {{ data.look_alike_conflicts | length - 20 }} more (all listed in report.json)</div>{% endif %}
+{% endif %}
 {% if data.identical or data.near %}
 <div class="warn"><b>Leakage warning</b>: {{ data.identical | length }} identical {{ data.unit }} pair(s) and {{ data.near | length }}
  near-duplicate pair(s) ({{ data.near_rule }}) appear in two different splits; test scores may be inflated.</div>
