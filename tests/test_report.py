@@ -300,3 +300,20 @@ def test_report_names_look_alike_images_filed_under_different_classes(tmp_path):
     assert all(c["a_class"] != c["b_class"] for c in found)
     html = " ".join((run / "report.html").read_text().split())
     assert "Look-alike images under different classes" in html and "relabelled.jpg (train, sick)" in html
+
+
+def test_class_names_no_font_can_draw_are_numbered_in_the_plots_with_a_key(tmp_path, recwarn):
+    # they were drawn as empty boxes (matplotlib: "Glyph ... missing from font(s) DejaVu Sans"), so the confusion
+    # matrix of a Japanese data set could not be read
+    from transferkit.report.plots import _drawable
+
+    root = make_image_folder(tmp_path / "data", classes=("健康", "病気"), per_class=8, splits=("train", "val", "test"))
+    run = _fit_tiny_run(root, tmp_path / "run", tmp_path / "cache")
+    result = _report(run, "--gallery", "0", "--no-calibrate", "--no-leakage-check")
+    assert result.exit_code == 0, result.output
+    assert not [w for w in recwarn if "missing from font" in str(w.message)]
+    html = " ".join((run / "report.html").read_text().split())
+    if _drawable("健康病気"):  # a machine with a CJK font draws the names themselves
+        assert "cannot draw some class names" not in html
+    else:
+        assert "so the plots number them: class 0 = 健康; class 1 = 病気." in html

@@ -139,7 +139,7 @@ def write_report(
     """
     from ..data.leakage import DEFAULT_MAX_DISTANCE
     from ..model import load
-    from .plots import confusion_matrix_figure, pr_figure, reliability_figure, roc_figure, training_curves_figure
+    from .plots import confusion_matrix_figure, plot_fonts, plot_names, pr_figure, reliability_figure, roc_figure, training_curves_figure
     from .template import TEMPLATE
 
     run_dir = Path(run_dir)
@@ -238,14 +238,16 @@ def write_report(
         pred_op = test.proba[:, pos] >= op.threshold
         is_pos = test.y_true == pos
         op_xy = (float(pred_op[~is_pos].mean()), float(pred_op[is_pos].mean()))
-    plots_main = [
-        _png_entry(confusion_matrix_figure(test.y_true, y_pred, classes), plots_dir / "confusion_matrix.png", "confusion matrix"),
-        _png_entry(roc_figure(test.y_true, test.proba, classes, pos, op_xy), plots_dir / "roc.png", "ROC curve"),
-        _png_entry(pr_figure(test.y_true, test.proba, classes, pos), plots_dir / "precision_recall.png", "precision-recall curve"),
-    ]
-    plots_calibration = [_png_entry(reliability_figure(before_test, after_test, t), plots_dir / "reliability.png", "reliability diagram")]
-    fig = training_curves_figure(metrics.get("history") or [])
-    plots_training = [_png_entry(fig, plots_dir / "training_curves.png", "training curves")] if fig is not None else []
+    names, plot_key = plot_names(classes)  # names no installed font can draw (CJK, often) are numbered, with a key
+    with plot_fonts():
+        plots_main = [
+            _png_entry(confusion_matrix_figure(test.y_true, y_pred, names), plots_dir / "confusion_matrix.png", "confusion matrix"),
+            _png_entry(roc_figure(test.y_true, test.proba, names, pos, op_xy), plots_dir / "roc.png", "ROC curve"),
+            _png_entry(pr_figure(test.y_true, test.proba, names, pos), plots_dir / "precision_recall.png", "precision-recall curve"),
+        ]
+        plots_calibration = [_png_entry(reliability_figure(before_test, after_test, t), plots_dir / "reliability.png", "reliability diagram")]
+        fig = training_curves_figure(metrics.get("history") or [])
+        plots_training = [_png_entry(fig, plots_dir / "training_curves.png", "training curves")] if fig is not None else []
 
     # ---- data, leakage, model card, gallery (the modality's parts) ------------------------------
     data = parts.data_section(check_leakage=check_leakage, max_distance=max_distance)
@@ -297,7 +299,7 @@ def write_report(
         title=parts.title, version=__version__, created=_dt.datetime.now().strftime("%Y-%m-%d %H:%M"), run_dir=str(run_dir),
         classes=classes, data=data, max_distance=max_distance,
         model_card=model_card, confidence=confidence, headline=headline, num_resamples=num_resamples, num_test=len(test.y_true),
-        num_val=len(val.y_true), threshold=threshold, positive=positive, per_class=point["per_class"], plots_main=plots_main,
+        num_val=len(val.y_true), threshold=threshold, positive=positive, per_class=point["per_class"], plots_main=plots_main, plot_key=plot_key,
         operating_point=summary["operating_point"], calibration=calibration, plots_calibration=plots_calibration, plots_training=plots_training,
         gallery=gallery, num_errors=int(len(wrong)), omissions=omissions, warnings=warnings, selection=selection,
     )

@@ -6,13 +6,62 @@ Each function returns a :class:`matplotlib.figure.Figure` built without pyplot's
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from ..evaluation.calibration import ReliabilityBins
+
+
+# installed fonts that cover scripts DejaVu Sans lacks (CJK above all); used as fallbacks when present
+_FALLBACK_FONT_HINTS = ("cjk", "han sans", "han serif", "wenquanyi", "droid sans fallback", "unifont", "arial unicode",
+                        "noto sans jp", "noto sans kr", "noto sans sc", "noto sans tc", "ipagothic", "takao", "nanum")
+
+
+@functools.cache
+def _font_chain() -> tuple[tuple[str, str], ...]:
+    """(family, file) of the default sans-serif font, then each installed fallback font."""
+    from matplotlib import font_manager, rcParams
+
+    default = font_manager.findfont(font_manager.FontProperties(family=rcParams["font.family"]))
+    chain, seen = [(font_manager.FontProperties(fname=default).get_name(), default)], {default}
+    for entry in font_manager.fontManager.ttflist:
+        if entry.fname not in seen and any(h in entry.name.lower() for h in _FALLBACK_FONT_HINTS):
+            chain.append((entry.name, entry.fname))
+            seen.add(entry.fname)
+    return tuple(chain)
+
+
+@functools.cache
+def _drawable(text: str) -> bool:
+    """Whether every character of ``text`` has a glyph in one of the plotting fonts (else matplotlib draws boxes)."""
+    from matplotlib.ft2font import FT2Font
+
+    fonts = [FT2Font(path) for _, path in _font_chain()]
+    return all(ch.isspace() or any(f.get_char_index(ord(ch)) for f in fonts) for ch in text)
+
+
+def plot_names(classes: Sequence[str]) -> tuple[list[str], dict[str, str]]:
+    """Class names as the plots draw them, and the key for those replaced: a name with a character no installed font can
+    draw (CJK on a machine without a CJK font) becomes ``class i``, where matplotlib would draw empty boxes. The report's
+    HTML, drawn by the browser, shows the real names beside the key."""
+    names = [c if _drawable(c) else f"class {i}" for i, c in enumerate(classes)]
+    return names, {n: c for n, c in zip(names, classes) if n != c}
+
+
+@contextlib.contextmanager
+def plot_fonts() -> Iterator[None]:
+    """Figures made inside use the installed fallback fonts after the default one (matplotlib >= 3.6 falls back per
+    glyph), so CJK names are drawn where a CJK font is installed."""
+    from matplotlib import rc_context
+
+    families = list(dict.fromkeys(name for name, _ in _font_chain()))
+    with rc_context({"font.family": families} if len(families) > 1 else {}):
+        yield
 
 
 def figure_png(fig: Figure, *, dpi: int = 110) -> bytes:

@@ -106,6 +106,8 @@ TEMPLATE = r"""<!doctype html>
 {% for c, m in per_class.items() %}<tr><td class="l">{{ c }}</td><td>{{ "%.3f" | format(m.precision) }}</td><td>{{ "%.3f" | format(m.recall) }}</td><td>{{ "%.3f" | format(m.f1) }}</td><td>{{ m.support }}</td></tr>{% endfor %}
 </table>
 <div class="row">{% for p in plots_main %}<img class="plot" alt="{{ p.alt }}" src="data:image/png;base64,{{ p.b64 }}">{% endfor %}</div>
+{% if plot_key %}<div class="note">The plots' fonts on this machine cannot draw some class names, so the plots number them:
+{% for short, name in plot_key.items() %}{{ short }} = {{ name }}{% if not loop.last %}; {% endif %}{% endfor %}.</div>{% endif %}
 
 {% if operating_point %}
 <h2 id="operating-point">Operating point</h2>
