@@ -189,6 +189,25 @@ def test_stratified_folds_partition_and_group_duplicates(tmp_path: Path):
     assert find_text_leakage({"train": table.records[:2], "test": table.records[:1]})
 
 
+def test_near_copies_stay_on_one_side_of_carves_and_folds(tmp_path: Path):
+    # "Great phone." / "GREAT PHONE!" / "great  phone" were grouped only when byte-identical, so a carve could put one in
+    # validation and its near-copy in train: a validation score resting on a training text (the report calls it leakage)
+    from transferkit.data.text import normalize_text
+
+    variants = ["Great phone.", "GREAT PHONE!", "great  phone", "Great phone!!", "great, phone"]
+    rows = balanced_rows(10) + [(v, "pos") for v in variants] + [("Awful battery", "neg"), ("awful battery!!", "neg")]
+    table = read_text_table(write_csv(tmp_path / "a.csv", rows))
+
+    def sides_share_a_text(a, b):
+        return {normalize_text(table.records[i].text) for i in a} & {normalize_text(table.records[i].text) for i in b}
+
+    for seed in range(8):
+        keep, hold = grouped_stratified_split(table.records, 0.25, seed, "validation")
+        assert sorted(keep + hold) == list(range(len(rows))) and not sides_share_a_text(keep, hold)
+    for tr, te in stratified_folds(table.records, 3, seed=1):
+        assert not sides_share_a_text(tr, te)
+
+
 def test_read_texts_for_prediction(tmp_path: Path):
     (tmp_path / "a.txt").write_text("first text\n\nsecond\u0085still second\n")
     assert read_texts(tmp_path / "a.txt") == ["first text", "second\u0085still second"]

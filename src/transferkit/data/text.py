@@ -367,14 +367,16 @@ def read_text_table(
 
 # ---- splitting ---------------------------------------------------------------------------
 def text_groups(records: Sequence[TextRecord]) -> np.ndarray:
-    """One group id per record: copies of the same text share it (so folds and carves keep them together)."""
+    """One group id per record: copies of the same text share it, and so do near-copies that differ only in case,
+    punctuation or spacing ("Great phone." / "Great Phone!"; :func:`normalize_text`, the report's leakage rule), so folds
+    and carves keep them together and a validation score never rests on a copy of a training text."""
     ids: dict[str, int] = {}
-    return np.array([ids.setdefault(r.text, len(ids)) for r in records], dtype=np.int64)
+    return np.array([ids.setdefault(normalize_text(r.text) or r.text, len(ids)) for r in records], dtype=np.int64)
 
 
 def grouped_stratified_split(records: Sequence[TextRecord], fraction: float, seed: int, what: str) -> tuple[list[int], list[int]]:
     """(keep, hold) indices: ``fraction`` of the *distinct texts* held out, stratified by label;
-    every copy of a duplicated text stays on one side."""
+    every copy (or near-copy, :func:`text_groups`) of a text stays on one side."""
     from sklearn.model_selection import train_test_split
 
     groups = text_groups(records)
