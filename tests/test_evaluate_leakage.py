@@ -107,3 +107,22 @@ def test_a_loaded_model_leaves_out_its_training_images_and_a_missing_record_is_s
     assert m["excluded_training_images"] == 0 and "has no splits.json" in m["training_record"]
     res = CliRunner().invoke(app, ["evaluate", str(out), str(data), "-q"])
     assert res.exit_code == 0 and "cannot be left out" in " ".join(res.output.split())
+
+
+def test_the_model_fit_returns_leaves_out_its_training_images_in_memory_too(tmp_path, tiny_weights, torch_single_thread):
+    # evaluate(result.model, ...) scored the training images (accuracy 1.0, none excluded), while the same call on the
+    # saved run left them out: the in-memory model had no record
+    data = make_image_folder(tmp_path / "flat", per_class=15, splits=("train",)) / "train"
+    for out in (None, tmp_path / "run"):
+        result = tk.fit(data, model=TINY, weights=str(tiny_weights), out=out, hidden_dim=0, progress=False, report=False)
+        n_seen = len(result.splits.train) + len(result.splits.val)
+        metrics = tk.evaluate(result.model, data, progress=False)
+        assert metrics["excluded_training_images"] == n_seen and metrics["num_samples"] == 30 - n_seen
+        assert tk.evaluate(result.model, data, progress=False, include_training_images=True)["num_samples"] == 30
+    train_only = tmp_path / "train_only"
+    for r in result.splits.train:
+        dest = train_only / result.splits.classes[r.label] / r.path.name
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(r.path, dest)
+    with pytest.raises(DataError, match="was used to train this run"):
+        tk.evaluate(result.model, train_only, progress=False)

@@ -156,3 +156,15 @@ def test_a_new_run_over_an_earlier_seeds_run_leaves_no_stale_seed(image_folder, 
     _fit(image_folder, tiny_weights, out, report=False)
     assert not list(out.glob("seed-*")) and not (out / "seeds.json").exists() and (out / "model").is_dir()
     assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_subpackages_are_attributes_of_the_package_as_the_readme_uses_them():
+    # `tk.training.views_as_augmented` (README) worked only after something else had imported transferkit.training
+    import subprocess
+    import sys
+
+    code = ("import transferkit as tk, sys; assert 'transferkit.training' not in sys.modules; "
+            "print(tk.training.views_as_augmented is tk.views_as_augmented, tk.errors.ConfigError.__name__, "
+            "hasattr(tk, 'no_such_thing'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "ConfigError", "False"]

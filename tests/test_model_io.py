@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -222,8 +223,66 @@ def test_weights_that_do_not_match_the_config(model, tmp_path):
     shutil.rmtree(folder)
     folder = model.save_pretrained(tmp_path / "m")
     (folder / "model.safetensors").write_bytes(b"truncated")
+    with pytest.raises(ModelFolderError, match="is not the file that was saved with its config.json"):
+        tk.load(folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    del cfg["model_file_sha256"]  # a folder saved before the checksum was recorded
+    (folder / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelFolderError, match="does not match its config.json"):
         tk.load(folder)
+
+
+def _overwrite_tensor_data(path, byte: int) -> None:
+    """Every 4th byte of the tensor data (after the safetensors header) set to ``byte``: same size, same keys."""
+    data = bytearray(path.read_bytes())
+    start = 8 + int.from_bytes(data[:8], "little")
+    data[start + 3::4] = bytes([byte]) * len(data[start + 3::4])
+    path.write_bytes(bytes(data))
+
+
+def test_damaged_weights_are_refused_not_predicted_as_the_first_class(model, image_folder, tmp_path):
+    # a walk overwrote the tensor data: the folder loaded, and predict gave every image the first class with NaN
+    # probabilities
+    folder = model.save_pretrained(tmp_path / "m")
+    _overwrite_tensor_data(folder / "model.safetensors", 0x7F)  # float32 exponent bits all set: NaN and inf
+    with pytest.raises(ModelFolderError, match="its sha256 differs"):
+        tk.load(folder)
+    cfg = json.loads((folder / "config.json").read_text())
+    del cfg["model_file_sha256"]  # older folders have no checksum: the values themselves are checked
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFolderError, match=r"not finite \(NaN or inf\) in \d+ tensor"):
+        tk.load(folder)
+
+
+def test_a_model_with_non_finite_weights_refuses_to_predict(model, image_folder):
+    with torch.no_grad():
+        next(model.head.parameters()).fill_(float("nan"))
+    with pytest.raises(tk.errors.TrainingError, match="outputs are not finite"):
+        model.predict(sorted(image_folder.rglob("*.png"))[:2])
+
+
+@pytest.mark.parametrize(("kwargs", "fragment"), [({"threshold": 5}, "'threshold' is 5"), ({"temperature": 0}, "'temperature' is 0"),
+                                                  ({"temperature": float("nan")}, "a finite number above 0")])
+def test_a_transfer_model_refuses_a_threshold_or_temperature_it_could_not_load_again(model, kwargs, fragment):
+    with pytest.raises(tk.errors.ConfigError, match=fragment):
+        TransferModel(model.backbone, model.head, model.classes, **kwargs)
+
+
+def test_saved_weights_are_as_readable_as_the_config(model, tmp_path):
+    # safetensors writes 0600 whatever the umask: a folder shared with another account had unreadable weights
+    old = os.umask(0o022)
+    try:
+        folder = model.save_pretrained(tmp_path / "m")
+    finally:
+        os.umask(old)
+    modes = {f.name: f.stat().st_mode & 0o777 for f in folder.iterdir()}
+    assert modes == {"config.json": 0o644, "model.safetensors": 0o644}
+    old = os.umask(0o027)
+    try:
+        folder = model.save_pretrained(tmp_path / "m2")
+    finally:
+        os.umask(old)
+    assert (folder / "model.safetensors").stat().st_mode & 0o777 == 0o640
 
 
 @pytest.mark.parametrize(("key", "value", "rule"), [
@@ -401,6 +460,11 @@ def test_a_loaded_model_preprocesses_as_its_folder_records(model, tmp_path):
     cfg["preprocessing"]["std"] = [0.2, 0.0, 0.2]
     (folder / "config.json").write_text(json.dumps(cfg))
     with pytest.raises(ModelFolderError, match="preprocessing .* is not usable"):
+        tk.load(folder)
+    cfg["preprocessing"]["std"] = [0.2, 0.2, 0.2]
+    cfg["preprocessing"]["interpolation"] = "foo"  # loaded, then predict raised KeyError: 'foo' from inside timm
+    (folder / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(ModelFolderError, match="interpolation 'foo' is not one of"):
         tk.load(folder)
     del cfg["preprocessing"]  # a folder without the record: the registry's
     (folder / "config.json").write_text(json.dumps(cfg))

@@ -385,3 +385,15 @@ def test_every_parameter_full_fine_tuning_trains_gets_a_gradient(sentiment_csv: 
     torch.nn.functional.cross_entropy(model(**inputs), y).backward()
     missing = [n for n, p in model.named_parameters() if p.requires_grad and p.grad is None]
     assert not missing
+
+
+def test_the_model_fit_text_returns_leaves_out_its_training_texts_in_memory(sentiment_csv: Path, tiny_bert: Path):
+    # evaluate_text(result.model, FILE) scored every row, the training texts among them; the saved run left them out
+    from transferkit.text import evaluate_text
+
+    result = _fit(sentiment_csv, tiny_bert, "linear-probe", None)
+    metrics = evaluate_text(result.model, sentiment_csv)
+    rows = len(sentiment_csv.read_text().splitlines()) - 1
+    assert metrics["num_samples"] == result.test["num_samples"] < rows  # the fit's own test split, nothing else
+    assert metrics["excluded_training_texts"] == rows - result.test["num_samples"]
+    assert evaluate_text(result.model, sentiment_csv, include_training_texts=True)["num_samples"] == rows

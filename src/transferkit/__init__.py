@@ -13,6 +13,7 @@ Names are imported lazily (PEP 562): ``import transferkit`` is cheap, and
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from typing import Any
 
 __version__ = "0.1.0"
@@ -28,7 +29,7 @@ _EXPORTS = {
     ".heads": ("DenseHead",),
     ".model": ("TransferModel", "load"),
     ".selection": ("rank_backbones", "choose_backbone"),
-    ".training": ("HeadTrainer",),
+    ".training": ("HeadTrainer", "views_as_augmented"),
 }
 _WHERE = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_WHERE)
@@ -37,9 +38,12 @@ __all__ = sorted(_WHERE)
 def __getattr__(name: str) -> Any:
     if name in _WHERE:
         value = getattr(importlib.import_module(_WHERE[name], __name__), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'transferkit' has no attribute {name!r}")
+    elif not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
+        value = importlib.import_module(f".{name}", __name__)  # tk.training, tk.errors ... as after `import transferkit.x`
+    else:
+        raise AttributeError(f"module 'transferkit' has no attribute {name!r}")
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:

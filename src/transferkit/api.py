@@ -367,6 +367,8 @@ def fit(
     metrics["timing_s"]["total"] = time.perf_counter() - t0 + before
     metrics["data"] = {k: v for k, v in splits.summary().items() if k != "skipped"}
 
+    # evaluate(result.model, ...) leaves out the images this model trained on, as it does for the saved run
+    tm.trained_on = ({r.sha256 for s in ("train", "val") for r in splits.split(s)}, "the train/val splits of the fit that returned this model")
     if run_dir is not None and is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         tm.save_pretrained(run_dir / "model")
@@ -686,7 +688,8 @@ def evaluate(model: str | os.PathLike | TransferModel, data: str | os.PathLike, 
 
     Images the run trained on (its train and val splits, by content hash: copies count too; from
     RUN/splits.json) are left out and counted in ``excluded_training_images``, so evaluating on the folder a
-    run was fitted on scores its held-out images only. ``include_training_images=True`` scores them all.
+    run was fitted on scores its held-out images only; so does the model ``fit`` returned, in memory.
+    ``include_training_images=True`` scores them all.
     """
     from .errors import DataError
 
@@ -699,7 +702,8 @@ def evaluate(model: str | os.PathLike | TransferModel, data: str | os.PathLike, 
         raise DataError(f"no usable images in '{data}' ({len(skipped)} skipped).")
     excluded = 0
     source = getattr(model, "source_dir", None) if isinstance(model, TransferModel) else model  # a loaded model: its folder
-    seen = None if source is None or include_training_images else training_hashes(source)
+    seen = None if include_training_images else (getattr(tm, "trained_on", None)  # a model fit returned, in memory
+                                                  or (training_hashes(source) if source is not None else None))
     if seen is not None:
         kept = [r for r in records if r.sha256 not in seen[0]]
         excluded = len(records) - len(kept)

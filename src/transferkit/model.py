@@ -7,6 +7,7 @@ pickle anywhere.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -19,7 +20,7 @@ from torch import nn
 
 from .backbones import Backbone, load_backbone
 from .data import BadImageError, make_transforms, open_image
-from .errors import ConfigError, ModelFolderError
+from .errors import ConfigError, ModelFolderError, TrainingError
 from .evaluation import predict_labels, resolve_positive
 from .heads import DenseHead
 from .runtime.predictor import as_paths, check_threshold, prediction_record
@@ -38,39 +39,73 @@ def _version() -> str:
 def write_model_folder(module: nn.Module, directory: str | os.PathLike, config: dict[str, Any],
                        extra_files: Callable[[Path], None] | None = None) -> Path:
     """``model.safetensors`` (written atomically), then ``extra_files(dir)``, then ``config.json`` last."""
-    from safetensors.torch import save_model
+    from .safetensors_files import save_model_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / (WEIGHTS_NAME + ".tmp")
-    save_model(module, str(tmp))
-    os.replace(tmp, directory / WEIGHTS_NAME)
+    weights = save_model_file(module, directory / WEIGHTS_NAME)
     if extra_files is not None:
         extra_files(directory)
+    config = {**config, WEIGHTS_SHA256_KEY: file_sha256(weights)}  # checked on load: a damaged copy is refused
     (directory / CONFIG_NAME).write_text(json.dumps(config, indent=2))  # last: ours wins over any other file's
     return directory
+
+
+WEIGHTS_SHA256_KEY = "model_file_sha256"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _scalar_problem(name: str, value: Any) -> str | None:
+    """What is wrong with a ``threshold`` (a number in [0, 1]) or ``temperature`` (a finite number > 0), or None."""
+    import math
+
+    rule, ok = {"threshold": ("a number between 0 and 1", lambda v: 0.0 <= v <= 1.0),
+                "temperature": ("a finite number above 0", lambda v: math.isfinite(v) and v > 0)}[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(float(value)):
+        return f"'{name}' is {value!r}; it must be {rule}"
+    return None
+
+
+def check_scalars(threshold: Any, temperature: Any) -> None:
+    """A model's ``threshold`` and ``temperature`` checked when it is built: a folder saved with a bad one would never load
+    again (:func:`check_saved_scalars`), and a temperature of 0 turns every prediction into NaN."""
+    for name, value in (("threshold", threshold), ("temperature", temperature)):
+        problem = _scalar_problem(name, value)
+        if problem:
+            raise ConfigError(f"{problem}.")
 
 
 def check_saved_scalars(cfg: dict[str, Any], cfg_path: Path) -> dict[str, float]:
     """``threshold`` (a number in [0, 1]) and ``temperature`` (a finite number > 0) of a saved config.json, checked: a
     hand-edited value would otherwise load and silently turn predictions into NaN or flip them."""
-    import math
-
     out: dict[str, float] = {}
-    for name, default, ok, rule in (("threshold", 0.5, lambda v: 0.0 <= v <= 1.0, "a number between 0 and 1"),
-                                    ("temperature", 1.0, lambda v: math.isfinite(v) and v > 0, "a finite number above 0")):
+    for name, default in (("threshold", 0.5), ("temperature", 1.0)):
         value = cfg.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(float(value)):
-            raise ModelFolderError(f"{cfg_path}: '{name}' is {value!r}; it must be {rule} (the default is {default}). "
+        problem = _scalar_problem(name, value)
+        if problem:
+            raise ModelFolderError(f"{cfg_path}: {problem} (the default is {default}). "
                                    "Fix the value, or save the model again with transferkit.")
         out[name] = float(value)
     return out
 
 
-def load_weights_strictly(model: nn.Module, weights_path: Path) -> None:
-    """``model.safetensors`` into ``model``, every key and shape matching; a mismatch names what differs."""
+def load_weights_strictly(model: nn.Module, weights_path: Path, expected_sha256: str | None = None) -> None:
+    """``model.safetensors`` into ``model``, every key and shape matching; a mismatch names what differs. The file must
+    have the sha256 its config.json recorded (folders saved since it is recorded) and hold finite numbers only: a damaged
+    file otherwise loads and predicts NaN, which an arg-max turns into the first class for every input."""
     from safetensors.torch import load_model
 
+    if expected_sha256 is not None and file_sha256(weights_path) != expected_sha256:
+        raise ModelFolderError(f"{weights_path} is not the file that was saved with its config.json (its sha256 differs from "
+                               f"the recorded '{WEIGHTS_SHA256_KEY}'): it is damaged, or was copied from another save. Copy the "
+                               "model folder again from where it was saved, or save the model again.")
     try:
         load_model(model, str(weights_path), strict=True)
     except Exception as exc:
@@ -78,6 +113,11 @@ def load_weights_strictly(model: nn.Module, weights_path: Path) -> None:
         detail = "; ".join(lines[1:4] if len(lines) > 1 else lines)[:600]
         raise ModelFolderError(f"{weights_path} does not match its config.json ({detail}). The two files must come from the same "
                                "save_pretrained; copy them together.") from None
+    bad = [name for name, t in model.state_dict().items() if t.is_floating_point() and not torch.isfinite(t).all()]
+    if bad:
+        raise ModelFolderError(f"{weights_path} holds values that are not finite (NaN or inf) in {len(bad)} tensor(s), e.g. "
+                               f"{', '.join(bad[:3])}: the file is damaged, or the model diverged before it was saved. Copy the "
+                               "model folder again, or train it again (a lower learning rate, if it diverged).")
 
 
 class TransferModel(nn.Module):
@@ -107,6 +147,7 @@ class TransferModel(nn.Module):
             raise ConfigError(f"the head takes {head.in_features} features but the backbone gives {width}"
                               + (f" (feature_stages={backbone.feature_stages})" if hasattr(backbone, "feature_stages") else "")
                               + ": build the head with DenseHead(backbone.num_features, ...) after setting feature_stages.")
+        check_scalars(threshold, temperature)
         self.backbone = backbone
         self.head = head
         self.classes = classes
@@ -126,7 +167,12 @@ class TransferModel(nn.Module):
     @torch.inference_mode()
     def predict_proba_tensor(self, x: torch.Tensor) -> np.ndarray:
         self.eval()
-        return (self(x).float() / self.temperature).softmax(1).cpu().numpy()
+        proba = (self(x).float() / self.temperature).softmax(1).cpu().numpy()
+        if not np.isfinite(proba).all():  # an arg-max over NaN is class 0: every image would get the first class
+            raise TrainingError("the model's outputs are not finite (NaN or inf), so it cannot predict: its weights hold "
+                                "non-finite values (training diverged, or they were set by hand). Train it again, with a lower "
+                                "learning rate if it diverged.")
+        return proba
 
     def predict(self, paths: str | os.PathLike | Sequence[str | os.PathLike], *, batch_size: int = 32,
                 threshold: float | None = None) -> list[dict[str, Any]]:
@@ -214,7 +260,7 @@ class TransferModel(nn.Module):
             if isinstance(exc, ModelFolderError):
                 raise
             raise ModelFolderError(f"{cfg_path} is not a valid transferkit config ({type(exc).__name__}: {exc}).") from None
-        load_weights_strictly(model, weights_path)
+        load_weights_strictly(model, weights_path, cfg.get(WEIGHTS_SHA256_KEY))
         model.source_dir = directory  # evaluate finds the run's record of its training images from here
         return model.to(device).eval()
 

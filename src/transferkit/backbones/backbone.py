@@ -275,6 +275,10 @@ def check_preprocessing(cfg: Any) -> dict[str, Any]:
     if len(size) != 3 or size[0] != 3 or min(size[1:]) < 8 or len(mean) != 3 or len(std) != 3 or min(std) <= 0 or not 0 < out["crop_pct"] <= 1:
         raise ConfigError(f"preprocessing {cfg} is not usable: input_size [3, H, W] with H, W >= 8, three means, three positive "
                           "stds and 0 < crop_pct <= 1.")
+    from ..runtime.preprocess import _RESAMPLE  # the names both the torch transforms and the exported runtime resize with
+
+    if out["interpolation"] not in _RESAMPLE:
+        raise ConfigError(f"preprocessing interpolation {out['interpolation']!r} is not one of {sorted(_RESAMPLE)}.")
     return out
 
 

@@ -192,6 +192,10 @@ def writing_model_folder(out: Path) -> Iterator[Path]:
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
     try:
         yield tmp
+        from ..safetensors_files import match_umask
+
+        for f in [tmp, *tmp.rglob("*")]:  # mkdtemp makes the folder 0700 and safetensors its file 0600: shared like others
+            match_umask(f)
         try:
             os.replace(tmp, out)
         except OSError:  # another process finished the same folder first

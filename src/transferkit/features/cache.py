@@ -139,7 +139,7 @@ class FeatureCache:
 
     def put(self, key: str, hashes: list[str], features: np.ndarray, meta: dict[str, Any] | None = None) -> None:
         """Store new vectors as one shard (atomic write: a crash never leaves half a shard)."""
-        from safetensors.numpy import save_file
+        from ..safetensors_files import save_tensors_file
 
         if len(hashes) == 0:
             return
@@ -152,10 +152,8 @@ class FeatureCache:
             if meta is not None and not (folder / "meta.json").exists():
                 (folder / "meta.json").write_text(json.dumps(meta, indent=2))
             name = f"shard-{uuid.uuid4().hex[:12]}.safetensors"
-            tmp = folder / (name + ".tmp")
-            save_file({"features": np.ascontiguousarray(features, dtype=np.float32)}, str(tmp),
-                      metadata={"hashes": json.dumps(list(hashes)), "key": key})
-            os.replace(tmp, folder / name)
+            save_tensors_file({"features": np.ascontiguousarray(features, dtype=np.float32)}, folder / name,
+                              metadata={"hashes": json.dumps(list(hashes)), "key": key})
         except OSError as exc:
             # a cache that cannot be written (read-only, a file in the way, a full disk) must not cost the features just
             # computed, nor end the run after them: they are kept for this process, and the user told once

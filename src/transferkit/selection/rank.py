@@ -244,9 +244,9 @@ def random_init_weights(name: str, seed: int, folder: str | os.PathLike) -> Path
     and ``transferkit.fit(..., weights=path)`` trains exactly the network that was ranked.
     """
     import torch
-    from safetensors.torch import save_file
 
     from ..backbones import get_backbone_spec
+    from ..safetensors_files import save_tensors_file
 
     path = Path(folder) / f"{name}-seed{seed}.safetensors"
     if not path.is_file():
@@ -255,9 +255,7 @@ def random_init_weights(name: str, seed: int, folder: str | os.PathLike) -> Path
         torch.manual_seed(seed)
         model = get_backbone_spec(name).build()
         torch.random.set_rng_state(state)
-        tmp = path.with_suffix(".tmp")
-        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(tmp))
-        os.replace(tmp, path)
+        save_tensors_file({k: v.contiguous() for k, v in model.state_dict().items()}, path)
     return path
 
 

@@ -516,6 +516,9 @@ def fit_text(
         metrics["selection"] = run_options["selection"]
     metrics["timing_s"] = {"total_wall": time.perf_counter() - t0, "total_cpu": time.process_time() - c0,
                            "embeddings_cached": stats.num_cached, "embeddings_computed": stats.num_computed}
+    if final is not None:  # evaluate_text(result.model, ...) leaves these out as it does for the saved run
+        final.trained_on = ({normalized_text_sha256(r.text) for s in ("train", "val") for r in trained_on.get(s, ())},
+                            "the train/val splits of the fit that returned this model")
     if run_dir is not None and is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         if final is not None:
@@ -589,8 +592,8 @@ def evaluate_text(model: str | os.PathLike | TextClassifier, data: str | os.Path
 
     Texts the run trained or validated on (RUN/splits.json; copies that differ only in case, punctuation or spacing
     count too) are left out and counted in ``excluded_training_texts``, so evaluating on the file a run was fitted on
-    scores its held-out texts only. ``include_training_texts=True`` scores them all; a bare model folder (no record)
-    or a ``TextClassifier`` is scored on every text. ``threshold`` (binary models): the decision threshold on the
+    scores its held-out texts only; so does the model ``fit_text`` returned, in memory. ``include_training_texts=True``
+    scores them all; a bare model folder (no record) is scored on every text. ``threshold`` (binary models): the decision threshold on the
     calibrated P(positive) (default: the model's), as ``transferkit evaluate --threshold`` for images.
     """
     from ..runtime.predictor import check_threshold
@@ -600,7 +603,8 @@ def evaluate_text(model: str | os.PathLike | TextClassifier, data: str | os.Path
     source = getattr(model, "source_dir", None) if isinstance(model, TextClassifier) else model  # a loaded model: its folder
     from ..api import missing_training_record, training_hashes  # RUN/splits.json: normalised-text hashes for a text run
 
-    seen = None if source is None or include_training_texts else training_hashes(Path(source).expanduser(), items="texts")
+    seen = None if include_training_texts else (getattr(tm, "trained_on", None)  # a model fit_text returned, in memory
+                                                 or (training_hashes(Path(source).expanduser(), items="texts") if source is not None else None))
     table = read_text_table(data, text_col=text_col, label_col=label_col, classes=tm.classes, encoding=encoding)
     records = table.records
     if seen is not None:

@@ -38,6 +38,9 @@ class TextClassifier(nn.Module):
                  threshold: float = 0.5, strategy: str = "linear-probe", adapter: dict[str, Any] | None = None,
                  extra: dict[str, Any] | None = None, temperature: float = 1.0):
         super().__init__()
+        from ..model import check_scalars
+
+        check_scalars(threshold, temperature)
         self.backbone = backbone
         self.head = head
         self.classes = list(classes)
@@ -126,7 +129,7 @@ class TextClassifier(nn.Module):
     def from_pretrained(cls, directory: str | os.PathLike, *, device: str | torch.device = "cpu") -> "TextClassifier":
         from transformers import AutoModel, AutoTokenizer
 
-        from ..model import check_saved_scalars, load_weights_strictly
+        from ..model import WEIGHTS_SHA256_KEY, check_saved_scalars, load_weights_strictly
         from transformers.models.auto.configuration_auto import CONFIG_MAPPING
         from transformers.utils import logging as hf_logging
 
@@ -160,7 +163,7 @@ class TextClassifier(nn.Module):
             raise
         except (KeyError, ValueError, TypeError, OSError, AttributeError) as exc:  # AttributeError: JSON that is not an object
             raise ModelFolderError(f"{cfg_path} is not a valid transferkit text model ({type(exc).__name__}: {str(exc).splitlines()[0][:300]}).") from None
-        load_weights_strictly(model, weights_path)
+        load_weights_strictly(model, weights_path, cfg.get(WEIGHTS_SHA256_KEY))
         model.source_dir = directory  # evaluate_text finds the run's record of its training texts from here
         return model.to(device).eval()
 

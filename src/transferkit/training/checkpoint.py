@@ -106,6 +106,8 @@ def save_checkpoint(
     """Write checkpoint ``name`` atomically, point ``latest.json`` at it, keep the newest ``keep``."""
     from safetensors.torch import save_file, save_model
 
+    from ..safetensors_files import match_umask
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / name
@@ -123,6 +125,7 @@ def save_checkpoint(
         meta["scheduler"] = {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"}
     (tmp / "state.json").write_text(json.dumps(meta, indent=1, default=_json_default))
     for f in tmp.iterdir():  # data on disk before the rename makes it visible
+        match_umask(f)  # safetensors writes 0600
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
     if final.exists():

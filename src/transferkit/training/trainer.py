@@ -162,15 +162,13 @@ class Trainer:
         return self.checkpoint_dir / "best" / "model.safetensors" if self.checkpoint_dir else None
 
     def _save_best(self, model: nn.Module) -> None:
-        from safetensors.torch import save_model
+        from ..safetensors_files import save_model_file
 
         path = self._best_path()
         if path is None or not self.accelerator_.is_main_process:
             return
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        save_model(model, str(tmp))
-        os.replace(tmp, path)
+        save_model_file(model, path)
 
     @torch.no_grad()
     def _gather_outputs(self, model: nn.Module, loader) -> tuple[torch.Tensor, torch.Tensor]:
