@@ -170,6 +170,22 @@ def test_saved_predictions_round_trip(tmp_path):
         save_predictions(tmp_path, "val", ["a.png"], [0, 1], proba[:2])
 
 
+def test_saved_predictions_are_utf8_whatever_the_locale(tmp_path):
+    # under a non-UTF-8 locale (LC_ALL=C, Windows cp1252) fit-text stopped at its very end: 'ascii' codec can't encode
+    import subprocess
+    import sys
+
+    code = (r"import sys, numpy as np; from transferkit.evaluation import load_predictions, save_predictions; "
+            r"save_predictions(sys.argv[1], 'test', ['f\u00fc\u00df.png'], [0], np.array([[0.8, 0.2]]), "
+            r"classes=['\u5065\u5eb7', 'sick'], texts=['\u3053\u3093\u306b\u3061\u306f \U0001F33F']); "
+            r"p = load_predictions(sys.argv[1], 'test'); print(ascii((p.paths, p.classes)))")
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0", "PYTHONIOENCODING": "ascii"}
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == ascii((["f\u00fc\u00df.png"], ["\u5065\u5eb7", "sick"]))
+    assert "\u3053\u3093\u306b\u3061\u306f" in (tmp_path / "predictions" / "test.csv").read_text(encoding="utf-8")
+
+
 def test_training_curves_put_the_fine_tuning_stage_after_the_head_stage():
     from transferkit.report.plots import training_curves_figure
 

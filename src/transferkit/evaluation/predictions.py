@@ -68,7 +68,7 @@ def save_predictions(
     out = predictions_path(run_dir, split)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(".csv.tmp")
-    with tmp.open("w", newline="") as f:
+    with tmp.open("w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow(["path", "label", "true", *(["text"] if texts is not None else []), *[f"p_{c}" for c in classes]])
         for i, (p, y, row) in enumerate(zip(paths, y_true, proba)):
@@ -81,7 +81,7 @@ def load_predictions(run_dir: str | os.PathLike, split: str) -> Predictions:
     path = predictions_path(run_dir, split)
     if not path.is_file():
         raise TransferKitError(f"no saved predictions at '{path}'.")
-    with path.open(newline="") as f:
+    with path.open(newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     header, body = rows[0], rows[1:]
     first = 4 if header[3:4] == ["text"] else 3  # text runs: the text after the class name
