@@ -168,3 +168,13 @@ def test_subpackages_are_attributes_of_the_package_as_the_readme_uses_them():
             "hasattr(tk, 'no_such_thing'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["True", "ConfigError", "False"]
+
+
+def test_limits_beside_a_fixed_model_are_refused_not_ignored(image_folder, tiny_weights, tmp_path):
+    # `fit --model tf_efficientnet_lite2 --max-size-mb 1` trained and saved the 18.6 MB model without a word
+    from transferkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"max_size_mb \(--max-size-mb\), max_latency_ms \(--max-latency-ms\) choose the backbone"):
+        tk.fit(image_folder, model=TINY, weights=str(tiny_weights), max_size_mb=1, max_latency_ms=1, out=tmp_path / "run",
+               progress=False, report=False)
+    assert not (tmp_path / "run").exists()

@@ -234,6 +234,15 @@ def fit(
         config = config.model_copy(update={"data": d.model_copy(update={
             "root": Path(d.root).expanduser().absolute(),
             "groups_file": Path(d.groups_file).expanduser().absolute() if d.groups_file is not None else None})})
+    limits = {"max_params (--max-params)": max_params, "max_size_mb (--max-size-mb)": max_size_mb,
+              "max_latency_ms (--max-latency-ms)": max_latency_ms, "max_memory_mb (--max-memory-mb)": max_memory_mb}
+    given = [n for n, v in limits.items() if v is not None]
+    if given and config.backbone != "auto":  # they choose among candidates: beside a fixed model they would be ignored
+        from .errors import ConfigError
+
+        raise ConfigError(f"{', '.join(given)} choose the backbone among the candidates with model='auto' (--model auto); "
+                          f"the model is fixed to {config.backbone!r}, so they would not be checked. Drop them, use --model auto, "
+                          f"or check {config.backbone} first with `transferkit rank DATA --candidates {config.backbone} --max-...`.")
     from .data.subjects import subject_rule
 
     subject_rule(config.data.groups, config.data.groups_file)  # a bad pattern or table fails before any ranking or run folder
