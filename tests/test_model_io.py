@@ -477,3 +477,10 @@ def test_class_names_must_be_distinct():
     backbone = tk.load_backbone(TINY, weights="none")
     with pytest.raises(ConfigError, match="class names must be distinct"):
         tk.TransferModel(backbone, tk.DenseHead(backbone.num_features, 2), ["a", "a"])
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 2.5, "8", True])
+def test_predict_refuses_a_batch_size_that_is_not_a_positive_whole_number(model, image_folder, batch_size):
+    # batch_size=0 gave "range() arg 3 must not be zero"
+    with pytest.raises(tk.errors.ConfigError, match="batch_size must be a whole number of at least 1"):
+        model.predict(sorted(image_folder.rglob("*.png"))[:2], batch_size=batch_size)

@@ -73,6 +73,15 @@ def _scalar_problem(name: str, value: Any) -> str | None:
     return None
 
 
+def check_batch_size(batch_size: Any) -> int:
+    """A positive whole number of inputs per forward pass, or a :class:`ConfigError` saying so."""
+    import numbers
+
+    if isinstance(batch_size, bool) or not isinstance(batch_size, numbers.Integral) or batch_size < 1:
+        raise ConfigError(f"batch_size must be a whole number of at least 1; got {batch_size!r}.")
+    return int(batch_size)
+
+
 def check_scalars(threshold: Any, temperature: Any) -> None:
     """A model's ``threshold`` and ``temperature`` checked when it is built: a folder saved with a bad one would never load
     again (:func:`check_saved_scalars`), and a temperature of 0 turns every prediction into NaN."""
@@ -180,6 +189,7 @@ class TransferModel(nn.Module):
         instead of a crash. ``threshold`` (binary models): the decision threshold on the calibrated P(positive), as
         ``evaluate --threshold`` (default: the model's own)."""
         threshold = check_threshold(self.classes, threshold, self.threshold)
+        batch_size = check_batch_size(batch_size)
         paths = as_paths(paths)
         transform = make_transforms(self.data_cfg)
         device = next(self.parameters()).device

@@ -64,6 +64,9 @@ class TextClassifier(nn.Module):
         ``calibrated``: softmax of logits / ``temperature`` (the validation-fitted calibration);
         ``False`` gives the raw model's probabilities (temperature 1, what reports start from).
         """
+        from ..model import check_batch_size
+
+        batch_size = check_batch_size(batch_size)
         temperature = self.temperature if calibrated else 1.0
         device = device if device is not None else next(self.parameters()).device
         self.eval().to(device)
