@@ -487,3 +487,51 @@ def test_parity_agreement_uses_the_decisions_predict_makes_not_an_arg_max():
     near = np.array([[0.0, 2.0]] * 9)  # P(positive) 0.88: negative at threshold 0.9
     assert compare_logits(reference[5:], near[5:], stage="s", atol=None, min_agreement=0.95,
                           decision=runtime_decision(shifted)).top1_agreement == 0.0
+
+
+def tampered_copy(export: Path, dest: Path, **edits) -> Path:
+    """A copy of the export folder ``export`` with fields of its export.json replaced (``preprocessing__input_size=...``
+    for a nested one; a value of ``...`` deletes the field)."""
+    import shutil
+
+    shutil.copytree(export, dest)
+    cfg = json.loads((dest / "export.json").read_text())
+    for key, value in edits.items():
+        *parents, leaf = key.split("__")
+        target = cfg
+        for p in parents:
+            target = target[p]
+        if value is ...:
+            del target[leaf]
+        else:
+            target[leaf] = value
+    (dest / "export.json").write_text(json.dumps(cfg))
+    return dest
+
+
+def test_export_json_threshold_temperature_and_classes_are_checked_when_it_loads(fp32_export, tiny_model, tmp_path):
+    """export.json's threshold and num_classes were trusted: a threshold of -1 labelled every image positive, num_classes 2
+    on a 3-class network failed in predict with `IndexError: list index out of range`. Now they are load-time errors that
+    name the field and the value, as a model folder's config.json's are (transferkit.model.check_saved_scalars)."""
+    from transferkit.runtime import ExportFolderError
+
+    cases = [
+        ({"threshold": -1}, "'threshold' is -1; it must be a number between 0 and 1"),
+        ({"threshold": 1.5}, "'threshold' is 1.5; it must be a number between 0 and 1"),
+        ({"threshold": float("nan")}, "'threshold' is nan; it must be a number between 0 and 1"),
+        ({"threshold": "0.5"}, "'threshold' is '0.5'; it must be a number between 0 and 1"),
+        ({"threshold": True}, "'threshold' is True; it must be a number between 0 and 1"),
+        ({"temperature": float("inf")}, "'temperature' is inf; it must be a finite number above 0"),
+        ({"temperature": 0}, "'temperature' is 0; it must be a finite number above 0"),
+        ({"num_classes": 2}, "'num_classes' is 2 but 'id2label' has 3 entries"),
+        ({"num_classes": 2.5}, "'num_classes' is 2.5; it must be a whole number"),
+        ({"id2label": {"0": "cat", "1": "dog", "2": "cat"}}, r"'id2label' has \['cat'\] twice"),
+    ]
+    for i, (edits, message) in enumerate(cases):
+        folder = tampered_copy(fp32_export, tmp_path / f"case{i}", **edits)
+        with pytest.raises(ExportFolderError, match=message) as info:
+            ExportedModel(folder)
+        assert "export.json" in str(info.value) and "transferkit export" in str(info.value), edits
+    # the untouched export still loads, and threshold 0 and 1 are thresholds
+    for t in (0, 1):
+        assert ExportedModel(tampered_copy(fp32_export, tmp_path / f"t{t}", threshold=t)).config.threshold == t
