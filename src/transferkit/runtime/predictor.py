@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -67,8 +68,10 @@ def check_threshold(classes: Sequence[str], threshold: float | None, default: fl
     if len(classes) != 2:
         raise DataError(f"--threshold applies to binary models only (P(positive) >= threshold); this one has {len(classes)} "
                         "classes and predicts the most probable one.")
-    if not 0.0 <= float(threshold) <= 1.0:
-        raise DataError(f"--threshold {threshold} is not a probability: pass a value between 0 and 1 (the model's own is {default}).")
+    # a number in [0, 1] (so finite): not a bool (True would pass as 1.0), a string, or NaN (P >= NaN is never true)
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 <= float(threshold) <= 1.0:
+        shown = repr(threshold) if isinstance(threshold, str) else threshold
+        raise DataError(f"--threshold {shown} is not a probability: pass a number between 0 and 1 (the model's own is {default}).")
     return float(threshold)
 
 
