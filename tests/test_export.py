@@ -489,12 +489,12 @@ def test_parity_agreement_uses_the_decisions_predict_makes_not_an_arg_max():
                           decision=runtime_decision(shifted)).top1_agreement == 0.0
 
 
-def tampered_copy(export: Path, dest: Path, **edits) -> Path:
-    """A copy of the export folder ``export`` with fields of its export.json replaced (``preprocessing__input_size=...``
+def tampered_copy(source: Path, dest: Path, /, **edits) -> Path:
+    """A copy of the export folder ``source`` with fields of its export.json replaced (``preprocessing__input_size=...``
     for a nested one; a value of ``...`` deletes the field)."""
     import shutil
 
-    shutil.copytree(export, dest)
+    shutil.copytree(source, dest)
     cfg = json.loads((dest / "export.json").read_text())
     for key, value in edits.items():
         *parents, leaf = key.split("__")
@@ -535,3 +535,79 @@ def test_export_json_threshold_temperature_and_classes_are_checked_when_it_loads
     # the untouched export still loads, and threshold 0 and 1 are thresholds
     for t in (0, 1):
         assert ExportedModel(tampered_copy(fp32_export, tmp_path / f"t{t}", threshold=t)).config.threshold == t
+
+
+def _with_symbolic_output_width(model_file: Path) -> None:
+    """Rewrite an exported graph so that its output width is unknown until it runs (a Compress that keeps every score):
+    onnxruntime then reports the output shape as [batch, classes]."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    proto = onnx.load(str(model_file))
+    out = proto.graph.output[0]
+    for node in proto.graph.node:
+        node.output[:] = ["scores_raw" if o == out.name else o for o in node.output]
+    proto.graph.initializer.append(numpy_helper.from_array(np.ones(len(CLASSES), bool), "keep_all"))
+    proto.graph.node.append(helper.make_node("Compress", ["scores_raw", "keep_all"], [out.name], axis=1))
+    width = out.type.tensor_type.shape.dim[1]
+    width.Clear()
+    width.dim_param = "classes"
+    onnx.save(proto, str(model_file))
+
+
+def test_export_json_classes_must_match_the_networks_outputs(fp32_export, tiny_model, tmp_path):
+    """num_classes 2 (id2label to match) on a 3-class network failed in predict with `IndexError: list index out of range`
+    and predict_proba gave 3 columns for 2 labels. The graph's output width is checked when the folder loads, or, when
+    the graph leaves it symbolic, on the first prediction; the CLI says so in one error line."""
+    from transferkit.runtime import ExportFolderError, read_image
+
+    _, data = tiny_model
+    files = sorted((data / "test").rglob("*.png"))[:3]
+    for n in (2, 4):
+        folder = tampered_copy(fp32_export, tmp_path / f"classes{n}", num_classes=n,
+                               id2label={str(i): c for i, c in enumerate([*CLASSES, "emu"][:n])})
+        with pytest.raises(ExportFolderError, match=f"export.json names {n} classes .* but its model.onnx gives 3 scores per input"):
+            ExportedModel(folder)
+    res = runner.invoke(app, ["predict", str(tmp_path / "classes2"), str(files[0])])
+    assert res.exit_code == 1 and "Traceback" not in res.output and res.output.count("error:") == 1, res.output
+    assert "names 2 classes" in " ".join(res.output.split())
+    # a symbolic output width: unknown at load time, so the first prediction checks it
+    symbolic = tampered_copy(fp32_export, tmp_path / "symbolic")
+    _with_symbolic_output_width(symbolic / "model.onnx")
+    assert [r["label"] for r in ExportedModel(symbolic).predict(files)] == [r["label"] for r in ExportedModel(fp32_export).predict(files)]
+    two = tampered_copy(symbolic, tmp_path / "symbolic2", num_classes=2, id2label={"0": "cat", "1": "dog"})
+    model = ExportedModel(two)  # loads: the graph does not say how many scores it gives
+    with pytest.raises(ExportFolderError, match="export.json names 2 classes .* but its model.onnx gives 3 scores per input"):
+        model.predict(files)
+    with pytest.raises(ExportFolderError, match="gives 3 scores per input"):
+        model.predict_proba(model.preprocessing.batch([read_image(files[0])]))
+
+
+def test_export_json_input_and_output_must_match_the_graph(fp32_export, tiny_model, tmp_path):
+    """An edited input_size, input_name or output_name failed on the first prediction with onnxruntime's words
+    (`InvalidArgument: Got invalid dimensions for input: images`, `Required inputs (['images']) are missing`); export.json
+    is compared with the graph's input and output when the folder loads, in predict and in benchmark alike."""
+    from transferkit.export.benchmark import benchmark_models
+    from transferkit.runtime import ExportFolderError
+
+    _, data = tiny_model
+    cases = {
+        "size": ({"preprocessing__input_size": [3, 32, 32]},
+                 r"preprocessing.input_size is \[3, 32, 32\], the graph's input 'images' is \[batch, 3, 64, 64\]"),
+        "name": ({"input_name": "pixels"}, "input_name is 'pixels', the graph's input is named 'images'"),
+        "output": ({"output_name": "scores"}, r"output_name is 'scores', the graph's outputs are \['logits'\]"),
+    }
+    good = sorted((data / "test").rglob("*.png"))[0]
+    for name, (edits, message) in cases.items():
+        folder = tampered_copy(fp32_export, tmp_path / name, **edits)
+        with pytest.raises(ExportFolderError, match=message) as info:
+            ExportedModel(folder)
+        assert "export.json disagrees with its model.onnx" in str(info.value) and "transferkit export" in str(info.value)
+        res = runner.invoke(app, ["predict", str(folder), str(good)])
+        assert res.exit_code == 1 and "Traceback" not in res.output and res.output.count("error:") == 1, res.output
+    with pytest.raises(ExportFolderError, match="input_name is 'pixels'"):
+        benchmark_models(tmp_path / "name", data, work_dir=tmp_path / "bench", rounds=1, calls_per_round=1, progress=False)
+    res = runner.invoke(app, ["benchmark", str(tmp_path / "size"), str(data), "--out", str(tmp_path / "bench2"), "--quiet"])
+    assert res.exit_code == 1 and "Traceback" not in res.output and res.output.count("error:") == 1, res.output
+    assert "preprocessing.input_size is [3, 32, 32]" in " ".join(res.output.split())
+

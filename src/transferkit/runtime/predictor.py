@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .folder import ExportConfig
+from .folder import EXPORT_CONFIG_NAME, REEXPORT, ExportConfig, ExportFolderError
 from .images import ImageReadError, read_image
 from .text import TextInputError, TextTokenizer, check_texts
 
@@ -88,6 +88,55 @@ def make_session(path: str | Path, *, num_threads: int | None = None, providers:
     return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
 
 
+def _shape(dims: Sequence[Any]) -> str:
+    """An onnxruntime shape (ints, names of symbolic axes, None) as ``[batch, 3, 224, 224]``."""
+    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
+
+
+def classes_mismatch(directory: Path, config: ExportConfig, width: Any) -> ExportFolderError:
+    """export.json names one number of classes, the network gives another number of scores per input."""
+    shown = config.classes if len(config.classes) <= 8 else [*config.classes[:8], "…"]
+    return ExportFolderError(f"'{directory}': {EXPORT_CONFIG_NAME} names {len(config.classes)} classes (num_classes, id2label: "
+                             f"{shown}) but its {config.model_file} gives {width} scores per input (output "
+                             f"'{config.output_name}'): the two files are from different exports, or export.json was edited. "
+                             f"Copy the folder again from where it was exported, or {REEXPORT}.")
+
+
+def check_graph(directory: Path, config: ExportConfig, session: Any) -> None:
+    """export.json's input name(s), input size, output name and number of classes against the ONNX graph itself, when it
+    loads: an edited export.json otherwise fails on the first prediction with onnxruntime's own words (``Required inputs
+    (['images']) are missing``, ``Got invalid dimensions``) or labels with the wrong classes."""
+    inputs = {i.name: list(i.shape) for i in session.get_inputs()}
+    outputs = {o.name: list(o.shape) for o in session.get_outputs()}
+    where = f"'{directory}': {EXPORT_CONFIG_NAME} disagrees with its {config.model_file}"
+    fix = f"export.json was edited or comes from another export: copy the folder again from where it was exported, or {REEXPORT}."
+    if config.is_text:
+        if set(config.input_names) != set(inputs):
+            raise ExportFolderError(f"{where}: preprocessing.input_names is {list(config.input_names)}, the graph's inputs are "
+                                    f"{list(inputs)}; {fix}")
+    else:
+        if config.input_name not in inputs or len(inputs) != 1:
+            graph = f"the graph's input is named {next(iter(inputs))!r}" if len(inputs) == 1 else f"the graph takes inputs {list(inputs)}"
+            raise ExportFolderError(f"{where}: input_name is {config.input_name!r}, {graph}; {fix}")
+        dims, want = inputs[config.input_name], list(config.preprocessing.input_size)
+        if len(dims) != 4 or any(isinstance(g, int) and g != w for g, w in zip(dims[1:], want)):
+            raise ExportFolderError(f"{where}: preprocessing.input_size is {want}, the graph's input {config.input_name!r} is "
+                                    f"{_shape(dims)} (batch, channels, height, width); {fix}")
+    if config.output_name not in outputs:
+        raise ExportFolderError(f"{where}: output_name is {config.output_name!r}, the graph's outputs are {list(outputs)}; {fix}")
+    dims = outputs[config.output_name]
+    if len(dims) == 2 and isinstance(dims[1], int) and dims[1] != len(config.classes):
+        raise classes_mismatch(directory, config, dims[1])  # a symbolic width: checked on each prediction (ExportedModel._scores)
+
+
+def open_export_session(directory: Path, config: ExportConfig, *, num_threads: int | None = None,
+                        providers: Sequence[str] | None = None):
+    """The onnxruntime session of an export folder, its graph checked against export.json (:func:`check_graph`)."""
+    session = make_session(directory / config.model_file, num_threads=num_threads, providers=providers)
+    check_graph(directory, config, session)
+    return session
+
+
 class ExportedModel:
     """An exported model folder, ready to predict; the network runs in onnxruntime.
 
@@ -105,7 +154,7 @@ class ExportedModel:
         self.tokenizer = TextTokenizer(self.directory, self.config.preprocessing) if self.config.is_text else None
         path = self.directory / self.config.model_file
         if self.config.runtime == "onnx":
-            self._session = make_session(path, num_threads=num_threads, providers=providers)
+            self._session = open_export_session(self.directory, self.config, num_threads=num_threads, providers=providers)
             self._run = lambda x: self._session.run([self.config.output_name], x if isinstance(x, dict) else {self.config.input_name: x})[0]
         elif self.config.runtime == "torchscript":
             import torch  # TorchScript needs torch by definition
@@ -124,8 +173,6 @@ class ExportedModel:
 
             self._run = run
         else:
-            from .folder import ExportFolderError
-
             raise ExportFolderError(f"{self.directory}: unknown runtime {self.config.runtime!r}; expected 'onnx' or 'torchscript'.")
 
     @property
@@ -136,7 +183,7 @@ class ExportedModel:
         """Raw logits of a preprocessed batch: images ``(N, 3, H, W)`` float32, or for text the
         tokenizer's arrays ``{"input_ids": (N, L), "attention_mask": (N, L), ...}`` (see :meth:`encode`)."""
         if self.is_text:
-            return self._run(self._text_feed(x))
+            return self._scores(self._run(self._text_feed(x)))
         if isinstance(x, Mapping):
             raise TextInputError(f"{self.directory} is an image model: pass a float32 array (N, 3, H, W), not a dict of token arrays.")
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -145,7 +192,17 @@ class ExportedModel:
             from .preprocess import PreprocessingError
 
             raise PreprocessingError(f"expected a batch of shape (N, {', '.join(map(str, expected))}), got {tuple(x.shape)}.")
-        return self._run(x)
+        return self._scores(self._run(x))
+
+    def _scores(self, out: np.ndarray) -> np.ndarray:
+        """The network's output, checked: one score per class of export.json for each input. A graph whose output width
+        is symbolic (or a TorchScript file) cannot be checked when it loads; this is where a mismatch shows."""
+        if out.ndim != 2:
+            raise ExportFolderError(f"'{self.directory}': its {self.config.model_file} gives an output of shape {list(out.shape)}, not "
+                                    f"(inputs, classes): it is not a classifier transferkit exported. {REEXPORT[0].upper()}{REEXPORT[1:]}.")
+        if out.shape[1] != len(self.classes):
+            raise classes_mismatch(self.directory, self.config, out.shape[1])
+        return out
 
     def _text_feed(self, x: Any) -> dict[str, np.ndarray]:
         names = self.config.input_names
