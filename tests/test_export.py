@@ -611,3 +611,41 @@ def test_export_json_input_and_output_must_match_the_graph(fp32_export, tiny_mod
     assert res.exit_code == 1 and "Traceback" not in res.output and res.output.count("error:") == 1, res.output
     assert "preprocessing.input_size is [3, 32, 32]" in " ".join(res.output.split())
 
+
+def test_a_damaged_model_file_is_a_clear_error(fp32_export, tiny_model, tmp_path):
+    """A garbage, truncated or empty model.onnx raised onnxruntime's `InvalidProtobuf: [ONNXRuntimeError] : 7 ...
+    Protobuf parsing failed`; it is an ExportFolderError that says the file is damaged and to copy or export it again,
+    and that it changed since the export when export.json's sha256 says so."""
+    from transferkit.runtime import ExportFolderError
+
+    _, data = tiny_model
+    whole = (fp32_export / "model.onnx").read_bytes()
+    for name, content in {"garbage": b"this is not an onnx file", "truncated": whole[: len(whole) // 3], "empty": b""}.items():
+        folder = tampered_copy(fp32_export, tmp_path / name)
+        (folder / "model.onnx").write_bytes(content)
+        with pytest.raises(ExportFolderError, match="its model.onnx is damaged: onnxruntime cannot load it") as info:
+            ExportedModel(folder)
+        message = str(info.value)
+        assert "sha256 is not the one export.json recorded" in message and "transferkit export" in message, message
+        assert "[ONNXRuntimeError]" not in message
+    # an export.json without the recorded sha256 (an older export): still "damaged", from onnxruntime's own verdict
+    older = tampered_copy(tmp_path / "garbage", tmp_path / "older", export=...)
+    with pytest.raises(ExportFolderError, match="its model.onnx is damaged") as info:
+        ExportedModel(older)
+    assert "sha256" not in str(info.value)
+    res = runner.invoke(app, ["predict", str(tmp_path / "truncated"), str(sorted((data / "test").rglob("*.png"))[0])])
+    assert res.exit_code == 1 and "Traceback" not in res.output and res.output.count("error:") == 1, res.output
+    assert "model.onnx is damaged" in " ".join(res.output.split())
+    # a well-formed file onnxruntime cannot run (here an operator it does not know) is not called damaged
+    import onnx
+
+    unknown_op = tampered_copy(fp32_export, tmp_path / "unknown-op", export=...)
+    proto = onnx.load(str(unknown_op / "model.onnx"))
+    proto.graph.node[0].op_type = "NoSuchOperator"
+    onnx.save(proto, str(unknown_op / "model.onnx"))
+    with pytest.raises(ExportFolderError, match=r"onnxruntime \S+ cannot load its model.onnx \(.*NoSuchOperator") as info:
+        ExportedModel(unknown_op)
+    assert "is damaged" not in str(info.value) and "transferkit export" in str(info.value)
+    # a TorchScript export whose file torch cannot read
+    with pytest.raises(ExportFolderError, match="its model.onnx is damaged: torch cannot load it"):
+        ExportedModel(tampered_copy(fp32_export, tmp_path / "ts", runtime="torchscript"))

@@ -88,9 +88,66 @@ def make_session(path: str | Path, *, num_threads: int | None = None, providers:
     return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
 
 
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message, at most ``limit`` characters (an ellipsis marks a cut)."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
 def _shape(dims: Sequence[Any]) -> str:
     """An onnxruntime shape (ints, names of symbolic axes, None) as ``[batch, 3, 224, 224]``."""
     return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
+
+
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# onnxruntime's errors for a file that is no model at all (garbage, truncated, empty), as opposed to one this onnxruntime
+# cannot run (InvalidGraph, Fail, NotImplemented: e.g. an opset newer than it knows)
+_UNREADABLE = ("InvalidProtobuf", "NoModel", "InvalidArgument")
+
+
+def _recorded(config: ExportConfig, section: str, key: str) -> Any:
+    """``export.json``'s ``section.key`` (``export.sha256``, ``versions.onnxruntime``), or None."""
+    value = config.extra.get(section)
+    return value.get(key) if isinstance(value, dict) else None
+
+
+def unloadable_model(directory: Path, config: ExportConfig, exc: BaseException) -> ExportFolderError:
+    """Why onnxruntime could not open an export's network file, in words: damaged (onnxruntime cannot parse it, or its
+    sha256 is not the one export.json recorded), or a file this onnxruntime cannot run."""
+    import re
+
+    import onnxruntime as ort
+
+    path = directory / config.model_file
+    detail = re.sub(r"^\[ONNXRuntimeError\] : \d+ : ", "", _first_line(exc))
+    detail = re.sub(r"Load model from .*? failed: ?", "", detail)
+    recorded = _recorded(config, "export", "sha256")
+    changed = None
+    if isinstance(recorded, str):
+        try:
+            changed = _file_sha256(path) != recorded
+        except OSError:
+            changed = None
+    if changed or (changed is None and type(exc).__name__ in _UNREADABLE):
+        why = ("; its sha256 is not the one export.json recorded, so it changed after the export (truncated, overwritten or "
+               "corrupted in a copy)") if changed else ""
+        return ExportFolderError(f"'{directory}': its {config.model_file} is damaged: onnxruntime cannot load it ({detail}){why}. "
+                                 f"Copy the folder again from where it was exported, or {REEXPORT}.")
+    made_with = _recorded(config, "versions", "onnxruntime")
+    return ExportFolderError(f"'{directory}': onnxruntime {ort.__version__} cannot load its {config.model_file} ({detail})"
+                             + ("; the file is as exported (its sha256 matches export.json)" if changed is False else "")
+                             + (f". It was exported with onnxruntime {made_with}: install that version, or {REEXPORT} here."
+                                if made_with and made_with != ort.__version__ else f". {REEXPORT[0].upper()}{REEXPORT[1:]}."))
 
 
 def classes_mismatch(directory: Path, config: ExportConfig, width: Any) -> ExportFolderError:
@@ -131,8 +188,14 @@ def check_graph(directory: Path, config: ExportConfig, session: Any) -> None:
 
 def open_export_session(directory: Path, config: ExportConfig, *, num_threads: int | None = None,
                         providers: Sequence[str] | None = None):
-    """The onnxruntime session of an export folder, its graph checked against export.json (:func:`check_graph`)."""
-    session = make_session(directory / config.model_file, num_threads=num_threads, providers=providers)
+    """The onnxruntime session of an export folder, its graph checked against export.json (:func:`check_graph`); a file
+    onnxruntime cannot open is an :class:`ExportFolderError` that says so, not onnxruntime's ``InvalidProtobuf``."""
+    try:
+        session = make_session(directory / config.model_file, num_threads=num_threads, providers=providers)
+    except Exception as exc:
+        if not type(exc).__module__.startswith("onnxruntime"):  # e.g. a bad providers argument: the caller's, not the file's
+            raise
+        raise unloadable_model(directory, config, exc) from None
     check_graph(directory, config, session)
     return session
 
@@ -165,7 +228,12 @@ class ExportedModel:
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.load is deprecated"
-                module = torch.jit.load(str(path), map_location="cpu").eval()
+                try:
+                    module = torch.jit.load(str(path), map_location="cpu").eval()
+                except (RuntimeError, ValueError) as exc:  # e.g. "PytorchStreamReader failed reading zip archive"
+                    raise ExportFolderError(f"'{self.directory}': its {self.config.model_file} is damaged: torch cannot load it "
+                                            f"({_first_line(exc)}). Copy the folder again from where it was exported, or "
+                                            f"{REEXPORT}.") from None
 
             def run(x: np.ndarray) -> np.ndarray:
                 with torch.inference_mode():
