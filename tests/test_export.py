@@ -593,7 +593,8 @@ def test_export_json_input_and_output_must_match_the_graph(fp32_export, tiny_mod
     _, data = tiny_model
     cases = {
         "size": ({"preprocessing__input_size": [3, 32, 32]},
-                 r"preprocessing.input_size is \[3, 32, 32\], the graph's input 'images' is \[batch, 3, 64, 64\]"),
+                 r"preprocessing.input_size is \[3, 32, 32\] \(channels, height, width\), the graph's input 'images' has shape "
+                 r"\(batch, 3, 64, 64\)"),
         "name": ({"input_name": "pixels"}, "input_name is 'pixels', the graph's input is named 'images'"),
         "output": ({"output_name": "scores"}, r"output_name is 'scores', the graph's outputs are \['logits'\]"),
     }
@@ -609,7 +610,8 @@ def test_export_json_input_and_output_must_match_the_graph(fp32_export, tiny_mod
         benchmark_models(tmp_path / "name", data, work_dir=tmp_path / "bench", rounds=1, calls_per_round=1, progress=False)
     res = runner.invoke(app, ["benchmark", str(tmp_path / "size"), str(data), "--out", str(tmp_path / "bench2"), "--quiet"])
     assert res.exit_code == 1 and "Traceback" not in res.output and res.output.count("error:") == 1, res.output
-    assert "preprocessing.input_size is [3, 32, 32]" in " ".join(res.output.split())
+    assert "preprocessing.input_size is [3, 32, 32] (channels, height, width), the graph's input 'images' has shape (batch, 3, 64, 64)" \
+        in " ".join(res.output.split())  # all of it: rich, which prints it, takes [batch, ...] for markup
 
 
 def test_a_damaged_model_file_is_a_clear_error(fp32_export, tiny_model, tmp_path):

@@ -96,8 +96,9 @@ def _first_line(exc: BaseException, limit: int = 300) -> str:
 
 
 def _shape(dims: Sequence[Any]) -> str:
-    """An onnxruntime shape (ints, names of symbolic axes, None) as ``[batch, 3, 224, 224]``."""
-    return "[" + ", ".join("?" if d is None else str(d) for d in dims) + "]"
+    """An onnxruntime shape (ints, names of symbolic axes, None) as ``(batch, 3, 224, 224)``: round brackets, as the CLI
+    prints messages with rich, which takes ``[batch, ...]`` for markup and drops it."""
+    return "(" + ", ".join("?" if d is None else str(d) for d in dims) + ")"
 
 
 def _file_sha256(path: Path) -> str:
@@ -177,8 +178,8 @@ def check_graph(directory: Path, config: ExportConfig, session: Any) -> None:
             raise ExportFolderError(f"{where}: input_name is {config.input_name!r}, {graph}; {fix}")
         dims, want = inputs[config.input_name], list(config.preprocessing.input_size)
         if len(dims) != 4 or any(isinstance(g, int) and g != w for g, w in zip(dims[1:], want)):
-            raise ExportFolderError(f"{where}: preprocessing.input_size is {want}, the graph's input {config.input_name!r} is "
-                                    f"{_shape(dims)} (batch, channels, height, width); {fix}")
+            raise ExportFolderError(f"{where}: preprocessing.input_size is {want} (channels, height, width), the graph's input "
+                                    f"{config.input_name!r} has shape {_shape(dims)}; {fix}")
     if config.output_name not in outputs:
         raise ExportFolderError(f"{where}: output_name is {config.output_name!r}, the graph's outputs are {list(outputs)}; {fix}")
     dims = outputs[config.output_name]
