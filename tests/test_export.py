@@ -487,3 +487,167 @@ def test_parity_agreement_uses_the_decisions_predict_makes_not_an_arg_max():
     near = np.array([[0.0, 2.0]] * 9)  # P(positive) 0.88: negative at threshold 0.9
     assert compare_logits(reference[5:], near[5:], stage="s", atol=None, min_agreement=0.95,
                           decision=runtime_decision(shifted)).top1_agreement == 0.0
+
+
+def tampered_copy(source: Path, dest: Path, /, **edits) -> Path:
+    """A copy of the export folder ``source`` with fields of its export.json replaced (``preprocessing__input_size=...``
+    for a nested one; a value of ``...`` deletes the field)."""
+    import shutil
+
+    shutil.copytree(source, dest)
+    cfg = json.loads((dest / "export.json").read_text())
+    for key, value in edits.items():
+        *parents, leaf = key.split("__")
+        target = cfg
+        for p in parents:
+            target = target[p]
+        if value is ...:
+            del target[leaf]
+        else:
+            target[leaf] = value
+    (dest / "export.json").write_text(json.dumps(cfg))
+    return dest
+
+
+def test_export_json_threshold_temperature_and_classes_are_checked_when_it_loads(fp32_export, tiny_model, tmp_path):
+    """export.json's threshold and num_classes were trusted: a threshold of -1 labelled every image positive, num_classes 2
+    on a 3-class network failed in predict with `IndexError: list index out of range`. Now they are load-time errors that
+    name the field and the value, as a model folder's config.json's are (transferkit.model.check_saved_scalars)."""
+    from transferkit.runtime import ExportFolderError
+
+    cases = [
+        ({"threshold": -1}, "'threshold' is -1; it must be a number between 0 and 1"),
+        ({"threshold": 1.5}, "'threshold' is 1.5; it must be a number between 0 and 1"),
+        ({"threshold": float("nan")}, "'threshold' is nan; it must be a number between 0 and 1"),
+        ({"threshold": "0.5"}, "'threshold' is '0.5'; it must be a number between 0 and 1"),
+        ({"threshold": True}, "'threshold' is True; it must be a number between 0 and 1"),
+        ({"temperature": float("inf")}, "'temperature' is inf; it must be a finite number above 0"),
+        ({"temperature": 0}, "'temperature' is 0; it must be a finite number above 0"),
+        ({"num_classes": 2}, "'num_classes' is 2 but 'id2label' has 3 entries"),
+        ({"num_classes": 2.5}, "'num_classes' is 2.5; it must be a whole number"),
+        ({"id2label": {"0": "cat", "1": "dog", "2": "cat"}}, r"'id2label' has \['cat'\] twice"),
+    ]
+    for i, (edits, message) in enumerate(cases):
+        folder = tampered_copy(fp32_export, tmp_path / f"case{i}", **edits)
+        with pytest.raises(ExportFolderError, match=message) as info:
+            ExportedModel(folder)
+        assert "export.json" in str(info.value) and "transferkit export" in str(info.value), edits
+    # the untouched export still loads, and threshold 0 and 1 are thresholds
+    for t in (0, 1):
+        assert ExportedModel(tampered_copy(fp32_export, tmp_path / f"t{t}", threshold=t)).config.threshold == t
+
+
+def _with_symbolic_output_width(model_file: Path) -> None:
+    """Rewrite an exported graph so that its output width is unknown until it runs (a Compress that keeps every score):
+    onnxruntime then reports the output shape as [batch, classes]."""
+    import onnx
+    from onnx import helper, numpy_helper
+
+    proto = onnx.load(str(model_file))
+    out = proto.graph.output[0]
+    for node in proto.graph.node:
+        node.output[:] = ["scores_raw" if o == out.name else o for o in node.output]
+    proto.graph.initializer.append(numpy_helper.from_array(np.ones(len(CLASSES), bool), "keep_all"))
+    proto.graph.node.append(helper.make_node("Compress", ["scores_raw", "keep_all"], [out.name], axis=1))
+    width = out.type.tensor_type.shape.dim[1]
+    width.Clear()
+    width.dim_param = "classes"
+    onnx.save(proto, str(model_file))
+
+
+def test_export_json_classes_must_match_the_networks_outputs(fp32_export, tiny_model, tmp_path):
+    """num_classes 2 (id2label to match) on a 3-class network failed in predict with `IndexError: list index out of range`
+    and predict_proba gave 3 columns for 2 labels. The graph's output width is checked when the folder loads, or, when
+    the graph leaves it symbolic, on the first prediction; the CLI says so in one error line."""
+    from transferkit.runtime import ExportFolderError, read_image
+
+    _, data = tiny_model
+    files = sorted((data / "test").rglob("*.png"))[:3]
+    for n in (2, 4):
+        folder = tampered_copy(fp32_export, tmp_path / f"classes{n}", num_classes=n,
+                               id2label={str(i): c for i, c in enumerate([*CLASSES, "emu"][:n])})
+        with pytest.raises(ExportFolderError, match=f"export.json names {n} classes .* but its model.onnx gives 3 scores per input"):
+            ExportedModel(folder)
+    res = runner.invoke(app, ["predict", str(tmp_path / "classes2"), str(files[0])])
+    assert res.exit_code == 1 and "Traceback" not in res.output and res.output.count("error:") == 1, res.output
+    assert "names 2 classes" in " ".join(res.output.split())
+    # a symbolic output width: unknown at load time, so the first prediction checks it
+    symbolic = tampered_copy(fp32_export, tmp_path / "symbolic")
+    _with_symbolic_output_width(symbolic / "model.onnx")
+    assert [r["label"] for r in ExportedModel(symbolic).predict(files)] == [r["label"] for r in ExportedModel(fp32_export).predict(files)]
+    two = tampered_copy(symbolic, tmp_path / "symbolic2", num_classes=2, id2label={"0": "cat", "1": "dog"})
+    model = ExportedModel(two)  # loads: the graph does not say how many scores it gives
+    with pytest.raises(ExportFolderError, match="export.json names 2 classes .* but its model.onnx gives 3 scores per input"):
+        model.predict(files)
+    with pytest.raises(ExportFolderError, match="gives 3 scores per input"):
+        model.predict_proba(model.preprocessing.batch([read_image(files[0])]))
+
+
+def test_export_json_input_and_output_must_match_the_graph(fp32_export, tiny_model, tmp_path):
+    """An edited input_size, input_name or output_name failed on the first prediction with onnxruntime's words
+    (`InvalidArgument: Got invalid dimensions for input: images`, `Required inputs (['images']) are missing`); export.json
+    is compared with the graph's input and output when the folder loads, in predict and in benchmark alike."""
+    from transferkit.export.benchmark import benchmark_models
+    from transferkit.runtime import ExportFolderError
+
+    _, data = tiny_model
+    cases = {
+        "size": ({"preprocessing__input_size": [3, 32, 32]},
+                 r"preprocessing.input_size is \[3, 32, 32\] \(channels, height, width\), the graph's input 'images' has shape "
+                 r"\(batch, 3, 64, 64\)"),
+        "name": ({"input_name": "pixels"}, "input_name is 'pixels', the graph's input is named 'images'"),
+        "output": ({"output_name": "scores"}, r"output_name is 'scores', the graph's outputs are \['logits'\]"),
+    }
+    good = sorted((data / "test").rglob("*.png"))[0]
+    for name, (edits, message) in cases.items():
+        folder = tampered_copy(fp32_export, tmp_path / name, **edits)
+        with pytest.raises(ExportFolderError, match=message) as info:
+            ExportedModel(folder)
+        assert "export.json disagrees with its model.onnx" in str(info.value) and "transferkit export" in str(info.value)
+        res = runner.invoke(app, ["predict", str(folder), str(good)])
+        assert res.exit_code == 1 and "Traceback" not in res.output and res.output.count("error:") == 1, res.output
+    with pytest.raises(ExportFolderError, match="input_name is 'pixels'"):
+        benchmark_models(tmp_path / "name", data, work_dir=tmp_path / "bench", rounds=1, calls_per_round=1, progress=False)
+    res = runner.invoke(app, ["benchmark", str(tmp_path / "size"), str(data), "--out", str(tmp_path / "bench2"), "--quiet"])
+    assert res.exit_code == 1 and "Traceback" not in res.output and res.output.count("error:") == 1, res.output
+    assert "preprocessing.input_size is [3, 32, 32] (channels, height, width), the graph's input 'images' has shape (batch, 3, 64, 64)" \
+        in " ".join(res.output.split())  # all of it: rich, which prints it, takes [batch, ...] for markup
+
+
+def test_a_damaged_model_file_is_a_clear_error(fp32_export, tiny_model, tmp_path):
+    """A garbage, truncated or empty model.onnx raised onnxruntime's `InvalidProtobuf: [ONNXRuntimeError] : 7 ...
+    Protobuf parsing failed`; it is an ExportFolderError that says the file is damaged and to copy or export it again,
+    and that it changed since the export when export.json's sha256 says so."""
+    from transferkit.runtime import ExportFolderError
+
+    _, data = tiny_model
+    whole = (fp32_export / "model.onnx").read_bytes()
+    for name, content in {"garbage": b"this is not an onnx file", "truncated": whole[: len(whole) // 3], "empty": b""}.items():
+        folder = tampered_copy(fp32_export, tmp_path / name)
+        (folder / "model.onnx").write_bytes(content)
+        with pytest.raises(ExportFolderError, match="its model.onnx is damaged: onnxruntime cannot load it") as info:
+            ExportedModel(folder)
+        message = str(info.value)
+        assert "sha256 is not the one export.json recorded" in message and "transferkit export" in message, message
+        assert "[ONNXRuntimeError]" not in message
+    # an export.json without the recorded sha256 (an older export): still "damaged", from onnxruntime's own verdict
+    older = tampered_copy(tmp_path / "garbage", tmp_path / "older", export=...)
+    with pytest.raises(ExportFolderError, match="its model.onnx is damaged") as info:
+        ExportedModel(older)
+    assert "sha256" not in str(info.value)
+    res = runner.invoke(app, ["predict", str(tmp_path / "truncated"), str(sorted((data / "test").rglob("*.png"))[0])])
+    assert res.exit_code == 1 and "Traceback" not in res.output and res.output.count("error:") == 1, res.output
+    assert "model.onnx is damaged" in " ".join(res.output.split())
+    # a well-formed file onnxruntime cannot run (here an operator it does not know) is not called damaged
+    import onnx
+
+    unknown_op = tampered_copy(fp32_export, tmp_path / "unknown-op", export=...)
+    proto = onnx.load(str(unknown_op / "model.onnx"))
+    proto.graph.node[0].op_type = "NoSuchOperator"
+    onnx.save(proto, str(unknown_op / "model.onnx"))
+    with pytest.raises(ExportFolderError, match=r"onnxruntime \S+ cannot load its model.onnx \(.*NoSuchOperator") as info:
+        ExportedModel(unknown_op)
+    assert "is damaged" not in str(info.value) and "transferkit export" in str(info.value)
+    # a TorchScript export whose file torch cannot read
+    with pytest.raises(ExportFolderError, match="its model.onnx is damaged: torch cannot load it"):
+        ExportedModel(tampered_copy(fp32_export, tmp_path / "ts", runtime="torchscript"))

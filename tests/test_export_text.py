@@ -307,3 +307,37 @@ def test_benchmark_text_on_training_texts_only_is_a_clear_error_before_exporting
     assert called == []
     res = runner.invoke(app, ["benchmark", str(run), str(data), "-q"])
     assert res.exit_code == 1 and "include-training-texts" in res.output and "Traceback" not in res.output
+
+
+def test_binary_export_with_an_edited_threshold_does_not_load(exports, tmp_path):
+    """A binary export whose export.json says threshold -1 labelled every text positive (P = 0.0005 was >= -1); it is a
+    load-time error naming the field and the value, also from the CLI."""
+    from test_export import tampered_copy
+
+    assert {r["label"] for r in ExportedModel(exports["fp32"]).predict(TEXTS)} == {"neg", "pos"}
+    for bad in (-1, 2, "0.7"):
+        folder = tampered_copy(exports["fp32"], tmp_path / f"t{bad}", threshold=bad)
+        with pytest.raises(ExportFolderError, match=f"'threshold' is {bad!r}; it must be a number between 0 and 1"):
+            ExportedModel(folder)
+        res = runner.invoke(app, ["predict", str(folder), "good phone"])
+        assert res.exit_code == 1 and "Traceback" not in res.output and res.output.count("error:") == 1, res.output
+        assert "'threshold' is" in " ".join(res.output.split())
+
+
+def test_text_export_json_must_match_the_graph(exports, tmp_path):
+    """A text export whose export.json lists other network inputs than the graph's, or more classes than its scores,
+    failed on the first prediction with onnxruntime's words (or an IndexError); both are load-time errors now."""
+    from test_export import tampered_copy
+
+    cfg = json.loads((exports["fp32"] / "export.json").read_text())
+    names = cfg["preprocessing"]["input_names"]
+    other = [n for n in names if n != "token_type_ids"] if "token_type_ids" in names else [*names, "token_type_ids"]
+    folder = tampered_copy(exports["int8"], tmp_path / "inputs", preprocessing__input_names=other)
+    with pytest.raises(ExportFolderError, match=r"preprocessing.input_names is \[.*\], the graph's inputs are \[.*\]") as info:
+        ExportedModel(folder)
+    assert "export.json disagrees with its model.onnx" in str(info.value)
+    folder = tampered_copy(exports["int8"], tmp_path / "classes", num_classes=3, id2label={"0": "neg", "1": "pos", "2": "meh"})
+    with pytest.raises(ExportFolderError, match=r"export.json names 3 classes .* but its model.onnx gives 2 scores per input"):
+        ExportedModel(folder)
+    res = runner.invoke(app, ["predict", str(folder), "good phone"])
+    assert res.exit_code == 1 and "Traceback" not in res.output and res.output.count("error:") == 1, res.output

@@ -114,3 +114,19 @@ def test_export_folder_errors_say_what_is_wrong(tmp_path):
     (tmp_path / "export.json").write_text(json.dumps({"format": "transferkit.export", "model_file": "model.onnx"}))
     with pytest.raises(ExportFolderError, match="not a valid export config"):
         ExportConfig.load(tmp_path)
+
+
+def test_a_callers_threshold_is_checked_as_export_json_s_is():
+    """check_threshold took any value float() accepts: "0.7" and True (as 1.0) passed, "abc" raised a bare ValueError.
+    A threshold must be a number between 0 and 1, as export.json's and config.json's are."""
+    from transferkit.errors import DataError
+    from transferkit.runtime.predictor import check_threshold
+
+    binary = ["neg", "pos"]
+    for bad in (-0.1, 1.5, float("nan"), float("inf"), "0.7", "abc", True, [0.5]):
+        with pytest.raises(DataError, match="is not a probability"):
+            check_threshold(binary, bad, 0.5)
+    assert [check_threshold(binary, t, 0.5) for t in (0, 1, 0.25, np.float32(0.75), np.float64(0.5))] == [0.0, 1.0, 0.25, 0.75, 0.5]
+    assert check_threshold(binary, None, 0.3) == 0.3
+    with pytest.raises(DataError, match="binary models only"):
+        check_threshold(["a", "b", "c"], 0.5, 0.5)

@@ -10,6 +10,7 @@ temperature, precision and the parity measured at export time.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,11 +112,11 @@ class ExportConfig:
                 model_file=str(raw["model_file"]),
                 runtime=str(raw["runtime"]),
                 precision=str(raw.get("precision", "fp32")),
-                classes=[raw["id2label"][str(i)] for i in range(int(raw["num_classes"]))],
+                classes=saved_classes(raw, path),
                 preprocessing=TextPreprocessing.from_config(raw["preprocessing"]) if text else Preprocessing.from_config(raw["preprocessing"]),
                 positive_label=raw.get("positive_label"),
-                threshold=float(raw.get("threshold", 0.5)),
-                temperature=float(raw["temperature"]) if raw.get("temperature") is not None else None,
+                threshold=saved_number(raw, "threshold", path),
+                temperature=saved_number(raw, "temperature", path) if raw.get("temperature") is not None else None,
                 input_name=str(raw.get("input_name", "input_ids" if text else "images")),
                 output_name=str(raw.get("output_name", "logits")),
                 extra={k: v for k, v in raw.items() if k not in known},
@@ -134,6 +135,48 @@ class ExportConfig:
                                     f"{EXPORT_CONFIG_NAME} is missing (re-export with `transferkit export MODEL --out DIR`).")
         if cfg.positive_label is not None and cfg.positive_label not in cfg.classes:
             raise ExportFolderError(f"{path}: positive_label {cfg.positive_label!r} is not one of {cfg.classes}.")
-        if cfg.temperature is not None and not cfg.temperature > 0:
-            raise ExportFolderError(f"{path}: temperature must be > 0, got {cfg.temperature}.")
         return cfg
+
+
+REEXPORT = "export the model again with `transferkit export MODEL --out DIR`"
+# export.json's numbers: (the rule, its words, the default a missing value takes)
+_NUMBERS = {"threshold": (lambda v: 0.0 <= v <= 1.0, "a number between 0 and 1", 0.5),
+            "temperature": (lambda v: math.isfinite(v) and v > 0, "a finite number above 0", None)}
+
+
+def saved_number(raw: dict[str, Any], name: str, path: Path) -> float:
+    """``threshold`` (a number in [0, 1]) or ``temperature`` (a finite number > 0) of an export.json, checked as
+    ``transferkit.model.check_saved_scalars`` checks a model folder's: a hand-edited value would otherwise load and
+    silently flip every decision (a threshold of -1 labels everything positive) or turn probabilities into NaN."""
+    ok, rule, default = _NUMBERS[name]
+    value = raw.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok(float(value)):
+        raise ExportFolderError(f"{path}: '{name}' is {value!r}; it must be {rule}"
+                                + (f" (the default is {default})" if default is not None else "")
+                                + f". The file was edited or damaged: {REEXPORT} (or fix the value).")
+    return float(value)
+
+
+def saved_classes(raw: dict[str, Any], path: Path) -> list[str]:
+    """The class names of an export.json: ``num_classes`` (a whole number >= 1) names, ``id2label`` "0".."num_classes-1",
+    no more, no fewer, no name twice. (How many scores the network gives is checked against the graph when it loads.)"""
+    n, id2label = raw["num_classes"], raw["id2label"]
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ExportFolderError(f"{path}: 'num_classes' is {n!r}; it must be a whole number of classes (>= 1). "
+                                f"The file was edited or damaged: {REEXPORT}.")
+    if not isinstance(id2label, dict):
+        raise ExportFolderError(f"{path}: 'id2label' is {type(id2label).__name__}, not an object mapping \"0\".. to class names. "
+                                f"The file was edited or damaged: {REEXPORT}.")
+    want = [str(i) for i in range(n)]
+    if set(id2label) != set(want):
+        raise ExportFolderError(f"{path}: 'num_classes' is {n} but 'id2label' has {len(id2label)} entries (keys {sorted(id2label)[:10]}"
+                                + ("…" if len(id2label) > 10 else "") + f"); they must agree: id2label names classes \"0\"..\"{n - 1}\", "
+                                f"one per score the network gives. The file was edited or damaged: {REEXPORT}.")
+    classes = [id2label[k] for k in want]
+    bad = [c for c in classes if not isinstance(c, str)]
+    dupes = sorted({c for c in classes if classes.count(c) > 1}, key=str)
+    if bad or dupes:
+        raise ExportFolderError(f"{path}: 'id2label' has " + (f"class names that are not text: {bad}" if bad else f"{dupes} twice")
+                                + f"; every class needs its own name. The file was edited or damaged: {REEXPORT}.")
+    return classes
+

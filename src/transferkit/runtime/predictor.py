@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from .folder import ExportConfig
+from .folder import EXPORT_CONFIG_NAME, REEXPORT, ExportConfig, ExportFolderError
 from .images import ImageReadError, read_image
 from .text import TextInputError, TextTokenizer, check_texts
 
@@ -67,8 +68,10 @@ def check_threshold(classes: Sequence[str], threshold: float | None, default: fl
     if len(classes) != 2:
         raise DataError(f"--threshold applies to binary models only (P(positive) >= threshold); this one has {len(classes)} "
                         "classes and predicts the most probable one.")
-    if not 0.0 <= float(threshold) <= 1.0:
-        raise DataError(f"--threshold {threshold} is not a probability: pass a value between 0 and 1 (the model's own is {default}).")
+    # a number in [0, 1] (so finite): not a bool (True would pass as 1.0), a string, or NaN (P >= NaN is never true)
+    if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) or not 0.0 <= float(threshold) <= 1.0:
+        shown = repr(threshold) if isinstance(threshold, str) else threshold
+        raise DataError(f"--threshold {shown} is not a probability: pass a number between 0 and 1 (the model's own is {default}).")
     return float(threshold)
 
 
@@ -83,6 +86,119 @@ def make_session(path: str | Path, *, num_threads: int | None = None, providers:
     available = ort.get_available_providers()
     providers = list(providers) if providers else [p for p in ("CUDAExecutionProvider", "CPUExecutionProvider") if p in available]
     return ort.InferenceSession(str(path), sess_options=opts, providers=providers)
+
+
+def _first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message, at most ``limit`` characters (an ellipsis marks a cut)."""
+    text = str(exc).strip()
+    line = text.splitlines()[0] if text else type(exc).__name__
+    return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
+
+
+def _shape(dims: Sequence[Any]) -> str:
+    """An onnxruntime shape (ints, names of symbolic axes, None) as ``(batch, 3, 224, 224)``: round brackets, as the CLI
+    prints messages with rich, which takes ``[batch, ...]`` for markup and drops it."""
+    return "(" + ", ".join("?" if d is None else str(d) for d in dims) + ")"
+
+
+def _file_sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# onnxruntime's errors for a file that is no model at all (garbage, truncated, empty), as opposed to one this onnxruntime
+# cannot run (InvalidGraph, Fail, NotImplemented: e.g. an opset newer than it knows)
+_UNREADABLE = ("InvalidProtobuf", "NoModel", "InvalidArgument")
+
+
+def _recorded(config: ExportConfig, section: str, key: str) -> Any:
+    """``export.json``'s ``section.key`` (``export.sha256``, ``versions.onnxruntime``), or None."""
+    value = config.extra.get(section)
+    return value.get(key) if isinstance(value, dict) else None
+
+
+def unloadable_model(directory: Path, config: ExportConfig, exc: BaseException) -> ExportFolderError:
+    """Why onnxruntime could not open an export's network file, in words: damaged (onnxruntime cannot parse it, or its
+    sha256 is not the one export.json recorded), or a file this onnxruntime cannot run."""
+    import re
+
+    import onnxruntime as ort
+
+    path = directory / config.model_file
+    detail = re.sub(r"^\[ONNXRuntimeError\] : \d+ : ", "", _first_line(exc))
+    detail = re.sub(r"Load model from .*? failed: ?", "", detail)
+    recorded = _recorded(config, "export", "sha256")
+    changed = None
+    if isinstance(recorded, str):
+        try:
+            changed = _file_sha256(path) != recorded
+        except OSError:
+            changed = None
+    if changed or (changed is None and type(exc).__name__ in _UNREADABLE):
+        why = ("; its sha256 is not the one export.json recorded, so it changed after the export (truncated, overwritten or "
+               "corrupted in a copy)") if changed else ""
+        return ExportFolderError(f"'{directory}': its {config.model_file} is damaged: onnxruntime cannot load it ({detail}){why}. "
+                                 f"Copy the folder again from where it was exported, or {REEXPORT}.")
+    made_with = _recorded(config, "versions", "onnxruntime")
+    return ExportFolderError(f"'{directory}': onnxruntime {ort.__version__} cannot load its {config.model_file} ({detail})"
+                             + ("; the file is as exported (its sha256 matches export.json)" if changed is False else "")
+                             + (f". It was exported with onnxruntime {made_with}: install that version, or {REEXPORT} here."
+                                if made_with and made_with != ort.__version__ else f". {REEXPORT[0].upper()}{REEXPORT[1:]}."))
+
+
+def classes_mismatch(directory: Path, config: ExportConfig, width: Any) -> ExportFolderError:
+    """export.json names one number of classes, the network gives another number of scores per input."""
+    shown = config.classes if len(config.classes) <= 8 else [*config.classes[:8], "…"]
+    return ExportFolderError(f"'{directory}': {EXPORT_CONFIG_NAME} names {len(config.classes)} classes (num_classes, id2label: "
+                             f"{shown}) but its {config.model_file} gives {width} scores per input (output "
+                             f"'{config.output_name}'): the two files are from different exports, or export.json was edited. "
+                             f"Copy the folder again from where it was exported, or {REEXPORT}.")
+
+
+def check_graph(directory: Path, config: ExportConfig, session: Any) -> None:
+    """export.json's input name(s), input size, output name and number of classes against the ONNX graph itself, when it
+    loads: an edited export.json otherwise fails on the first prediction with onnxruntime's own words (``Required inputs
+    (['images']) are missing``, ``Got invalid dimensions``) or labels with the wrong classes."""
+    inputs = {i.name: list(i.shape) for i in session.get_inputs()}
+    outputs = {o.name: list(o.shape) for o in session.get_outputs()}
+    where = f"'{directory}': {EXPORT_CONFIG_NAME} disagrees with its {config.model_file}"
+    fix = f"export.json was edited or comes from another export: copy the folder again from where it was exported, or {REEXPORT}."
+    if config.is_text:
+        if set(config.input_names) != set(inputs):
+            raise ExportFolderError(f"{where}: preprocessing.input_names is {list(config.input_names)}, the graph's inputs are "
+                                    f"{list(inputs)}; {fix}")
+    else:
+        if config.input_name not in inputs or len(inputs) != 1:
+            graph = f"the graph's input is named {next(iter(inputs))!r}" if len(inputs) == 1 else f"the graph takes inputs {list(inputs)}"
+            raise ExportFolderError(f"{where}: input_name is {config.input_name!r}, {graph}; {fix}")
+        dims, want = inputs[config.input_name], list(config.preprocessing.input_size)
+        if len(dims) != 4 or any(isinstance(g, int) and g != w for g, w in zip(dims[1:], want)):
+            raise ExportFolderError(f"{where}: preprocessing.input_size is {want} (channels, height, width), the graph's input "
+                                    f"{config.input_name!r} has shape {_shape(dims)}; {fix}")
+    if config.output_name not in outputs:
+        raise ExportFolderError(f"{where}: output_name is {config.output_name!r}, the graph's outputs are {list(outputs)}; {fix}")
+    dims = outputs[config.output_name]
+    if len(dims) == 2 and isinstance(dims[1], int) and dims[1] != len(config.classes):
+        raise classes_mismatch(directory, config, dims[1])  # a symbolic width: checked on each prediction (ExportedModel._scores)
+
+
+def open_export_session(directory: Path, config: ExportConfig, *, num_threads: int | None = None,
+                        providers: Sequence[str] | None = None):
+    """The onnxruntime session of an export folder, its graph checked against export.json (:func:`check_graph`); a file
+    onnxruntime cannot open is an :class:`ExportFolderError` that says so, not onnxruntime's ``InvalidProtobuf``."""
+    try:
+        session = make_session(directory / config.model_file, num_threads=num_threads, providers=providers)
+    except Exception as exc:
+        if not type(exc).__module__.startswith("onnxruntime"):  # e.g. a bad providers argument: the caller's, not the file's
+            raise
+        raise unloadable_model(directory, config, exc) from None
+    check_graph(directory, config, session)
+    return session
 
 
 class ExportedModel:
@@ -102,7 +218,7 @@ class ExportedModel:
         self.tokenizer = TextTokenizer(self.directory, self.config.preprocessing) if self.config.is_text else None
         path = self.directory / self.config.model_file
         if self.config.runtime == "onnx":
-            self._session = make_session(path, num_threads=num_threads, providers=providers)
+            self._session = open_export_session(self.directory, self.config, num_threads=num_threads, providers=providers)
             self._run = lambda x: self._session.run([self.config.output_name], x if isinstance(x, dict) else {self.config.input_name: x})[0]
         elif self.config.runtime == "torchscript":
             import torch  # TorchScript needs torch by definition
@@ -113,7 +229,12 @@ class ExportedModel:
 
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", FutureWarning)  # "torch.jit.load is deprecated"
-                module = torch.jit.load(str(path), map_location="cpu").eval()
+                try:
+                    module = torch.jit.load(str(path), map_location="cpu").eval()
+                except (RuntimeError, ValueError) as exc:  # e.g. "PytorchStreamReader failed reading zip archive"
+                    raise ExportFolderError(f"'{self.directory}': its {self.config.model_file} is damaged: torch cannot load it "
+                                            f"({_first_line(exc)}). Copy the folder again from where it was exported, or "
+                                            f"{REEXPORT}.") from None
 
             def run(x: np.ndarray) -> np.ndarray:
                 with torch.inference_mode():
@@ -121,8 +242,6 @@ class ExportedModel:
 
             self._run = run
         else:
-            from .folder import ExportFolderError
-
             raise ExportFolderError(f"{self.directory}: unknown runtime {self.config.runtime!r}; expected 'onnx' or 'torchscript'.")
 
     @property
@@ -133,7 +252,7 @@ class ExportedModel:
         """Raw logits of a preprocessed batch: images ``(N, 3, H, W)`` float32, or for text the
         tokenizer's arrays ``{"input_ids": (N, L), "attention_mask": (N, L), ...}`` (see :meth:`encode`)."""
         if self.is_text:
-            return self._run(self._text_feed(x))
+            return self._scores(self._run(self._text_feed(x)))
         if isinstance(x, Mapping):
             raise TextInputError(f"{self.directory} is an image model: pass a float32 array (N, 3, H, W), not a dict of token arrays.")
         x = np.ascontiguousarray(x, dtype=np.float32)
@@ -142,7 +261,17 @@ class ExportedModel:
             from .preprocess import PreprocessingError
 
             raise PreprocessingError(f"expected a batch of shape (N, {', '.join(map(str, expected))}), got {tuple(x.shape)}.")
-        return self._run(x)
+        return self._scores(self._run(x))
+
+    def _scores(self, out: np.ndarray) -> np.ndarray:
+        """The network's output, checked: one score per class of export.json for each input. A graph whose output width
+        is symbolic (or a TorchScript file) cannot be checked when it loads; this is where a mismatch shows."""
+        if out.ndim != 2:
+            raise ExportFolderError(f"'{self.directory}': its {self.config.model_file} gives an output of shape {list(out.shape)}, not "
+                                    f"(inputs, classes): it is not a classifier transferkit exported. {REEXPORT[0].upper()}{REEXPORT[1:]}.")
+        if out.shape[1] != len(self.classes):
+            raise classes_mismatch(self.directory, self.config, out.shape[1])
+        return out
 
     def _text_feed(self, x: Any) -> dict[str, np.ndarray]:
         names = self.config.input_names
