@@ -332,3 +332,9 @@ def test_cache_info_lists_what_fit_cached_and_clear_frees_it(image_folder, tiny_
     cleared = invoke("cache", "clear", "--cache-dir", cache_dir, "--backbone", TINY[:4] + "*", "--yes")
     assert cleared.exit_code == 0, cleared.output
     assert not (cache_dir / space["key"]).exists() and json.loads(invoke("cache", "info", "--cache-dir", cache_dir, "--json").stdout)["spaces"] == []
+
+
+def test_error_messages_keep_bracketed_text_rich_would_take_for_markup(image_folder, tiny_weights, tmp_path):
+    # a positive class named "[bold]" (or a path like "x[1].png") vanished from the error line: rich read it as markup
+    result = invoke("fit", image_folder, "--model", TINY, "--weights", tiny_weights, "--positive", "[bold]", "--out", tmp_path / "r")
+    assert_clean_failure(result, "[bold]")

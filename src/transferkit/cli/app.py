@@ -49,10 +49,10 @@ def _fail(exc: Exception) -> None:
     loud = is_main_process()  # under `accelerate launch`, every process fails alike: the main one says so
     if isinstance(exc, KeyboardInterrupt):  # TrainingInterrupted: Ctrl-C, checkpoint saved; exit as an interrupted program does
         if loud:
-            err.print(f"[yellow]interrupted:[/] {exc}")
+            err.print(f"[yellow]interrupted:[/] {escape(str(exc))}")
         raise typer.Exit(code=130) from None
-    if loud:
-        err.print(f"[bold red]error:[/] {exc}")
+    if loud:  # escaped: a class name or path such as "[bold]" or "x[1].png" is text, not rich markup to drop
+        err.print(f"[bold red]error:[/] {escape(str(exc))}")
     raise typer.Exit(code=1) from None
 
 
@@ -502,5 +502,5 @@ def main() -> None:
         raise
     except OSError as exc:  # a path that cannot be read or written (a folder in the way, no permission, a full disk)
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
-        err.print(f"[bold red]error:[/] {exc.strerror or exc}{where}. Check the path, its permissions and the free space.")
+        err.print(f"[bold red]error:[/] {escape(str(exc.strerror or exc))}{escape(where)}. Check the path, its permissions and the free space.")
         sys.exit(1)

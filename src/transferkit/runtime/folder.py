@@ -86,7 +86,7 @@ class ExportConfig:
     def save(self, directory: str | Path) -> Path:
         directory = Path(directory)
         (directory / EXPORT_CONFIG_NAME).write_text(json.dumps(self.to_json(), indent=2, default=str))
-        (directory / LABELS_NAME).write_text("".join(c + "\n" for c in self.classes))
+        (directory / LABELS_NAME).write_text("".join(c + "\n" for c in self.classes), encoding="utf-8")  # any locale
         return directory
 
     @classmethod
