@@ -294,6 +294,23 @@ def test_benchmark_text_cli_says_what_it_left_out_and_when_it_cannot(text_model,
         assert calls[-1]["include_training_texts"] is True and calls[-1]["include_training_images"] is True
 
 
+def test_benchmark_says_how_many_rows_it_skipped_as_evaluate_does(text_model, tmp_path, monkeypatch):
+    # the title said "30 test texts" and nothing more: 2 rows with labels the model does not know were in benchmark.json only
+    from transferkit.export import benchmark
+
+    model_dir, data = text_model
+    run = _text_run(model_dir, data, tmp_path / "run", num_train=0, num_val=0, record=False)
+    extra = tmp_path / "with_unknown.csv"
+    extra.write_text(data.read_text() + "so-so phone,neutral\nit is a phone,2\n")
+    monkeypatch.setattr(benchmark, "_probe", lambda *a, **k: {"error": "not timed in this test"})
+    r = _bench_text(run, tmp_path / "b", data=extra)
+    assert r["num_skipped"] == 2 and sum(r["skipped_by_reason"].values()) == 2 and r["num_test_samples"] == 40
+    monkeypatch.setattr(benchmark, "benchmark_models", lambda *a, **k: r)
+    res = runner.invoke(app, ["benchmark", str(run), str(extra), "--batch-size", "4"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "skipped 2 row(s) of" in " ".join(res.output.split()) and "accuracy is on the other 40" in " ".join(res.output.split())
+
+
 def test_benchmark_text_on_training_texts_only_is_a_clear_error_before_exporting(text_model, tmp_path, monkeypatch):
     from transferkit.export.benchmark import benchmark_models
     from transferkit.errors import DataError

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
@@ -133,6 +134,11 @@ def benchmark(
                       f"{r[f'throughput_b{batch_size}_{unit}_s']:.1f}", f"{r['file_size_mb']:.2f}", f"{r['peak_rss_mib']:.0f}",
                       f"{r['test_accuracy']:.3f}", f"{r['top1_agreement_with_pytorch']:.1%}")
     console.print(table)
+    if result.get("num_skipped"):  # as evaluate says it: the accuracy column covers the other rows only
+        reasons = ", ".join(f"{n} {r}" for r, n in (result.get("skipped_by_reason") or {}).items())
+        err.print(f"[yellow]skipped {result['num_skipped']} {'row' if unit == 'texts' else 'file'}(s) of {escape(str(data))}:[/] "
+                  f"{escape(reasons)} (listed by evaluate{'-text' if unit == 'texts' else ''}); accuracy is on the other "
+                  f"{result['num_test_samples']}.")
     if result.get("training_record"):
         err.print(f"[yellow]note:[/] {result['training_record']}.")
     if result.get("excluded_training_images"):

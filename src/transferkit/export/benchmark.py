@@ -32,6 +32,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.folder import skip_reason_counts
 from ..errors import DataError
 from .parity import ParityError
 from ..runtime import ExportedModel, decide, is_export_folder
@@ -361,6 +362,7 @@ def _benchmark_images(model: Path, data: Path, work: Path, *, calibration, expor
         "num_test_images": len(records),
         "num_test_samples": len(records),
         "num_skipped": len(skipped),
+        "skipped_by_reason": dict(skip_reason_counts(s.reason for s in skipped)),
         "excluded_training_images": excluded,
         **({"training_record": training_record} if training_record else {}),
         "unit": "img",
@@ -523,6 +525,7 @@ def _benchmark_text(model: Path, data: Path, work: Path, *, exporter: str, expor
         "num_test_texts": len(texts),
         "num_test_samples": len(texts),
         "num_skipped": len(table.skipped),
+        "skipped_by_reason": dict(skip_reason_counts(s.reason for s in table.skipped)),
         "excluded_training_texts": excluded,
         **({"training_record": training_record} if training_record else {}),
         "unit": "texts",
