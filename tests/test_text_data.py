@@ -294,3 +294,20 @@ def test_an_unknown_encoding_is_a_data_error(tmp_path: Path):
         read_text_table(p, encoding="bogus")
     with pytest.raises(DataError, match="unknown text encoding 'bogus'"):
         read_texts(p, encoding="bogus")
+
+
+def test_multi_line_quoted_cells_written_by_csv_writer_are_kept(tmp_path: Path):
+    """RFC 4180 cells with line breaks, commas and doubled quotes (as Excel or csv.writer write them) end on a line such as
+    `Battery lasts for days.",1`, which reads as a row of its own: such rows were skipped as "a quote ... is never closed"."""
+    rows = [("Great phone.\nBattery lasts for days.", "1"), ("Awful,\njust awful.", "0"), ('He said "wow",\nthen\n"meh"', "1"),
+            ("Screen 5\"\nbroke, twice", "0"), ('""quoted""\n0', "0"), ("Line one\nline two\nline three, 1", "1")]
+    rows += [(f"plain text {i}", str(i % 2)) for i in range(10)]
+    p = write_csv(tmp_path / "ml.csv", rows)
+    table = read_text_table(p)
+    assert table.skipped == [] and len(table.records) == len(rows) == 16
+    assert table.texts == [t for t, _ in rows] and [table.classes[r.label] for r in table.records] == [lab for _, lab in rows]
+    assert read_texts(p) == [t for t, _ in rows]
+    # a stray quote joining two rows that closes properly on the next line is still caught: the first line is a row too
+    p.write_text('text,label\nGood one,1\n"Bad one,0\nSize 5",1\nlast,0\nworst,0\n', encoding="utf-8")
+    table = read_text_table(p)
+    assert table.texts == ["Good one", "last", "worst"] and [s.where for s in table.skipped] == ["ml.csv:3"]

@@ -6,7 +6,8 @@ Formats, chosen by the file suffix:
   (``text``, ``sentence``, ``review``... and ``label``, ``sentiment``, ``class``...). A ``.csv`` whose header has no
   comma but tabs or semicolons is read with that separator (spreadsheet exports). A quote left open swallows the
   lines after it: such a row is skipped and named, also when the quote closes by chance rows later (a swallowed line
-  that reads as a row of its own gives it away);
+  that reads as a row of its own gives it away). A text quoted over several lines by the rules (RFC 4180, as Excel and
+  Python's csv.writer write it: line breaks, commas and doubled quotes inside quotes) is one good row;
 - ``.jsonl`` / ``.ndjson``: one JSON object per line, the same column rules;
 - ``.txt``: the UCI "Sentiment Labelled Sentences" layout, ``sentence<TAB>label`` per line. Each
   line is split at its *last* tab, and lines are split on ``\\n`` only (the imdb file has U+0085
@@ -220,7 +221,7 @@ def _iter_rows(path: Path, content: str) -> Iterator[tuple[str, dict[str, Any] |
             elif end > start and any(v is None for v in row.values()):  # one quoted field swallowed the lines after it
                 yield where, None, (f"a quote opened on line {start} is never closed (the row runs to line {end} and "
                                     f"still lacks fields): close the quote, or double it (\"\") inside a quoted text")
-            elif end > start and (swallowed := _swallowed_row(lines[start:end], delimiter, recurring)):
+            elif end > start and (swallowed := _swallowed_row(lines[start - 1:end], delimiter, recurring)):
                 yield where, None, (f"a quote opened on line {start} is never closed: the row runs to line {end}, taking in line "
                                     f"{start + swallowed} and maybe more rows of their own; close the quote, or double it (\"\") "
                                     "inside a quoted text")
@@ -251,14 +252,39 @@ def _iter_rows(path: Path, content: str) -> Iterator[tuple[str, dict[str, Any] |
             yield f"{name}:{i}", {"text": text, "label": label}, None
 
 
-def _swallowed_row(inner: list[str], delimiter: str, recurring: list[set[str]]) -> int:
-    """For the physical lines after the first of one multi-line CSV row: the 1-based index of the first that reads as a
-    whole row of its own (the header's number of fields, and in some column a value that recurs over one-line rows,
-    such as a label), else 0. A quoted text that legitimately spans lines rarely looks like that; a runaway quote does."""
-    for k, line in enumerate(inner, start=1):
+def _swallowed_row(row_lines: list[str], delimiter: str, recurring: list[set[str]]) -> int:
+    """For the physical lines of one multi-line CSV row: the 1-based index (after the first line) of a line that gives
+    away a runaway quote, else 0. A line reads as a whole row of its own when it has the header's number of fields and
+    in some column a value that recurs over one-line rows (such as a label).
+
+    - A line between the first and the last that reads as a row: it lies inside the quoted text, where a legitimate
+      multi-line text rarely holds a line like ``still bad,0``; a runaway quote swallows whole rows there.
+    - The last line holds the end of the quoted text *and the row's other fields* (``Battery lasts for days.",1``, as
+      Excel and Python's csv.writer write a text with line breaks), so it reads as a row in a good row too. It counts
+      only when the quote was not properly closed (RFC 4180: the closing quote is followed by the separator or the end
+      of the line; ``The 5" screen,1`` closes it by chance), or when the first line, read without its opening quote, is
+      a row of its own too (``"Bad one,0`` then ``Size 5",1``: two rows joined by a stray quote)."""
+    def reads_as_row(line: str, recurring_value: bool = True) -> bool:
         fields = next(csv.reader([line.rstrip("\r")], delimiter=delimiter), [])
-        if len(fields) == len(recurring) and any(f in seen for f, seen in zip(fields, recurring) if len(f) <= 40):
+        return len(fields) == len(recurring) and (not recurring_value or any(f and f in seen for f, seen in zip(fields, recurring)
+                                                                             if len(f) <= 40))
+
+    inner = row_lines[1:]
+    for k, line in enumerate(inner[:-1], start=1):
+        if reads_as_row(line):
             return k
+    if not inner:
+        return 0
+    first = row_lines[0].lstrip()
+    if first.startswith('"') and reads_as_row(first[1:].replace('"', "")) and reads_as_row(inner[-1], recurring_value=False):
+        return len(inner)
+    if reads_as_row(inner[-1]):
+        try:  # one row, quoted by the rules (a stray quote inside an unquoted field, or text after a closing quote, fails)
+            well_formed = len(list(csv.reader(io.StringIO("\n".join(row_lines), newline=""), delimiter=delimiter, strict=True))) == 1
+        except csv.Error:
+            well_formed = False
+        if not well_formed:
+            return len(inner)
     return 0
 
 
