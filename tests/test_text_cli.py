@@ -241,3 +241,31 @@ def test_evaluate_on_a_text_run_points_to_evaluate_text(leaky_run):
     flat = " ".join(res.output.split())
     assert res.exit_code == 1 and "is a text model" in flat and "transferkit evaluate-text" in flat
     assert "not a folder" not in flat
+
+
+def test_label_spellings_are_merged_and_said_by_fit_text_and_evaluate_text(fitted, tmp_path: Path):
+    """'Pos'/'pos' were two classes at fit time and 'POS' an unknown label at evaluation time, without a word."""
+    data, run, model = fitted
+    rows = sentiment_rows(20, seed=3)
+    f = tmp_path / "mixed.csv"
+    with open(f, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "label"])
+        w.writerows([(t, "Pos" if lab == "pos" and i % 6 == 0 else lab) for i, (t, lab) in enumerate(rows)])
+    out = tmp_path / "r"
+    res = runner.invoke(app, ["fit-text", str(f), "--model", str(model), "--max-length", "16", "--out", str(out), "--quiet",
+                              "--device", "cpu", "--no-report"], env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    n = sum(1 for i, (_, lab) in enumerate(rows) if lab == "pos" and i % 6 == 0)
+    assert "labels merged in mixed.csv" in res.stderr and f"'Pos' → 'pos' ({n} rows)" in res.stderr
+    assert json.loads((out / "config.json").read_text())["data"]["classes"] == ["neg", "pos"]
+    assert json.loads((out / "config.json").read_text())["data"]["files"][0]["label_merges"] == [{"label": "Pos", "merged_into": "pos", "rows": n}]
+    shouted = tmp_path / "shouted.csv"
+    with open(shouted, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "label"])
+        w.writerows([(t, lab.upper()) for t, lab in sentiment_rows(5, seed=9)])
+    res = runner.invoke(app, ["evaluate-text", str(run), str(shouted), "--include-training-texts"], env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    assert "skipped" not in res.stderr and "labels merged into the model's classes" in res.stderr and "'POS' → 'pos' (5 rows)" in res.stderr
+    assert "(n=10)" in res.stdout

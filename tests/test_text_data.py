@@ -311,3 +311,32 @@ def test_multi_line_quoted_cells_written_by_csv_writer_are_kept(tmp_path: Path):
     p.write_text('text,label\nGood one,1\n"Bad one,0\nSize 5",1\nlast,0\nworst,0\n', encoding="utf-8")
     table = read_text_table(p)
     assert table.texts == ["Good one", "last", "worst"] and [s.where for s in table.skipped] == ["ml.csv:3"]
+
+
+def test_label_spellings_that_differ_in_case_or_leading_zeros_are_one_class(tmp_path: Path):
+    """'Positive'/'positive' were two classes, and '0'/'00'/'1'/'01' four, silently: they are merged into the most frequent
+    spelling (on a tie the first seen), and the merge is recorded."""
+    rows = [("great", "positive"), ("love it", "Positive"), ("fine", "positive"), ("bad", "negative"), ("awful", "NEGATIVE")]
+    table = read_text_table(write_csv(tmp_path / "case.csv", rows))
+    assert table.classes == ["negative", "positive"]
+    assert [table.classes[r.label] for r in table.records] == ["positive", "positive", "positive", "negative", "negative"]
+    assert table.label_merges == [{"label": "Positive", "merged_into": "positive", "rows": 1},
+                                  {"label": "NEGATIVE", "merged_into": "negative", "rows": 1}]
+    assert table.summary()["label_merges"] == table.label_merges
+    rows = [("a", "0"), ("b", "01"), ("c", "00"), ("d", "1"), ("e", "1.0"), ("f", "007"), ("g", "7"), ("h", "007"), ("i", "A1"), ("j", "a1")]
+    table = read_text_table(write_csv(tmp_path / "zeros.csv", rows))
+    assert table.classes == ["0", "007", "1", "A1"]  # '0'/'00' and 'A1'/'a1' tie: the first seen; '1' ('1.0' too) and '007' lead
+    assert [table.classes[r.label] for r in table.records] == ["0", "1", "0", "1", "1", "007", "007", "007", "A1", "A1"]
+    assert [(m["label"], m["merged_into"], m["rows"]) for m in table.label_merges] == [("00", "0", 1), ("01", "1", 1), ("7", "007", 1),
+                                                                                      ("a1", "A1", 1)]
+    # read against known classes (a model's, train's): other spellings count as those classes, not as unknown labels
+    known = read_text_table(write_csv(tmp_path / "t.csv", [("x", "Positive"), ("y", "negative"), ("z", "POSITIVE"), ("w", "meh")]),
+                            classes=["negative", "positive"])
+    assert [known.classes[r.label] for r in known.records] == ["positive", "negative", "positive"]
+    assert [s.reason.split(":")[0] for s in known.skipped] == ["unknown label"]
+    assert known.label_merges == [{"label": "Positive", "merged_into": "positive", "rows": 1}, {"label": "POSITIVE", "merged_into": "positive", "rows": 1}]
+    # and a test file beside a data file is read against train's classes
+    train = write_csv(tmp_path / "train.csv", [(t, lab.lower()) for t, lab in balanced_rows()])
+    test = write_csv(tmp_path / "test.csv", [("nice one", "POS"), ("poor one", "Neg")])
+    splits = load_text_dataset(train, test=test)
+    assert [splits.classes[r.label] for r in splits.test] == ["pos", "neg"]

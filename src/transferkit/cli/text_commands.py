@@ -26,6 +26,11 @@ def _print_text_data_notes(data: dict) -> None:
     files = data.get("files") or [data]
     for f in files:
         name = Path(f["path"]).name if f.get("path") else "the data"
+        if f.get("label_merges"):
+            from ..data.text import describe_label_merges
+
+            err.print(f"[yellow]labels merged in {escape(name)}[/] (spellings of one label, case or leading zeros aside): "
+                      f"{escape(describe_label_merges(f['label_merges']))} (config.json: data)", soft_wrap=True)
         if f.get("num_skipped"):
             reasons = ", ".join(f"{n} {r}" for r, n in f["skipped_by_reason"].items())
             err.print(f"[yellow]skipped {f['num_skipped']} row(s) of {name}:[/] {reasons} (listed in config.json)")
@@ -199,6 +204,11 @@ def evaluate_text_cmd(
     if as_json:
         console.print_json(dumps_strict(metrics, indent=None))
         return
+    if metrics.get("label_merges"):
+        from ..data.text import describe_label_merges
+
+        err.print(f"[yellow]labels merged[/] into the model's classes (case or leading zeros aside): "
+                  f"{escape(describe_label_merges(metrics['label_merges']))}", soft_wrap=True)
     if metrics["skipped"]:
         err.print(f"[yellow]skipped {len(metrics['skipped'])} row(s)[/] (e.g. {metrics['skipped'][0]['where']}: {metrics['skipped'][0]['reason']})")
     if metrics.get("training_record"):

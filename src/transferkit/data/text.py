@@ -13,7 +13,10 @@ Formats, chosen by the file suffix:
   line is split at its *last* tab, and lines are split on ``\\n`` only (the imdb file has U+0085
   inside sentences, which ``str.splitlines`` would treat as a line break).
 
-Labels may be strings or integers (``1.0`` is the label ``1``); classes are sorted (numerically when every label is an
+Labels may be strings or integers (``1.0`` is the label ``1``); spellings of one label that differ only in case
+(``Positive``/``positive``) or, for all-digit labels, in leading zeros (``01``/``1``) are one class, spelled as most of
+its rows spell it (on a tie, as the first), and the merge is recorded (``label_merges``); a file read against known
+classes (a model's, train's) maps such spellings to them the same way. Classes are sorted (numerically when every label is an
 integer). Text is UTF-8 unless ``encoding`` says otherwise; a UTF-16/32 byte-order mark is honoured whatever it says.
 Bad input is an error that says what to do (not UTF-8, a missing column, a single
 class) or a counted, listed skip (empty text, a missing label, a label the model does not know,
@@ -79,6 +82,9 @@ class TextTable:
     skipped: list[SkippedRow]
     text_col: str | None
     label_col: str | None
+    # spellings of one label merged into one class ("Positive" into "positive", "01" into "1"; :func:`label_key`):
+    # {"label": spelling, "merged_into": class, "rows": n}
+    label_merges: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def labels(self) -> np.ndarray:
@@ -109,6 +115,7 @@ class TextTable:
             "classes": self.classes,
             "counts": {c: int(n) for c, n in zip(self.classes, np.bincount(self.labels, minlength=len(self.classes)))},
             "num_rows": len(self.records),
+            "label_merges": self.label_merges,
             "num_skipped": len(self.skipped),
             "skipped_by_reason": dict(Counter(s.reason.split(" (")[0].split(":")[0] for s in self.skipped)),
             "skipped": [{"where": s.where, "reason": s.reason} for s in self.skipped],
@@ -317,6 +324,37 @@ def _label_string(value: Any) -> str | None:
     return s or None
 
 
+_ALL_DIGITS = re.compile(r"\d+", re.ASCII)
+
+
+def label_key(label: str) -> str:
+    """What the spellings of one label share: an all-digit label compares as its number ("007" is "7", "00" is "0"),
+    any other case-insensitively ("Positive" is "positive", "A1" is "a1")."""
+    return str(int(label)) if _ALL_DIGITS.fullmatch(label) else label.casefold()
+
+
+def merge_label_spellings(labels: Sequence[str]) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """Spellings of one label (:func:`label_key`) mapped to one class: the most frequent spelling, on a tie the first seen.
+    Returns (spelling -> class, the merges: {"label", "merged_into", "rows"} per spelling that was merged)."""
+    spellings: dict[str, Counter] = {}
+    for lab in labels:
+        spellings.setdefault(label_key(lab), Counter())[lab] += 1
+    mapping: dict[str, str] = {}
+    merges = []
+    for counts in spellings.values():
+        chosen = counts.most_common(1)[0][0]  # most_common keeps first-seen order among equal counts
+        for lab, n in counts.items():
+            mapping[lab] = chosen
+            if lab != chosen:
+                merges.append({"label": lab, "merged_into": chosen, "rows": n})
+    return mapping, merges
+
+
+def describe_label_merges(merges: Sequence[dict[str, Any]]) -> str:
+    """'Positive' → 'positive' (12 rows), ..."""
+    return ", ".join(f"'{m['label']}' → '{m['merged_into']}' ({m['rows']} row{'s' if m['rows'] != 1 else ''})" for m in merges)
+
+
 def _sort_classes(labels: set[str]) -> list[str]:
     try:
         return sorted(labels, key=lambda s: (int(s), s))
@@ -366,16 +404,27 @@ def read_text_table(
         else:
             raw.append((text, label, where))
 
+    merges: list[dict[str, Any]] = []
     if classes is not None:
         known = list(classes)
+        by_key: dict[str, list[str]] = defaultdict(list)
+        for c in known:
+            by_key[label_key(c)].append(c)
         kept = []
+        merged: Counter = Counter()
         for text, label, where in raw:
+            if label not in known and len(by_key.get(label_key(label), ())) == 1:  # another spelling of a known class
+                merged[(label, by_key[label_key(label)][0])] += 1
+                label = by_key[label_key(label)][0]
             if label in known:
                 kept.append((text, label, where))
             else:
                 skipped.append(SkippedRow(where, f"unknown label: '{label}' (classes: {known})"))
         raw = kept
+        merges = [{"label": lab, "merged_into": c, "rows": n} for (lab, c), n in merged.items()]
     else:
+        mapping, merges = merge_label_spellings([lab for _, lab, _ in raw])
+        raw = [(text, mapping[label], where) for text, label, where in raw]
         known = _sort_classes({lab for _, lab, _ in raw})
         if len(known) < 2:
             got = f"only the class '{known[0]}'" if known else "no usable rows"
@@ -388,7 +437,7 @@ def read_text_table(
         raise DataError(f"'{path}' has no usable rows ({len(skipped)} skipped; e.g. {skipped[0].reason if skipped else '-'}).")
     index = {c: i for i, c in enumerate(known)}
     records = [TextRecord(text, index[label], where) for text, label, where in raw]
-    return TextTable(path, known, records, skipped, tcol, lcol)
+    return TextTable(path, known, records, skipped, tcol, lcol, merges)
 
 
 # ---- splitting ---------------------------------------------------------------------------

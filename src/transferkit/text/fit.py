@@ -616,6 +616,7 @@ def evaluate_text(model: str | os.PathLike | TextClassifier, data: str | os.Path
     pos = tm.classes[tm.positive_index] if tm.positive_index is not None else None
     out = classification_metrics(np.array([r.label for r in records], dtype=np.int64), proba, tm.classes, positive=pos, threshold=threshold)
     out["skipped"] = [{"where": s.where, "reason": s.reason} for s in table.skipped]
+    out["label_merges"] = table.label_merges  # other spellings of the model's classes ('Positive' for 'positive')
     out["excluded_training_texts"] = len(table.records) - len(records)
     missing = None if source is None or include_training_texts or seen is not None else missing_training_record(source, items="texts")
     if missing:
