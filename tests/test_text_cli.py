@@ -269,3 +269,30 @@ def test_label_spellings_are_merged_and_said_by_fit_text_and_evaluate_text(fitte
     assert res.exit_code == 0, res.output
     assert "skipped" not in res.stderr and "labels merged into the model's classes" in res.stderr and "'POS' → 'pos' (5 rows)" in res.stderr
     assert "(n=10)" in res.stdout
+
+
+def test_predict_text_refuses_a_file_given_as_a_text_and_says_what_is_empty(fitted, tmp_path: Path):
+    """`predict-text RUN texts.txt` classified the string 'texts.txt'; an empty --file said 'no texts given ... with --file'
+    (an empty .csv: 'cannot tell the text column ... (columns: [])'); a UTF-8 BOM on stdin stayed in the first text."""
+    _, run, _ = fitted
+    f = tmp_path / "texts.txt"
+    f.write_text("love it\nhate it\n")
+    for command in ("predict-text", "predict"):
+        res = runner.invoke(app, [command, str(run), str(f), "--json"])
+        flat = " ".join(res.output.split())
+        assert res.exit_code == 1 and f"'{f}' is a file" in flat and f"--file {f}" in flat, res.output
+    for name, content, said in (("empty.txt", "", "is empty"), ("empty.csv", "", "is empty"),
+                                ("header.csv", "text,label\n", "has a header (text, label) but no rows")):
+        (tmp_path / name).write_text(content)
+        res = runner.invoke(app, ["predict-text", str(run), "--file", str(tmp_path / name)])
+        flat = " ".join(res.output.split())
+        assert res.exit_code == 1 and said in flat and "no texts given" not in flat and "cannot tell" not in flat, res.output
+    res = runner.invoke(app, ["predict-text", str(run), "--json"], input="\ufeffgreat phone\r\nawful battery\n")
+    assert res.exit_code == 0, res.output
+    assert [r["text"] for r in json.loads(res.stdout)] == ["great phone", "awful battery"]
+    headerless = tmp_path / "x.csv"
+    headerless.write_text("great phone love it\nawful battery\nworks fine\n")
+    res = runner.invoke(app, ["predict-text", str(run), "--file", str(headerless), "--json"])
+    assert res.exit_code == 0, res.output
+    assert [r["text"] for r in json.loads(res.stdout)] == ["great phone love it", "awful battery", "works fine"]
+    assert "has one column and no header" in " ".join(res.stderr.split())

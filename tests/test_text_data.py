@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -340,3 +341,25 @@ def test_label_spellings_that_differ_in_case_or_leading_zeros_are_one_class(tmp_
     test = write_csv(tmp_path / "test.csv", [("nice one", "POS"), ("poor one", "Neg")])
     splits = load_text_dataset(train, test=test)
     assert [splits.classes[r.label] for r in splits.test] == ["pos", "neg"]
+
+
+def test_read_texts_of_a_headerless_one_column_file_keeps_its_first_line(tmp_path: Path):
+    """A one-column CSV without a header lost its first text (taken as the column's name), silently."""
+    p = tmp_path / "x.csv"
+    p.write_text("Great phone love it\nTerrible battery\nWorks fine\n", encoding="utf-8")
+    notes: list[str] = []
+    assert read_texts(p, notes=notes) == ["Great phone love it", "Terrible battery", "Works fine"]
+    assert len(notes) == 1 and "'Great phone love it' is not a text-column name" in notes[0] and "--text-col" in notes[0]
+    assert read_texts(p, text_col="Great phone love it") == ["Terrible battery", "Works fine"]  # named: it is the header
+    for header in ("text", "Review Text", "comments", "Sentence"):  # a header that names a text column stays a header
+        p.write_text(f"{header}\nTerrible battery\nWorks fine\n", encoding="utf-8")
+        notes = []
+        assert read_texts(p, notes=notes) == ["Terrible battery", "Works fine"] and notes == []
+
+
+def test_read_texts_of_an_empty_file_or_a_header_without_rows_says_so(tmp_path: Path):
+    for name, content, said in (("e.txt", "", "is empty"), ("e.csv", "", "is empty"), ("b.txt", "\n  \n", "is empty"),
+                                ("h.csv", "text,label\n", "has a header (text, label) but no rows")):
+        (tmp_path / name).write_text(content, encoding="utf-8")
+        with pytest.raises(DataError, match=re.escape(said)):
+            read_texts(tmp_path / name)

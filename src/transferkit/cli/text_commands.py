@@ -226,19 +226,33 @@ def read_text_inputs(texts: list[str] | None, file: Path | None, text_col: str |
     ('-', or nothing with piped input); shared by ``predict-text`` and ``predict`` on text models. Rows of the file that
     cannot be parsed are left out and reported on stderr (count, first lines)."""
     items = [t for t in (texts or []) if t != "-"]
+    for t in items:  # a file name given as a text: it was classified as the string itself
+        try:
+            is_file = Path(t).expanduser().is_file()
+        except (OSError, ValueError):  # a text too long to be a path, or with a NUL
+            is_file = False
+        if is_file:
+            raise TransferKitError(f"'{t}' is a file, and the arguments after the model are classified as texts themselves. "
+                                   f"To classify the texts in it, pass `--file {t}` (one text per line, or a .csv/.tsv/.jsonl "
+                                   "text column); to classify the words themselves, give them on stdin.")
     if file is not None:
         from ..data.text import read_texts
 
         skipped: list = []
         notes: list[str] = []
-        items += read_texts(file, text_col=text_col, encoding=encoding, skipped=skipped, notes=notes)
+        from_file = read_texts(file, text_col=text_col, encoding=encoding, skipped=skipped, notes=notes)
+        items += from_file
         for note in notes:
-            err.print(f"[yellow]note:[/] {note}")
+            err.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
         if skipped:
             shown = "; ".join(f"{s.where}: {s.reason}" for s in skipped[:3])
             err.print(f"[yellow]skipped {len(skipped)} row(s) of {file} that could not be parsed[/] (not in the results below): {shown}")
+        if not from_file:
+            raise TransferKitError(f"'{file}' has no texts to classify" + (f": all {len(skipped)} row(s) were skipped" if skipped else "")
+                                   + ".")
     if (texts and "-" in texts) or (not items and file is None and not sys.stdin.isatty()):
-        items += [line.rstrip("\r") for line in sys.stdin.read().split("\n") if line.strip()]
+        # a UTF-8 byte-order mark (Windows tools write one) is not part of the first text
+        items += [line.rstrip("\r") for line in sys.stdin.read().lstrip("\ufeff").split("\n") if line.strip()]
     if not items:
         raise TransferKitError("no texts given: pass them as arguments, with --file FILE, or on stdin ('-').")
     return items

@@ -638,16 +638,29 @@ def is_labelled_txt(content: str) -> bool:
     return bool(lines) and 2 * labelled >= len(lines)
 
 
+def _names_a_text_column(name: str) -> bool:
+    """A header cell that names a text column: a known name (:data:`TEXT_COLUMN_NAMES`), in any case, with spaces or
+    hyphens for underscores, or in the plural ("Review Text", "comments")."""
+    n = re.sub(r"[\s\-]+", "_", name.strip().lower())
+    return n in TEXT_COLUMN_NAMES or n.removesuffix("s") in TEXT_COLUMN_NAMES
+
+
 def read_texts(path: str | Path, *, text_col: str | None = None, encoding: str = "utf-8",
                skipped: list[SkippedRow] | None = None, notes: list[str] | None = None) -> list[str]:
     """Unlabelled texts for prediction: a plain file (one text per line), a CSV/TSV/JSONL column, or the sentences of a
     labelled ``sentence<TAB>label`` ``.txt`` (:func:`is_labelled_txt`: the label is not part of the text; a line of it
     without a label is skipped, as :func:`read_text_table` skips it). Rows that cannot be parsed are left out and
-    appended to ``skipped`` (where, why), for the caller to report; what the file was read as is appended to ``notes``."""
+    appended to ``skipped`` (where, why), for the caller to report; what the file was read as is appended to ``notes``.
+
+    A one-column .csv/.tsv whose first line does not name a text column (:func:`_names_a_text_column`; ``text_col``
+    not given) has no header: its first line is a text too, and a note says so (``text_col=`` that line makes it the
+    header). An empty file, or a header without rows, is an error."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"'{path}' does not exist. Pass a text file with one text per line, or a .csv/.jsonl with a text column.")
     content = _decode(path, encoding)
+    if not content.strip():
+        raise DataError(f"'{path}' is empty: it has no texts to classify.")
     if path.suffix.lower() in (".csv", ".tsv", ".jsonl", ".ndjson"):
         parsed = list(_iter_rows(path, content))
         rows = [r for _, r, _ in parsed if r is not None]
@@ -655,11 +668,20 @@ def read_texts(path: str | Path, *, text_col: str | None = None, encoding: str =
             skipped.extend(SkippedRow(where, f"unparsable line: {reason}") for where, r, reason in parsed if r is None)
         columns = _columns_of(path, content, rows)
         col = _pick_column(columns, text_col, TEXT_COLUMN_NAMES, "text", "--text-col", path)
+        first: list[str] = []
         if col is None:
             if len(columns) != 1:
                 raise DataError(f"cannot tell the text column of '{path}' (columns: {columns}); pass --text-col NAME.")
             col = columns[0]
-        return [str(r.get(col) or "") for r in rows]
+            if path.suffix.lower() in (".csv", ".tsv") and col.strip() and not _names_a_text_column(col):
+                first = [col]  # one column and no header: the first line is a text too
+                if notes is not None:
+                    notes.append(f"{path.name} has one column and no header (its first line {col[:60]!r} is not a text-column name "
+                                 f"such as 'text' or 'review'): every line is classified, the first too. If that line is the "
+                                 f"column's name, pass --text-col {col[:60]!r}")
+        if not first and not parsed:
+            raise DataError(f"'{path}' has a header ({', '.join(columns)}) but no rows: it has no texts to classify.")
+        return first + [str(r.get(col) or "") for r in rows]
     if path.suffix.lower() == ".txt" and is_labelled_txt(content):
         texts = []
         for where, row, reason in _iter_rows(path, content):  # the reader fit-text uses: the text is before the last tab
