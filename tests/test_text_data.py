@@ -363,3 +363,35 @@ def test_read_texts_of_an_empty_file_or_a_header_without_rows_says_so(tmp_path: 
         (tmp_path / name).write_text(content, encoding="utf-8")
         with pytest.raises(DataError, match=re.escape(said)):
             read_texts(tmp_path / name)
+
+
+@pytest.mark.parametrize(("codec", "endian"), [("utf-16-le", "little"), ("utf-16-be", "big"), ("utf-32-le", "little")])
+def test_utf16_or_utf32_without_a_byte_order_mark_is_named_not_read_as_nul_filled_text(tmp_path: Path, codec: str, endian: str):
+    """Read as UTF-8, a UTF-16-LE file without a BOM trained on texts full of NULs, with classes like '\\x000\\x00'."""
+    p = tmp_path / "u.csv"
+    content = "text,label\r\n" + "".join(f"caf\u00e9 review number {i} is good,{i % 2}\r\n" for i in range(20))
+    p.write_bytes(content.encode(codec))
+    bits = codec[4:6]
+    for encoding in ("utf-8", "latin-1"):
+        with pytest.raises(DataError, match=rf"looks like UTF-{bits} \({endian}-endian\) without a byte-order mark.*--encoding {codec}"):
+            read_text_table(p, encoding=encoding)
+        with pytest.raises(DataError, match=f"--encoding {codec}"):
+            read_texts(p, encoding=encoding)
+    table = read_text_table(p, encoding=codec)
+    assert table.classes == ["0", "1"] and table.texts[0] == "caf\u00e9 review number 0 is good" and table.skipped == []
+    cjk = tmp_path / "cjk.csv"  # UTF-8 text in other scripts has no zero bytes: read as before
+    write_csv(cjk, [("最悪の商品です", "0"), ("非常好，物超所值", "1"), ("좋아요 👌", "1"), ("Ужасно", "0")])
+    assert read_text_table(cjk).classes == ["0", "1"]
+
+
+def test_a_cp1252_file_is_advised_as_cp1252_not_latin1(tmp_path: Path):
+    """latin-1 reads the bytes 0x80-0x9F of a Windows file (“ ” – €) as invisible control characters (U+0093...)."""
+    p = tmp_path / "w.csv"
+    p.write_bytes("text,label\n\u201cgreat\u201d phone \u2013 \u20ac50,1\nbad one,0\n".encode("cp1252"))
+    with pytest.raises(DataError, match=r"--encoding cp1252") as exc:
+        read_text_table(p)
+    assert "--encoding latin-1" not in str(exc.value)
+    assert read_text_table(p, encoding="cp1252").texts[0] == "\u201cgreat\u201d phone \u2013 \u20ac50"
+    p.write_bytes("text,label\ncaf\u00e9 great,1\nbad one,0\n".encode("latin-1"))  # no such bytes: latin-1 (and cp1252) read it alike
+    with pytest.raises(DataError, match=r"--encoding latin-1"):
+        read_text_table(p)

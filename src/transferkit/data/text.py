@@ -126,13 +126,42 @@ class TextTable:
 
 
 # ---- reading -----------------------------------------------------------------------------
+def _wide_encoding_without_bom(data: bytes) -> str | None:
+    """'utf-16-le', 'utf-16-be', 'utf-32-le' or 'utf-32-be' when the zero bytes of the file's start fall where that
+    encoding puts them for mostly ASCII text (``a\\x00b\\x00``: UTF-16-LE), else None. A zero byte never occurs in
+    UTF-8, Latin-1 or cp1252 text, so such a file read in one of them would give texts and labels full of NULs."""
+    n = min(len(data), 4096) // 4 * 4
+    sample = data[:n]
+    if n < 8 or sample.count(0) < n // 8:
+        return None
+    q = n // 4
+    zeros = [sample[r::4].count(0) for r in range(4)]  # zero bytes at each position modulo 4
+    if zeros[3] >= 0.9 * q and zeros[2] >= 0.8 * q and zeros[1] >= 0.5 * q and zeros[0] <= 0.1 * q:
+        return "utf-32-le"
+    if zeros[0] >= 0.9 * q and zeros[1] >= 0.8 * q and zeros[2] >= 0.5 * q and zeros[3] <= 0.1 * q:
+        return "utf-32-be"
+    even, odd = zeros[0] + zeros[2], zeros[1] + zeros[3]
+    if odd >= 0.3 * 2 * q and even <= 0.05 * 2 * q:
+        return "utf-16-le"
+    if even >= 0.3 * 2 * q and odd <= 0.05 * 2 * q:
+        return "utf-16-be"
+    return None
+
+
+_C1_BYTES = re.compile(rb"[\x80-\x9f]")
+
+
 def _decode(path: Path, encoding: str) -> str:
     """The file's text. A UTF-16 or UTF-32 file announces itself with a byte-order mark and is read as such whatever
-    ``encoding`` says (read as UTF-8 or Latin-1 it would give NUL-filled texts and labels)."""
+    ``encoding`` says (read as UTF-8 or Latin-1 it would give NUL-filled texts and labels). One without a byte-order
+    mark, read in an encoding that is not UTF-16/32, is an error that names the encoding to pass (its zero bytes tell
+    it: :func:`_wide_encoding_without_bom`); it is not decoded on a guess. A file that is not valid in ``encoding`` is
+    an error that names the line and suggests an encoding: cp1252 when the file has bytes 0x80-0x9F (Windows' quotes,
+    dashes and euro sign there, which Latin-1 would read as invisible control characters), else Latin-1."""
     import codecs
 
     try:
-        codecs.lookup(encoding)
+        codec = codecs.lookup(encoding).name
     except LookupError:
         raise DataError(f"unknown text encoding '{encoding}': use a Python codec name such as utf-8, latin-1, cp1252 or utf-16.") from None
     data = path.read_bytes()
@@ -140,16 +169,31 @@ def _decode(path: Path, encoding: str) -> str:
         encoding = "utf-32"
     elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         encoding = "utf-16"
+    elif not codec.startswith(("utf-16", "utf-32")) and (wide := _wide_encoding_without_bom(data)):
+        bits, endian = wide[4:6], "little" if wide.endswith("le") else "big"
+        raise DataError(
+            f"'{path}' looks like UTF-{bits} ({endian}-endian) without a byte-order mark (a zero byte beside most characters), "
+            f"not {encoding}: pass --encoding {wide} (fit-text, evaluate-text, predict-text, rank; Python: encoding='{wide}'), "
+            f"or re-save it as UTF-8 (e.g. `iconv -f {wide} -t utf-8 in.csv > out.csv`).")
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         bad = data[exc.start : exc.start + 8]
-        guess = "utf-16" if data[:200].count(b"\x00") > len(data[:200]) // 4 else "latin-1"
+        guess, why = "latin-1", ""
+        if data[:200].count(b"\x00") > len(data[:200]) // 4:
+            guess = "utf-16"
+        elif _C1_BYTES.search(data) and codec != "cp1252":
+            try:
+                data.decode("cp1252")
+                guess, why = "cp1252", (" (it has bytes 0x80-0x9F: quotes, dashes or the euro sign in cp1252, Windows' encoding; "
+                                        "latin-1 would read them as invisible control characters)")
+            except UnicodeDecodeError:
+                pass
         raise DataError(
             f"'{path}' is not valid {encoding}: line {line} has the byte(s) {bad!r} (offset {exc.start}). "
             f"Re-save the file as UTF-8 (e.g. `iconv -f {guess} -t utf-8 in.csv > out.csv`), "
-            f"or pass its encoding (fit-text, evaluate-text, predict-text, rank: --encoding {guess}; Python: encoding=)."
+            f"or pass its encoding{why} (fit-text, evaluate-text, predict-text, rank: --encoding {guess}; Python: encoding=)."
         ) from None
     return text.lstrip("\ufeff")  # a byte-order mark is not part of the first header
 
