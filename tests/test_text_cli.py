@@ -296,3 +296,18 @@ def test_predict_text_refuses_a_file_given_as_a_text_and_says_what_is_empty(fitt
     assert res.exit_code == 0, res.output
     assert [r["text"] for r in json.loads(res.stdout)] == ["great phone love it", "awful battery", "works fine"]
     assert "has one column and no header" in " ".join(res.stderr.split())
+
+
+def test_fit_text_names_a_class_too_rare_for_its_splits_and_leaves_no_run_folder(fitted, tmp_path: Path):
+    _, _, model = fitted
+    f = tmp_path / "once.csv"
+    with open(f, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "label"])
+        w.writerows([*sentiment_rows(10, seed=4), ("the box is a box", "neutral")])
+    for extra, said in (([], "test split: class 'neutral' (1 distinct text)"), (["--cv", "3"], "--cv 3: class 'neutral' (1 example)")):
+        out = tmp_path / f"r{len(extra)}"
+        res = runner.invoke(app, ["fit-text", str(f), "--model", str(model), "--out", str(out), "--quiet", "--device", "cpu", *extra])
+        flat = " ".join(res.output.split())
+        assert res.exit_code == 1 and said in flat and "Traceback" not in flat, res.output
+        assert not out.exists()  # the --cv check used to come after the run folder was started

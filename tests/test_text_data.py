@@ -395,3 +395,31 @@ def test_a_cp1252_file_is_advised_as_cp1252_not_latin1(tmp_path: Path):
     p.write_bytes("text,label\ncaf\u00e9 great,1\nbad one,0\n".encode("latin-1"))  # no such bytes: latin-1 (and cp1252) read it alike
     with pytest.raises(DataError, match=r"--encoding latin-1"):
         read_text_table(p)
+
+
+def test_a_class_too_rare_to_split_is_named_with_advice_that_can_be_followed(tmp_path: Path):
+    """The errors said "a class has fewer than 2 distinct texts" (which?), "pass an explicit validation file" (fit-text has
+    no --val option) and "--cv 3 ... use at most 1 folds" (--cv needs 2 or more)."""
+    rows = balanced_rows() + [("a neutral remark", "neutral")]
+    p = write_csv(tmp_path / "once.csv", rows)
+    with pytest.raises(DataError, match=r"test split: class 'neutral' \(1 distinct text\).*folder with train\.\*, val\.\* and test\.\*"):
+        load_text_dataset(p)
+    test = write_csv(tmp_path / "test.csv", balanced_rows(3))
+    with pytest.raises(DataError, match=r"validation split: class 'neutral' \(1 distinct text\)") as exc:
+        load_text_dataset(p, test=test)
+    assert "fit-text has no --val option" in str(exc.value) and "explicit validation file" not in str(exc.value)
+    table = read_text_table(p)
+    with pytest.raises(DataError, match=r"--cv 3: class 'neutral' \(1 example\); .*needs at least 2 examples of every class") as exc:
+        stratified_folds(table.records, 3, 0, classes=table.classes)
+    assert "at most 1 folds" not in str(exc.value)
+    two = read_text_table(write_csv(tmp_path / "two.csv", rows + [("another neutral remark", "neutral")]))
+    with pytest.raises(DataError, match=r"--cv 3: class 'neutral' \(2 examples\).*at most 2 folds \(--cv 2\)"):
+        stratified_folds(two.records, 3, 0, classes=two.classes)
+    # the advice holds: a folder with its own validation file trains with the rare class
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    write_csv(folder / "train.csv", rows)
+    write_csv(folder / "val.csv", balanced_rows(3) + [("neutral again", "neutral")])
+    write_csv(folder / "test.csv", balanced_rows(2))
+    splits = load_text_dataset(folder)
+    assert splits.classes == ["neg", "neutral", "pos"] and len(splits.train) == 17

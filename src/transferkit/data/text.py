@@ -493,9 +493,29 @@ def text_groups(records: Sequence[TextRecord]) -> np.ndarray:
     return np.array([ids.setdefault(normalize_text(r.text) or r.text, len(ids)) for r in records], dtype=np.int64)
 
 
-def grouped_stratified_split(records: Sequence[TextRecord], fraction: float, seed: int, what: str) -> tuple[list[int], list[int]]:
+def _name_classes(counts: dict[int, int], classes: Sequence[str] | None, noun: str) -> str:
+    """"class 'neutral' (1 distinct text)", "classes 'a' (1 ...), 'b' (1 ...)"."""
+    def one(label: int) -> str:
+        name = f"'{classes[label]}'" if classes is not None and 0 <= label < len(classes) else f"number {label}"
+        return f"{name} ({counts[label]} {noun}{'s' if counts[label] != 1 else ''})"
+    labels = sorted(counts)
+    return ("class " if len(labels) == 1 else "classes ") + ", ".join(one(lab) for lab in labels)
+
+
+_SPLIT_ADVICE = {
+    "test": ("Add examples of it, or leave its rows out; or give the splits yourself: as DATA a folder with train.*, val.* "
+             "and test.* files (with --test FILE alone, validation is still carved from DATA; Python: test=, val=)."),
+    "validation": ("Add examples of it, or leave its rows out; or give the validation texts yourself: as DATA a folder with "
+                   "train.*, val.* and test.* files (fit-text has no --val option; Python: load_text_dataset(val=...))."),
+}
+
+
+def grouped_stratified_split(records: Sequence[TextRecord], fraction: float, seed: int, what: str, *,
+                             classes: Sequence[str] | None = None, advice: str | None = None) -> tuple[list[int], list[int]]:
     """(keep, hold) indices: ``fraction`` of the *distinct texts* held out, stratified by label;
-    every copy (or near-copy, :func:`text_groups`) of a text stays on one side."""
+    every copy (or near-copy, :func:`text_groups`) of a text stays on one side. A class with fewer than 2 distinct texts
+    is an error that names it (``classes``: the class names) and says what to do (``advice``, else the advice for a
+    ``what`` of "test" or "validation")."""
     from sklearn.model_selection import train_test_split
 
     groups = text_groups(records)
@@ -507,7 +527,10 @@ def grouped_stratified_split(records: Sequence[TextRecord], fraction: float, see
     ulabels = labels[[first[g] for g in uniq]]
     counts = Counter(ulabels.tolist())
     if min(counts.values()) < 2:
-        raise DataError(f"cannot carve a stratified {what} split: a class has fewer than 2 distinct texts. Add examples or pass an explicit {what} file.")
+        rare = {int(lab): n for lab, n in counts.items() if n < 2}
+        raise DataError(f"cannot carve a stratified {what} split: {_name_classes(rare, classes, 'distinct text')}; each class needs at "
+                        f"least 2 (copies and near-copies count once), one on each side. "
+                        + (advice or _SPLIT_ADVICE.get(what, "Add examples of it, or leave its rows out.")))
     n_hold = max(len(counts), round(len(uniq) * fraction))
     if len(uniq) - n_hold < len(counts):
         raise DataError(f"too few distinct texts ({len(uniq)}) to carve a {what} split for {len(counts)} classes.")
@@ -518,16 +541,23 @@ def grouped_stratified_split(records: Sequence[TextRecord], fraction: float, see
     return keep, hold
 
 
-def stratified_folds(records: Sequence[TextRecord], k: int, seed: int) -> list[tuple[list[int], list[int]]]:
-    """K stratified folds over distinct texts (scikit-learn's StratifiedGroupKFold): (train, test) indices."""
+def stratified_folds(records: Sequence[TextRecord], k: int, seed: int, *,
+                     classes: Sequence[str] | None = None) -> list[tuple[list[int], list[int]]]:
+    """K stratified folds over distinct texts (scikit-learn's StratifiedGroupKFold): (train, test) indices. A class with
+    fewer than ``k`` examples is an error that names it (``classes``: the class names)."""
     from ..crossval import stratified_folds as folds_of
 
     if k < 2:
         raise DataError(f"--cv needs at least 2 folds; got {k}.")
     labels = np.array([r.label for r in records])
-    smallest = min(Counter(labels.tolist()).values())
+    counts = Counter(labels.tolist())
+    smallest = min(counts.values())
     if smallest < k:
-        raise DataError(f"--cv {k}: the smallest class has only {smallest} example(s); use at most {smallest} folds.")
+        rare = _name_classes({int(lab): n for lab, n in counts.items() if n < k}, classes, "example")
+        if smallest < 2:  # no number of folds (at least 2) works
+            raise DataError(f"--cv {k}: {rare}; K-fold cross-validation needs at least 2 examples of every class (one per fold, "
+                            "at least 2 folds). Add examples of it, or leave its rows out.")
+        raise DataError(f"--cv {k}: {rare}; every fold needs an example of every class. Use at most {smallest} folds (--cv {smallest}), or add examples.")
     return [(tr.tolist(), te.tolist()) for tr, te in folds_of(labels, k, seed, text_groups(records))]
 
 
@@ -648,7 +678,7 @@ def load_text_dataset(
         test_records = t.records
         parts.append(f"test from {Path(test).name}")
     elif test_fraction:
-        keep, hold = grouped_stratified_split(records, test_fraction, seed, "test")
+        keep, hold = grouped_stratified_split(records, test_fraction, seed, "test", classes=classes)
         test_records = [records[i] for i in hold]
         records = [records[i] for i in keep]
         parts.append(f"test carved ({test_fraction:.0%}, stratified, seed {seed})")
@@ -660,7 +690,7 @@ def load_text_dataset(
         train, val_records = records, v.records
         parts.append(f"val from {Path(val).name}")
     else:
-        keep, hold = grouped_stratified_split(records, val_fraction, seed, "validation")
+        keep, hold = grouped_stratified_split(records, val_fraction, seed, "validation", classes=classes)
         train, val_records = [records[i] for i in keep], [records[i] for i in hold]
         parts.append(f"val carved from train ({val_fraction:.0%}, stratified, seed {seed})")
     splits = TextSplits(classes, train, val_records, test_records, "; ".join(parts), tables)

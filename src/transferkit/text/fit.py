@@ -256,7 +256,8 @@ def cross_validate_text(config: TextFitConfig, *, progress: bool = True, cache: 
     folds = []
     shared = load_text_backbone(config.backbone, config.weights, pooling=config.pooling, max_length=config.max_length) if config.strategy == "linear-probe" else None
     show = progress if verbose is None else verbose
-    for k, (train_idx, test_idx) in enumerate(stratified_folds(table.records, config.cv, config.seed)[:max_folds], start=1):
+    for k, (train_idx, test_idx) in enumerate(stratified_folds(table.records, config.cv, config.seed, classes=table.classes)[:max_folds],
+                                              start=1):
         fold_dir = Path(checkpoint_dir) / f"fold-{k}" if checkpoint_dir is not None and config.strategy != "linear-probe" else None
         done = _read_fold(fold_dir) if resume and fold_dir is not None else None
         if done is not None:
@@ -266,7 +267,9 @@ def cross_validate_text(config: TextFitConfig, *, progress: bool = True, cache: 
             continue
         c0, w0 = time.process_time(), time.perf_counter()
         rest = [table.records[i] for i in train_idx]
-        keep, hold = grouped_stratified_split(rest, config.val_fraction, config.seed, "validation")
+        keep, hold = grouped_stratified_split(rest, config.val_fraction, config.seed, f"validation (fold {k})", classes=table.classes,
+                                              advice="With --cv, validation is carved from each fold's training part: use fewer "
+                                                     "folds (--cv), or add examples of it.")
         train, val, test = [rest[i] for i in keep], [rest[i] for i in hold], [table.records[i] for i in test_idx]
         model, info = train_text_classifier(config, table.classes, train, val, cache=cache, progress=progress, backbone=shared,
                                             checkpoint_dir=fold_dir, resume=resume, resume_hint=resume_hint)
@@ -476,6 +479,7 @@ def fit_text(
     if config.cv:
         table = read_text_table(config.data, text_col=config.text_col, label_col=config.label_col, encoding=config.encoding)
         resolve_positive(table.classes, config.positive)  # a wrong --positive fails now, not after embedding and training
+        stratified_folds(table.records, config.cv, config.seed, classes=table.classes)  # too few examples for --cv: before the run folder
         start_run()
         folds, summary, data_summary = cross_validate_text(config, progress=progress, cache=cache, table=table, checkpoint_dir=checkpoints,
                                                            resume=resuming, resume_hint=hint, is_main=is_main)
@@ -483,7 +487,9 @@ def fit_text(
         metrics["folds"] = [{k: v for k, v in f.items() if k != "training"} | {"training": {kk: vv for kk, vv in f["training"].items() if kk != "history"}} for f in folds]
         metrics["data"] = {k: v for k, v in data_summary.items() if k not in ("skipped", "duplicates")}
         if save_final:
-            keep, hold = grouped_stratified_split(table.records, config.val_fraction, config.seed, "validation")
+            keep, hold = grouped_stratified_split(table.records, config.val_fraction, config.seed, "validation", classes=table.classes,
+                                                  advice="The model saved after --cv is trained on all rows with validation carved "
+                                                         "out: add examples of it, or pass --no-final (no saved model).")
             train, val = [table.records[i] for i in keep], [table.records[i] for i in hold]
             trained_on = {"train": train, "val": val}
             final, info = train_text_classifier(config, table.classes, train, val, cache=cache, progress=progress, adapter_dir=adapter_dir, stats=stats,
