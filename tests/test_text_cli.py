@@ -311,3 +311,25 @@ def test_fit_text_names_a_class_too_rare_for_its_splits_and_leaves_no_run_folder
         flat = " ".join(res.output.split())
         assert res.exit_code == 1 and said in flat and "Traceback" not in flat, res.output
         assert not out.exists()  # the --cv check used to come after the run folder was started
+
+
+@pytest.mark.parametrize(("argv", "said", "not_said"), [
+    (["transferkit", "fit-text", "data.csv", "--out", "r"], "transferkit fit-text --resume RUN", "256 images"),
+    (["transferkit", "predict-text", "RUN", "good"], "run the same command again", "images"),
+    (["transferkit", "fit", "data/", "--out", "r"], "transferkit fit --resume RUN", "fit-text"),
+])
+def test_a_ctrl_c_before_the_command_runs_is_said_in_the_words_of_that_command(monkeypatch, capsys, argv, said, not_said):
+    """A Ctrl-C during fit-text's imports said "features ... stored every 256 images ... `transferkit fit --resume RUN`"."""
+    import sys
+
+    import transferkit.cli.app as cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "app", interrupted)
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    flat = " ".join(capsys.readouterr().err.split())
+    assert exc.value.code == 130 and said in flat and not_said not in flat, flat
