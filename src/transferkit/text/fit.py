@@ -326,7 +326,9 @@ def _resume_config(run_dir: Path) -> tuple[TextFitConfig, dict[str, Any]]:
             raise DataError(f"cannot resume '{run_dir}' as a text run: it is an image run; use `transferkit fit --resume {run_dir}`.")
         raise DataError(f"cannot resume '{run_dir}': its config.json has no 'fit_text' section (not written by `transferkit fit-text`).")
     if saved.get("status") == "done":
-        raise FinishedRunError(run_dir, "fit-text", report_expected=not saved["fit_text"].get("cv"))
+        # a report is written by a run with a test split (no --cv) that was not told --no-report (its recorded run options)
+        report_expected = not saved["fit_text"].get("cv") and bool((saved.get("run") or {}).get("report", True))
+        raise FinishedRunError(run_dir, "fit-text", report_expected=report_expected)
     try:
         config = TextFitConfig.model_validate(saved["fit_text"])
     except ValidationError as exc:
