@@ -333,3 +333,19 @@ def test_a_ctrl_c_before_the_command_runs_is_said_in_the_words_of_that_command(m
         cli.main()
     flat = " ".join(capsys.readouterr().err.split())
     assert exc.value.code == 130 and said in flat and not_said not in flat, flat
+
+
+def test_evaluate_text_on_one_class_says_why_roc_auc_is_undefined(fitted, tmp_path: Path):
+    """evaluate-text printed `ROC-AUC nan` with no reason; `evaluate` and the report say why a metric is undefined."""
+    _, run, _ = fitted
+    f = tmp_path / "only_pos.csv"
+    with open(f, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "label"])
+        w.writerows([r for r in sentiment_rows(6, seed=5) if r[1] == "pos"])
+    res = runner.invoke(app, ["evaluate-text", str(run), str(f), "--include-training-texts"], env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    assert "nan" not in res.output and "ROC-AUC undefined" in res.stdout
+    assert "ROC-AUC undefined: no example of class 'neg' in only_pos.csv (6 examples): ROC-AUC needs both classes" in res.stderr
+    m = json.loads(runner.invoke(app, ["evaluate-text", str(run), str(f), "--include-training-texts", "--json"]).stdout)
+    assert m["binary"]["roc_auc"] is None and "roc_auc" in m["undefined"]

@@ -216,9 +216,15 @@ def evaluate_text_cmd(
     if metrics["excluded_training_texts"]:
         err.print(f"[yellow]left out {metrics['excluded_training_texts']} text(s) this run trained on (train/val, same words ignoring "
                   f"case and punctuation); scored the other {metrics['num_samples']}. --include-training-texts scores them all.[/]")
+    undefined = metrics.get("undefined") or {}  # a class missing from the file: these metrics have no value (NaN), and why
+    auc = ""
+    if "binary" in metrics:
+        auc = ", ROC-AUC " + ("undefined" if metrics["binary"]["roc_auc"] != metrics["binary"]["roc_auc"] else f"{metrics['binary']['roc_auc']:.3f}")
     console.print(f"{data.name}: accuracy {metrics['accuracy']:.3f}, balanced accuracy {metrics['balanced_accuracy']:.3f}, "
-                  f"macro F1 {metrics['macro_f1']:.3f}" + (f", ROC-AUC {metrics['binary']['roc_auc']:.3f}" if "binary" in metrics else "")
-                  + f" (n={metrics['num_samples']})")
+                  f"macro F1 {metrics['macro_f1']:.3f}" + auc + f" (n={metrics['num_samples']})")
+    for name, why in undefined.items():
+        label = {"roc_auc": "ROC-AUC", "roc_auc_ovr_macro": "one-vs-rest ROC-AUC"}.get(name, name.replace("_", " "))
+        err.print(f"[yellow]{label} undefined:[/] {escape(why.replace('in this split', f'in {data.name}'))}", soft_wrap=True)
 
 
 def read_text_inputs(texts: list[str] | None, file: Path | None, text_col: str | None, encoding: str = "utf-8") -> list[str]:
