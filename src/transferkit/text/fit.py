@@ -267,9 +267,10 @@ def cross_validate_text(config: TextFitConfig, *, progress: bool = True, cache: 
             continue
         c0, w0 = time.process_time(), time.perf_counter()
         rest = [table.records[i] for i in train_idx]
-        keep, hold = grouped_stratified_split(rest, config.val_fraction, config.seed, f"validation (fold {k})", classes=table.classes,
-                                              advice="With --cv, validation is carved from each fold's training part: use fewer "
-                                                     "folds (--cv), or add examples of it.")
+        keep, hold = grouped_stratified_split(rest, config.val_fraction, config.seed, f"fold-{k} validation", classes=table.classes,
+                                              advice="With --cv, validation is carved from each fold's training part, which "
+                                                     "needs 2 distinct texts of every class: add examples of it"
+                                                     + (", or use fewer folds (--cv)." if config.cv > 2 else "."))
         train, val, test = [rest[i] for i in keep], [rest[i] for i in hold], [table.records[i] for i in test_idx]
         model, info = train_text_classifier(config, table.classes, train, val, cache=cache, progress=progress, backbone=shared,
                                             checkpoint_dir=fold_dir, resume=resume, resume_hint=resume_hint)
