@@ -241,3 +241,111 @@ def test_evaluate_on_a_text_run_points_to_evaluate_text(leaky_run):
     flat = " ".join(res.output.split())
     assert res.exit_code == 1 and "is a text model" in flat and "transferkit evaluate-text" in flat
     assert "not a folder" not in flat
+
+
+def test_label_spellings_are_merged_and_said_by_fit_text_and_evaluate_text(fitted, tmp_path: Path):
+    """'Pos'/'pos' were two classes at fit time and 'POS' an unknown label at evaluation time, without a word."""
+    data, run, model = fitted
+    rows = sentiment_rows(20, seed=3)
+    f = tmp_path / "mixed.csv"
+    with open(f, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "label"])
+        w.writerows([(t, "Pos" if lab == "pos" and i % 6 == 0 else lab) for i, (t, lab) in enumerate(rows)])
+    out = tmp_path / "r"
+    res = runner.invoke(app, ["fit-text", str(f), "--model", str(model), "--max-length", "16", "--out", str(out), "--quiet",
+                              "--device", "cpu", "--no-report"], env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    n = sum(1 for i, (_, lab) in enumerate(rows) if lab == "pos" and i % 6 == 0)
+    assert "labels merged in mixed.csv" in res.stderr and f"'Pos' → 'pos' ({n} rows)" in res.stderr
+    assert json.loads((out / "config.json").read_text())["data"]["classes"] == ["neg", "pos"]
+    assert json.loads((out / "config.json").read_text())["data"]["files"][0]["label_merges"] == [{"label": "Pos", "merged_into": "pos", "rows": n}]
+    shouted = tmp_path / "shouted.csv"
+    with open(shouted, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "label"])
+        w.writerows([(t, lab.upper()) for t, lab in sentiment_rows(5, seed=9)])
+    res = runner.invoke(app, ["evaluate-text", str(run), str(shouted), "--include-training-texts"], env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    assert "skipped" not in res.stderr and "labels merged into the model's classes" in res.stderr and "'POS' → 'pos' (5 rows)" in res.stderr
+    assert "(n=10)" in res.stdout
+
+
+def test_predict_text_refuses_a_file_given_as_a_text_and_says_what_is_empty(fitted, tmp_path: Path):
+    """`predict-text RUN texts.txt` classified the string 'texts.txt'; an empty --file said 'no texts given ... with --file'
+    (an empty .csv: 'cannot tell the text column ... (columns: [])'); a UTF-8 BOM on stdin stayed in the first text."""
+    _, run, _ = fitted
+    f = tmp_path / "texts.txt"
+    f.write_text("love it\nhate it\n")
+    for command in ("predict-text", "predict"):
+        res = runner.invoke(app, [command, str(run), str(f), "--json"])
+        flat = " ".join(res.output.split())
+        assert res.exit_code == 1 and f"'{f}' is a file" in flat and f"--file {f}" in flat, res.output
+    for name, content, said in (("empty.txt", "", "is empty"), ("empty.csv", "", "is empty"),
+                                ("header.csv", "text,label\n", "has a header (text, label) but no rows")):
+        (tmp_path / name).write_text(content)
+        res = runner.invoke(app, ["predict-text", str(run), "--file", str(tmp_path / name)])
+        flat = " ".join(res.output.split())
+        assert res.exit_code == 1 and said in flat and "no texts given" not in flat and "cannot tell" not in flat, res.output
+    res = runner.invoke(app, ["predict-text", str(run), "--json"], input="\ufeffgreat phone\r\nawful battery\n")
+    assert res.exit_code == 0, res.output
+    assert [r["text"] for r in json.loads(res.stdout)] == ["great phone", "awful battery"]
+    headerless = tmp_path / "x.csv"
+    headerless.write_text("great phone love it\nawful battery\nworks fine\n")
+    res = runner.invoke(app, ["predict-text", str(run), "--file", str(headerless), "--json"])
+    assert res.exit_code == 0, res.output
+    assert [r["text"] for r in json.loads(res.stdout)] == ["great phone love it", "awful battery", "works fine"]
+    assert "has one column and no header" in " ".join(res.stderr.split())
+
+
+def test_fit_text_names_a_class_too_rare_for_its_splits_and_leaves_no_run_folder(fitted, tmp_path: Path):
+    _, _, model = fitted
+    f = tmp_path / "once.csv"
+    with open(f, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "label"])
+        w.writerows([*sentiment_rows(10, seed=4), ("the box is a box", "neutral")])
+    for extra, said in (([], "test split: class 'neutral' (1 distinct text)"), (["--cv", "3"], "--cv 3: class 'neutral' (1 example)")):
+        out = tmp_path / f"r{len(extra)}"
+        res = runner.invoke(app, ["fit-text", str(f), "--model", str(model), "--out", str(out), "--quiet", "--device", "cpu", *extra])
+        flat = " ".join(res.output.split())
+        assert res.exit_code == 1 and said in flat and "Traceback" not in flat, res.output
+        assert not out.exists()  # the --cv check used to come after the run folder was started
+
+
+@pytest.mark.parametrize(("argv", "said", "not_said"), [
+    (["transferkit", "fit-text", "data.csv", "--out", "r"], "transferkit fit-text --resume RUN", "256 images"),
+    (["transferkit", "predict-text", "RUN", "good"], "run the same command again", "images"),
+    (["transferkit", "fit", "data/", "--out", "r"], "transferkit fit --resume RUN", "fit-text"),
+])
+def test_a_ctrl_c_before_the_command_runs_is_said_in_the_words_of_that_command(monkeypatch, capsys, argv, said, not_said):
+    """A Ctrl-C during fit-text's imports said "features ... stored every 256 images ... `transferkit fit --resume RUN`"."""
+    import sys
+
+    import transferkit.cli.app as cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "app", interrupted)
+    monkeypatch.setattr(sys, "argv", argv)
+    with pytest.raises(SystemExit) as exc:
+        cli.main()
+    flat = " ".join(capsys.readouterr().err.split())
+    assert exc.value.code == 130 and said in flat and not_said not in flat, flat
+
+
+def test_evaluate_text_on_one_class_says_why_roc_auc_is_undefined(fitted, tmp_path: Path):
+    """evaluate-text printed `ROC-AUC nan` with no reason; `evaluate` and the report say why a metric is undefined."""
+    _, run, _ = fitted
+    f = tmp_path / "only_pos.csv"
+    with open(f, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "label"])
+        w.writerows([r for r in sentiment_rows(6, seed=5) if r[1] == "pos"])
+    res = runner.invoke(app, ["evaluate-text", str(run), str(f), "--include-training-texts"], env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    assert "nan" not in res.output and "ROC-AUC undefined" in res.stdout
+    assert "ROC-AUC undefined: no example of class 'neg' in only_pos.csv (6 examples): ROC-AUC needs both classes" in res.stderr
+    m = json.loads(runner.invoke(app, ["evaluate-text", str(run), str(f), "--include-training-texts", "--json"]).stdout)
+    assert m["binary"]["roc_auc"] is None and "roc_auc" in m["undefined"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -294,3 +295,131 @@ def test_an_unknown_encoding_is_a_data_error(tmp_path: Path):
         read_text_table(p, encoding="bogus")
     with pytest.raises(DataError, match="unknown text encoding 'bogus'"):
         read_texts(p, encoding="bogus")
+
+
+def test_multi_line_quoted_cells_written_by_csv_writer_are_kept(tmp_path: Path):
+    """RFC 4180 cells with line breaks, commas and doubled quotes (as Excel or csv.writer write them) end on a line such as
+    `Battery lasts for days.",1`, which reads as a row of its own: such rows were skipped as "a quote ... is never closed"."""
+    rows = [("Great phone.\nBattery lasts for days.", "1"), ("Awful,\njust awful.", "0"), ('He said "wow",\nthen\n"meh"', "1"),
+            ("Screen 5\"\nbroke, twice", "0"), ('""quoted""\n0', "0"), ("Line one\nline two\nline three, 1", "1")]
+    rows += [(f"plain text {i}", str(i % 2)) for i in range(10)]
+    p = write_csv(tmp_path / "ml.csv", rows)
+    table = read_text_table(p)
+    assert table.skipped == [] and len(table.records) == len(rows) == 16
+    assert table.texts == [t for t, _ in rows] and [table.classes[r.label] for r in table.records] == [lab for _, lab in rows]
+    assert read_texts(p) == [t for t, _ in rows]
+    # a stray quote joining two rows that closes properly on the next line is still caught: the first line is a row too
+    p.write_text('text,label\nGood one,1\n"Bad one,0\nSize 5",1\nlast,0\nworst,0\n', encoding="utf-8")
+    table = read_text_table(p)
+    assert table.texts == ["Good one", "last", "worst"] and [s.where for s in table.skipped] == ["ml.csv:3"]
+
+
+def test_label_spellings_that_differ_in_case_or_leading_zeros_are_one_class(tmp_path: Path):
+    """'Positive'/'positive' were two classes, and '0'/'00'/'1'/'01' four, silently: they are merged into the most frequent
+    spelling (on a tie the first seen), and the merge is recorded."""
+    rows = [("great", "positive"), ("love it", "Positive"), ("fine", "positive"), ("bad", "negative"), ("awful", "NEGATIVE")]
+    table = read_text_table(write_csv(tmp_path / "case.csv", rows))
+    assert table.classes == ["negative", "positive"]
+    assert [table.classes[r.label] for r in table.records] == ["positive", "positive", "positive", "negative", "negative"]
+    assert table.label_merges == [{"label": "Positive", "merged_into": "positive", "rows": 1},
+                                  {"label": "NEGATIVE", "merged_into": "negative", "rows": 1}]
+    assert table.summary()["label_merges"] == table.label_merges
+    rows = [("a", "0"), ("b", "01"), ("c", "00"), ("d", "1"), ("e", "1.0"), ("f", "007"), ("g", "7"), ("h", "007"), ("i", "A1"), ("j", "a1")]
+    table = read_text_table(write_csv(tmp_path / "zeros.csv", rows))
+    assert table.classes == ["0", "007", "1", "A1"]  # '0'/'00' and 'A1'/'a1' tie: the first seen; '1' ('1.0' too) and '007' lead
+    assert [table.classes[r.label] for r in table.records] == ["0", "1", "0", "1", "1", "007", "007", "007", "A1", "A1"]
+    assert [(m["label"], m["merged_into"], m["rows"]) for m in table.label_merges] == [("00", "0", 1), ("01", "1", 1), ("7", "007", 1),
+                                                                                      ("a1", "A1", 1)]
+    # read against known classes (a model's, train's): other spellings count as those classes, not as unknown labels
+    known = read_text_table(write_csv(tmp_path / "t.csv", [("x", "Positive"), ("y", "negative"), ("z", "POSITIVE"), ("w", "meh")]),
+                            classes=["negative", "positive"])
+    assert [known.classes[r.label] for r in known.records] == ["positive", "negative", "positive"]
+    assert [s.reason.split(":")[0] for s in known.skipped] == ["unknown label"]
+    assert known.label_merges == [{"label": "Positive", "merged_into": "positive", "rows": 1}, {"label": "POSITIVE", "merged_into": "positive", "rows": 1}]
+    # and a test file beside a data file is read against train's classes
+    train = write_csv(tmp_path / "train.csv", [(t, lab.lower()) for t, lab in balanced_rows()])
+    test = write_csv(tmp_path / "test.csv", [("nice one", "POS"), ("poor one", "Neg")])
+    splits = load_text_dataset(train, test=test)
+    assert [splits.classes[r.label] for r in splits.test] == ["pos", "neg"]
+
+
+def test_read_texts_of_a_headerless_one_column_file_keeps_its_first_line(tmp_path: Path):
+    """A one-column CSV without a header lost its first text (taken as the column's name), silently."""
+    p = tmp_path / "x.csv"
+    p.write_text("Great phone love it\nTerrible battery\nWorks fine\n", encoding="utf-8")
+    notes: list[str] = []
+    assert read_texts(p, notes=notes) == ["Great phone love it", "Terrible battery", "Works fine"]
+    assert len(notes) == 1 and "'Great phone love it' is not a text-column name" in notes[0] and "--text-col" in notes[0]
+    assert read_texts(p, text_col="Great phone love it") == ["Terrible battery", "Works fine"]  # named: it is the header
+    for header in ("text", "Review Text", "comments", "Sentence"):  # a header that names a text column stays a header
+        p.write_text(f"{header}\nTerrible battery\nWorks fine\n", encoding="utf-8")
+        notes = []
+        assert read_texts(p, notes=notes) == ["Terrible battery", "Works fine"] and notes == []
+
+
+def test_read_texts_of_an_empty_file_or_a_header_without_rows_says_so(tmp_path: Path):
+    for name, content, said in (("e.txt", "", "is empty"), ("e.csv", "", "is empty"), ("b.txt", "\n  \n", "is empty"),
+                                ("h.csv", "text,label\n", "has a header (text, label) but no rows")):
+        (tmp_path / name).write_text(content, encoding="utf-8")
+        with pytest.raises(DataError, match=re.escape(said)):
+            read_texts(tmp_path / name)
+
+
+@pytest.mark.parametrize(("codec", "endian"), [("utf-16-le", "little"), ("utf-16-be", "big"), ("utf-32-le", "little")])
+def test_utf16_or_utf32_without_a_byte_order_mark_is_named_not_read_as_nul_filled_text(tmp_path: Path, codec: str, endian: str):
+    """Read as UTF-8, a UTF-16-LE file without a BOM trained on texts full of NULs, with classes like '\\x000\\x00'."""
+    p = tmp_path / "u.csv"
+    content = "text,label\r\n" + "".join(f"caf\u00e9 review number {i} is good,{i % 2}\r\n" for i in range(20))
+    p.write_bytes(content.encode(codec))
+    bits = codec[4:6]
+    for encoding in ("utf-8", "latin-1"):
+        with pytest.raises(DataError, match=rf"looks like UTF-{bits} \({endian}-endian\) without a byte-order mark.*--encoding {codec}"):
+            read_text_table(p, encoding=encoding)
+        with pytest.raises(DataError, match=f"--encoding {codec}"):
+            read_texts(p, encoding=encoding)
+    table = read_text_table(p, encoding=codec)
+    assert table.classes == ["0", "1"] and table.texts[0] == "caf\u00e9 review number 0 is good" and table.skipped == []
+    cjk = tmp_path / "cjk.csv"  # UTF-8 text in other scripts has no zero bytes: read as before
+    write_csv(cjk, [("最悪の商品です", "0"), ("非常好，物超所值", "1"), ("좋아요 👌", "1"), ("Ужасно", "0")])
+    assert read_text_table(cjk).classes == ["0", "1"]
+
+
+def test_a_cp1252_file_is_advised_as_cp1252_not_latin1(tmp_path: Path):
+    """latin-1 reads the bytes 0x80-0x9F of a Windows file (“ ” – €) as invisible control characters (U+0093...)."""
+    p = tmp_path / "w.csv"
+    p.write_bytes("text,label\n\u201cgreat\u201d phone \u2013 \u20ac50,1\nbad one,0\n".encode("cp1252"))
+    with pytest.raises(DataError, match=r"--encoding cp1252") as exc:
+        read_text_table(p)
+    assert "--encoding latin-1" not in str(exc.value)
+    assert read_text_table(p, encoding="cp1252").texts[0] == "\u201cgreat\u201d phone \u2013 \u20ac50"
+    p.write_bytes("text,label\ncaf\u00e9 great,1\nbad one,0\n".encode("latin-1"))  # no such bytes: latin-1 (and cp1252) read it alike
+    with pytest.raises(DataError, match=r"--encoding latin-1"):
+        read_text_table(p)
+
+
+def test_a_class_too_rare_to_split_is_named_with_advice_that_can_be_followed(tmp_path: Path):
+    """The errors said "a class has fewer than 2 distinct texts" (which?), "pass an explicit validation file" (fit-text has
+    no --val option) and "--cv 3 ... use at most 1 folds" (--cv needs 2 or more)."""
+    rows = balanced_rows() + [("a neutral remark", "neutral")]
+    p = write_csv(tmp_path / "once.csv", rows)
+    with pytest.raises(DataError, match=r"test split: class 'neutral' \(1 distinct text\).*folder with train\.\*, val\.\* and test\.\*"):
+        load_text_dataset(p)
+    test = write_csv(tmp_path / "test.csv", balanced_rows(3))
+    with pytest.raises(DataError, match=r"validation split: class 'neutral' \(1 distinct text\)") as exc:
+        load_text_dataset(p, test=test)
+    assert "fit-text has no --val option" in str(exc.value) and "explicit validation file" not in str(exc.value)
+    table = read_text_table(p)
+    with pytest.raises(DataError, match=r"--cv 3: class 'neutral' \(1 example\); .*needs at least 2 examples of every class") as exc:
+        stratified_folds(table.records, 3, 0, classes=table.classes)
+    assert "at most 1 folds" not in str(exc.value)
+    two = read_text_table(write_csv(tmp_path / "two.csv", rows + [("another neutral remark", "neutral")]))
+    with pytest.raises(DataError, match=r"--cv 3: class 'neutral' \(2 examples\).*at most 2 folds \(--cv 2\)"):
+        stratified_folds(two.records, 3, 0, classes=two.classes)
+    # the advice holds: a folder with its own validation file trains with the rare class
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    write_csv(folder / "train.csv", rows)
+    write_csv(folder / "val.csv", balanced_rows(3) + [("neutral again", "neutral")])
+    write_csv(folder / "test.csv", balanced_rows(2))
+    splits = load_text_dataset(folder)
+    assert splits.classes == ["neg", "neutral", "pos"] and len(splits.train) == 17

@@ -158,8 +158,24 @@ def test_cv_resume_skips_the_finished_folds(setup, tmp_path, monkeypatch):
 def test_resuming_a_finished_text_run_refuses(setup):
     from transferkit.errors import FinishedRunError
 
-    with pytest.raises(FinishedRunError, match="has finished already.*transferkit evaluate-text"):
+    with pytest.raises(FinishedRunError, match="has finished already.*transferkit evaluate-text") as exc:
         fit_text(resume=setup["run"], progress=False)
+    # a --no-report run (report=False) was said to have been "stopped while writing" its report
+    assert "report was not written" not in str(exc.value) and "stopped while writing" not in str(exc.value)
+
+
+def test_a_finished_run_without_its_report_file_is_said_only_when_it_was_to_write_one(setup, tmp_path):
+    import shutil
+
+    from transferkit.errors import FinishedRunError
+
+    run = tmp_path / "run"
+    shutil.copytree(setup["run"], run)
+    saved = json.loads((run / "config.json").read_text())
+    saved["run"]["report"] = True  # a run that was to write report.html and has none: stopped while writing it
+    (run / "config.json").write_text(json.dumps(saved))
+    with pytest.raises(FinishedRunError, match="its report was not written: the run was stopped while writing it"):
+        fit_text(resume=run, progress=False)
 
 
 def test_bad_resume_folders_are_clear_errors(setup, tmp_path):

@@ -483,6 +483,20 @@ from . import cache_commands, export_commands, rank_commands, report_commands, t
 _INTERRUPTED = ("[yellow]interrupted.[/] Run the same command again: features computed so far are in the cache (stored every "
                 "256 images) and are not computed twice. A fit whose RUN/config.json still says \"running\" also continues with "
                 "`transferkit fit --resume RUN`.")
+_INTERRUPTED_TEXT = {
+    "fit-text": ("[yellow]interrupted.[/] Run the same command again: text embeddings computed so far are in the cache (stored "
+                 "once each split's texts are embedded) and are not computed twice. A finetune or lora run whose "
+                 "RUN/config.json still says \"running\" also continues with `transferkit fit-text --resume RUN`."),
+    "evaluate-text": "[yellow]interrupted.[/] Nothing was written; run the same command again.",
+    "predict-text": "[yellow]interrupted.[/] Nothing was written; run the same command again.",
+}
+
+
+def _interrupted_message(argv: list[str] | None = None) -> str:
+    """What to say of a Ctrl-C no command handled (e.g. during the imports): the image message, or the one of the text
+    command on the command line (its name is the first argument that is not an option)."""
+    command = next((a for a in (sys.argv if argv is None else argv)[1:] if not a.startswith("-")), None)
+    return _INTERRUPTED_TEXT.get(command, _INTERRUPTED)
 
 
 def main() -> None:
@@ -492,13 +506,13 @@ def main() -> None:
         app()
     except KeyboardInterrupt:  # outside training (which saves a checkpoint and says how to resume): e.g. during feature extraction
         if is_main_process():  # under `accelerate launch` every process is interrupted: the main one says so
-            err.print(_INTERRUPTED)
+            err.print(_interrupted_message())
         sys.exit(130)
     except SystemExit as exc:
         # typer turns a Ctrl-C that no command handled into a silent exit 130; training's own (a checkpoint saved) is
         # handled and said where it happens, so only an unhandled one is said here
         if exc.code == 130 and isinstance(getattr(exc.__context__, "__cause__", None), KeyboardInterrupt) and is_main_process():
-            err.print(_INTERRUPTED)
+            err.print(_interrupted_message())
         raise
     except OSError as exc:  # a path that cannot be read or written (a folder in the way, no permission, a full disk)
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""

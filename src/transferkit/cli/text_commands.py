@@ -26,6 +26,11 @@ def _print_text_data_notes(data: dict) -> None:
     files = data.get("files") or [data]
     for f in files:
         name = Path(f["path"]).name if f.get("path") else "the data"
+        if f.get("label_merges"):
+            from ..data.text import describe_label_merges
+
+            err.print(f"[yellow]labels merged in {escape(name)}[/] (spellings of one label, case or leading zeros aside): "
+                      f"{escape(describe_label_merges(f['label_merges']))} (config.json: data)", soft_wrap=True)
         if f.get("num_skipped"):
             reasons = ", ".join(f"{n} {r}" for r, n in f["skipped_by_reason"].items())
             err.print(f"[yellow]skipped {f['num_skipped']} row(s) of {name}:[/] {reasons} (listed in config.json)")
@@ -199,6 +204,11 @@ def evaluate_text_cmd(
     if as_json:
         console.print_json(dumps_strict(metrics, indent=None))
         return
+    if metrics.get("label_merges"):
+        from ..data.text import describe_label_merges
+
+        err.print(f"[yellow]labels merged[/] into the model's classes (case or leading zeros aside): "
+                  f"{escape(describe_label_merges(metrics['label_merges']))}", soft_wrap=True)
     if metrics["skipped"]:
         err.print(f"[yellow]skipped {len(metrics['skipped'])} row(s)[/] (e.g. {metrics['skipped'][0]['where']}: {metrics['skipped'][0]['reason']})")
     if metrics.get("training_record"):
@@ -206,9 +216,15 @@ def evaluate_text_cmd(
     if metrics["excluded_training_texts"]:
         err.print(f"[yellow]left out {metrics['excluded_training_texts']} text(s) this run trained on (train/val, same words ignoring "
                   f"case and punctuation); scored the other {metrics['num_samples']}. --include-training-texts scores them all.[/]")
+    undefined = metrics.get("undefined") or {}  # a class missing from the file: these metrics have no value (NaN), and why
+    auc = ""
+    if "binary" in metrics:
+        auc = ", ROC-AUC " + ("undefined" if metrics["binary"]["roc_auc"] != metrics["binary"]["roc_auc"] else f"{metrics['binary']['roc_auc']:.3f}")
     console.print(f"{data.name}: accuracy {metrics['accuracy']:.3f}, balanced accuracy {metrics['balanced_accuracy']:.3f}, "
-                  f"macro F1 {metrics['macro_f1']:.3f}" + (f", ROC-AUC {metrics['binary']['roc_auc']:.3f}" if "binary" in metrics else "")
-                  + f" (n={metrics['num_samples']})")
+                  f"macro F1 {metrics['macro_f1']:.3f}" + auc + f" (n={metrics['num_samples']})")
+    for name, why in undefined.items():
+        label = {"roc_auc": "ROC-AUC", "roc_auc_ovr_macro": "one-vs-rest ROC-AUC"}.get(name, name.replace("_", " "))
+        err.print(f"[yellow]{label} undefined:[/] {escape(why.replace('in this split', f'in {data.name}'))}", soft_wrap=True)
 
 
 def read_text_inputs(texts: list[str] | None, file: Path | None, text_col: str | None, encoding: str = "utf-8") -> list[str]:
@@ -216,19 +232,33 @@ def read_text_inputs(texts: list[str] | None, file: Path | None, text_col: str |
     ('-', or nothing with piped input); shared by ``predict-text`` and ``predict`` on text models. Rows of the file that
     cannot be parsed are left out and reported on stderr (count, first lines)."""
     items = [t for t in (texts or []) if t != "-"]
+    for t in items:  # a file name given as a text: it was classified as the string itself
+        try:
+            is_file = Path(t).expanduser().is_file()
+        except (OSError, ValueError):  # a text too long to be a path, or with a NUL
+            is_file = False
+        if is_file:
+            raise TransferKitError(f"'{t}' is a file, and the arguments after the model are classified as texts themselves. "
+                                   f"To classify the texts in it, pass `--file {t}` (one text per line, or a .csv/.tsv/.jsonl "
+                                   "text column); to classify the words themselves, give them on stdin.")
     if file is not None:
         from ..data.text import read_texts
 
         skipped: list = []
         notes: list[str] = []
-        items += read_texts(file, text_col=text_col, encoding=encoding, skipped=skipped, notes=notes)
+        from_file = read_texts(file, text_col=text_col, encoding=encoding, skipped=skipped, notes=notes)
+        items += from_file
         for note in notes:
-            err.print(f"[yellow]note:[/] {note}")
+            err.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
         if skipped:
             shown = "; ".join(f"{s.where}: {s.reason}" for s in skipped[:3])
             err.print(f"[yellow]skipped {len(skipped)} row(s) of {file} that could not be parsed[/] (not in the results below): {shown}")
+        if not from_file:
+            raise TransferKitError(f"'{file}' has no texts to classify" + (f": all {len(skipped)} row(s) were skipped" if skipped else "")
+                                   + ".")
     if (texts and "-" in texts) or (not items and file is None and not sys.stdin.isatty()):
-        items += [line.rstrip("\r") for line in sys.stdin.read().split("\n") if line.strip()]
+        # a UTF-8 byte-order mark (Windows tools write one) is not part of the first text
+        items += [line.rstrip("\r") for line in sys.stdin.read().lstrip("\ufeff").split("\n") if line.strip()]
     if not items:
         raise TransferKitError("no texts given: pass them as arguments, with --file FILE, or on stdin ('-').")
     return items

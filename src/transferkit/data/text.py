@@ -6,13 +6,17 @@ Formats, chosen by the file suffix:
   (``text``, ``sentence``, ``review``... and ``label``, ``sentiment``, ``class``...). A ``.csv`` whose header has no
   comma but tabs or semicolons is read with that separator (spreadsheet exports). A quote left open swallows the
   lines after it: such a row is skipped and named, also when the quote closes by chance rows later (a swallowed line
-  that reads as a row of its own gives it away);
+  that reads as a row of its own gives it away). A text quoted over several lines by the rules (RFC 4180, as Excel and
+  Python's csv.writer write it: line breaks, commas and doubled quotes inside quotes) is one good row;
 - ``.jsonl`` / ``.ndjson``: one JSON object per line, the same column rules;
 - ``.txt``: the UCI "Sentiment Labelled Sentences" layout, ``sentence<TAB>label`` per line. Each
   line is split at its *last* tab, and lines are split on ``\\n`` only (the imdb file has U+0085
   inside sentences, which ``str.splitlines`` would treat as a line break).
 
-Labels may be strings or integers (``1.0`` is the label ``1``); classes are sorted (numerically when every label is an
+Labels may be strings or integers (``1.0`` is the label ``1``); spellings of one label that differ only in case
+(``Positive``/``positive``) or, for all-digit labels, in leading zeros (``01``/``1``) are one class, spelled as most of
+its rows spell it (on a tie, as the first), and the merge is recorded (``label_merges``); a file read against known
+classes (a model's, train's) maps such spellings to them the same way. Classes are sorted (numerically when every label is an
 integer). Text is UTF-8 unless ``encoding`` says otherwise; a UTF-16/32 byte-order mark is honoured whatever it says.
 Bad input is an error that says what to do (not UTF-8, a missing column, a single
 class) or a counted, listed skip (empty text, a missing label, a label the model does not know,
@@ -78,6 +82,9 @@ class TextTable:
     skipped: list[SkippedRow]
     text_col: str | None
     label_col: str | None
+    # spellings of one label merged into one class ("Positive" into "positive", "01" into "1"; :func:`label_key`):
+    # {"label": spelling, "merged_into": class, "rows": n}
+    label_merges: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def labels(self) -> np.ndarray:
@@ -108,6 +115,7 @@ class TextTable:
             "classes": self.classes,
             "counts": {c: int(n) for c, n in zip(self.classes, np.bincount(self.labels, minlength=len(self.classes)))},
             "num_rows": len(self.records),
+            "label_merges": self.label_merges,
             "num_skipped": len(self.skipped),
             "skipped_by_reason": dict(Counter(s.reason.split(" (")[0].split(":")[0] for s in self.skipped)),
             "skipped": [{"where": s.where, "reason": s.reason} for s in self.skipped],
@@ -118,13 +126,42 @@ class TextTable:
 
 
 # ---- reading -----------------------------------------------------------------------------
+def _wide_encoding_without_bom(data: bytes) -> str | None:
+    """'utf-16-le', 'utf-16-be', 'utf-32-le' or 'utf-32-be' when the zero bytes of the file's start fall where that
+    encoding puts them for mostly ASCII text (``a\\x00b\\x00``: UTF-16-LE), else None. A zero byte never occurs in
+    UTF-8, Latin-1 or cp1252 text, so such a file read in one of them would give texts and labels full of NULs."""
+    n = min(len(data), 4096) // 4 * 4
+    sample = data[:n]
+    if n < 8 or sample.count(0) < n // 8:
+        return None
+    q = n // 4
+    zeros = [sample[r::4].count(0) for r in range(4)]  # zero bytes at each position modulo 4
+    if zeros[3] >= 0.9 * q and zeros[2] >= 0.8 * q and zeros[1] >= 0.5 * q and zeros[0] <= 0.1 * q:
+        return "utf-32-le"
+    if zeros[0] >= 0.9 * q and zeros[1] >= 0.8 * q and zeros[2] >= 0.5 * q and zeros[3] <= 0.1 * q:
+        return "utf-32-be"
+    even, odd = zeros[0] + zeros[2], zeros[1] + zeros[3]
+    if odd >= 0.3 * 2 * q and even <= 0.05 * 2 * q:
+        return "utf-16-le"
+    if even >= 0.3 * 2 * q and odd <= 0.05 * 2 * q:
+        return "utf-16-be"
+    return None
+
+
+_C1_BYTES = re.compile(rb"[\x80-\x9f]")
+
+
 def _decode(path: Path, encoding: str) -> str:
     """The file's text. A UTF-16 or UTF-32 file announces itself with a byte-order mark and is read as such whatever
-    ``encoding`` says (read as UTF-8 or Latin-1 it would give NUL-filled texts and labels)."""
+    ``encoding`` says (read as UTF-8 or Latin-1 it would give NUL-filled texts and labels). One without a byte-order
+    mark, read in an encoding that is not UTF-16/32, is an error that names the encoding to pass (its zero bytes tell
+    it: :func:`_wide_encoding_without_bom`); it is not decoded on a guess. A file that is not valid in ``encoding`` is
+    an error that names the line and suggests an encoding: cp1252 when the file has bytes 0x80-0x9F (Windows' quotes,
+    dashes and euro sign there, which Latin-1 would read as invisible control characters), else Latin-1."""
     import codecs
 
     try:
-        codecs.lookup(encoding)
+        codec = codecs.lookup(encoding).name
     except LookupError:
         raise DataError(f"unknown text encoding '{encoding}': use a Python codec name such as utf-8, latin-1, cp1252 or utf-16.") from None
     data = path.read_bytes()
@@ -132,16 +169,31 @@ def _decode(path: Path, encoding: str) -> str:
         encoding = "utf-32"
     elif data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         encoding = "utf-16"
+    elif not codec.startswith(("utf-16", "utf-32")) and (wide := _wide_encoding_without_bom(data)):
+        bits, endian = wide[4:6], "little" if wide.endswith("le") else "big"
+        raise DataError(
+            f"'{path}' looks like UTF-{bits} ({endian}-endian) without a byte-order mark (a zero byte beside most characters), "
+            f"not {encoding}: pass --encoding {wide} (fit-text, evaluate-text, predict-text, rank; Python: encoding='{wide}'), "
+            f"or re-save it as UTF-8 (e.g. `iconv -f {wide} -t utf-8 in.csv > out.csv`).")
     try:
         text = data.decode(encoding)
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         bad = data[exc.start : exc.start + 8]
-        guess = "utf-16" if data[:200].count(b"\x00") > len(data[:200]) // 4 else "latin-1"
+        guess, why = "latin-1", ""
+        if data[:200].count(b"\x00") > len(data[:200]) // 4:
+            guess = "utf-16"
+        elif _C1_BYTES.search(data) and codec != "cp1252":
+            try:
+                data.decode("cp1252")
+                guess, why = "cp1252", (" (it has bytes 0x80-0x9F: quotes, dashes or the euro sign in cp1252, Windows' encoding; "
+                                        "latin-1 would read them as invisible control characters)")
+            except UnicodeDecodeError:
+                pass
         raise DataError(
             f"'{path}' is not valid {encoding}: line {line} has the byte(s) {bad!r} (offset {exc.start}). "
             f"Re-save the file as UTF-8 (e.g. `iconv -f {guess} -t utf-8 in.csv > out.csv`), "
-            f"or pass its encoding (fit-text, evaluate-text, predict-text, rank: --encoding {guess}; Python: encoding=)."
+            f"or pass its encoding{why} (fit-text, evaluate-text, predict-text, rank: --encoding {guess}; Python: encoding=)."
         ) from None
     return text.lstrip("\ufeff")  # a byte-order mark is not part of the first header
 
@@ -220,7 +272,7 @@ def _iter_rows(path: Path, content: str) -> Iterator[tuple[str, dict[str, Any] |
             elif end > start and any(v is None for v in row.values()):  # one quoted field swallowed the lines after it
                 yield where, None, (f"a quote opened on line {start} is never closed (the row runs to line {end} and "
                                     f"still lacks fields): close the quote, or double it (\"\") inside a quoted text")
-            elif end > start and (swallowed := _swallowed_row(lines[start:end], delimiter, recurring)):
+            elif end > start and (swallowed := _swallowed_row(lines[start - 1:end], delimiter, recurring)):
                 yield where, None, (f"a quote opened on line {start} is never closed: the row runs to line {end}, taking in line "
                                     f"{start + swallowed} and maybe more rows of their own; close the quote, or double it (\"\") "
                                     "inside a quoted text")
@@ -251,14 +303,39 @@ def _iter_rows(path: Path, content: str) -> Iterator[tuple[str, dict[str, Any] |
             yield f"{name}:{i}", {"text": text, "label": label}, None
 
 
-def _swallowed_row(inner: list[str], delimiter: str, recurring: list[set[str]]) -> int:
-    """For the physical lines after the first of one multi-line CSV row: the 1-based index of the first that reads as a
-    whole row of its own (the header's number of fields, and in some column a value that recurs over one-line rows,
-    such as a label), else 0. A quoted text that legitimately spans lines rarely looks like that; a runaway quote does."""
-    for k, line in enumerate(inner, start=1):
+def _swallowed_row(row_lines: list[str], delimiter: str, recurring: list[set[str]]) -> int:
+    """For the physical lines of one multi-line CSV row: the 1-based index (after the first line) of a line that gives
+    away a runaway quote, else 0. A line reads as a whole row of its own when it has the header's number of fields and
+    in some column a value that recurs over one-line rows (such as a label).
+
+    - A line between the first and the last that reads as a row: it lies inside the quoted text, where a legitimate
+      multi-line text rarely holds a line like ``still bad,0``; a runaway quote swallows whole rows there.
+    - The last line holds the end of the quoted text *and the row's other fields* (``Battery lasts for days.",1``, as
+      Excel and Python's csv.writer write a text with line breaks), so it reads as a row in a good row too. It counts
+      only when the quote was not properly closed (RFC 4180: the closing quote is followed by the separator or the end
+      of the line; ``The 5" screen,1`` closes it by chance), or when the first line, read without its opening quote, is
+      a row of its own too (``"Bad one,0`` then ``Size 5",1``: two rows joined by a stray quote)."""
+    def reads_as_row(line: str, recurring_value: bool = True) -> bool:
         fields = next(csv.reader([line.rstrip("\r")], delimiter=delimiter), [])
-        if len(fields) == len(recurring) and any(f in seen for f, seen in zip(fields, recurring) if len(f) <= 40):
+        return len(fields) == len(recurring) and (not recurring_value or any(f and f in seen for f, seen in zip(fields, recurring)
+                                                                             if len(f) <= 40))
+
+    inner = row_lines[1:]
+    for k, line in enumerate(inner[:-1], start=1):
+        if reads_as_row(line):
             return k
+    if not inner:
+        return 0
+    first = row_lines[0].lstrip()
+    if first.startswith('"') and reads_as_row(first[1:].replace('"', "")) and reads_as_row(inner[-1], recurring_value=False):
+        return len(inner)
+    if reads_as_row(inner[-1]):
+        try:  # one row, quoted by the rules (a stray quote inside an unquoted field, or text after a closing quote, fails)
+            well_formed = len(list(csv.reader(io.StringIO("\n".join(row_lines), newline=""), delimiter=delimiter, strict=True))) == 1
+        except csv.Error:
+            well_formed = False
+        if not well_formed:
+            return len(inner)
     return 0
 
 
@@ -289,6 +366,37 @@ def _label_string(value: Any) -> str | None:
     if _WHOLE_NUMBER_WITH_ZEROS.fullmatch(s):  # "1.0" is the label 1, as the float 1.0 of a JSONL file is
         s = str(int(float(s)))
     return s or None
+
+
+_ALL_DIGITS = re.compile(r"\d+", re.ASCII)
+
+
+def label_key(label: str) -> str:
+    """What the spellings of one label share: an all-digit label compares as its number ("007" is "7", "00" is "0"),
+    any other case-insensitively ("Positive" is "positive", "A1" is "a1")."""
+    return str(int(label)) if _ALL_DIGITS.fullmatch(label) else label.casefold()
+
+
+def merge_label_spellings(labels: Sequence[str]) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """Spellings of one label (:func:`label_key`) mapped to one class: the most frequent spelling, on a tie the first seen.
+    Returns (spelling -> class, the merges: {"label", "merged_into", "rows"} per spelling that was merged)."""
+    spellings: dict[str, Counter] = {}
+    for lab in labels:
+        spellings.setdefault(label_key(lab), Counter())[lab] += 1
+    mapping: dict[str, str] = {}
+    merges = []
+    for counts in spellings.values():
+        chosen = counts.most_common(1)[0][0]  # most_common keeps first-seen order among equal counts
+        for lab, n in counts.items():
+            mapping[lab] = chosen
+            if lab != chosen:
+                merges.append({"label": lab, "merged_into": chosen, "rows": n})
+    return mapping, merges
+
+
+def describe_label_merges(merges: Sequence[dict[str, Any]]) -> str:
+    """'Positive' → 'positive' (12 rows), ..."""
+    return ", ".join(f"'{m['label']}' → '{m['merged_into']}' ({m['rows']} row{'s' if m['rows'] != 1 else ''})" for m in merges)
 
 
 def _sort_classes(labels: set[str]) -> list[str]:
@@ -340,16 +448,27 @@ def read_text_table(
         else:
             raw.append((text, label, where))
 
+    merges: list[dict[str, Any]] = []
     if classes is not None:
         known = list(classes)
+        by_key: dict[str, list[str]] = defaultdict(list)
+        for c in known:
+            by_key[label_key(c)].append(c)
         kept = []
+        merged: Counter = Counter()
         for text, label, where in raw:
+            if label not in known and len(by_key.get(label_key(label), ())) == 1:  # another spelling of a known class
+                merged[(label, by_key[label_key(label)][0])] += 1
+                label = by_key[label_key(label)][0]
             if label in known:
                 kept.append((text, label, where))
             else:
                 skipped.append(SkippedRow(where, f"unknown label: '{label}' (classes: {known})"))
         raw = kept
+        merges = [{"label": lab, "merged_into": c, "rows": n} for (lab, c), n in merged.items()]
     else:
+        mapping, merges = merge_label_spellings([lab for _, lab, _ in raw])
+        raw = [(text, mapping[label], where) for text, label, where in raw]
         known = _sort_classes({lab for _, lab, _ in raw})
         if len(known) < 2:
             got = f"only the class '{known[0]}'" if known else "no usable rows"
@@ -362,7 +481,7 @@ def read_text_table(
         raise DataError(f"'{path}' has no usable rows ({len(skipped)} skipped; e.g. {skipped[0].reason if skipped else '-'}).")
     index = {c: i for i, c in enumerate(known)}
     records = [TextRecord(text, index[label], where) for text, label, where in raw]
-    return TextTable(path, known, records, skipped, tcol, lcol)
+    return TextTable(path, known, records, skipped, tcol, lcol, merges)
 
 
 # ---- splitting ---------------------------------------------------------------------------
@@ -374,9 +493,29 @@ def text_groups(records: Sequence[TextRecord]) -> np.ndarray:
     return np.array([ids.setdefault(normalize_text(r.text) or r.text, len(ids)) for r in records], dtype=np.int64)
 
 
-def grouped_stratified_split(records: Sequence[TextRecord], fraction: float, seed: int, what: str) -> tuple[list[int], list[int]]:
+def _name_classes(counts: dict[int, int], classes: Sequence[str] | None, noun: str) -> str:
+    """"class 'neutral' (1 distinct text)", "classes 'a' (1 ...), 'b' (1 ...)"."""
+    def one(label: int) -> str:
+        name = f"'{classes[label]}'" if classes is not None and 0 <= label < len(classes) else f"number {label}"
+        return f"{name} ({counts[label]} {noun}{'s' if counts[label] != 1 else ''})"
+    labels = sorted(counts)
+    return ("class " if len(labels) == 1 else "classes ") + ", ".join(one(lab) for lab in labels)
+
+
+_SPLIT_ADVICE = {
+    "test": ("Add examples of it, or leave its rows out; or give the splits yourself: as DATA a folder with train.*, val.* "
+             "and test.* files (with --test FILE alone, validation is still carved from DATA; Python: test=, val=)."),
+    "validation": ("Add examples of it, or leave its rows out; or give the validation texts yourself: as DATA a folder with "
+                   "train.*, val.* and test.* files (fit-text has no --val option; Python: load_text_dataset(val=...))."),
+}
+
+
+def grouped_stratified_split(records: Sequence[TextRecord], fraction: float, seed: int, what: str, *,
+                             classes: Sequence[str] | None = None, advice: str | None = None) -> tuple[list[int], list[int]]:
     """(keep, hold) indices: ``fraction`` of the *distinct texts* held out, stratified by label;
-    every copy (or near-copy, :func:`text_groups`) of a text stays on one side."""
+    every copy (or near-copy, :func:`text_groups`) of a text stays on one side. A class with fewer than 2 distinct texts
+    is an error that names it (``classes``: the class names) and says what to do (``advice``, else the advice for a
+    ``what`` of "test" or "validation")."""
     from sklearn.model_selection import train_test_split
 
     groups = text_groups(records)
@@ -388,7 +527,10 @@ def grouped_stratified_split(records: Sequence[TextRecord], fraction: float, see
     ulabels = labels[[first[g] for g in uniq]]
     counts = Counter(ulabels.tolist())
     if min(counts.values()) < 2:
-        raise DataError(f"cannot carve a stratified {what} split: a class has fewer than 2 distinct texts. Add examples or pass an explicit {what} file.")
+        rare = {int(lab): n for lab, n in counts.items() if n < 2}
+        raise DataError(f"cannot carve a stratified {what} split: {_name_classes(rare, classes, 'distinct text')}; each class needs at "
+                        f"least 2 (copies and near-copies count once), one on each side. "
+                        + (advice or _SPLIT_ADVICE.get(what, "Add examples of it, or leave its rows out.")))
     n_hold = max(len(counts), round(len(uniq) * fraction))
     if len(uniq) - n_hold < len(counts):
         raise DataError(f"too few distinct texts ({len(uniq)}) to carve a {what} split for {len(counts)} classes.")
@@ -399,16 +541,23 @@ def grouped_stratified_split(records: Sequence[TextRecord], fraction: float, see
     return keep, hold
 
 
-def stratified_folds(records: Sequence[TextRecord], k: int, seed: int) -> list[tuple[list[int], list[int]]]:
-    """K stratified folds over distinct texts (scikit-learn's StratifiedGroupKFold): (train, test) indices."""
+def stratified_folds(records: Sequence[TextRecord], k: int, seed: int, *,
+                     classes: Sequence[str] | None = None) -> list[tuple[list[int], list[int]]]:
+    """K stratified folds over distinct texts (scikit-learn's StratifiedGroupKFold): (train, test) indices. A class with
+    fewer than ``k`` examples is an error that names it (``classes``: the class names)."""
     from ..crossval import stratified_folds as folds_of
 
     if k < 2:
         raise DataError(f"--cv needs at least 2 folds; got {k}.")
     labels = np.array([r.label for r in records])
-    smallest = min(Counter(labels.tolist()).values())
+    counts = Counter(labels.tolist())
+    smallest = min(counts.values())
     if smallest < k:
-        raise DataError(f"--cv {k}: the smallest class has only {smallest} example(s); use at most {smallest} folds.")
+        rare = _name_classes({int(lab): n for lab, n in counts.items() if n < k}, classes, "example")
+        if smallest < 2:  # no number of folds (at least 2) works
+            raise DataError(f"--cv {k}: {rare}; K-fold cross-validation needs at least 2 examples of every class (one per fold, "
+                            "at least 2 folds). Add examples of it, or leave its rows out.")
+        raise DataError(f"--cv {k}: {rare}; every fold needs an example of every class. Use at most {smallest} folds (--cv {smallest}), or add examples.")
     return [(tr.tolist(), te.tolist()) for tr, te in folds_of(labels, k, seed, text_groups(records))]
 
 
@@ -529,7 +678,7 @@ def load_text_dataset(
         test_records = t.records
         parts.append(f"test from {Path(test).name}")
     elif test_fraction:
-        keep, hold = grouped_stratified_split(records, test_fraction, seed, "test")
+        keep, hold = grouped_stratified_split(records, test_fraction, seed, "test", classes=classes)
         test_records = [records[i] for i in hold]
         records = [records[i] for i in keep]
         parts.append(f"test carved ({test_fraction:.0%}, stratified, seed {seed})")
@@ -541,7 +690,7 @@ def load_text_dataset(
         train, val_records = records, v.records
         parts.append(f"val from {Path(val).name}")
     else:
-        keep, hold = grouped_stratified_split(records, val_fraction, seed, "validation")
+        keep, hold = grouped_stratified_split(records, val_fraction, seed, "validation", classes=classes)
         train, val_records = [records[i] for i in keep], [records[i] for i in hold]
         parts.append(f"val carved from train ({val_fraction:.0%}, stratified, seed {seed})")
     splits = TextSplits(classes, train, val_records, test_records, "; ".join(parts), tables)
@@ -563,16 +712,29 @@ def is_labelled_txt(content: str) -> bool:
     return bool(lines) and 2 * labelled >= len(lines)
 
 
+def _names_a_text_column(name: str) -> bool:
+    """A header cell that names a text column: a known name (:data:`TEXT_COLUMN_NAMES`), in any case, with spaces or
+    hyphens for underscores, or in the plural ("Review Text", "comments")."""
+    n = re.sub(r"[\s\-]+", "_", name.strip().lower())
+    return n in TEXT_COLUMN_NAMES or n.removesuffix("s") in TEXT_COLUMN_NAMES
+
+
 def read_texts(path: str | Path, *, text_col: str | None = None, encoding: str = "utf-8",
                skipped: list[SkippedRow] | None = None, notes: list[str] | None = None) -> list[str]:
     """Unlabelled texts for prediction: a plain file (one text per line), a CSV/TSV/JSONL column, or the sentences of a
     labelled ``sentence<TAB>label`` ``.txt`` (:func:`is_labelled_txt`: the label is not part of the text; a line of it
     without a label is skipped, as :func:`read_text_table` skips it). Rows that cannot be parsed are left out and
-    appended to ``skipped`` (where, why), for the caller to report; what the file was read as is appended to ``notes``."""
+    appended to ``skipped`` (where, why), for the caller to report; what the file was read as is appended to ``notes``.
+
+    A one-column .csv/.tsv whose first line does not name a text column (:func:`_names_a_text_column`; ``text_col``
+    not given) has no header: its first line is a text too, and a note says so (``text_col=`` that line makes it the
+    header). An empty file, or a header without rows, is an error."""
     path = Path(path).expanduser()
     if not path.is_file():
         raise DataError(f"'{path}' does not exist. Pass a text file with one text per line, or a .csv/.jsonl with a text column.")
     content = _decode(path, encoding)
+    if not content.strip():
+        raise DataError(f"'{path}' is empty: it has no texts to classify.")
     if path.suffix.lower() in (".csv", ".tsv", ".jsonl", ".ndjson"):
         parsed = list(_iter_rows(path, content))
         rows = [r for _, r, _ in parsed if r is not None]
@@ -580,11 +742,20 @@ def read_texts(path: str | Path, *, text_col: str | None = None, encoding: str =
             skipped.extend(SkippedRow(where, f"unparsable line: {reason}") for where, r, reason in parsed if r is None)
         columns = _columns_of(path, content, rows)
         col = _pick_column(columns, text_col, TEXT_COLUMN_NAMES, "text", "--text-col", path)
+        first: list[str] = []
         if col is None:
             if len(columns) != 1:
                 raise DataError(f"cannot tell the text column of '{path}' (columns: {columns}); pass --text-col NAME.")
             col = columns[0]
-        return [str(r.get(col) or "") for r in rows]
+            if path.suffix.lower() in (".csv", ".tsv") and col.strip() and not _names_a_text_column(col):
+                first = [col]  # one column and no header: the first line is a text too
+                if notes is not None:
+                    notes.append(f"{path.name} has one column and no header (its first line {col[:60]!r} is not a text-column name "
+                                 f"such as 'text' or 'review'): every line is classified, the first too. If that line is the "
+                                 f"column's name, pass --text-col {col[:60]!r}")
+        if not first and not parsed:
+            raise DataError(f"'{path}' has a header ({', '.join(columns)}) but no rows: it has no texts to classify.")
+        return first + [str(r.get(col) or "") for r in rows]
     if path.suffix.lower() == ".txt" and is_labelled_txt(content):
         texts = []
         for where, row, reason in _iter_rows(path, content):  # the reader fit-text uses: the text is before the last tab

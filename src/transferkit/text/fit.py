@@ -256,7 +256,8 @@ def cross_validate_text(config: TextFitConfig, *, progress: bool = True, cache: 
     folds = []
     shared = load_text_backbone(config.backbone, config.weights, pooling=config.pooling, max_length=config.max_length) if config.strategy == "linear-probe" else None
     show = progress if verbose is None else verbose
-    for k, (train_idx, test_idx) in enumerate(stratified_folds(table.records, config.cv, config.seed)[:max_folds], start=1):
+    for k, (train_idx, test_idx) in enumerate(stratified_folds(table.records, config.cv, config.seed, classes=table.classes)[:max_folds],
+                                              start=1):
         fold_dir = Path(checkpoint_dir) / f"fold-{k}" if checkpoint_dir is not None and config.strategy != "linear-probe" else None
         done = _read_fold(fold_dir) if resume and fold_dir is not None else None
         if done is not None:
@@ -266,7 +267,10 @@ def cross_validate_text(config: TextFitConfig, *, progress: bool = True, cache: 
             continue
         c0, w0 = time.process_time(), time.perf_counter()
         rest = [table.records[i] for i in train_idx]
-        keep, hold = grouped_stratified_split(rest, config.val_fraction, config.seed, "validation")
+        keep, hold = grouped_stratified_split(rest, config.val_fraction, config.seed, f"fold-{k} validation", classes=table.classes,
+                                              advice="With --cv, validation is carved from each fold's training part, which "
+                                                     "needs 2 distinct texts of every class: add examples of it"
+                                                     + (", or use fewer folds (--cv)." if config.cv > 2 else "."))
         train, val, test = [rest[i] for i in keep], [rest[i] for i in hold], [table.records[i] for i in test_idx]
         model, info = train_text_classifier(config, table.classes, train, val, cache=cache, progress=progress, backbone=shared,
                                             checkpoint_dir=fold_dir, resume=resume, resume_hint=resume_hint)
@@ -323,7 +327,9 @@ def _resume_config(run_dir: Path) -> tuple[TextFitConfig, dict[str, Any]]:
             raise DataError(f"cannot resume '{run_dir}' as a text run: it is an image run; use `transferkit fit --resume {run_dir}`.")
         raise DataError(f"cannot resume '{run_dir}': its config.json has no 'fit_text' section (not written by `transferkit fit-text`).")
     if saved.get("status") == "done":
-        raise FinishedRunError(run_dir, "fit-text", report_expected=not saved["fit_text"].get("cv"))
+        # a report is written by a run with a test split (no --cv) that was not told --no-report (its recorded run options)
+        report_expected = not saved["fit_text"].get("cv") and bool((saved.get("run") or {}).get("report", True))
+        raise FinishedRunError(run_dir, "fit-text", report_expected=report_expected)
     try:
         config = TextFitConfig.model_validate(saved["fit_text"])
     except ValidationError as exc:
@@ -476,6 +482,7 @@ def fit_text(
     if config.cv:
         table = read_text_table(config.data, text_col=config.text_col, label_col=config.label_col, encoding=config.encoding)
         resolve_positive(table.classes, config.positive)  # a wrong --positive fails now, not after embedding and training
+        stratified_folds(table.records, config.cv, config.seed, classes=table.classes)  # too few examples for --cv: before the run folder
         start_run()
         folds, summary, data_summary = cross_validate_text(config, progress=progress, cache=cache, table=table, checkpoint_dir=checkpoints,
                                                            resume=resuming, resume_hint=hint, is_main=is_main)
@@ -483,7 +490,9 @@ def fit_text(
         metrics["folds"] = [{k: v for k, v in f.items() if k != "training"} | {"training": {kk: vv for kk, vv in f["training"].items() if kk != "history"}} for f in folds]
         metrics["data"] = {k: v for k, v in data_summary.items() if k not in ("skipped", "duplicates")}
         if save_final:
-            keep, hold = grouped_stratified_split(table.records, config.val_fraction, config.seed, "validation")
+            keep, hold = grouped_stratified_split(table.records, config.val_fraction, config.seed, "validation", classes=table.classes,
+                                                  advice="The model saved after --cv is trained on all rows with validation carved "
+                                                         "out: add examples of it, or pass --no-final (no saved model).")
             train, val = [table.records[i] for i in keep], [table.records[i] for i in hold]
             trained_on = {"train": train, "val": val}
             final, info = train_text_classifier(config, table.classes, train, val, cache=cache, progress=progress, adapter_dir=adapter_dir, stats=stats,
@@ -616,6 +625,7 @@ def evaluate_text(model: str | os.PathLike | TextClassifier, data: str | os.Path
     pos = tm.classes[tm.positive_index] if tm.positive_index is not None else None
     out = classification_metrics(np.array([r.label for r in records], dtype=np.int64), proba, tm.classes, positive=pos, threshold=threshold)
     out["skipped"] = [{"where": s.where, "reason": s.reason} for s in table.skipped]
+    out["label_merges"] = table.label_merges  # other spellings of the model's classes ('Positive' for 'positive')
     out["excluded_training_texts"] = len(table.records) - len(records)
     missing = None if source is None or include_training_texts or seen is not None else missing_training_record(source, items="texts")
     if missing:
