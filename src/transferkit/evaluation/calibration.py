@@ -132,7 +132,8 @@ def _missing_classes_note(missing: list[int], present: list[int], classes: Seque
     return (f"not fitted: the validation split holds no example of class {', '.join(map(name, missing))} (only of "
             f"{', '.join(map(name, present))}), so a temperature fitted on it would say nothing about how sure the model "
             "should be of the missing class(es); the temperature stays 1. Add examples of that class (so that the validation "
-            "carve gets some), or give a validation split that holds every class (a val/ folder, or a validation file)")
+            "carve gets some), or give a validation split that holds every class (images: a val/ folder beside train/; texts: a "
+            "folder holding train.*, val.* and test.* files)")
 
 
 def calibrate_on_validation(y_val: np.ndarray, proba_val: np.ndarray, *,
