@@ -397,3 +397,37 @@ def test_the_model_fit_text_returns_leaves_out_its_training_texts_in_memory(sent
     assert metrics["num_samples"] == result.test["num_samples"] < rows  # the fit's own test split, nothing else
     assert metrics["excluded_training_texts"] == rows - result.test["num_samples"]
     assert evaluate_text(result.model, sentiment_csv, include_training_texts=True)["num_samples"] == rows
+
+
+def test_fit_text_counts_the_test_embeddings_it_computes(sentiment_csv: Path, tiny_bert: Path, tmp_path: Path):
+    # "embeddings: 48 computed" for 60 texts: the test split's 12 were computed after training and never counted
+    from transferkit.data.text import read_text_table
+
+    result = _fit(sentiment_csv, tiny_bert, "linear-probe", None, cache_dir=tmp_path / "fresh-cache")
+    timing = result.metrics["timing_s"]
+    distinct = len({r.text for r in read_text_table(sentiment_csv).records})
+    assert timing["embeddings_computed"] == distinct and timing["embeddings_cached"] == 0
+
+
+def test_fit_text_refuses_limits_beside_a_fixed_encoder(sentiment_csv: Path, tiny_bert: Path, tmp_path: Path):
+    # `fit-text --model all-mpnet-base-v2 --max-params 1000` trained the 109 M-parameter encoder without a word
+    from transferkit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"max_params \(--max-params\) choose the encoder"):
+        _fit(sentiment_csv, tiny_bert, "linear-probe", tmp_path / "run", max_params=1000)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_text_run_is_marked_done_only_with_its_predictions_on_disk(sentiment_csv: Path, tiny_bert: Path, tmp_path: Path, monkeypatch):
+    # under a non-UTF-8 locale writing predictions failed after config.json already said "done": a resume then refused
+    import json
+
+    import transferkit.evaluation as evaluation
+
+    def fail(*a, **k):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(evaluation, "save_predictions", fail)
+    with pytest.raises(OSError):
+        _fit(sentiment_csv, tiny_bert, "linear-probe", tmp_path / "run", report=False)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["status"] == "running"

@@ -185,13 +185,16 @@ def train_text_classifier(
     return model, info
 
 
-def _proba(model: TextClassifier, records: Sequence[TextRecord], config: TextFitConfig, cache: FeatureCache | None = None) -> np.ndarray:
-    """Test-time probabilities; a frozen encoder's embeddings come from the cache."""
+def _proba(model: TextClassifier, records: Sequence[TextRecord], config: TextFitConfig, cache: FeatureCache | None = None,
+           stats: ExtractionStats | None = None) -> np.ndarray:
+    """Test-time probabilities; a frozen encoder's embeddings come from the cache (counted in ``stats`` when given: pass it
+    for the test split, whose embeddings training never made)."""
     texts = [r.text for r in records]
     if model.strategy == "linear-probe" and cache is not None:
         import torch
 
-        x = embed_texts(model.backbone, texts, cache=cache, batch_size=config.embed_batch_size, device=config.device, progress=False)
+        x = embed_texts(model.backbone, texts, cache=cache, batch_size=config.embed_batch_size, device=config.device, progress=False,
+                        stats=stats)
         with torch.no_grad():
             return model.head.eval()(torch.from_numpy(x)).softmax(1).numpy()
     return model.predict_proba(texts, batch_size=config.embed_batch_size, device=resolve_device(config.device))
@@ -419,6 +422,15 @@ def fit_text(
                                test=Path(test).expanduser().absolute() if test else None, **kwargs)
     if config.strategy not in STRATEGIES:
         raise DataError(f"unknown strategy '{config.strategy}'; use one of {STRATEGIES}.")
+    limits = {"max_params (--max-params)": max_params, "max_size_mb (--max-size-mb)": max_size_mb,
+              "max_latency_ms (--max-latency-ms)": max_latency_ms, "max_memory_mb (--max-memory-mb)": max_memory_mb}
+    given = [n for n, v in limits.items() if v is not None]
+    if given and config.backbone != "auto":  # they choose among the encoders: beside a fixed one they would be ignored
+        from ..errors import ConfigError
+
+        raise ConfigError(f"{', '.join(given)} choose the encoder among the candidates with model='auto' (--model auto); the "
+                          f"model is fixed to {config.backbone!r}, so they would not be checked. Drop them, use --model auto, or "
+                          f"check it first with `transferkit rank DATA --candidates {config.backbone} --max-...`.")
     tuning = config.strategy != "linear-probe"
     accelerator = None
     if not tuning:
@@ -511,7 +523,7 @@ def fit_text(
         final, info = train_text_classifier(config, splits.classes, splits.train, splits.val, cache=cache, progress=progress, adapter_dir=adapter_dir, stats=stats,
                                             checkpoint_dir=checkpoints, resume=resuming, resume_hint=hint)
         trained_on = {s: splits.split(s) for s in ("train", "val", "test")}
-        proba = {s: _proba(final, splits.split(s), config, cache) for s in ("val", "test")}
+        proba = {s: _proba(final, splits.split(s), config, cache, stats=stats if s == "test" else None) for s in ("val", "test")}
         for s in ("val", "test"):
             metrics[s] = classification_metrics(np.array([r.label for r in splits.split(s)]), proba[s], splits.classes, positive=config.positive)
         _calibrate(final, [r.label for r in splits.val], proba["val"], metrics)
@@ -535,6 +547,8 @@ def fit_text(
 
             final.save_pretrained(run_dir / "model")
             _write_json(run_dir / SPLITS_FILE, _text_splits_record(config.data, trained_on))
+            if not config.cv:  # before "done", as fit does: a run marked done has every result on disk
+                _save_predictions(run_dir, splits, proba)
         _write_json(run_dir / "config.json", {
             "status": "done",
             "fit_text": json.loads(config.model_dump_json()),
@@ -546,8 +560,8 @@ def fit_text(
             "versions": library_versions(),
         })
         _write_json(run_dir / "metrics.json", metrics)
-        if not config.cv and final is not None:
-            _save_predictions_and_report(run_dir, final, splits, proba, report=report, progress=progress, metrics=metrics)
+        if not config.cv and final is not None and report:
+            _write_report(run_dir, final, splits, progress=progress, metrics=metrics)
     if accelerator is not None:
         accelerator.wait_for_everyone()
     return TextFitResult(final, metrics, config, run_dir, folds)
@@ -563,22 +577,24 @@ def _calibrate(model: TextClassifier, y_val: Sequence[int], proba_val: np.ndarra
         record["calibration"] = calibration
 
 
-def _save_predictions_and_report(run_dir: Path, model: TextClassifier, splits: TextSplits, proba: dict[str, np.ndarray], *,
-                                 report: bool, progress: bool, metrics: dict[str, Any]) -> None:
-    """``run_dir/predictions/{val,test}.csv`` (the report's input), then the report; the model takes the
-    temperature the report fitted on validation (as ``transferkit.load`` would)."""
+def _save_predictions(run_dir: Path, splits: TextSplits, proba: dict[str, np.ndarray]) -> None:
+    """``run_dir/predictions/{val,test}.csv`` (the report's input)."""
     from ..evaluation import save_predictions
 
     for s in ("val", "test"):
         recs = splits.split(s)
         save_predictions(run_dir, s, [r.where for r in recs], [r.label for r in recs], proba[s], classes=splits.classes,
                          texts=[r.text for r in recs])
-    if report:
-        from ..report import write_report
 
-        result = write_report(run_dir, splits=splits, progress=progress)
-        metrics["report"] = {"path": str(result.path), "warnings": list(result.warnings)}
-        model.temperature = float(result.summary["calibration"]["temperature"])
+
+def _write_report(run_dir: Path, model: TextClassifier, splits: TextSplits, *, progress: bool, metrics: dict[str, Any]) -> None:
+    """The report, from the saved predictions; the model takes the temperature the report fitted on validation (as
+    ``transferkit.load`` would)."""
+    from ..report import write_report
+
+    result = write_report(run_dir, splits=splits, progress=progress)
+    metrics["report"] = {"path": str(result.path), "warnings": list(result.warnings)}
+    model.temperature = float(result.summary["calibration"]["temperature"])
 
 
 def _text_splits_record(data: Path, named: dict[str, Sequence[TextRecord]]) -> dict[str, Any]:
