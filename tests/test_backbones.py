@@ -539,3 +539,10 @@ def test_input_that_is_not_a_float_batch_of_three_channels_is_named_with_how_to_
                     call(x)
     with torch.no_grad():
         assert backbone.embed(torch.rand(2, 3, 64, 64)).shape == (2, backbone.num_features)
+
+
+def test_a_name_that_is_not_a_string_is_an_unknown_backbone_error():
+    """load_backbone(None) was a TypeError from inside difflib."""
+    for name in (None, 3, ["mobilenet_v2"]):
+        with pytest.raises(UnknownBackboneError, match="a backbone name must be a string such as 'mobilenet_v2'; got"):
+            load_backbone(name)
