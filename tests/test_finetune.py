@@ -300,7 +300,7 @@ def test_finetune_image_model_checks_its_arguments_before_any_work(image_folder)
     from pydantic import ValidationError
 
     from transferkit.errors import ConfigError, DataError
-    from transferkit.training.finetune import _check_finetune_args, finetune_image_model
+    from transferkit.training.finetune import finetune_image_model
 
     splits = tk.load_image_folder(image_folder, seed=0, progress=False)
     backbone = tk.load_backbone(TINY, weights="none")
@@ -317,6 +317,8 @@ def test_finetune_image_model_checks_its_arguments_before_any_work(image_folder)
     with pytest.raises(ValidationError, match="epochs"):
         finetune_image_model(model, splits, {"epochs": 0}, device="cpu", progress=False)
     # a dict of fields is validated into the config (augment too)
+    from transferkit.training.finetune import _check_finetune_args
+
     config, augment = _check_finetune_args(model, splits, {"epochs": 1, "batch_size": 8}, {"enabled": False})
     assert config == FinetuneConfig(epochs=1, batch_size=8) and augment == AugmentConfig(enabled=False)
     trainer = finetune_image_model(model, splits, {"epochs": 1, "batch_size": 8, "unfreeze": "last:1"}, {"enabled": False},
