@@ -514,3 +514,35 @@ def test_a_folder_given_as_weights_says_it_is_a_folder(tmp_path):
         load_backbone(TINY, weights=str(tmp_path / "run"))
     with pytest.raises(WeightsNotFoundError, match="is a folder, not a weights file"):
         load_backbone(TINY, weights=str(tmp_path))
+
+
+def test_input_that_is_not_a_float_batch_of_three_channels_is_named_with_how_to_convert():
+    """A single image, channels last, one channel, uint8 pixels or a numpy array failed inside the first convolution."""
+    import numpy as np
+
+    from transferkit.errors import DataError
+
+    backbone = load_backbone(TINY, weights="none").eval()
+    cases = [
+        (torch.rand(3, 64, 64), r"got \(3, 64, 64\) float32: one image needs the batch dimension: x.unsqueeze\(0\)"),
+        (torch.rand(64, 64, 3), r"got \(64, 64, 3\) float32: this looks like one channels-last image: x.permute\(2, 0, 1\)"),
+        (torch.rand(2, 64, 64, 3), r"got \(2, 64, 64, 3\) float32: this looks like channels-last images: x.permute\(0, 3, 1, 2\)"),
+        (torch.rand(2, 1, 64, 64), r"got \(2, 1, 64, 64\) float32: one channel \(grayscale\)"),
+        (torch.zeros(2, 3, 64, 64, dtype=torch.uint8), r"got \(2, 3, 64, 64\) uint8: pixels must be preprocessed floats"),
+        (torch.zeros(224, 224, 3, dtype=torch.uint8), r"got \(224, 224, 3\) uint8: .*make_transforms\(backbone.data_cfg\)"),
+        (np.zeros((2, 3, 64, 64), np.float32), r"got a ndarray of shape \(2, 3, 64, 64\) float32: .*torch.from_numpy"),
+    ]
+    for x, message in cases:
+        for call in (backbone, backbone.embed):
+            with pytest.raises(DataError, match=r"a backbone takes a float tensor of shape \(N, 3, H, W\); " + message):
+                with torch.no_grad():
+                    call(x)
+    with torch.no_grad():
+        assert backbone.embed(torch.rand(2, 3, 64, 64)).shape == (2, backbone.num_features)
+
+
+def test_a_name_that_is_not_a_string_is_an_unknown_backbone_error():
+    """load_backbone(None) was a TypeError from inside difflib."""
+    for name in (None, 3, ["mobilenet_v2"]):
+        with pytest.raises(UnknownBackboneError, match="a backbone name must be a string such as 'mobilenet_v2'; got"):
+            load_backbone(name)

@@ -136,3 +136,18 @@ def test_a_validation_split_without_some_class_fits_no_temperature_and_says_why(
     scaler = TemperatureScaler().fit(logits[keep], y3[keep])
     assert scaler.temperature_ == 1.0 and "no example of class index 2 (only of index 0, index 1)" in scaler.note_
     assert TemperatureScaler().fit(logits, y3).note_ is None  # every class present: fitted as before
+
+
+def test_bounds_and_num_bins_are_checked_with_what_to_pass():
+    """TemperatureScaler(bounds=(5, 1)) failed inside scipy at fit time, expected_calibration_error(num_bins=0) inside
+    numpy."""
+    from transferkit.errors import ConfigError
+
+    for bounds in ((5, 1), (0, 1), (1, 1), (-1, 2), 5, (1, 2, 3)):
+        with pytest.raises(ConfigError, match=r"bounds must be two temperatures \(low, high\) with 0 < low < high"):
+            TemperatureScaler(bounds=bounds)
+    for n in (0, -3, 2.5, "10", True):
+        with pytest.raises(ConfigError, match="num_bins must be a positive integer"):
+            expected_calibration_error(np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]]), num_bins=n)
+    assert expected_calibration_error(np.array([0, 1]), np.array([[0.9, 0.1], [0.2, 0.8]]), num_bins=np.int64(15)) == pytest.approx(0.15)
+    assert TemperatureScaler(bounds=[0.5, 2.0]).bounds == [0.5, 2.0]

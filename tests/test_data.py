@@ -442,3 +442,25 @@ def test_two_validation_folders_are_an_error_not_a_silent_choice(tmp_path):
     shutil.copytree(root / "val", root / "validation")
     with pytest.raises(DataError, match=r"2 val folders \(val/, validation/\): keep one"):
         load_image_folder(root, progress=False)
+
+
+def test_fractions_outside_the_configs_bounds_are_refused_and_split_names_are_checked(tmp_path):
+    """val_fraction=-0.5 or 0 and test_fraction=0 were accepted (test_fraction=0 still carved a 2-image test split)
+    while fit refuses them through its config; split('bogus') was a raw AttributeError."""
+    root = tmp_path / "flat"
+    rng = np.random.default_rng(0)
+    for ci, cls in enumerate(("a", "b")):
+        for i in range(10):
+            write_class_image(root / cls / f"{cls}{i}.png", ci, rng, size=16)
+    for kw, message in (({"val_fraction": -0.5}, "val_fraction must be a number > 0 and < 1"),
+                        ({"val_fraction": 0}, "val_fraction must be a number > 0 and < 1 .*got 0"),
+                        ({"val_fraction": 1.0}, "val_fraction must be a number > 0 and < 1"),
+                        ({"test_fraction": 0}, "test_fraction must be a number > 0 and < 1 \\(share held out for test"),
+                        ({"test_fraction": "x"}, "test_fraction must be a number")):
+        with pytest.raises(DataError, match=message):
+            load_image_folder(root, progress=False, **kw)
+    splits = load_image_folder(root, test_fraction=0.2, val_fraction=0.25, progress=False)
+    assert len(splits.test) == 4 and len(splits.split("val")) == 4
+    for name in ("bogus", "classes", "root"):
+        with pytest.raises(DataError, match="no split .*: the splits are 'train', 'val', 'test'"):
+            splits.split(name)

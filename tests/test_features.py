@@ -347,3 +347,37 @@ def test_a_cache_that_cannot_be_written_costs_no_features_and_says_so(backbone, 
     assert said.count("cannot be written") == 1 and "--cache-dir" in said and "TRANSFERKIT_CACHE" in said
     fresh, _ = _extract(backbone, records, None)
     np.testing.assert_allclose(feats, fresh, rtol=1e-5, atol=1e-6)
+
+
+def test_wrong_arguments_say_what_to_pass(backbone, image_folder, tmp_path):
+    """File paths, an ImageSplits, a cache folder given as a string, batch_size=0 and views='4' failed deep inside
+    (AttributeError 'str' has no 'sha256', 'not iterable', 'str' has no 'get', a DataLoader error, TypeError '<')."""
+    from transferkit.errors import ConfigError, DataError
+    from transferkit.features import extract_train_views
+
+    splits = load_image_folder(image_folder, progress=False)
+    paths = [str(r.path) for r in splits.train[:3]]
+    with pytest.raises(DataError, match=r"records must be ImageRecords .*got a str.*splits.train .*load_image_folder"):
+        extract_features(backbone, paths, progress=False)
+    with pytest.raises(DataError, match="records must be a list of ImageRecords; got str"):
+        extract_features(backbone, paths[0], progress=False)
+    with pytest.raises(DataError, match=r"not an ImageSplits: pass splits.train"):
+        extract_features(backbone, splits, progress=False)
+    with pytest.raises(ConfigError, match="cache must be a FeatureCache"):
+        extract_features(backbone, splits.train, cache={"a": 1}, progress=False)
+    for bad in (0, -1, 2.5, "8"):
+        with pytest.raises(ConfigError, match="batch_size must be a positive integer"):
+            extract_features(backbone, splits.train, batch_size=bad, progress=False)
+    with pytest.raises(ConfigError, match="num_workers must be a non-negative integer"):
+        extract_features(backbone, splits.train, num_workers=-1, progress=False)
+    for bad in ("4", -1, 1.5):
+        with pytest.raises(ConfigError, match="views must be a non-negative integer"):
+            extract_train_views(backbone, splits.train, bad, progress=False)
+    with pytest.raises(DataError, match="not an ImageSplits"):
+        extract_train_views(backbone, splits, 1, progress=False)
+    # a cache folder given as a string (or a Path) is FeatureCache(folder)
+    feats = extract_features(backbone, splits.train, cache=str(tmp_path / "cache"), progress=False)
+    stats = ExtractionStats()
+    again = extract_features(backbone, splits.train, cache=tmp_path / "cache", progress=False, stats=stats)
+    assert stats.num_cached == len(splits.train) and np.array_equal(feats, again)
+    assert extract_train_views(backbone, splits.train[:2], np.int64(1), batch_size=np.int64(2), progress=False).shape[:2] == (1, 2)

@@ -291,3 +291,36 @@ def test_finetune_image_model_used_alone_is_seeded_mixes_wise_ft_and_is_kept_out
     via_cache = tk.extract_features(model.backbone, splits.val, cache=cache, progress=False)
     fresh = tk.extract_features(model.backbone, splits.val, cache=None, progress=False)
     assert np.allclose(via_cache, fresh, atol=1e-5) and not np.allclose(via_cache, before, atol=1e-3)
+
+
+def test_finetune_image_model_checks_its_arguments_before_any_work(image_folder):
+    """A 3-class model on 2-class splits failed inside torch ("weight tensor should be defined either for all 3
+    classes"), config={"epochs": 1} with "'dict' object has no attribute 'batch_size'", a plain nn.Module with "'Linear'
+    object has no attribute 'backbone'"."""
+    from pydantic import ValidationError
+
+    from transferkit.errors import ConfigError, DataError
+    from transferkit.training.finetune import finetune_image_model
+
+    splits = tk.load_image_folder(image_folder, seed=0, progress=False)
+    backbone = tk.load_backbone(TINY, weights="none")
+    three = tk.TransferModel(backbone, tk.DenseHead(backbone.num_features, 3), ["a", "b", "c"])
+    with pytest.raises(ConfigError, match=r"the model's head has 3 outputs \(\['a', 'b', 'c'\]\) but the splits have 2 classes"):
+        finetune_image_model(three, splits, FinetuneConfig(epochs=1), device="cpu", progress=False)
+    with pytest.raises(ConfigError, match="finetune_image_model takes a TransferModel .*got Linear"):
+        finetune_image_model(nn.Linear(4, 2), splits, device="cpu", progress=False)
+    model = tk.TransferModel(backbone, tk.DenseHead(backbone.num_features, 2), splits.classes)
+    with pytest.raises(DataError, match=r"splits must be ImageSplits .*got list"):
+        finetune_image_model(model, splits.train, device="cpu", progress=False)
+    with pytest.raises(ConfigError, match=r"config must be a FinetuneConfig \(or a dict of its fields"):
+        finetune_image_model(model, splits, "fast", device="cpu", progress=False)
+    with pytest.raises(ValidationError, match="epochs"):
+        finetune_image_model(model, splits, {"epochs": 0}, device="cpu", progress=False)
+    # a dict of fields is validated into the config (augment too)
+    from transferkit.training.finetune import _check_finetune_args
+
+    config, augment = _check_finetune_args(model, splits, {"epochs": 1, "batch_size": 8}, {"enabled": False})
+    assert config == FinetuneConfig(epochs=1, batch_size=8) and augment == AugmentConfig(enabled=False)
+    trainer = finetune_image_model(model, splits, {"epochs": 1, "batch_size": 8, "unfreeze": "last:1"}, {"enabled": False},
+                                   seed=0, device="cpu", progress=False)
+    assert len(trainer.history_) == 1

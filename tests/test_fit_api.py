@@ -178,3 +178,38 @@ def test_limits_beside_a_fixed_model_are_refused_not_ignored(image_folder, tiny_
         tk.fit(image_folder, model=TINY, weights=str(tiny_weights), max_size_mb=1, max_latency_ms=1, out=tmp_path / "run",
                progress=False, report=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_fit_seeds_takes_a_count_as_the_cli_does_and_refuses_other_seeds_clearly(image_folder, tiny_weights, tmp_path, monkeypatch):
+    """fit_seeds(data, seeds=3) was a TypeError ('int' object is not iterable) while `fit --seeds 3` runs three seeds."""
+    import types
+
+    import transferkit.api as api
+
+    with pytest.raises(ConfigError, match="at least one seed: seeds=0"):
+        tk.fit_seeds(image_folder, seeds=0)
+    with pytest.raises(ConfigError, match=r"seeds must be a list of integer seeds \(e.g. \[0, 1, 2\]\) or a count"):
+        tk.fit_seeds(image_folder, seeds="3")
+    with pytest.raises(ConfigError, match="seeds must be integers"):
+        tk.fit_seeds(image_folder, seeds=[0.5, 1.5])
+    with pytest.raises(ConfigError, match="Pass the list alone, or a count with the first seed"):
+        tk.fit_seeds(image_folder, seeds=[0, 1], seed=3)
+    calls = []
+
+    def fake_fit(data, **kw):
+        calls.append(kw["config"].seed if "config" in kw else kw["seed"])
+        return types.SimpleNamespace(metrics={"val": {"accuracy": 1.0}, "test": {"accuracy": 1.0}}, run_dir=None)
+
+    monkeypatch.setattr(api, "fit", fake_fit)
+    tk.fit_seeds(image_folder, seeds=3)  # as `fit --seeds 3`
+    assert calls == [0, 1, 2]
+    calls.clear()
+    tk.fit_seeds(image_folder, seeds=2, seed=5)  # as `fit --seeds 2 --seed 5`
+    assert calls == [5, 6]
+    calls.clear()
+    cfg = FitConfig(data=DataConfig(root=image_folder, seed=7), backbone=TINY, weights=str(tiny_weights), seed=7)
+    tk.fit_seeds(image_folder, seeds=2, config=cfg)  # from the config's seed
+    assert calls == [7, 8]
+    monkeypatch.undo()
+    res = tk.fit_seeds(image_folder, seeds=1, seed=4, model=TINY, weights=str(tiny_weights), hidden_dim=0, progress=False, report=False)
+    assert [r.config.seed for r in res.runs] == [4]

@@ -150,3 +150,29 @@ def test_options_of_the_epoch_loop_are_refused_for_the_single_layer_head(image_f
                                    "--epochs", "1", "--out", str(tmp_path / "run"), "-q"], env={"COLUMNS": "200", "NO_COLOR": "1"})
     assert res.exit_code == 1 and "Traceback" not in res.output and "--epochs" in res.output
     assert not (tmp_path / "run").exists()  # refused before any run folder
+
+
+def test_fit_refuses_2d_labels_and_raw_views_with_what_to_pass():
+    """One-hot labels or an (n, 1) column failed inside scikit-learn ("multilabel-indicator") or numpy ("object too
+    deep"); raw views as augmented= gave a numpy concatenate error."""
+    from transferkit.errors import DataError
+    from transferkit.training.head_trainer import views_as_augmented
+
+    X, y = _xor(60)
+    trainer = HeadTrainer(HeadConfig(hidden_dim=0), FAST, progress=False)
+    for hidden in (0, 8):
+        t = HeadTrainer(HeadConfig(hidden_dim=hidden), FAST, progress=False)
+        with pytest.raises(DataError, match=r"y_train must be 1-D class indices .* For one-hot labels pass y_train.argmax\(1\)"):
+            t.fit(X[:40], np.eye(2)[y[:40]], X[40:], y[40:], 2)
+    with pytest.raises(DataError, match=r"y_train must be 1-D class indices .*\(40, 1\).* pass y_train.ravel\(\)"):
+        trainer.fit(X[:40], y[:40, None], X[40:], y[40:], 2)
+    with pytest.raises(DataError, match="y_val must be 1-D class indices"):
+        trainer.fit(X[:40], y[:40], X[40:], np.eye(2)[y[40:]], 2)
+    views = np.abs(np.random.default_rng(0).normal(size=(1, 40, 8))).astype(np.float32)
+    for raw in (views, (views, None), [views[0], views[0]]):
+        with pytest.raises(DataError, match=r"augmented must be .*pass augmented=views_as_augmented\(train_views, val_views, num_train=40\)"):
+            trainer.fit(X[:40], y[:40], X[40:], y[40:], 2, augmented=raw)
+    with pytest.raises(DataError, match="augmented rows have 3 features each and X_train 8"):
+        trainer.fit(X[:40], y[:40], X[40:], y[40:], 2, augmented=(views[0, :, :3], np.arange(40)))
+    fitted = trainer.fit(X[:40], y[:40], X[40:], y[40:], 2, augmented=views_as_augmented(views, num_train=40))
+    assert fitted.augmented_rows_ == 40

@@ -110,3 +110,28 @@ def test_macro_f1_averages_over_the_classes_that_occur():
     proba[3] = [0.1, 0.2, 0.7]  # now "c" is predicted once, wrongly: it counts, with F1 0
     m = classification_metrics(y, proba, ["a", "b", "c"])
     assert m["macro_f1"] == pytest.approx((1.0 + 2 / 3 + 0.0) / 3)
+
+
+def test_bad_arguments_are_refused_at_the_boundary_with_what_to_do():
+    """Empty labels, NaN probabilities, no class names and a threshold outside [0, 1] were scikit-learn's errors
+    ("Found empty input array", "Input contains NaN"), a TypeError from len(None), or silently accepted."""
+    from transferkit.errors import ConfigError
+
+    with pytest.raises(DataError, match="y_true is empty: metrics need at least one labelled example"):
+        classification_metrics(np.array([], dtype=int), np.zeros((0, 2)), CLASSES)
+    with pytest.raises(DataError, match="y_true is empty"):
+        classification_metrics(np.array([], dtype=int), np.zeros((0, 3)), ["a", "b", "c"])
+    bad = PROBA.copy()
+    bad[2, 1] = np.nan
+    with pytest.raises(DataError, match=r"proba has 1 row\(s\) with NaN or infinite values"):
+        classification_metrics(Y, bad, CLASSES)
+    with pytest.raises(DataError, match="classes must be the list of class names"):
+        classification_metrics(Y, PROBA, None)
+    for t in (2.0, -0.1, float("nan")):
+        with pytest.raises(ConfigError, match=r"threshold must be a probability in \[0, 1\]"):
+            classification_metrics(Y, PROBA, CLASSES, positive="PNEUMONIA", threshold=t)
+    with pytest.raises(DataError, match=r"1-D class indices .* For one-hot labels pass y_true.argmax\(1\)"):
+        classification_metrics(np.eye(2)[Y], PROBA, CLASSES)
+    # valid calls are unchanged: class names as an array, the threshold's end points
+    assert classification_metrics(Y, PROBA, np.array(CLASSES))["accuracy"] == pytest.approx(7 / 10)
+    assert classification_metrics(Y, PROBA, CLASSES, threshold=1.0)["binary"]["threshold"] == 1.0

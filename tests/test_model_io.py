@@ -484,3 +484,30 @@ def test_predict_refuses_a_batch_size_that_is_not_a_positive_whole_number(model,
     # batch_size=0 gave "range() arg 3 must not be zero"
     with pytest.raises(tk.errors.ConfigError, match="batch_size must be a whole number of at least 1"):
         model.predict(sorted(image_folder.rglob("*.png"))[:2], batch_size=batch_size)
+
+
+def test_a_dense_head_checks_its_sizes_and_the_width_of_its_input(model, tmp_path):
+    """DenseHead(0, 2) was accepted, DenseHead(10, -1) and hidden_dim=-5 failed in torch ("negative dimension"), features
+    of the wrong width with a broadcast error inside forward, and hidden_dim -3 in a model folder's config.json with a
+    RuntimeError on load."""
+    from transferkit.errors import ConfigError, DataError
+
+    for args, kw, message in (((0, 2), {}, "in_features must be a positive integer"),
+                              ((10, -1), {}, r"num_classes must be an integer >= 2"),
+                              ((10, 2), {"hidden_dim": -5}, "hidden_dim must be None or 0 .* or a positive width; got -5"),
+                              ((10, 2), {"dropout": 1.5}, r"dropout must be a probability in \[0, 1\]"),
+                              ((10.5, 2), {}, "in_features must be a positive integer")):
+        with pytest.raises(ConfigError, match=message):
+            DenseHead(*args, **kw)
+    head = DenseHead(10, 2, hidden_dim=4)
+    with pytest.raises(DataError, match=r"this head takes features of shape \(N, 10\) \(its in_features\); got \(3, 7\)"):
+        head(torch.zeros(3, 7))
+    assert head(torch.zeros(3, 10)).shape == (3, 2) and DenseHead(10, 2, hidden_dim=0)(torch.zeros(1, 10)).shape == (1, 2)
+    with pytest.raises(ConfigError, match=r"the head config .* is not usable: hidden_dim must be None or 0"):
+        DenseHead.from_config({"in_features": 10, "num_classes": 2, "hidden_dim": -3})
+    with pytest.raises(ConfigError, match="the head config lacks 'num_classes'"):
+        DenseHead.from_config({"in_features": 10})
+    # in a model folder it is a ModelFolderError through load (model.py turns ValueErrors into one), not a torch error
+    folder = _saved_with_config(model, tmp_path, lambda cfg: cfg["head"].update(hidden_dim=-3))
+    with pytest.raises(ModelFolderError, match="hidden_dim must be None or 0"):
+        tk.load(folder)

@@ -219,3 +219,10 @@ def test_grouped_cv_scores_do_not_reward_recognising_the_subject():
     grouped, _ = score_features(feats, labels, num_folds=5, seed=0, groups=subjects.astype(str))
     assert plain["knn_accuracy"] > 0.95 and plain["linear_probe"]["accuracy"] > 0.9
     assert grouped["knn_accuracy"] < 0.7 and grouped["linear_probe"]["accuracy"] < 0.7
+
+
+def test_an_empty_candidate_list_is_an_error_and_none_means_every_backbone(image_folder):
+    """rank_backbones(data, []) silently ranked every registered backbone, as None does."""
+    for empty in ([], ()):
+        with pytest.raises(SelectionError, match=r"no candidates: candidates is empty.*candidates=None to rank every registered image"):
+            rank_backbones(image_folder, empty, progress=False)

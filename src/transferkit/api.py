@@ -434,19 +434,37 @@ class SeedsResult:
     run_dir: Path | None
 
 
-def fit_seeds(data: str | os.PathLike, *, seeds: list[int], out: str | os.PathLike | None = None, **kwargs: Any) -> SeedsResult:
+def fit_seeds(data: str | os.PathLike, *, seeds: list[int] | int, out: str | os.PathLike | None = None, **kwargs: Any) -> SeedsResult:
     """:func:`fit` once per seed (``out/seed-<k>/``), then mean ± std of every metric in ``out/seeds.json``.
 
+    ``seeds``: a list of seeds, or a count N meaning N seeds from ``seed`` on (``seed``, ``seed + 1``, ...; ``seed`` is
+    the keyword argument, else the config's seed, else 0), as the CLI's ``fit --seeds N [--seed S]``.
     Small data sets vary by seed (split, initialisation, batch order): report this, not one run.
     """
+    import numbers
+    from collections.abc import Iterable
+
     from .errors import ConfigError
 
+    config = kwargs.pop("config", None)
+    if isinstance(seeds, numbers.Integral) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ConfigError(f"fit_seeds needs at least one seed: seeds={seeds} (a count, or a list such as [0, 1, 2]).")
+        start = kwargs.pop("seed", None)
+        start = start if start is not None else (config.seed if config is not None else 0)
+        seeds = list(range(start, start + int(seeds)))
+    elif isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
+        raise ConfigError(f"seeds must be a list of integer seeds (e.g. [0, 1, 2]) or a count (3 = seeds 0, 1, 2); got {seeds!r}.")
     seeds = list(seeds)
+    if "seed" in kwargs:
+        raise ConfigError(f"fit_seeds got seeds={seeds!r} and seed={kwargs['seed']!r}: each run's seed comes from the list. "
+                          "Pass the list alone, or a count with the first seed (seeds=3, seed=5 runs seeds 5, 6, 7).")
+    if any(isinstance(s, bool) or not isinstance(s, numbers.Integral) for s in seeds):
+        raise ConfigError(f"seeds must be integers; got {seeds!r}.")
     if not seeds:
         raise ConfigError("fit_seeds needs at least one seed (e.g. seeds=[0, 1, 2]).")
     if len(set(seeds)) != len(seeds):
         raise ConfigError(f"fit_seeds got a seed twice ({seeds}): each seed is one run, in out/seed-<k>/.")
-    config = kwargs.pop("config", None)
 
     def one(seed: int) -> dict[str, Any]:  # a config carries its seed in three places, as fit(seed=...) sets them
         if config is None:

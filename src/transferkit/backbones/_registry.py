@@ -72,6 +72,9 @@ def register_backbone(spec: BackboneSpec) -> BackboneSpec:
 
 def get_backbone_spec(name: str) -> BackboneSpec:
     """The registry entry for ``name``; an error listing close names when unknown."""
+    if not isinstance(name, str):
+        raise UnknownBackboneError(f"a backbone name must be a string such as 'mobilenet_v2'; got {name!r}. "
+                                   "`transferkit models` (or transferkit.backbones.list_backbones()) lists them.")
     try:
         return _REGISTRY[name]
     except KeyError:

@@ -127,6 +127,7 @@ class Backbone(nn.Module):
         self._data_cfg = check_preprocessing(cfg)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_image_batch(x)
         if self._test_views == "flips" and not self.training:
             return self._pooled(flip_views(x)).unflatten(0, (4, -1)).mean(0)
         return self._pooled(x)
@@ -144,12 +145,47 @@ class Backbone(nn.Module):
         return torch.cat([last, *pooled], 1)  # the last stage first: column slice [:spec.num_features] = K = 1 features
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
-        """Pooled features of a batch (the same as calling the module)."""
+        """Pooled features of a batch ``(N, 3, H, W)``, a float tensor preprocessed as :attr:`data_cfg` says (the same as
+        calling the module); any other input is a :class:`~transferkit.errors.DataError` saying how to convert it."""
         return self(x)
 
     def blocks(self) -> list[nn.Module]:
         """The backbone's stages from input to output (the unit of partial unfreezing)."""
         return _blocks(self.spec.family, self.spec.library, self.body)
+
+
+PREPROCESS_HINT = ("preprocess images with transferkit.data.make_transforms(backbone.data_cfg) (PIL image -> (3, H, W) float "
+                   "tensor, normalised) and stack them, or use model.predict(paths) for image files")
+
+
+def check_image_batch(x: Any) -> None:
+    """A backbone's input must be a float tensor ``(N, 3, H, W)``; anything else (a numpy array, one image without the
+    batch dimension, channels last, one channel, uint8 pixels) is a :class:`DataError` naming what was received and how to
+    convert it, instead of an error from inside a convolution."""
+    from ..errors import DataError
+
+    if not isinstance(x, torch.Tensor):
+        shape = getattr(x, "shape", None)
+        got = f"{type(x).__name__}" + (f" of shape {tuple(shape)} {getattr(x, 'dtype', '')}" if shape is not None else "")
+        raise DataError(f"a backbone takes a float tensor of shape (N, 3, H, W); got a {got}: {PREPROCESS_HINT} "
+                        "(torch.from_numpy(x) converts an array that is already preprocessed).")
+    shape, dtype = tuple(x.shape), str(x.dtype).replace("torch.", "")
+    hint = ""
+    if not x.dtype.is_floating_point:
+        hint = f"pixels must be preprocessed floats, not {dtype} values: "
+    elif x.ndim == 3 and shape[0] == 3:
+        hint = "one image needs the batch dimension: x.unsqueeze(0); "
+    elif x.ndim == 3 and shape[-1] == 3:
+        hint = "this looks like one channels-last image: x.permute(2, 0, 1).unsqueeze(0) after preprocessing; "
+    elif x.ndim == 4 and shape[-1] == 3 and shape[1] != 3:
+        hint = "this looks like channels-last images: x.permute(0, 3, 1, 2); "
+    elif x.ndim == 4 and shape[1] == 1:
+        hint = "one channel (grayscale): open the images as RGB (the preprocessing does) or x.expand(-1, 3, -1, -1); "
+    elif x.ndim == 4 and shape[1] == 3:
+        return
+    else:
+        hint = ""
+    raise DataError(f"a backbone takes a float tensor of shape (N, 3, H, W); got {shape} {dtype}: {hint}{PREPROCESS_HINT}.")
 
 
 def _tap_modules(backbone: Backbone) -> list[nn.Module]:

@@ -105,6 +105,10 @@ class ImageSplits:
         return subject_rule(self.groups, self.groups_file)
 
     def split(self, name: str) -> list[ImageRecord]:
+        """The records of split ``name``: 'train', 'val' or 'test'."""
+        if name not in SPLIT_NAMES:
+            raise DataError(f"no split {name!r}: the splits are {', '.join(repr(n) for n in SPLIT_NAMES)} "
+                            "(e.g. splits.split('train'), or splits.train).")
         return getattr(self, name)
 
     def counts(self) -> dict[str, dict[str, int]]:
@@ -314,6 +318,24 @@ def _carved_source(pool: list[ImageRecord], fraction: float, seed: int, groups: 
     return f"carved from train ({fraction:.0%}, stratified, grouped by {groups.describe()}: {n} subjects, seed {seed})"
 
 
+def _check_fraction(name: str, value: Any) -> float:
+    """``value`` checked against the bounds of ``DataConfig``'s field ``name`` (those ``fit`` applies), as a float."""
+    from typing import Annotated
+
+    from pydantic import TypeAdapter, ValidationError
+
+    from ..config import DataConfig
+
+    spec = DataConfig.model_fields[name]
+    try:
+        return float(TypeAdapter(Annotated.__class_getitem__((spec.annotation, *spec.metadata))).validate_python(value))
+    except ValidationError as exc:
+        bounds = " and ".join(f"{op} {getattr(m, attr)}" for m in spec.metadata
+                              for attr, op in (("gt", ">"), ("ge", ">="), ("lt", "<"), ("le", "<=")) if hasattr(m, attr))
+        raise DataError(f"{name} must be a number {bounds} ({spec.description[0].lower()}{spec.description[1:].rstrip('.')}); "
+                        f"got {value!r} ({exc.errors()[0]['msg'].lower()}).") from None
+
+
 def load_image_folder(
     root: str | Path,
     *,
@@ -332,6 +354,7 @@ def load_image_folder(
     that does not match is its own subject (counted in ``summary()["groups"]``).
     ``groups_file``: instead, a CSV table of file -> subject (:class:`~transferkit.data.subjects.SubjectTable`).
     """
+    val_fraction, test_fraction = _check_fraction("val_fraction", val_fraction), _check_fraction("test_fraction", test_fraction)
     rx = subject_rule(groups, groups_file)
     root = Path(root).expanduser()
     if not root.is_dir():

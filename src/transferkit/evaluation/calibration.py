@@ -12,13 +12,14 @@ import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
 from scipy.optimize import minimize_scalar
 from scipy.special import log_softmax, softmax
 
-from ..errors import DataError, ModelFolderError, NotFittedError, TransferKitError
+from ..errors import ConfigError, DataError, ModelFolderError, NotFittedError, TransferKitError
 from .metrics import check_class_indices
 
 
@@ -45,7 +46,12 @@ class ReliabilityBins:
 
 
 def reliability_bins(y_true: np.ndarray, proba: np.ndarray, *, num_bins: int = 15) -> ReliabilityBins:
-    """Bin the top-label confidence; ECE = sum over bins of |accuracy - confidence| * share."""
+    """Bin the top-label confidence; ECE = sum over bins of |accuracy - confidence| * share. ``num_bins``: a positive
+    integer."""
+    if isinstance(num_bins, bool) or not isinstance(num_bins, Integral) or num_bins < 1:
+        raise ConfigError(f"num_bins must be a positive integer (the number of equal-width confidence bins, 15 by default); "
+                          f"got {num_bins!r}.")
+    num_bins = int(num_bins)
     proba = np.asarray(proba, dtype=np.float64)
     if proba.ndim != 2 or len(proba) != len(y_true):
         raise DataError(f"expected proba (N, C) and N labels; got shapes {proba.shape} and {np.shape(y_true)}.")
@@ -76,6 +82,13 @@ class TemperatureScaler:
     """
 
     def __init__(self, *, bounds: tuple[float, float] = (0.05, 20.0)):
+        """``bounds``: the lowest and highest temperature the fit may choose, ``0 < low < high``."""
+        try:
+            low, high = (float(b) for b in bounds)
+        except (TypeError, ValueError):
+            low = high = float("nan")
+        if not (0.0 < low < high < float("inf")):
+            raise ConfigError(f"bounds must be two temperatures (low, high) with 0 < low < high, e.g. (0.05, 20.0); got {bounds!r}.")
         self.bounds = bounds
 
     def fit(self, logits: np.ndarray, y_true: np.ndarray, *, classes: Sequence[str] | None = None) -> "TemperatureScaler":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from numbers import Real
 from typing import Any
 
 import numpy as np
@@ -14,15 +16,27 @@ from sklearn.metrics import (
     roc_auc_score,
 )
 
-from ..errors import DataError
+from ..errors import ConfigError, DataError
+
+
+def check_labels_1d(y: Any, name: str = "y_true") -> np.ndarray:
+    """``y`` as an array of one label per row; a one-hot matrix, an (n, 1) column or a scalar is an error that says how
+    to turn it into class indices."""
+    arr = np.asarray(y)
+    if arr.ndim != 1:
+        hint = ""
+        if arr.ndim == 2 and arr.shape[1] == 1:
+            hint = f" For an (n, 1) column pass {name}.ravel()."
+        elif arr.ndim == 2:
+            hint = f" For one-hot labels pass {name}.argmax(1)."
+        raise DataError(f"{name} must be 1-D class indices (one per row); got shape {arr.shape}.{hint}")
+    return arr
 
 
 def check_class_indices(y_true: Any, num_classes: int, *, name: str = "y_true") -> np.ndarray:
     """``y_true`` as int64 class indices 0..num_classes-1 (whole-number floats and bools pass); anything else, such as
     class names, is an error that says how to map them, never a number computed on the wrong labels."""
-    y = np.asarray(y_true)
-    if y.ndim != 1:
-        raise DataError(f"{name} must be 1-D (one class index per row); got shape {y.shape}.")
+    y = check_labels_1d(y_true, name)
     if y.dtype.kind == "f" and np.isfinite(y).all() and (y == np.round(y)).all():
         y = y.astype(np.int64)
     if y.dtype.kind not in "iub":
@@ -99,12 +113,34 @@ def _classification_metrics(
     tasks also ROC-AUC, sensitivity and specificity of the positive class at ``threshold``.
 
     A metric that is undefined on these labels (a class missing from the split) is ``NaN``
-    (``null`` once written by :mod:`transferkit.json_files`) and ``undefined`` says why."""
+    (``null`` once written by :mod:`transferkit.json_files`) and ``undefined`` says why.
+
+    Checked first: ``classes`` a list of names, ``y_true`` at least one class index, ``proba`` finite, ``threshold`` in
+    [0, 1]."""
+    if classes is None or isinstance(classes, (str, bytes)) or not isinstance(classes, Iterable):
+        raise DataError(f"classification_metrics: classes must be the list of class names, in the order of proba's columns "
+                        f"(e.g. model.classes or splits.classes); got {classes!r}.")
+    classes = list(classes)
+    if isinstance(threshold, bool) or not isinstance(threshold, Real) or not 0.0 <= float(threshold) <= 1.0:
+        raise ConfigError(f"classification_metrics: threshold must be a probability in [0, 1] (P(positive) at or above it is "
+                          f"positive); got {threshold!r}.")
     y_true = check_class_indices(y_true, len(classes))
-    proba = np.asarray(proba, dtype=np.float64)
+    if len(y_true) == 0:
+        raise DataError("classification_metrics: y_true is empty: metrics need at least one labelled example (an empty split "
+                        "has none; leave it out).")
+    try:
+        proba = np.asarray(proba, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DataError(f"classification_metrics: proba must be an array of probabilities of shape (N, {len(classes)}); got "
+                        f"{type(proba).__name__}.") from None
     if proba.ndim != 2 or proba.shape[1] != len(classes) or len(proba) != len(y_true):
         raise DataError(f"classification_metrics: expected proba of shape (N, {len(classes)}) for {len(classes)} classes and "
                         f"N = {len(y_true)} labels; got {proba.shape}.")
+    if not np.isfinite(proba).all():
+        bad = int((~np.isfinite(proba)).any(1).sum())
+        raise DataError(f"classification_metrics: proba has {bad} row(s) with NaN or infinite values: metrics need finite "
+                        "probabilities (a diverged model or broken features?); re-run the prediction or drop those rows with "
+                        "their labels.")
     labels = list(range(len(classes)))
     pos = resolve_positive(classes, positive)
     y_pred = predict_labels(proba, pos, threshold)

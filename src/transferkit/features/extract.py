@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from numbers import Integral
+from typing import Any
 
 import numpy as np
 import torch
@@ -84,6 +87,36 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return dev
 
 
+def _check_extraction_args(records: Any, cache: Any, batch_size: Any, num_workers: Any
+                           ) -> tuple[list[ImageRecord], FeatureCache | None, int, int]:
+    """The records as a list, the cache (a folder path becomes ``FeatureCache(path)``), batch_size and num_workers as
+    ints; or an error saying what to pass."""
+    from ..data import ImageSplits
+    from ..errors import ConfigError, DataError
+
+    how = ("pass ImageRecords, e.g. splits.train (or .val, .test) of splits = transferkit.data.load_image_folder(root); "
+           "to predict on image files use model.predict(paths)")
+    if isinstance(records, ImageSplits):
+        raise DataError("records must be one split's ImageRecords, not an ImageSplits: pass splits.train (or splits.val, "
+                        "splits.test); the class names are splits.classes.")
+    if isinstance(records, (str, bytes, os.PathLike)) or not isinstance(records, Iterable):
+        raise DataError(f"records must be a list of ImageRecords; got {type(records).__name__} {str(records)[:80]!r}: {how}.")
+    records = list(records)
+    wrong = next((r for r in records if not isinstance(r, ImageRecord) and not hasattr(r, "sha256")), None)
+    if wrong is not None:
+        raise DataError(f"records must be ImageRecords (path, label, content hash); got a {type(wrong).__name__} "
+                        f"({str(wrong)[:80]!r}): {how}.")
+    if isinstance(cache, (str, os.PathLike)):
+        cache = FeatureCache(cache)
+    elif cache is not None and not isinstance(cache, FeatureCache):
+        raise ConfigError(f"cache must be a FeatureCache (e.g. transferkit.FeatureCache('~/.cache/transferkit')), a cache "
+                          f"folder path or None; got {type(cache).__name__}.")
+    for name, value, least in (("batch_size", batch_size, 1), ("num_workers", num_workers, 0)):
+        if isinstance(value, bool) or not isinstance(value, Integral) or value < least:
+            raise ConfigError(f"{name} must be {'a positive' if least else 'a non-negative'} integer; got {value!r}.")
+    return records, cache, int(batch_size), int(num_workers)
+
+
 @torch.inference_mode()
 def extract_features(
     backbone: Backbone,
@@ -102,7 +135,11 @@ def extract_features(
     Cached vectors are reused; only the missing ones are computed (in eval mode, under
     autocast on CUDA) and then stored. A random-init or fine-tuned backbone is never cached
     (:func:`~transferkit.features.cache.cacheable_sha256`).
+
+    ``records``: ImageRecords, e.g. ``load_image_folder(root).train``. ``cache``: a :class:`FeatureCache`, a cache folder
+    (str or path: ``FeatureCache(path)``) or None. ``batch_size``: a positive integer.
     """
+    records, cache, batch_size, num_workers = _check_extraction_args(records, cache, batch_size, num_workers)
     return _features(backbone, records, lambda todo: ImageRecordDataset(todo, make_transforms(backbone.data_cfg)), cache=cache,
                      batch_size=batch_size, num_workers=num_workers, device=device, progress=progress, description=description,
                      stats=stats)
@@ -127,12 +164,16 @@ def extract_train_views(
     Training data for a head on a frozen base: the fine-tuning augmentation (``augment``, default
     :class:`AugmentConfig`: random resized crop, flip, rotation, colour jitter) applied offline, each copy computed once and
     cached like the clean features (the key adds the augmentation and the copy's number). Copy ``v`` of an image is fixed
-    by its content and ``v`` (:func:`view_seed`), so every run and seed shares the cached copies.
+    by its content and ``v`` (:func:`view_seed`), so every run and seed shares the cached copies. ``views``: a
+    non-negative integer; ``records``, ``cache`` and ``batch_size`` as in :func:`extract_features`.
     """
+    from ..errors import ConfigError
     from ..training.augment import make_train_transform
 
-    if views < 0:
-        raise ValueError(f"views must be >= 0; got {views}.")
+    if isinstance(views, bool) or not isinstance(views, Integral) or views < 0:
+        raise ConfigError(f"views must be a non-negative integer (the number of augmented copies of each image); got {views!r}.")
+    views = int(views)
+    records, cache, batch_size, num_workers = _check_extraction_args(records, cache, batch_size, num_workers)
     augment = augment or AugmentConfig(enabled=True)
     transform = make_train_transform(backbone.data_cfg, augment)
     out = [_features(backbone, records, lambda todo, v=v: AugmentedViewDataset(todo, transform, v), cache=cache, batch_size=batch_size,

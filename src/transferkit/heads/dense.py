@@ -40,9 +40,13 @@ class DenseHead(nn.Module):
 
     The standardisation statistics are buffers fitted on the training features, so the saved
     model maps raw backbone features to logits on its own.
+
+    ``in_features``: the backbone's ``num_features`` (>= 1); ``num_classes`` >= 2; ``hidden_dim``: None or 0 (a single
+    Dense layer) or a positive width; ``dropout`` in [0, 1]. Anything else is a :class:`~transferkit.errors.ConfigError`.
     """
 
     def __init__(self, in_features: int, num_classes: int, *, hidden_dim: int | None = None, dropout: float = 0.0):
+        _check_head_args(in_features, num_classes, hidden_dim, dropout)
         super().__init__()
         self.in_features, self.num_classes, self.hidden_dim, self.dropout_p = in_features, num_classes, hidden_dim, dropout
         self.register_buffer("feature_mean", torch.zeros(in_features))
@@ -63,6 +67,12 @@ class DenseHead(nn.Module):
         return self
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if not isinstance(features, torch.Tensor) or features.ndim == 0 or features.shape[-1] != self.in_features:
+            from ..errors import DataError
+
+            got = tuple(features.shape) if hasattr(features, "shape") else type(features).__name__
+            raise DataError(f"this head takes features of shape (N, {self.in_features}) (its in_features); got {got}. Features "
+                            "must come from the backbone (and feature_stages) the head was built for: DenseHead(backbone.num_features, ...).")
         return self.net((features - self.feature_mean) / self.feature_std)
 
     def config(self) -> dict[str, Any]:
@@ -70,4 +80,34 @@ class DenseHead(nn.Module):
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> "DenseHead":
-        return cls(cfg["in_features"], cfg["num_classes"], hidden_dim=cfg.get("hidden_dim"), dropout=cfg.get("dropout", 0.0))
+        """The head :meth:`config` describes; a record that is not a dict, lacks a key or holds a value the head cannot
+        take is a :class:`~transferkit.errors.ConfigError` (a ValueError) naming it."""
+        from ..errors import ConfigError
+
+        if not isinstance(cfg, dict):
+            raise ConfigError(f"a head config must be a dict like DenseHead.config() returns; got {type(cfg).__name__}.")
+        missing = [k for k in ("in_features", "num_classes") if k not in cfg]
+        if missing:
+            raise ConfigError(f"the head config lacks {', '.join(repr(k) for k in missing)}; it has {sorted(cfg)}.")
+        try:
+            return cls(cfg["in_features"], cfg["num_classes"], hidden_dim=cfg.get("hidden_dim"), dropout=cfg.get("dropout", 0.0))
+        except ConfigError as exc:
+            raise ConfigError(f"the head config {cfg} is not usable: {exc}") from None
+
+
+def _check_head_args(in_features: Any, num_classes: Any, hidden_dim: Any, dropout: Any) -> None:
+    from numbers import Integral, Real
+
+    from ..errors import ConfigError
+
+    def whole(v: Any) -> bool:
+        return isinstance(v, Integral) and not isinstance(v, bool)
+
+    if not whole(in_features) or in_features < 1:
+        raise ConfigError(f"in_features must be a positive integer (the backbone's num_features); got {in_features!r}.")
+    if not whole(num_classes) or num_classes < 2:
+        raise ConfigError(f"num_classes must be an integer >= 2 (one output per class); got {num_classes!r}.")
+    if hidden_dim is not None and (not whole(hidden_dim) or hidden_dim < 0):
+        raise ConfigError(f"hidden_dim must be None or 0 (a single Dense layer) or a positive width; got {hidden_dim!r}.")
+    if isinstance(dropout, bool) or not isinstance(dropout, Real) or not 0.0 <= float(dropout) <= 1.0:
+        raise ConfigError(f"dropout must be a probability in [0, 1]; got {dropout!r}.")

@@ -582,7 +582,8 @@ def rank_backbones(
     >>> ranking = rank_backbones("reviews/amazon_cells_labelled.txt")   # every registered text encoder
     >>> ranking.best.label, ranking.best.explanation   # best is None when every candidate broke a limit or had no weights
 
-    ``modality``: ``"auto"`` (a folder is images, a .csv/.tsv/.jsonl/.txt file is text),
+    ``candidates``: names (or :class:`Candidate` s); None ranks every registered backbone of the modality, an empty
+    list is an error. ``modality``: ``"auto"`` (a folder is images, a .csv/.tsv/.jsonl/.txt file is text),
     ``"image"`` or ``"text"``. Only the training data is read (train + the validation carved
     from it; never test). Features and text embeddings go through the
     :class:`~transferkit.FeatureCache`, so a later fit of any ranked candidate reuses them.
@@ -613,7 +614,13 @@ def rank_backbones(
         candidates = [candidates]
     if found == "image" and strategy == "lora":
         raise SelectionError("strategy 'lora' is for text encoders; image backbones are trained with linear-probe, finetune or auto.")
-    cands = [Candidate.parse(c) for c in candidates] if candidates else default_candidates(found)
+    if candidates is not None:
+        candidates = list(candidates)
+        if not candidates:
+            raise SelectionError(f"no candidates: candidates is empty. Pass backbone names (e.g. "
+                                 f"{'all-MiniLM-L6-v2' if found == 'text' else 'mobilenet_v2, tf_efficientnet_lite0'}), or "
+                                 f"candidates=None to rank every registered {found} backbone.")
+    cands = [Candidate.parse(c) for c in candidates] if candidates is not None else default_candidates(found)
     if not cands:
         example = "all-MiniLM-L6-v2,all-MiniLM-L6-v2:none" if found == "text" else "mobilenet_v2,tf_efficientnet_lite0"
         raise SelectionError(f"no candidates to rank. Pass names (e.g. {example}) or see `transferkit models`.")

@@ -84,9 +84,11 @@ def finetune_image_model(
 
     A random-init backbone (``--weights none``) trains from scratch: see :func:`prepare_from_scratch` and
     :func:`from_scratch_config` (BatchNorm statistics estimated first and then updated, a fresh head, no WiSE-FT mix).
+
+    ``config`` and ``augment`` may also be dicts of their fields (validated into :class:`FinetuneConfig` /
+    :class:`AugmentConfig`). The model's head must have one output per class of ``splits``.
     """
-    config = config or FinetuneConfig()
-    augment = augment or AugmentConfig()
+    config, augment = _check_finetune_args(model, splits, config, augment)
     if config.batch_size < 1:
         raise ValueError("batch_size must be >= 1.")
     config, from_scratch = from_scratch_config(model, config)
@@ -114,6 +116,36 @@ def finetune_image_model(
     if backbone is not None and hasattr(backbone, "weights_record"):  # its weights are no longer the file's
         backbone.weights_record = {**backbone.weights_record, "fine_tuned": True}
     return trainer
+
+
+def _check_finetune_args(model: Any, splits: Any, config: Any, augment: Any) -> tuple[FinetuneConfig, AugmentConfig]:
+    """:func:`finetune_image_model`'s arguments checked before any work: a model with ``backbone`` and ``head``, image
+    splits whose classes the head has one output each for, the configs (dicts validated into them)."""
+    from ..errors import DataError
+
+    if not (isinstance(getattr(model, "head", None), nn.Module) and callable(getattr(getattr(model, "backbone", None), "blocks", None))):
+        raise ConfigError(f"finetune_image_model takes a TransferModel (model.backbone + model.head), e.g. "
+                          f"TransferModel(load_backbone(name), DenseHead(backbone.num_features, len(splits.classes)), splits.classes) "
+                          f"or transferkit.load(run).model; got {type(model).__name__}.")
+    if not all(hasattr(splits, a) for a in ("train", "val", "classes")):
+        raise DataError(f"splits must be ImageSplits (transferkit.data.load_image_folder(root)); got {type(splits).__name__}.")
+    outputs = getattr(model.head, "num_classes", None)
+    if outputs is not None and outputs != len(splits.classes):
+        names = f" ({list(model.classes)})" if hasattr(model, "classes") else ""
+        raise ConfigError(f"the model's head has {outputs} outputs{names} but the splits have {len(splits.classes)} classes "
+                          f"({list(splits.classes)}): fine-tune a model built for these classes, e.g. with a new head "
+                          "DenseHead(backbone.num_features, len(splits.classes)) (transferkit.fit does this).")
+    out = []
+    for name, value, cls in (("config", config, FinetuneConfig), ("augment", augment, AugmentConfig)):
+        if value is None:
+            value = cls()
+        elif isinstance(value, dict):
+            value = cls.model_validate(value)  # pydantic's ValidationError (a ValueError) names a wrong field
+        elif not isinstance(value, cls):
+            raise ConfigError(f"{name} must be a {cls.__name__} (or a dict of its fields, e.g. {{'epochs': 3}}); got "
+                              f"{type(value).__name__}.")
+        out.append(value)
+    return out[0], out[1]
 
 
 def placeholder_batchnorm(module: nn.Module) -> bool:

@@ -6,6 +6,7 @@ import copy
 import math
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -14,6 +15,7 @@ from torch import nn
 from ..config import HeadConfig, HeadTrainConfig
 from ..crossval import smallest_class, stratified_folds
 from ..errors import DataError, NotFittedError
+from ..evaluation.metrics import check_labels_1d
 from ..heads import DenseHead
 from ..heads.dense import feature_scale
 from ..progress import track
@@ -78,7 +80,7 @@ def check_class_indices(y_train, y_val, num_classes: int | None) -> tuple[np.nda
     inferred, none at or above ``num_classes``, and at least two classes. Returns int64 arrays and K."""
     out = []
     for name, y in (("y_train", y_train), ("y_val", y_val)):
-        arr = np.asarray(y)
+        arr = check_labels_1d(y, name)
         if arr.dtype.kind not in "iub" and not (arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr))):
             raise ValueError(f"{name} must hold class indices 0..K-1 (integers); got dtype {arr.dtype}. "
                              "Map labels to indices first: classes, y = np.unique(labels, return_inverse=True).")
@@ -116,6 +118,32 @@ def _check_feature_rows(X: np.ndarray, y: np.ndarray, split: str) -> np.ndarray:
         raise DataError(f"X_{split} has {bad} row(s) with NaN or infinite values; re-extract the features (a broken backbone or "
                         "weights file?) or drop those rows with their labels.")
     return X
+
+
+def _check_augmented(augmented: Any, num_train: int, num_val: int, num_features: int) -> Augmented:
+    """``HeadTrainer.fit``'s ``augmented`` as (float32 rows, int64 owners), or an error saying to build it with
+    :func:`views_as_augmented` (raw views, ``(views, examples, features)``, are not that pair)."""
+    how = (f"pass augmented=views_as_augmented(train_views, val_views, num_train={num_train}) (views shaped (views, examples, "
+           "features), e.g. from extract_train_views), not the views themselves")
+    if isinstance(augmented, np.ndarray) or not isinstance(augmented, (tuple, list)) or len(augmented) != 2:
+        got = f"an array of shape {augmented.shape}" if isinstance(augmented, np.ndarray) else type(augmented).__name__
+        raise DataError(f"augmented must be the (rows, owner) pair of augmented copies; got {got}: {how}.")
+    try:
+        rows, owner = np.asarray(augmented[0], np.float32), np.asarray(augmented[1])
+    except (TypeError, ValueError):
+        rows = owner = None
+    if rows is None or owner is None or rows.ndim != 2 or owner.ndim != 1 or owner.dtype.kind not in "iuf":
+        shapes = "" if rows is None or owner is None else f" (got shapes {rows.shape} and {owner.shape})"
+        raise DataError(f"augmented must be (rows, owner): rows of shape (copies, features) and one owner index per row{shapes}: "
+                        f"{how}.")
+    if rows.shape[1] != num_features:
+        raise DataError(f"augmented rows have {rows.shape[1]} features each and X_train {num_features}: both must come from the "
+                        "same backbone and settings.")
+    owner = owner.astype(np.int64)
+    if len(rows) != len(owner) or (len(owner) and not (0 <= owner.min() and owner.max() < num_train + num_val)):
+        raise DataError("augmented must be (rows, owner) with one owner per row, each an index into train then val: "
+                        f"{how}.")
+    return rows, owner
 
 
 @dataclass
@@ -164,10 +192,7 @@ class HeadTrainer:
             if groups is not None and len(groups) != len(y_train) + len(y_val):
                 raise ValueError(f"groups must hold one subject id per train then val example ({len(y_train) + len(y_val)}); got {len(groups)}.")
             if augmented is not None:
-                rows, owner = np.asarray(augmented[0], np.float32), np.asarray(augmented[1], np.int64)
-                if len(rows) != len(owner) or (len(owner) and not (0 <= owner.min() and owner.max() < len(y_train) + len(y_val))):
-                    raise ValueError("augmented must be (rows, owner) with one owner per row, each an index into train then val.")
-                augmented = (rows, owner)
+                augmented = _check_augmented(augmented, len(y_train), len(y_val), X_train.shape[1])
             choose_copies = choose_copies and augmented is not None and len(augmented[1]) > 0
             if self.head_config.hidden_dim == "auto" or choose_copies:
                 self._choose(X_train, y_train, X_val, y_val, num_classes, groups, augmented, choose_copies)
