@@ -309,6 +309,9 @@ def test_finetune_image_model_checks_its_arguments_before_any_work(image_folder)
         finetune_image_model(three, splits, FinetuneConfig(epochs=1), device="cpu", progress=False)
     with pytest.raises(ConfigError, match="finetune_image_model takes a TransferModel .*got Linear"):
         finetune_image_model(nn.Linear(4, 2), splits, device="cpu", progress=False)
+    swapped = tk.TransferModel(backbone, tk.DenseHead(backbone.num_features, 2), list(reversed(splits.classes)))
+    with pytest.raises(ConfigError, match="are not the splits'"):  # same count, other order: outputs trained under wrong names
+        finetune_image_model(swapped, splits, FinetuneConfig(epochs=1), device="cpu", progress=False)
     model = tk.TransferModel(backbone, tk.DenseHead(backbone.num_features, 2), splits.classes)
     with pytest.raises(DataError, match=r"splits must be ImageSplits .*got list"):
         finetune_image_model(model, splits.train, device="cpu", progress=False)

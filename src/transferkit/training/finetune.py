@@ -135,6 +135,11 @@ def _check_finetune_args(model: Any, splits: Any, config: Any, augment: Any) -> 
         raise ConfigError(f"the model's head has {outputs} outputs{names} but the splits have {len(splits.classes)} classes "
                           f"({list(splits.classes)}): fine-tune a model built for these classes, e.g. with a new head "
                           "DenseHead(backbone.num_features, len(splits.classes)) (transferkit.fit does this).")
+    if hasattr(model, "classes") and list(model.classes) != list(splits.classes):
+        # same count, other names or order: output k would be trained on class k of the splits and keep the model's k-th name
+        raise ConfigError(f"the model's classes {list(model.classes)} are not the splits' {list(splits.classes)} (same order): its "
+                          "outputs would be trained on other classes than their names say. Build the model with splits.classes "
+                          "(TransferModel(backbone, head, splits.classes)), or load folders whose class names match the model's.")
     out = []
     for name, value, cls in (("config", config, FinetuneConfig), ("augment", augment, AugmentConfig)):
         if value is None:
