@@ -69,7 +69,8 @@ def rank(
     modality: Annotated[str, typer.Option(help="auto (a folder is images, a .csv/.tsv/.jsonl/.txt file is text), image or text.")] = "auto",
     text_col: Annotated[Optional[str], typer.Option(help="Text data: the text column (default: detected).")] = None,
     label_col: Annotated[Optional[str], typer.Option(help="Text data: the label column (default: detected).")] = None,
-    max_params: Annotated[Optional[int], typer.Option(help="Limit: parameters of the backbone.")] = None,
+    max_params: Annotated[Optional[float], typer.Option(metavar="N", help="Limit: parameters of the backbone, a whole number "
+                                                        "(3000000 or 3e6).")] = None,
     max_size_mb: Annotated[Optional[float], typer.Option(help="Limit: fp32 weights size in MB.")] = None,
     max_latency_ms: Annotated[Optional[float], typer.Option(help="Limit: batch-1 latency p50 on --device, in ms.")] = None,
     max_memory_mb: Annotated[Optional[float], typer.Option(help="Limit: peak memory of a batch-1 forward, in MB.")] = None,

@@ -43,7 +43,8 @@ The rule (``RULE`` below, also written into every result):
 
 from __future__ import annotations
 
-import json
+import math
+import numbers
 import os
 import time
 from dataclasses import dataclass, field
@@ -81,7 +82,7 @@ def evidence_scores(strategy: str = "linear-probe") -> tuple[str, ...]:
 class Limits:
     """The user's limits; ``None`` = no limit. Sizes in MB (2**20 bytes), latency = batch-1 p50."""
 
-    max_params: int | None = None
+    max_params: int | None = None  # a whole number; 3e6 and numpy integers are accepted (stored as int)
     max_size_mb: float | None = None
     max_latency_ms: float | None = None
     max_memory_mb: float | None = None
@@ -89,10 +90,22 @@ class Limits:
     def __post_init__(self) -> None:
         for name in LIMIT_FLAGS:
             v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            if v is None:
+                continue
+            # any real number (numpy's too: np.int64 from a table, np.float32), but not a bool
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
                 raise SelectionError(f"{LIMIT_FLAGS[name]} must be a number, got {v!r} ({type(v).__name__}).")
-            if v is not None and not v > 0:
+            if not v > 0:
                 raise SelectionError(f"{LIMIT_FLAGS[name]} must be a positive number, got {v!r}.")
+            if not math.isfinite(v):
+                raise SelectionError(f"{LIMIT_FLAGS[name]} must be a positive number, got {v!r}: leave the limit out for no limit.")
+            if name == "max_params":
+                if float(v) != math.floor(v):
+                    raise SelectionError(f"{LIMIT_FLAGS[name]} must be a whole number of parameters, got {v!r}.")
+                v = int(v)  # 3e6 -> 3000000
+            else:
+                v = float(v)
+            object.__setattr__(self, name, v)  # plain Python numbers: the JSON record and messages read them as written
 
     def broken(self, cost: dict[str, Any]) -> list[str]:
         """The limits ``cost`` breaks, each named with the measured value (only known values are checked)."""
@@ -217,20 +230,12 @@ class RankingResult:
                 "candidates": [c.as_dict() for c in self.candidates]}
 
     def save_json(self, path: str | os.PathLike) -> Path:
+        """Write the record as strict JSON (a non-finite number is written as ``null``, never ``NaN``/``Infinity``)."""
+        from ..json_files import write_json
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.as_dict(), indent=2, default=_json_default))
-        os.replace(tmp, path)
-        return path
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, (Path, os.PathLike)):
-        return str(o)
-    return str(o)
+        return write_json(path, self.as_dict())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -552,7 +557,7 @@ def rank_backbones(
     candidates: list[str | Candidate] | None = None,
     *,
     limits: Limits | None = None,
-    max_params: int | None = None,
+    max_params: int | float | None = None,
     max_size_mb: float | None = None,
     max_latency_ms: float | None = None,
     max_memory_mb: float | None = None,
