@@ -219,3 +219,16 @@ def test_grouped_cv_scores_do_not_reward_recognising_the_subject():
     grouped, _ = score_features(feats, labels, num_folds=5, seed=0, groups=subjects.astype(str))
     assert plain["knn_accuracy"] > 0.95 and plain["linear_probe"]["accuracy"] > 0.9
     assert grouped["knn_accuracy"] < 0.7 and grouped["linear_probe"]["accuracy"] < 0.7
+
+
+def test_rank_hint_for_a_winning_control_names_the_saved_random_init_file(image_folder, tmp_path):
+    """`--weights none` trained another random network without the cached features or a sha256; the file the ranking
+    saved (random_init_weights) gives fit the very network that was ranked."""
+    cache = tmp_path / "my cache"  # a space: the hint must stay one argument when pasted into a shell
+    res = CliRunner().invoke(app, ["rank", str(image_folder), "--candidates", f"{TINY}:none", "--device", "cpu", "--cache-dir", str(cache),
+                                   "-q", "--no-explain"], env={"COLUMNS": "400"})
+    assert res.exit_code == 0, res.output
+    saved = cache / "random-init" / f"{TINY}-seed0.safetensors"
+    assert saved.is_file()
+    flat = " ".join(res.output.replace("│", " ").split())
+    assert f"--model {TINY} --weights '{saved}'" in flat and "--weights none" not in flat

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -16,6 +17,16 @@ from .app import _fail, app, console, err
 
 def _num(v, fmt: str) -> str:
     return format(v, fmt) if v is not None else "-"
+
+
+def _weights_hint(best) -> str:
+    """``--weights`` of the "next:" hint: the weights that were ranked. A random-init control names the file (the folder
+    for a text encoder) the ranking saved in the cache, so fit reuses its cached features and records its sha256;
+    ``--weights none`` would train another random network, uncached."""
+    if best.candidate.weights == "auto":
+        return ""
+    path = best.weights_record.get("path") if best.candidate.is_control else best.candidate.weights
+    return f" --weights {shlex.quote(str(path))}" if path else " --weights none"
 
 
 def _ranking_tables(ranking) -> tuple[Table, Table]:
@@ -149,8 +160,7 @@ def rank(
         + (f"saved: {json_path}\n" if json_path else "") + (f"chart: {chart}\n" if chart is not None and ranking.ranked else "")
         + f"next: transferkit {'fit-text' if ranking.modality == 'text' else 'fit'} {data} --model {best.name}"
         + (f" --strategy {ranking.strategy}" if ranking.strategy != "linear-probe" else "")
-        + (" --weights none" if best.candidate.is_control else "")
-        + (f" --weights {best.candidate.weights}" if best.candidate.weights not in ("auto", "none") else "")
+        + _weights_hint(best)
         + (f" --stages {feature_stages}" if ranking.modality == "image" and feature_stages != DEFAULT_FEATURE_STAGES else "")
         + (f" --groups '{groups}'" if groups and ranking.modality == "image" else "")
         + (f" --groups-file {groups_file}" if groups_file and ranking.modality == "image" else ""),
