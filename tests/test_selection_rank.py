@@ -232,3 +232,48 @@ def test_rank_hint_for_a_winning_control_names_the_saved_random_init_file(image_
     assert saved.is_file()
     flat = " ".join(res.output.replace("│", " ").split())
     assert f"--model {TINY} --weights '{saved}'" in flat and "--weights none" not in flat
+
+
+def test_predicted_accuracy_is_shown_beside_the_majority_class_rate_and_warned_when_not_above_it(tmp_path):
+    """On imbalanced data the probe's accuracy can be the majority share (all predictions the big class): the ranking
+    showed it as a plain 'predicted accuracy'. Now the majority rate and the balanced accuracy stand beside it, and a
+    candidate whose accuracy is not clearly above it is warned about; the order is untouched."""
+    from conftest import write_class_image
+
+    rng = np.random.default_rng(0)
+    for cls, n in (("NORMAL", 5), ("PNEUMONIA", 25)):
+        for i in range(n):  # one colour for both classes: the features carry no signal
+            write_class_image(tmp_path / "imb" / cls / f"{cls}_{i}.png", 0, rng)
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(app, ["rank", str(tmp_path / "imb"), "--candidates", f"{TINY}:none", "--device", "cpu", "--json", str(out),
+                                   "-q"], env={"COLUMNS": "400"})
+    assert res.exit_code == 0, res.output
+    saved = json.loads(out.read_text())
+    (cand,) = saved["candidates"]
+    rate = saved["data"]["majority_rate"]
+    assert saved["data"]["majority_class"] == "PNEUMONIA" and cand["majority_class"] == "PNEUMONIA" and cand["majority_rate"] == rate
+    assert 0.75 < rate < 0.9
+    assert cand["predicted_ci95"][0] <= rate and cand["predicted_balanced_accuracy"] <= 0.75
+    (warning,) = cand["warnings"]
+    assert "always answering PNEUMONIA" in warning and f"{100 * rate:.1f} % of the training images" in warning
+    flat = " ".join(res.output.split())
+    assert "bal. acc %" in flat and f"always answering PNEUMONIA (the majority class) is right on {100 * rate:.1f} %" in flat
+    assert f"warning {TINY}:none: predicted accuracy" in flat and "balanced accuracy" in cand["explanation"]
+
+
+def test_baseline_helpers():
+    from transferkit.selection.rank import balanced_accuracy, baseline_warning, majority_baseline
+
+    labels = np.array([1, 1, 1, 1, 1, 0])
+    assert majority_baseline(labels, ["a", "b"]) == ("b", pytest.approx(5 / 6))
+    assert majority_baseline(np.array([0, 1]), ["a", "b"]) == ("a", 0.5)  # a tie: the first class
+    assert balanced_accuracy(np.array([1, 1, 1, 1, 1, 0], bool), labels) == 0.5  # every example answered 'b'
+    r = _report("a", 5 / 6, 5, [True] * 5 + [False])
+    r.predicted_ci, r.majority_class, r.majority_rate = (0.44, 0.97), "b", 5 / 6
+    r.scores["linear_probe"]["balanced_accuracy"] = 0.5
+    assert baseline_warning(r) == ("predicted accuracy 83.3 % is no better than always answering b (83.3 % of the training images; "
+                                   "balanced accuracy 50.0 %): it has not shown that it tells the classes apart.")
+    r.predicted_accuracy = 0.9
+    assert baseline_warning(r).startswith("predicted accuracy 90.0 % is not clearly better than always answering b")
+    r.predicted_ci = (0.85, 0.97)
+    assert baseline_warning(r) is None  # clearly above: no warning

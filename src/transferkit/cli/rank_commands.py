@@ -38,7 +38,11 @@ def _ranking_tables(ranking) -> tuple[Table, Table]:
     where = f"{Path(ranking.data['root']).name}, {ranking.data['num_ranking_items']} training {unit}"
     evidence = Table(title=f"transfer evidence ({where})", header_style="bold")
     not_applicable = "n/a" if is_text else "-"  # text encoders have no source classifier (see the note below the table)
-    for col in ("#", "candidate", "pred. acc % (95% CI)", "evidence", "LogME", "H-score", "k-NN %", "LEEP", "NCE"):
+    majority, rate = ranking.data.get("majority_class"), ranking.data.get("majority_rate")
+    if rate is not None:
+        evidence.caption = (f"baseline: always answering {majority} (the majority class) is right on {100 * rate:.1f} % of the "
+                            f"training {unit}; ! = pred. acc not clearly above it")
+    for col in ("#", "candidate", "pred. acc % (95% CI)", "bal. acc %", "evidence", "LogME", "H-score", "k-NN %", "LEEP", "NCE"):
         evidence.add_column(col, justify="left" if col == "candidate" else "right", no_wrap=True)
     cost = Table(title=f"size, quality and cost on {ranking.device}" + (" (latency: the median-length training text)" if is_text else ""),
                  header_style="bold")
@@ -50,7 +54,9 @@ def _ranking_tables(ranking) -> tuple[Table, Table]:
         s, q, k = c.scores, c.quality, c.cost
         label = c.label + (" (control)" if c.candidate.is_control else "")
         lo, hi = c.predicted_ci
-        evidence.add_row(str(c.rank), label, f"{100 * c.predicted_accuracy:.1f} ({100 * lo:.0f}-{100 * hi:.0f})", f"{c.evidence:.2f}",
+        below = c.majority_rate is not None and lo <= c.majority_rate  # the CI reaches the majority-class rate
+        evidence.add_row(str(c.rank), label, f"{100 * c.predicted_accuracy:.1f} ({100 * lo:.0f}-{100 * hi:.0f})" + (" [yellow]![/]" if below else ""),
+                         _num(None if c.predicted_balanced_accuracy is None else 100 * c.predicted_balanced_accuracy, ".1f"), f"{c.evidence:.2f}",
                          _num(s.get("logme"), ".3f"), _num(s.get("hscore"), ".2f"), f"{100 * s['knn_accuracy']:.1f}",
                          _num(s.get("leep"), ".3f") if "leep" in s else not_applicable,
                          _num(s.get("nce"), ".3f") if "nce" in s else not_applicable)
@@ -134,6 +140,9 @@ def rank(
     for c in ranking.candidates:
         if c.status != "ranked":
             console.print(f"[yellow]{c.status}[/] {c.label}: {c.reason}")
+    for c in ranking.candidates:
+        for warning in c.warnings:
+            console.print(f"[yellow]warning[/] {c.label}: {warning}")
     if explain:
         for c in ranking.ranked:
             console.print(f"[bold]{c.label}[/]: {c.explanation}")
@@ -153,7 +162,10 @@ def rank(
                   + " (the reason of each is above). " + ("Relax a limit or add candidates." if limited else "Add candidates, or fix their weights."))
         raise typer.Exit(code=1)
     console.print(Panel.fit(
-        f"best: [bold]{best.label}[/] (predicted accuracy {100 * best.predicted_accuracy:.1f} %, {best.cost['latency_ms_p50']:.1f} ms p50)\n"
+        f"best: [bold]{best.label}[/] (predicted accuracy {100 * best.predicted_accuracy:.1f} %"
+        + (f" [yellow]not clearly above always answering {best.majority_class}: {100 * best.majority_rate:.1f} %[/]" if best.warnings
+           and best.majority_rate is not None and best.predicted_ci[0] <= best.majority_rate else "")
+        + f", {best.cost['latency_ms_p50']:.1f} ms p50)\n"
         f"rule: linear-probe CV accuracy, ties (McNemar p >= 0.05) broken by "
         + ("transfer evidence" if ranking.strategy == "linear-probe" else f"LogME + published quality (strategy {ranking.strategy})")
         + "; details in --json\n"

@@ -180,6 +180,9 @@ class CandidateReport:
     timing_s: dict[str, float] = field(default_factory=dict)
     oof_correct: np.ndarray | None = field(default=None, repr=False)
     modality: str = "image"  # or "text"
+    majority_class: str | None = None  # the most frequent class of the ranking data ...
+    majority_rate: float | None = None  # ... and its share: the accuracy of always answering it (the baseline)
+    warnings: list[str] = field(default_factory=list)  # what the user should know before trusting the numbers
 
     @property
     def name(self) -> str:
@@ -189,11 +192,19 @@ class CandidateReport:
     def label(self) -> str:
         return self.candidate.label
 
+    @property
+    def predicted_balanced_accuracy(self) -> float | None:
+        """The linear probe's out-of-fold balanced accuracy (mean recall over the classes): shown beside the predicted
+        accuracy, which on imbalanced data can be high by answering the majority class."""
+        return (self.scores.get("linear_probe") or {}).get("balanced_accuracy")
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "label": self.label, "weights": self.candidate.weights, "is_control": self.candidate.is_control,
             "modality": self.modality, "status": self.status, "reason": self.reason, "rank": self.rank, "tier": self.tier,
             "predicted_accuracy": self.predicted_accuracy, "predicted_ci95": list(self.predicted_ci) if self.predicted_ci else None,
+            "predicted_balanced_accuracy": self.predicted_balanced_accuracy, "majority_class": self.majority_class,
+            "majority_rate": self.majority_rate, "warnings": self.warnings,
             "evidence": self.evidence, "on_pareto_front": self.on_pareto_front, "scores": self.scores,
             "score_notes": self.score_notes, "quality": self.quality, "cost": self.cost, "weights_record": self.weights_record,
             "explanation": self.explanation, "timing_s": self.timing_s,
@@ -264,6 +275,34 @@ def random_init_weights(name: str, seed: int, folder: str | os.PathLike) -> Path
     return path
 
 
+def balanced_accuracy(correct: np.ndarray, labels: np.ndarray) -> float:
+    """Mean over the classes present of the share of their examples predicted right (mean recall)."""
+    correct, labels = np.asarray(correct, bool), np.asarray(labels)
+    return float(np.mean([correct[labels == c].mean() for c in np.unique(labels)]))
+
+
+def majority_baseline(labels: np.ndarray, classes: list[str]) -> tuple[str, float]:
+    """The most frequent class (first of a tie) and its share: what always answering it scores."""
+    counts = np.bincount(np.asarray(labels, np.int64), minlength=len(classes))
+    top = int(np.argmax(counts))
+    return str(classes[top]) if top < len(classes) else str(top), float(counts[top] / counts.sum())
+
+
+def baseline_warning(report: CandidateReport) -> str | None:
+    """A warning when the predicted accuracy is not clearly above the majority-class rate (its 95 % CI reaches it)."""
+    acc, rate, name = report.predicted_accuracy, report.majority_rate, report.majority_class
+    if acc is None or rate is None or report.predicted_ci is None or report.predicted_ci[0] > rate:
+        return None
+    unit = "texts" if report.modality == "text" else "images"
+    bal = report.predicted_balanced_accuracy
+    bal_words = f"; balanced accuracy {_pct(bal)}" if bal is not None else ""
+    if acc <= rate:
+        return (f"predicted accuracy {_pct(acc)} is no better than always answering {name} ({_pct(rate)} of the training {unit}"
+                f"{bal_words}): it has not shown that it tells the classes apart.")
+    return (f"predicted accuracy {_pct(acc)} is not clearly better than always answering {name} ({_pct(rate)} of the training "
+            f"{unit}; its 95 % CI reaches down to {_pct(report.predicted_ci[0])}{bal_words}).")
+
+
 def score_features(features: np.ndarray, labels: np.ndarray, *, source_probabilities: np.ndarray | None = None,
                    num_folds: int = 5, seed: int = 0, groups: np.ndarray | None = None) -> tuple[dict[str, Any], np.ndarray]:
     """All transferability scores of one feature matrix; also the linear probe's out-of-fold hits.
@@ -273,7 +312,8 @@ def score_features(features: np.ndarray, labels: np.ndarray, *, source_probabili
     scores: dict[str, Any] = {}
     t = time.perf_counter()
     probe = linear_probe_accuracy(features, labels, num_folds=num_folds, seed=seed, groups=groups)
-    scores["linear_probe"] = {**probe.as_dict(), "seconds": time.perf_counter() - t}
+    scores["linear_probe"] = {**probe.as_dict(), "balanced_accuracy": balanced_accuracy(probe.correct, labels),
+                              "seconds": time.perf_counter() - t}
     t = time.perf_counter()
     scores["knn_accuracy"] = knn_accuracy(features, labels, num_folds=num_folds, seed=seed, groups=groups).accuracy
     scores["logme"] = logme_score(features, labels)
@@ -461,7 +501,10 @@ def explain(report: CandidateReport, scored: list[CandidateReport], limits: Limi
     lp = s["linear_probe"]
     sim = (f"Task similarity: a linear probe on its frozen {'embeddings' if unit == 'text' else 'features'} is right on "
            f"{_pct(lp['accuracy'])} of the training {unit}s in {lp['num_folds']}-fold cross-validation "
-           f"(95 % CI {_pct(lp['ci_low'])}-{_pct(lp['ci_high'])}); "
+           f"(95 % CI {_pct(lp['ci_low'])}-{_pct(lp['ci_high'])}"
+           + (f"; balanced accuracy {_pct(lp['balanced_accuracy'])}" if lp.get("balanced_accuracy") is not None else "")
+           + (f"; always answering {report.majority_class} scores {_pct(report.majority_rate)}" if report.majority_rate is not None else "")
+           + "); "
            f"k-NN {_pct(s['knn_accuracy'])}; LogME {s['logme']:.3f} ({place('logme')}), H-score {s['hscore']:.2f} ({place('hscore')})")
     if "leep" in s:
         sim += f", LEEP {s['leep']:.3f} ({place('leep')}), NCE {s['nce']:.3f} ({place('nce')})"
@@ -479,7 +522,7 @@ def explain(report: CandidateReport, scored: list[CandidateReport], limits: Limi
     verdict = (f"Rank {report.rank} of {n} (tier {report.tier}: predicted accuracy {_pct(report.predicted_accuracy)}, "
                f"{'fine-tuning evidence (LogME, published quality)' if strategy != 'linear-probe' else 'transfer evidence'} "
                f"{report.evidence:.2f} of 1)" + (", on the accuracy/latency Pareto front." if report.on_pareto_front else "."))
-    return " ".join([verdict, sim, quality, fit])
+    return " ".join([verdict, sim, quality, fit] + [f"Warning: {w[0].upper()}{w[1:]}" for w in report.warnings])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -664,18 +707,25 @@ def rank_backbones(
     _, notes = evidence_columns(ordered, strategy)
     rest = [r for r in reports if r.status != "ranked"]
     rest.sort(key=lambda r: ["excluded", "failed", "unavailable"].index(r.status))
+    summary = splits.summary()
+    majority, majority_rate = majority_baseline(labels, summary["classes"])
+    for r in ordered:  # display and warnings only: the order above does not depend on them
+        r.majority_class, r.majority_rate = majority, majority_rate
+        if (warning := baseline_warning(r)) is not None:
+            r.warnings.append(warning)
     for r in ordered + rest:
         r.explanation = explain(r, ordered, limits, strategy)
-    summary = splits.summary()
     if found == "text":
         root = str(splits.tables[0].path) if splits.tables else str(data)
         data_info = {"root": root, "modality": "text", "classes": summary["classes"], "num_ranking_texts": len(records),
                      "num_ranking_items": len(records), "ranking_splits": ["train", "val"], "test_split_read": False,
-                     "num_skipped": summary["num_skipped"], "splits": splits.source}
+                     "num_skipped": summary["num_skipped"], "splits": splits.source, "majority_class": majority,
+                     "majority_rate": majority_rate}
     else:
         data_info = {"root": summary["root"], "modality": "image", "classes": summary["classes"], "num_ranking_images": len(records),
                      "num_ranking_items": len(records), "ranking_splits": ["train", "val"], "test_split_read": False,
-                     "num_skipped": summary["num_skipped"], "groups": summary.get("groups"), "feature_stages": feature_stages}
+                     "num_skipped": summary["num_skipped"], "groups": summary.get("groups"), "feature_stages": feature_stages,
+                     "majority_class": majority, "majority_rate": majority_rate}
     if found == "text":
         unused = [o for o, on in (("groups", groups is not None), ("groups_file", groups_file is not None),
                                   ("feature_stages", feature_stages != DEFAULT_FEATURE_STAGES)) if on]
