@@ -266,7 +266,8 @@ def test_baseline_helpers():
 
     labels = np.array([1, 1, 1, 1, 1, 0])
     assert majority_baseline(labels, ["a", "b"]) == ("b", pytest.approx(5 / 6))
-    assert majority_baseline(np.array([0, 1]), ["a", "b"]) == ("a", 0.5)  # a tie: the first class
+    assert majority_baseline(np.array([0, 1, 1, 2, 2]), ["a", "b", "c"]) == ("b", 0.4)  # a tie: the first class
+    assert majority_baseline(np.array([0, 1, 1, 0]), ["a", "b"]) == (None, 0.5)  # all the same size: chance, no majority class
     assert balanced_accuracy(np.array([1, 1, 1, 1, 1, 0], bool), labels) == 0.5  # every example answered 'b'
     r = _report("a", 5 / 6, 5, [True] * 5 + [False])
     r.predicted_ci, r.majority_class, r.majority_rate = (0.44, 0.97), "b", 5 / 6
@@ -277,3 +278,41 @@ def test_baseline_helpers():
     assert baseline_warning(r).startswith("predicted accuracy 90.0 % is not clearly better than always answering b")
     r.predicted_ci = (0.85, 0.97)
     assert baseline_warning(r) is None  # clearly above: no warning
+
+
+def test_scores_have_a_legend_and_enough_digits_to_order_as_their_places(tmp_path):
+    """H-score 3.97 was shown for three candidates placed 1st/2nd/3rd; nothing said that every score is higher-is-better
+    (LogME/LEEP/NCE are negative) nor what "evidence 0.67 of 1" is."""
+    from rich.console import Console
+
+    from transferkit.cli.rank_commands import _ranking_tables
+    from transferkit.selection import RankingResult
+    from transferkit.selection.rank import distinct_decimals, explain
+
+    assert distinct_decimals([3.9712, 3.9667, 3.9451], 2) == 3 and distinct_decimals([3.9712, 3.9712, 1.0], 2) == 2
+    assert distinct_decimals([0.12345671, 0.12345672], 1, at_most=6) == 6 and distinct_decimals([None, float("nan"), 1.0], 2) == 2
+    hits = np.ones(40, bool)
+    reports = [_report(label, 0.9, 5, hits, logme=logme) for label, logme in (("a", -0.5001), ("b", -0.5004), ("c", -0.5009))]
+    for r, h, leep in zip(reports, (3.9712, 3.9708, 3.9651), (-1.2341, -1.2344, -1.2349)):
+        r.scores.update(hscore=h, leep=leep, nce=leep, linear_probe={"accuracy": 0.9, "ci_low": 0.77, "ci_high": 0.96, "num_folds": 5})
+        r.predicted_ci = (0.77, 0.96)
+        r.cost = {"latency_ms_p50": 5.0, "latency_ms_p95": 6.0, "num_params": 10**6, "macs": 10**8, "state_dict_mb": 4.0,
+                  "peak_memory_mb": 9.0, "throughput_img_s": 100.0, "throughput_batch_size": 16, "device": "cpu"}
+    ordered = order_candidates(reports)
+    assert [r.label for r in ordered] == ["a", "b", "c"] and ordered[0].evidence > ordered[1].evidence > ordered[2].evidence
+    ranking = RankingResult(ordered, Limits(), {"root": str(tmp_path), "num_ranking_items": 40, "majority_class": "x",
+                                                "majority_rate": 0.5}, "cpu", {"total": 1.0})
+    console = Console(width=250, record=True)
+    for table in _ranking_tables(ranking):
+        console.print(table)
+    text = console.export_text()
+    assert "LogME ↑" in text and "H-score ↑" in text and "LEEP ↑" in text and "evidence ↑" in text
+    assert "↑ = higher is better, for every score" in text and "evidence = the mean of the candidate's normalised ranks" in text
+    rows = [line for line in text.splitlines() if line.startswith("│ ")][:3]
+    assert [r.split("│")[7].strip() for r in rows] == ["3.9712", "3.9708", "3.9651"]  # H-score column
+    assert [r.split("│")[6].strip() for r in rows] == ["-0.5001", "-0.5004", "-0.5009"]  # LogME column
+    assert [r.split("│")[9].strip() for r in rows] == ["-1.2341", "-1.2344", "-1.2349"]  # LEEP column
+    words = explain(ordered[0], ordered, Limits())
+    assert "H-score 3.9712 (1 of 3)" in words and "LogME -0.5001 (1 of 3)" in words and "the mean of its normalised ranks" in words
+    saved = ranking.as_dict()["legend"]
+    assert "higher is better" in saved["scores"] and "hscore" in saved["higher_is_better"] and "H-score" in saved["evidence"]

@@ -30,8 +30,11 @@ def _weights_hint(best) -> str:
 
 
 def _ranking_tables(ranking) -> tuple[Table, Table]:
-    """Evidence (task similarity) and size/cost (quality, fit with the limits) of the ranked candidates."""
-    from ..selection.rank import throughput_of
+    """Evidence (task similarity) and size/cost (quality, fit with the limits) of the ranked candidates.
+
+    Every score is higher-is-better (↑, with the legend under the table); each column gets the decimals it needs for the
+    shown values to order as the places do (H-score 3.97 for three candidates placed 1st/2nd/3rd hid what decided)."""
+    from ..selection.rank import SCORES_LEGEND, baseline_words, distinct_decimals, evidence_columns, evidence_definition, throughput_of
 
     is_text = ranking.modality == "text"
     unit = "texts" if is_text else "images"
@@ -39,11 +42,21 @@ def _ranking_tables(ranking) -> tuple[Table, Table]:
     evidence = Table(title=f"transfer evidence ({where})", header_style="bold")
     not_applicable = "n/a" if is_text else "-"  # text encoders have no source classifier (see the note below the table)
     majority, rate = ranking.data.get("majority_class"), ranking.data.get("majority_rate")
+    legend = [SCORES_LEGEND + ".", evidence_definition(evidence_columns(ranking.ranked, ranking.strategy)[0])]
     if rate is not None:
-        evidence.caption = (f"baseline: always answering {majority} (the majority class) is right on {100 * rate:.1f} % of the "
-                            f"training {unit}; ! = pred. acc not clearly above it")
-    for col in ("#", "candidate", "pred. acc % (95% CI)", "bal. acc %", "evidence", "LogME", "H-score", "k-NN %", "LEEP", "NCE"):
+        legend.append(f"baseline: {baseline_words(majority)}" + (" (the majority class)" if majority is not None else "")
+                      + f" is right on {100 * rate:.1f} % of the training {unit}; ! = pred. acc not clearly above it.")
+    evidence.caption, evidence.caption_justify = "\n".join(legend), "left"
+    for col in ("#", "candidate", "pred. acc % (95% CI) ↑", "bal. acc % ↑", "evidence ↑", "LogME ↑", "H-score ↑", "k-NN % ↑", "LEEP ↑",
+                "NCE ↑"):
         evidence.add_column(col, justify="left" if col == "candidate" else "right", no_wrap=True)
+
+    def decimals(key: str, at_least: int, scale: float = 1.0) -> int:
+        return distinct_decimals([None if (v := c.scores.get(key)) is None else scale * v for c in ranking.ranked], at_least)
+
+    digits = {"logme": decimals("logme", 3), "hscore": decimals("hscore", 2), "knn_accuracy": decimals("knn_accuracy", 1, 100.0),
+              "leep": decimals("leep", 3), "nce": decimals("nce", 3),
+              "evidence": distinct_decimals([c.evidence for c in ranking.ranked], 2)}
     cost = Table(title=f"size, quality and cost on {ranking.device}" + (" (latency: the median-length training text)" if is_text else ""),
                  header_style="bold")
     columns = (("#", "candidate", "published", "params M", "GMACs", "GMACs@max", "MB", "p50 ms", "p95 ms", "texts/s", "peak MB", "Pareto")
@@ -56,10 +69,11 @@ def _ranking_tables(ranking) -> tuple[Table, Table]:
         lo, hi = c.predicted_ci
         below = c.majority_rate is not None and lo <= c.majority_rate  # the CI reaches the majority-class rate
         evidence.add_row(str(c.rank), label, f"{100 * c.predicted_accuracy:.1f} ({100 * lo:.0f}-{100 * hi:.0f})" + (" [yellow]![/]" if below else ""),
-                         _num(None if c.predicted_balanced_accuracy is None else 100 * c.predicted_balanced_accuracy, ".1f"), f"{c.evidence:.2f}",
-                         _num(s.get("logme"), ".3f"), _num(s.get("hscore"), ".2f"), f"{100 * s['knn_accuracy']:.1f}",
-                         _num(s.get("leep"), ".3f") if "leep" in s else not_applicable,
-                         _num(s.get("nce"), ".3f") if "nce" in s else not_applicable)
+                         _num(None if c.predicted_balanced_accuracy is None else 100 * c.predicted_balanced_accuracy, ".1f"),
+                         f"{c.evidence:.{digits['evidence']}f}", _num(s.get("logme"), f".{digits['logme']}f"),
+                         _num(s.get("hscore"), f".{digits['hscore']}f"), f"{100 * s['knn_accuracy']:.{digits['knn_accuracy']}f}",
+                         _num(s.get("leep"), f".{digits['leep']}f") if "leep" in s else not_applicable,
+                         _num(s.get("nce"), f".{digits['nce']}f") if "nce" in s else not_applicable)
         rate, _ = throughput_of(k)
         row = [str(c.rank), label]
         if is_text:
@@ -110,6 +124,7 @@ def rank(
 ) -> None:
     """Rank candidate backbones (images) or text encoders (texts) for your data and limits: evidence, size/quality, measured cost."""
     from ..selection import rank_backbones
+    from ..selection.rank import baseline_words
 
     names = [c for c in (candidates or "").split(",") if c.strip()] or None
     if candidates is not None and names is None:  # "--candidates ','" would otherwise rank every registered backbone
@@ -163,7 +178,7 @@ def rank(
         raise typer.Exit(code=1)
     console.print(Panel.fit(
         f"best: [bold]{best.label}[/] (predicted accuracy {100 * best.predicted_accuracy:.1f} %"
-        + (f" [yellow]not clearly above always answering {best.majority_class}: {100 * best.majority_rate:.1f} %[/]" if best.warnings
+        + (f" [yellow]not clearly above {baseline_words(best.majority_class)}: {100 * best.majority_rate:.1f} %[/]" if best.warnings
            and best.majority_rate is not None and best.predicted_ci[0] <= best.majority_rate else "")
         + f", {best.cost['latency_ms_p50']:.1f} ms p50)\n"
         f"rule: linear-probe CV accuracy, ties (McNemar p >= 0.05) broken by "

@@ -63,6 +63,10 @@ STRATEGIES = ("linear-probe", "finetune", "lora", "auto")
 MODALITIES = ("auto", "image", "text")
 TEXT_LEEP_NOTE = ("not applicable to text encoders: LEEP and NCE score a source classifier's class probabilities, "
                   "and a pretrained text encoder has no source classifier")
+SCORE_NAMES = {"logme": "LogME", "hscore": "H-score", "knn_accuracy": "k-NN accuracy", "leep": "LEEP", "nce": "NCE",
+               "published_quality": "published quality"}
+SCORES_LEGEND = ("↑ = higher is better, for every score (LogME, LEEP and NCE are log-likelihoods: negative numbers, "
+                 "nearer 0 is better)")
 LIMIT_FLAGS = {"max_params": "--max-params", "max_size_mb": "--max-size-mb", "max_latency_ms": "--max-latency-ms",
                "max_memory_mb": "--max-memory-mb"}
 
@@ -237,6 +241,8 @@ class RankingResult:
     def as_dict(self) -> dict[str, Any]:
         return {"best": self.best.label if self.best else None, "modality": self.modality, "strategy": self.strategy,
                 "evidence_scores": list(evidence_scores(self.strategy)), "rule": self.rule, "notes": self.notes,
+                "legend": {"higher_is_better": [*EVIDENCE_SCORES, "linear_probe", "predicted_accuracy", "evidence"],
+                           "scores": SCORES_LEGEND, "evidence": evidence_definition(evidence_columns(self.ranked, self.strategy)[0])},
                 "limits": self.limits.as_dict(), "device": self.device, "data": self.data, "timing_s": self.timing_s,
                 "candidates": [c.as_dict() for c in self.candidates]}
 
@@ -281,25 +287,33 @@ def balanced_accuracy(correct: np.ndarray, labels: np.ndarray) -> float:
     return float(np.mean([correct[labels == c].mean() for c in np.unique(labels)]))
 
 
-def majority_baseline(labels: np.ndarray, classes: list[str]) -> tuple[str, float]:
-    """The most frequent class (first of a tie) and its share: what always answering it scores."""
+def majority_baseline(labels: np.ndarray, classes: list[str]) -> tuple[str | None, float]:
+    """The most frequent class (first of a tie; ``None`` when every class is the same size) and its share: what always
+    answering it scores."""
     counts = np.bincount(np.asarray(labels, np.int64), minlength=len(classes))
     top = int(np.argmax(counts))
+    if (counts == counts[top]).all():
+        return None, float(counts[top] / counts.sum())
     return str(classes[top]) if top < len(classes) else str(top), float(counts[top] / counts.sum())
+
+
+def baseline_words(majority_class: str | None) -> str:
+    """How the majority-class baseline is named: ``always answering PNEUMONIA``, or chance for classes of one size."""
+    return f"always answering {majority_class}" if majority_class is not None else "always answering one class (all are the same size)"
 
 
 def baseline_warning(report: CandidateReport) -> str | None:
     """A warning when the predicted accuracy is not clearly above the majority-class rate (its 95 % CI reaches it)."""
-    acc, rate, name = report.predicted_accuracy, report.majority_rate, report.majority_class
+    acc, rate, name = report.predicted_accuracy, report.majority_rate, baseline_words(report.majority_class)
     if acc is None or rate is None or report.predicted_ci is None or report.predicted_ci[0] > rate:
         return None
     unit = "texts" if report.modality == "text" else "images"
     bal = report.predicted_balanced_accuracy
     bal_words = f"; balanced accuracy {_pct(bal)}" if bal is not None else ""
     if acc <= rate:
-        return (f"predicted accuracy {_pct(acc)} is no better than always answering {name} ({_pct(rate)} of the training {unit}"
+        return (f"predicted accuracy {_pct(acc)} is no better than {name} ({_pct(rate)} of the training {unit}"
                 f"{bal_words}): it has not shown that it tells the classes apart.")
-    return (f"predicted accuracy {_pct(acc)} is not clearly better than always answering {name} ({_pct(rate)} of the training "
+    return (f"predicted accuracy {_pct(acc)} is not clearly better than {name} ({_pct(rate)} of the training "
             f"{unit}; its 95 % CI reaches down to {_pct(report.predicted_ci[0])}{bal_words}).")
 
 
@@ -385,6 +399,26 @@ def evidence_columns(scored: list[CandidateReport], strategy: str = "linear-prob
                 continue
         used.append(score)
     return used, notes
+
+
+def evidence_definition(used: list[str] | tuple[str, ...]) -> str:
+    """What a candidate's "evidence" number is (rule, point 3), naming the scores it is made of."""
+    if not used:
+        return "evidence: no transferability score could be compared, so it is 0 for every candidate."
+    names = ", ".join(SCORE_NAMES.get(u, u) for u in used)
+    return (f"evidence = the mean of the candidate's normalised ranks among the ranked candidates on {names} (per score: "
+            "1 = best, 0 = worst or missing), from 0 to 1; it orders the candidates inside a tier, and a tier holds the candidates "
+            "whose predicted accuracy is not significantly below its leader's (McNemar).")
+
+
+def distinct_decimals(values, at_least: int, at_most: int = 6) -> int:
+    """The fewest decimals (from ``at_least``) with which values that differ are shown differently, so the shown values order
+    as the values do (up to ``at_most``; equal values stay equal)."""
+    vals = sorted({float(v) for v in values if v is not None and math.isfinite(v)})
+    for d in range(at_least, at_most + 1):
+        if len({f"{v:.{d}f}" for v in vals}) == len(vals):
+            return d
+    return at_most
 
 
 def order_candidates(reports: list[CandidateReport], *, alpha: float = 0.05, strategy: str = "linear-probe") -> list[CandidateReport]:
@@ -498,16 +532,20 @@ def explain(report: CandidateReport, scored: list[CandidateReport], limits: Limi
         v = s.get(key)
         return f"{vals.index(v) + 1} of {len(vals)}" if v is not None and v in vals else "n/a"
 
+    def shown(key: str, at_least: int) -> str:  # enough decimals that the shown values order as the places do
+        d = distinct_decimals([r.scores.get(key) for r in scored], at_least)
+        return f"{s[key]:.{d}f}"
+
     lp = s["linear_probe"]
     sim = (f"Task similarity: a linear probe on its frozen {'embeddings' if unit == 'text' else 'features'} is right on "
            f"{_pct(lp['accuracy'])} of the training {unit}s in {lp['num_folds']}-fold cross-validation "
            f"(95 % CI {_pct(lp['ci_low'])}-{_pct(lp['ci_high'])}"
            + (f"; balanced accuracy {_pct(lp['balanced_accuracy'])}" if lp.get("balanced_accuracy") is not None else "")
-           + (f"; always answering {report.majority_class} scores {_pct(report.majority_rate)}" if report.majority_rate is not None else "")
+           + (f"; {baseline_words(report.majority_class)} scores {_pct(report.majority_rate)}" if report.majority_rate is not None else "")
            + "); "
-           f"k-NN {_pct(s['knn_accuracy'])}; LogME {s['logme']:.3f} ({place('logme')}), H-score {s['hscore']:.2f} ({place('hscore')})")
+           f"k-NN {_pct(s['knn_accuracy'])}; LogME {shown('logme', 3)} ({place('logme')}), H-score {shown('hscore', 2)} ({place('hscore')})")
     if "leep" in s:
-        sim += f", LEEP {s['leep']:.3f} ({place('leep')}), NCE {s['nce']:.3f} ({place('nce')})"
+        sim += f", LEEP {shown('leep', 3)} ({place('leep')}), NCE {shown('nce', 3)} ({place('nce')})"
     else:
         sim += f"; LEEP/NCE not available ({report.score_notes.get('leep', 'no ImageNet classifier')})"
     sim += "."
@@ -521,7 +559,8 @@ def explain(report: CandidateReport, scored: list[CandidateReport], limits: Limi
            + (f"; within every limit set ({', '.join(within)})." if within else "; no limits set."))
     verdict = (f"Rank {report.rank} of {n} (tier {report.tier}: predicted accuracy {_pct(report.predicted_accuracy)}, "
                f"{'fine-tuning evidence (LogME, published quality)' if strategy != 'linear-probe' else 'transfer evidence'} "
-               f"{report.evidence:.2f} of 1)" + (", on the accuracy/latency Pareto front." if report.on_pareto_front else "."))
+               f"{report.evidence:.{distinct_decimals([r.evidence for r in scored], 2)}f} of 1: the mean of its normalised ranks, "
+               f"1 = best of the {n} on every score, 0 = worst)" + (", on the accuracy/latency Pareto front." if report.on_pareto_front else "."))
     return " ".join([verdict, sim, quality, fit] + [f"Warning: {w[0].upper()}{w[1:]}" for w in report.warnings])
 
 
