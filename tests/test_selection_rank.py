@@ -316,3 +316,92 @@ def test_scores_have_a_legend_and_enough_digits_to_order_as_their_places(tmp_pat
     assert "H-score 3.9712 (1 of 3)" in words and "LogME -0.5001 (1 of 3)" in words and "the mean of its normalised ranks" in words
     saved = ranking.as_dict()["legend"]
     assert "higher is better" in saved["scores"] and "hscore" in saved["higher_is_better"] and "H-score" in saved["evidence"]
+
+
+class _FakeMachine:
+    """A clock and forwards that cost 10 ms, or 30 ms in a slow phase of the machine (another process on its cores)."""
+
+    def __init__(self, slow_from_ms: float, slow_to_ms: float):
+        self.now_ms, self.slow = 0.0, (slow_from_ms, slow_to_ms)
+        self.calls: list[str] = []
+
+    def timer(self) -> float:
+        return self.now_ms / 1000
+
+    def probe(self, name: str):
+        from transferkit.selection.cost import LatencyProbe
+
+        def forward(x):
+            self.calls.append(name)
+            self.now_ms += 30.0 if self.slow[0] <= self.now_ms < self.slow[1] else 10.0
+
+        return LatencyProbe(forward, None)
+
+
+def test_latencies_are_timed_round_robin_with_the_first_candidate_rotating():
+    from transferkit.selection import interleaved_latencies
+
+    machine = _FakeMachine(1e9, 1e9)  # never slow
+    stats = interleaved_latencies([machine.probe(n) for n in "abc"], num_runs=4, rounds=2, timer=machine.timer)
+    # each round: every candidate in turn, one untimed forward then its 2 timed ones; round 2 starts with the second
+    assert "".join(machine.calls) == "aaabbbccc" + "bbbcccaaa"
+    for s in stats:
+        assert s["latency_ms_p50"] == pytest.approx(10.0) and s["latency_ms_spread"] == pytest.approx((10.0, 10.0))
+        assert s["latency_rounds"] == 2 and "interleaved round-robin with 2 other candidates" in s["latency_method"]
+    machine = _FakeMachine(1e9, 1e9)
+    (alone,) = interleaved_latencies([machine.probe("a")], num_runs=20, timer=machine.timer)
+    assert len(machine.calls) == 25 and alone["latency_rounds"] == 5  # 20 timed in 5 rounds of 4, each after 1 untimed
+
+
+def test_identical_weights_timed_through_a_slow_phase_come_out_alike():
+    """Timed one after the other (the old way), a slow phase of the machine fell on one copy of mobilenet_v2 and not on
+    the other (30.6 vs 14.4 ms in one run); interleaved, it falls on both alike."""
+    from transferkit.selection import interleaved_latencies
+
+    machine = _FakeMachine(200, 1e9)  # another job starts 0.2 s in and stays
+    one, two = interleaved_latencies([machine.probe("a"), machine.probe("b")], num_runs=20, timer=machine.timer)
+    assert one["latency_ms_p50"] == pytest.approx(30.0) and two["latency_ms_p50"] == pytest.approx(30.0)
+    assert one["latency_ms_spread"] == pytest.approx((10.0, 30.0)) and two["latency_ms_spread"] == pytest.approx((10.0, 30.0))  # and the spread says it moved
+    # the same machine on the old schedule: 22 forwards of a (2 warm-up + 20 timed), then 22 of b
+    machine = _FakeMachine(200, 1e9)
+    probes = {n: machine.probe(n) for n in "ab"}
+    old = {}
+    for name, p in probes.items():
+        times = []
+        for i in range(22):
+            t0 = machine.now_ms
+            p.forward(None)
+            if i >= 2:
+                times.append(machine.now_ms - t0)
+        old[name] = float(np.median(times))
+    assert old["a"] == pytest.approx(10.0) and old["b"] == pytest.approx(30.0)  # what made the pick flip
+
+
+def test_a_limit_inside_the_latency_spread_is_said_and_rank_times_candidates_together(image_folder, tiny_weights, monkeypatch):
+    from transferkit.selection import cost as cost_module
+
+    assert Limits(max_latency_ms=25).straddled({"latency_ms_p50": 26.0, "latency_ms_spread": (24.0, 31.0), "latency_rounds": 5}) == [
+        "latency 24.0–31.0 ms (the medians of its 5 timing rounds) straddles the 25 ms limit (--max-latency-ms): measurement noise "
+        "can decide whether it is kept; re-run on an idle machine or loosen the limit."]
+    assert Limits(max_latency_ms=35).straddled({"latency_ms_p50": 26.0, "latency_ms_spread": (24.0, 31.0)}) == []
+    assert Limits().straddled({"latency_ms_p50": 26.0, "latency_ms_spread": (24.0, 31.0)}) == []
+
+    seen = []
+
+    def fake(probes, *, num_runs=20, **kwargs):  # no real timing: the first candidate straddles 25 ms, the second is well under
+        seen.append(len(probes))
+        return [{"latency_ms_p50": p50, "latency_ms_p95": p50 + 1, "latency_ms_spread": spread, "latency_rounds": 5,
+                 "latency_method": "fake"} for p50, spread in zip((26.0, 5.0), ((24.0, 31.0), (4.0, 6.0)))]
+
+    monkeypatch.setattr(cost_module, "interleaved_latencies", fake)
+    ranking = rank_backbones(image_folder, [f"{TINY}:{tiny_weights}", f"{TINY}:none"], max_latency_ms=25, **FAST)
+    assert seen == [2]  # both candidates timed in one interleaved measurement
+    first, second = ranking.candidates[1], ranking.candidates[0]
+    assert first.status == "excluded" and first.cost["latency_ms_spread"] == (24.0, 31.0)
+    assert first.warnings and "straddles the 25 ms limit" in first.warnings[0] and "straddles" in first.explanation
+    assert second.status == "ranked" and second.warnings == []
+    res = CliRunner().invoke(app, ["rank", str(image_folder), "--candidates", f"{TINY}:{tiny_weights},{TINY}:none", "--max-latency-ms", "25",
+                                   "-q", "--no-explain"], env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    flat = " ".join(res.output.split())
+    assert "latency 24.0–31.0 ms (the medians of its 5 timing rounds) straddles the 25 ms limit" in flat and "4.0–6.0" in flat

@@ -59,8 +59,11 @@ def _ranking_tables(ranking) -> tuple[Table, Table]:
               "evidence": distinct_decimals([c.evidence for c in ranking.ranked], 2)}
     cost = Table(title=f"size, quality and cost on {ranking.device}" + (" (latency: the median-length training text)" if is_text else ""),
                  header_style="bold")
-    columns = (("#", "candidate", "published", "params M", "GMACs", "GMACs@max", "MB", "p50 ms", "p95 ms", "texts/s", "peak MB", "Pareto")
-               if is_text else ("#", "candidate", "top-1", "params M", "GMACs", "MB", "p50 ms", "p95 ms", "img/s", "peak MB", "Pareto"))
+    columns = (("#", "candidate", "published", "params M", "GMACs", "GMACs@max", "MB", "p50 ms", "rounds ms", "p95 ms", "texts/s", "peak MB",
+                "Pareto") if is_text else
+               ("#", "candidate", "top-1", "params M", "GMACs", "MB", "p50 ms", "rounds ms", "p95 ms", "img/s", "peak MB", "Pareto"))
+    cost.caption = ("p50: the median of the timing rounds' medians, the candidates timed in turn (round-robin); rounds: the lowest "
+                    "and highest round median (how much the machine moved it)")
     for col in columns:
         cost.add_column(col, justify="left" if col == "candidate" else "right", no_wrap=True)
     for c in ranking.ranked:
@@ -81,7 +84,9 @@ def _ranking_tables(ranking) -> tuple[Table, Table]:
                     f"{k['macs_max_length'] / 1e9:.2f}"]
         else:
             row += [_num(q.get("imagenet_top1"), ".1f"), f"{k['num_params'] / 1e6:.1f}", f"{k['macs'] / 1e9:.2f}"]
-        row += [f"{k['state_dict_mb']:.1f}", f"{k['latency_ms_p50']:.1f}", f"{k['latency_ms_p95']:.1f}", f"{rate:.1f}",
+        spread = k.get("latency_ms_spread")
+        row += [f"{k['state_dict_mb']:.1f}", f"{k['latency_ms_p50']:.1f}", f"{spread[0]:.1f}–{spread[1]:.1f}" if spread else "-",
+                f"{k['latency_ms_p95']:.1f}", f"{rate:.1f}",
                 f"{k['peak_memory_mb']:.0f}", "[green]yes[/]" if c.on_pareto_front else ""]
         cost.add_row(*row)
     return evidence, cost

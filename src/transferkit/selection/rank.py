@@ -10,7 +10,9 @@ The rule (``RULE`` below, also written into every result):
 
 1. Candidates without weights on this machine are listed as *unavailable*, with the reason.
    Candidates that break a limit (``max_params``, ``max_size_mb``, ``max_latency_ms``,
-   ``max_memory_mb``) are listed as *excluded*, naming the limit; they are not scored.
+   ``max_memory_mb``) are listed as *excluded*, naming the limit; they are not scored. Latency is
+   timed for all candidates together, round-robin over rounds (the median of the rounds' medians);
+   a limit inside a candidate's spread of round medians is reported as a warning (noise may decide).
 2. **Predicted accuracy** = the out-of-fold accuracy of a linear probe (standardised features
    + logistic regression), k-fold cross-validated inside the training data, with a 95 %
    Wilson interval. It is the most direct estimate of a frozen-base fit.
@@ -123,6 +125,18 @@ class Limits:
                 bound_shown = f"{bound / 1e6:.2f} M" if key == "num_params" else f"{bound:g}{unit}"
                 out.append(f"{what} {shown} > {LIMIT_FLAGS[limit]} {bound_shown}")
         return out
+
+    def straddled(self, cost: dict[str, Any]) -> list[str]:
+        """A warning when ``max_latency_ms`` falls inside the measured latency spread (the rounds' medians, min-max):
+        the machine's noise, not the candidate, can then decide whether it is kept."""
+        bound, spread = self.max_latency_ms, cost.get("latency_ms_spread")
+        if bound is None or not spread or not spread[0] <= bound <= spread[1] or spread[0] == spread[1]:
+            return []
+        lo, hi = spread
+        rounds = cost.get("latency_rounds")
+        return [f"latency {lo:.1f}–{hi:.1f} ms (the medians of its {rounds or 'several'} timing rounds) straddles the {bound:g} ms "
+                f"limit ({LIMIT_FLAGS['max_latency_ms']}): measurement noise can decide whether it is kept; re-run on an idle "
+                "machine or loosen the limit."]
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in LIMIT_FLAGS}
@@ -520,7 +534,8 @@ def explain(report: CandidateReport, scored: list[CandidateReport], limits: Limi
         return f"Not ranked: {report.reason}"
     size, source = _size_words(report), _source_words(report)
     if report.status == "excluded":
-        return f"Excluded: breaks {report.reason}. Size and quality: {size}; {source}."
+        return " ".join([f"Excluded: breaks {report.reason}. Size and quality: {size}; {source}."]
+                        + [f"Warning: {w[0].upper()}{w[1:]}" for w in report.warnings])
     if report.status == "failed":
         return f"Failed: {report.reason}"
     s = report.scores
@@ -720,8 +735,11 @@ def rank_backbones(
         texts = [r.text for r in records]
         labels = np.array([r.label for r in records], dtype=np.int64)
 
-        def evaluate(cand: Candidate) -> CandidateReport:
-            return _evaluate_text_candidate(cand, texts, labels, limits, cache, dev, **common)
+        def prepare(cand: Candidate) -> CandidateReport | _Loaded:
+            return _prepare_text_candidate(cand, texts, limits, cache, dev, seed=seed, throughput_batch_size=throughput_batch_size)
+
+        def evaluate(cand: Candidate, loaded: _Loaded) -> CandidateReport:
+            return _evaluate_text_candidate(cand, texts, labels, limits, cache, dev, **common, loaded=loaded)
     else:
         from ..data.subjects import subject_rule
 
@@ -733,14 +751,43 @@ def rank_backbones(
         rule = subject_rule(groups, groups_file) or splits.subjects
         subjects = np.array(rule.subject_ids(r.path for r in records)) if rule is not None else None
 
-        def evaluate(cand: Candidate) -> CandidateReport:
-            return _evaluate_candidate(cand, records, labels, limits, cache, dev, groups=subjects, feature_stages=feature_stages, **common)
+        def prepare(cand: Candidate) -> CandidateReport | _Loaded:
+            return _prepare_candidate(cand, limits, cache, dev, seed=seed, throughput_batch_size=throughput_batch_size,
+                                      feature_stages=feature_stages)
 
+        def evaluate(cand: Candidate, loaded: _Loaded) -> CandidateReport:
+            return _evaluate_candidate(cand, records, labels, limits, cache, dev, groups=subjects, feature_stages=feature_stages,
+                                       **common, loaded=loaded)
+
+    # Every candidate is loaded and measured first; then their batch-1 latencies are timed together, round-robin, so a
+    # slow phase of a shared machine slows them all alike (timed one after the other, one candidate's 20 forwards
+    # could fall in a slow phase and another's not: the same weights measured 30.6 and 14.4 ms in one run); then the
+    # limits, the features and the scores, one candidate at a time (each released when done).
     reports: list[CandidateReport] = []
+    timing = {}
     with track("ranking candidates", len(cands), unit="model", enabled=progress) as advance:
+        loaded: list[tuple[int, _Loaded]] = []
         for cand in cands:
-            reports.append(evaluate(cand))
-            advance(1, info=cand.label)
+            advance(0, info=f"cost of {cand.label}")
+            item = prepare(cand)
+            if isinstance(item, _Loaded):
+                loaded.append((len(reports), item))
+                reports.append(item.report)
+            else:
+                reports.append(item)
+                advance(1, info=cand.label)
+        if loaded:
+            from .cost import interleaved_latencies
+
+            advance(0, info=f"latency of {len(loaded)} candidate{'s' if len(loaded) > 1 else ''}, interleaved")
+            t0 = time.perf_counter()
+            for (_, item), latency in zip(loaded, interleaved_latencies([item.probe for _, item in loaded], num_runs=latency_runs)):
+                item.cost.update(latency)
+            timing["latency"] = time.perf_counter() - t0
+        for i, item in loaded:
+            reports[i] = evaluate(item.report.candidate, item)
+            item.backbone = item.probe = None  # its memory back before the next candidate's features
+            advance(1, info=item.report.label)
 
     ordered = order_candidates(reports, strategy=strategy)
     _, notes = evidence_columns(ordered, strategy)
@@ -770,8 +817,8 @@ def rank_backbones(
                                   ("feature_stages", feature_stages != DEFAULT_FEATURE_STAGES)) if on]
         if unused:
             notes.append(f"{', '.join(unused)}: image options, not used on texts (copies of a text are kept together instead)")
-    return RankingResult(ordered + rest, limits, data_info, dev, {"total": time.perf_counter() - t_start}, modality=found, notes=notes,
-                         strategy=strategy)
+    return RankingResult(ordered + rest, limits, data_info, dev, {"total": time.perf_counter() - t_start, **timing}, modality=found,
+                         notes=notes, strategy=strategy)
 
 
 def _excluded_by_params_before_loading(report: CandidateReport, limits: Limits, num_params: int | None) -> bool:
@@ -792,16 +839,35 @@ def _excluded_by_published_params(report: CandidateReport, limits: Limits, num_p
     return False
 
 
-def _excluded_by_cost(report: CandidateReport, cost: dict[str, Any], limits: Limits, started: float) -> bool:
-    """Record the measured ``cost`` (timed from ``started``: loading and measuring) into ``report``; mark it
-    excluded (True) when the cost breaks a limit."""
+def _excluded_by_cost(report: CandidateReport, cost: dict[str, Any], limits: Limits) -> bool:
+    """Record the measured ``cost`` into ``report``; mark it excluded (True) when the cost breaks a limit. A limit inside
+    the measured latency spread is a warning either way: noise, not the candidate, may have decided."""
     report.cost = cost
-    report.timing_s["cost"] = time.perf_counter() - started
+    report.warnings += limits.straddled(cost)
     broken = limits.broken(report.cost)
     if broken:
         report.status, report.reason = "excluded", "; ".join(broken)
         return True
     return False
+
+
+@dataclass
+class _Loaded:
+    """A candidate loaded and measured but for its latency, which is timed together with the others' (interleaved)."""
+
+    report: CandidateReport
+    backbone: Any
+    cost: dict[str, Any]
+    probe: Any  # cost.LatencyProbe
+
+
+def _measure_latency_alone(loaded: _Loaded, latency_runs: int) -> None:
+    from .cost import interleaved_latencies
+
+    t0 = time.perf_counter()
+    (latency,) = interleaved_latencies([loaded.probe], num_runs=latency_runs)
+    loaded.cost.update(latency)
+    loaded.report.timing_s["latency"] = time.perf_counter() - t0
 
 
 def _score_into(report: CandidateReport, feats: np.ndarray, labels: np.ndarray, probs: np.ndarray | None, *, num_folds: int,
@@ -821,13 +887,12 @@ def _score_into(report: CandidateReport, feats: np.ndarray, labels: np.ndarray, 
     return report
 
 
-def _evaluate_candidate(cand: Candidate, records, labels, limits: Limits, cache, device: str, *, seed, num_folds, batch_size,
-                        throughput_batch_size, latency_runs, progress, groups=None, feature_stages=1) -> CandidateReport:
-    """Weights, limits, cost and evidence of one image candidate (stops early when it cannot be ranked)."""
+def _prepare_candidate(cand: Candidate, limits: Limits, cache, device: str, *, seed, throughput_batch_size, feature_stages=1
+                       ) -> CandidateReport | _Loaded:
+    """Weights, the cheap limit, loading and every cost but the latency of one image candidate: a report when it stops
+    there (no weights, over --max-params), else the loaded candidate whose latency is timed next."""
     from ..backbones import backbone_num_params, get_backbone_spec, load_backbone
-    from ..backbones.imagenet_head import ImageNetHeadUnavailableError, imagenet_probabilities
-    from ..features import extract_features
-    from .cost import measure_cost
+    from .cost import prepare_cost
 
     spec = get_backbone_spec(cand.name)
     top1 = None if cand.is_control else spec.imagenet_top1
@@ -864,9 +929,29 @@ def _evaluate_candidate(cand: Candidate, records, labels, limits: Limits, cache,
         return report
     report.weights_record = dict(backbone.weights_record, random_init_seed=seed if cand.is_control else None)
     backbone.feature_stages = min(feature_stages, backbone.max_feature_stages)
-    # 3. cost on the user's device, then the limits
-    cost = measure_cost(backbone, device=device, batch_size=throughput_batch_size, num_runs=latency_runs).as_dict()
-    if _excluded_by_cost(report, cost, limits, t0):
+    # 3. cost on the user's device (the latency is timed later, with the other candidates')
+    static, probe = prepare_cost(backbone, device=device, batch_size=throughput_batch_size)
+    report.timing_s["cost"] = time.perf_counter() - t0
+    return _Loaded(report, backbone, static, probe)
+
+
+def _evaluate_candidate(cand: Candidate, records, labels, limits: Limits, cache, device: str, *, seed, num_folds, batch_size,
+                        throughput_batch_size, latency_runs, progress, groups=None, feature_stages=1,
+                        loaded: _Loaded | None = None) -> CandidateReport:
+    """Weights, limits, cost and evidence of one image candidate (stops early when it cannot be ranked). ``loaded``: the
+    candidate already prepared and its latency timed with the others' (:func:`rank_backbones`); else both are done here."""
+    from ..backbones.imagenet_head import ImageNetHeadUnavailableError, imagenet_probabilities
+    from ..features import extract_features
+
+    if loaded is None:
+        loaded = _prepare_candidate(cand, limits, cache, device, seed=seed, throughput_batch_size=throughput_batch_size,
+                                    feature_stages=feature_stages)
+        if isinstance(loaded, CandidateReport):
+            return loaded
+        _measure_latency_alone(loaded, latency_runs)
+    report, backbone = loaded.report, loaded.backbone
+    # 3. the limits on the measured cost
+    if _excluded_by_cost(report, loaded.cost, limits):
         return report
     # 4. evidence from frozen features of the training images
     t0 = time.perf_counter()
@@ -953,17 +1038,13 @@ def _text_unavailable_reason(cand: Candidate, spec, exc: Exception) -> str:
             f"internet and copy its Hugging Face cache (~/.cache/huggingface/hub) here.")
 
 
-def _evaluate_text_candidate(cand: Candidate, texts: list[str], labels: np.ndarray, limits: Limits, cache, device: str, *, seed,
-                             num_folds, batch_size, throughput_batch_size, latency_runs, progress) -> CandidateReport:
-    """Weights, limits, cost and evidence of one text encoder (stops early when it cannot be ranked).
-
-    Evidence comes from the frozen encoder's pooled embeddings of the training texts; LEEP and
-    NCE do not apply (no source classifier) and are marked so, not computed.
-    """
+def _prepare_text_candidate(cand: Candidate, texts: list[str], limits: Limits, cache, device: str, *, seed, throughput_batch_size
+                            ) -> CandidateReport | _Loaded:
+    """Weights, the cheap limit, loading and every cost but the latency of one text encoder: a report when it stops there,
+    else the loaded encoder whose latency is timed next (with the other candidates')."""
     from ..backbones import get_backbone_spec
     from ..backbones.text import load_text_backbone, resolve_text_model
-    from ..text.features import embed_texts
-    from .cost import measure_text_cost
+    from .cost import prepare_text_cost
 
     spec = None if Path(cand.name).expanduser().is_dir() else get_backbone_spec(cand.name)
     report = CandidateReport(cand, "ranked", quality=_text_quality(cand, spec), modality="text")
@@ -995,9 +1076,31 @@ def _evaluate_text_candidate(cand: Candidate, texts: list[str], labels: np.ndarr
         return report
     report.weights_record = dict(backbone.weights_record, random_init_seed=seed if cand.is_control else None,
                                  pooling=backbone.pooling, max_length=backbone.max_length)
-    # 3. cost on the user's device with the user's texts, then the limits
-    cost = measure_text_cost(backbone, texts, device=device, batch_size=throughput_batch_size, num_runs=latency_runs).as_dict()
-    if _excluded_by_cost(report, cost, limits, t0):
+    # 3. cost on the user's device with the user's texts (the latency is timed later, with the other candidates')
+    static, probe = prepare_text_cost(backbone, texts, device=device, batch_size=throughput_batch_size)
+    report.timing_s["cost"] = time.perf_counter() - t0
+    return _Loaded(report, backbone, static, probe)
+
+
+def _evaluate_text_candidate(cand: Candidate, texts: list[str], labels: np.ndarray, limits: Limits, cache, device: str, *, seed,
+                             num_folds, batch_size, throughput_batch_size, latency_runs, progress,
+                             loaded: _Loaded | None = None) -> CandidateReport:
+    """Weights, limits, cost and evidence of one text encoder (stops early when it cannot be ranked). ``loaded``: as for
+    :func:`_evaluate_candidate`.
+
+    Evidence comes from the frozen encoder's pooled embeddings of the training texts; LEEP and
+    NCE do not apply (no source classifier) and are marked so, not computed.
+    """
+    from ..text.features import embed_texts
+
+    if loaded is None:
+        loaded = _prepare_text_candidate(cand, texts, limits, cache, device, seed=seed, throughput_batch_size=throughput_batch_size)
+        if isinstance(loaded, CandidateReport):
+            return loaded
+        _measure_latency_alone(loaded, latency_runs)
+    report, backbone = loaded.report, loaded.backbone
+    # 3. the limits on the measured cost
+    if _excluded_by_cost(report, loaded.cost, limits):
         return report
     # 4. evidence from the frozen encoder's embeddings of the training texts
     t0 = time.perf_counter()
