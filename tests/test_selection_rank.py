@@ -350,7 +350,7 @@ def test_latencies_are_timed_round_robin_with_the_first_candidate_rotating():
         assert s["latency_rounds"] == 2 and "interleaved round-robin with 2 other candidates" in s["latency_method"]
     machine = _FakeMachine(1e9, 1e9)
     (alone,) = interleaved_latencies([machine.probe("a")], num_runs=20, timer=machine.timer)
-    assert len(machine.calls) == 25 and alone["latency_rounds"] == 5  # 20 timed in 5 rounds of 4, each after 1 untimed
+    assert len(machine.calls) == 30 and alone["latency_rounds"] == 10  # 20 timed in 10 rounds of 2, each after 1 untimed
 
 
 def test_identical_weights_timed_through_a_slow_phase_come_out_alike():

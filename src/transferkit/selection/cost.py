@@ -67,7 +67,7 @@ class CostReport:
         return asdict(self)
 
 
-LATENCY_ROUNDS = 5  # rounds the timed forwards are split into (interleaved across candidates when several are timed)
+LATENCY_ROUNDS = 10  # rounds the timed forwards are split into (interleaved across candidates when several are timed)
 
 
 @dataclass(frozen=True)
