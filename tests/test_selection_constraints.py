@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import timm
 from typer.testing import CliRunner
@@ -183,3 +184,56 @@ def test_rank_hint_and_fit_auto_keep_the_weights_they_rank(image_folder, tiny_we
         tk.fit(image_folder, model="auto", weights="none", progress=False)
     res = CliRunner().invoke(app, ["rank", str(image_folder), "--candidates", ",", "-q"])
     assert res.exit_code == 1 and "names no backbone" in res.output
+
+
+def test_limits_take_numpy_numbers_and_whole_floats_for_max_params():
+    """np.int64 (a count read from a table) and np.float32 were refused as "must be a number"; 3e6 for --max-params too."""
+    limits = Limits(max_params=np.int64(3_000_000), max_latency_ms=np.float32(25.5), max_size_mb=np.float64(10), max_memory_mb=100)
+    assert limits.max_params == 3_000_000 and type(limits.max_params) is int
+    assert limits.max_latency_ms == 25.5 and type(limits.max_latency_ms) is float and type(limits.max_memory_mb) is float
+    assert limits.broken({"num_params": 3_000_001, "latency_ms_p50": 26.0}) == [
+        "parameters 3.00 M > --max-params 3.00 M", "latency p50 26.0 ms > --max-latency-ms 25.5 ms"]
+    assert json.loads(json.dumps(limits.as_dict()))["max_params"] == 3_000_000
+    assert Limits(max_params=3e6).max_params == 3_000_000 and Limits(max_params=np.float32(2e6)).max_params == 2_000_000
+    with pytest.raises(SelectionError, match="--max-params must be a whole number of parameters, got 2.5"):
+        Limits(max_params=2.5)
+    for bad in (True, np.bool_(True), "3e6"):
+        with pytest.raises(SelectionError, match="--max-params must be a number"):
+            Limits(max_params=bad)
+
+
+@pytest.mark.parametrize("flag", ["max_params", "max_size_mb", "max_latency_ms", "max_memory_mb"])
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_non_finite_limits_are_refused_like_zero_and_negative_ones(flag, value):
+    """--max-memory-mb inf was accepted and the JSON record then held `Infinity` (not JSON)."""
+    with pytest.raises(SelectionError, match=f"must be a positive number, got {value!r}"):
+        Limits(**{flag: value})
+
+
+def test_ranking_json_is_strict_even_with_non_finite_numbers(tmp_path):
+    from transferkit.selection import Candidate, CandidateReport, RankingResult
+
+    report = CandidateReport(Candidate("a"), "ranked", predicted_accuracy=float("nan"), scores={"logme": float("-inf")},
+                             cost={"latency_ms_p50": np.float32(3.5)})
+    ranking = RankingResult([report], Limits(), {"root": "x"}, "cpu", {"total": float("inf")})
+
+    def refuse(constant):
+        raise AssertionError(f"{constant} is not JSON")
+
+    saved = json.loads(ranking.save_json(tmp_path / "sub" / "r.json").read_text(), parse_constant=refuse)
+    assert saved["timing_s"]["total"] is None and saved["candidates"][0]["predicted_accuracy"] is None
+    assert saved["candidates"][0]["scores"]["logme"] is None and saved["candidates"][0]["cost"]["latency_ms_p50"] == 3.5
+
+
+def test_rank_cli_takes_3e6_for_max_params_and_refuses_inf_in_one_line(image_folder, tmp_path):
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(app, ["rank", str(image_folder), "--candidates", f"{TINY}:none", "--device", "cpu", "--max-params", "3e6",
+                                   "--json", str(out), "-q", "--no-explain"], env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.output
+    assert json.loads(out.read_text())["limits"]["max_params"] == 3_000_000
+    for flag, value, words in (("--max-memory-mb", "inf", "--max-memory-mb must be a positive number, got inf"),
+                               ("--max-params", "inf", "--max-params must be a positive number, got inf"),
+                               ("--max-params", "2.5", "--max-params must be a whole number of parameters, got 2.5")):
+        res = CliRunner().invoke(app, ["rank", str(image_folder), "--candidates", f"{TINY}:none", flag, value, "-q"],
+                                 env={"COLUMNS": "250"})
+        assert res.exit_code == 1 and words in " ".join(res.output.split()) and "Traceback" not in res.output, res.output

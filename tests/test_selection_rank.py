@@ -226,3 +226,189 @@ def test_an_empty_candidate_list_is_an_error_and_none_means_every_backbone(image
     for empty in ([], ()):
         with pytest.raises(SelectionError, match=r"no candidates: candidates is empty.*candidates=None to rank every registered image"):
             rank_backbones(image_folder, empty, progress=False)
+
+
+def test_rank_hint_for_a_winning_control_names_the_saved_random_init_file(image_folder, tmp_path):
+    """`--weights none` trained another random network without the cached features or a sha256; the file the ranking
+    saved (random_init_weights) gives fit the very network that was ranked."""
+    cache = tmp_path / "my cache"  # a space: the hint must stay one argument when pasted into a shell
+    res = CliRunner().invoke(app, ["rank", str(image_folder), "--candidates", f"{TINY}:none", "--device", "cpu", "--cache-dir", str(cache),
+                                   "-q", "--no-explain"], env={"COLUMNS": "400"})
+    assert res.exit_code == 0, res.output
+    saved = cache / "random-init" / f"{TINY}-seed0.safetensors"
+    assert saved.is_file()
+    flat = " ".join(res.output.replace("│", " ").split())
+    assert f"--model {TINY} --weights '{saved}'" in flat and "--weights none" not in flat
+
+
+def test_predicted_accuracy_is_shown_beside_the_majority_class_rate_and_warned_when_not_above_it(tmp_path):
+    """On imbalanced data the probe's accuracy can be the majority share (all predictions the big class): the ranking
+    showed it as a plain 'predicted accuracy'. Now the majority rate and the balanced accuracy stand beside it, and a
+    candidate whose accuracy is not clearly above it is warned about; the order is untouched."""
+    from conftest import write_class_image
+
+    rng = np.random.default_rng(0)
+    for cls, n in (("NORMAL", 5), ("PNEUMONIA", 25)):
+        for i in range(n):  # one colour for both classes: the features carry no signal
+            write_class_image(tmp_path / "imb" / cls / f"{cls}_{i}.png", 0, rng)
+    out = tmp_path / "r.json"
+    res = CliRunner().invoke(app, ["rank", str(tmp_path / "imb"), "--candidates", f"{TINY}:none", "--device", "cpu", "--json", str(out),
+                                   "-q"], env={"COLUMNS": "400"})
+    assert res.exit_code == 0, res.output
+    saved = json.loads(out.read_text())
+    (cand,) = saved["candidates"]
+    rate = saved["data"]["majority_rate"]
+    assert saved["data"]["majority_class"] == "PNEUMONIA" and cand["majority_class"] == "PNEUMONIA" and cand["majority_rate"] == rate
+    assert 0.75 < rate < 0.9
+    assert cand["predicted_ci95"][0] <= rate and cand["predicted_balanced_accuracy"] <= 0.75
+    (warning,) = cand["warnings"]
+    assert "always answering PNEUMONIA" in warning and f"{100 * rate:.1f} % of the training images" in warning
+    flat = " ".join(res.output.split())
+    assert "bal. acc %" in flat and f"always answering PNEUMONIA (the majority class) is right on {100 * rate:.1f} %" in flat
+    assert f"warning {TINY}:none: predicted accuracy" in flat and "balanced accuracy" in cand["explanation"]
+
+
+def test_baseline_helpers():
+    from transferkit.selection.rank import balanced_accuracy, baseline_warning, majority_baseline
+
+    labels = np.array([1, 1, 1, 1, 1, 0])
+    assert majority_baseline(labels, ["a", "b"]) == ("b", pytest.approx(5 / 6))
+    assert majority_baseline(np.array([0, 1, 1, 2, 2]), ["a", "b", "c"]) == ("b", 0.4)  # a tie: the first class
+    assert majority_baseline(np.array([0, 1, 1, 0]), ["a", "b"]) == (None, 0.5)  # all the same size: chance, no majority class
+    assert balanced_accuracy(np.array([1, 1, 1, 1, 1, 0], bool), labels) == 0.5  # every example answered 'b'
+    r = _report("a", 5 / 6, 5, [True] * 5 + [False])
+    r.predicted_ci, r.majority_class, r.majority_rate = (0.44, 0.97), "b", 5 / 6
+    r.scores["linear_probe"]["balanced_accuracy"] = 0.5
+    assert baseline_warning(r) == ("predicted accuracy 83.3 % is no better than always answering b (83.3 % of the training images; "
+                                   "balanced accuracy 50.0 %): it has not shown that it tells the classes apart.")
+    r.predicted_accuracy = 0.9
+    assert baseline_warning(r).startswith("predicted accuracy 90.0 % is not clearly better than always answering b")
+    r.predicted_ci = (0.85, 0.97)
+    assert baseline_warning(r) is None  # clearly above: no warning
+
+
+def test_scores_have_a_legend_and_enough_digits_to_order_as_their_places(tmp_path):
+    """H-score 3.97 was shown for three candidates placed 1st/2nd/3rd; nothing said that every score is higher-is-better
+    (LogME/LEEP/NCE are negative) nor what "evidence 0.67 of 1" is."""
+    from rich.console import Console
+
+    from transferkit.cli.rank_commands import _ranking_tables
+    from transferkit.selection import RankingResult
+    from transferkit.selection.rank import distinct_decimals, explain
+
+    assert distinct_decimals([3.9712, 3.9667, 3.9451], 2) == 3 and distinct_decimals([3.9712, 3.9712, 1.0], 2) == 2
+    assert distinct_decimals([0.12345671, 0.12345672], 1, at_most=6) == 6 and distinct_decimals([None, float("nan"), 1.0], 2) == 2
+    hits = np.ones(40, bool)
+    reports = [_report(label, 0.9, 5, hits, logme=logme) for label, logme in (("a", -0.5001), ("b", -0.5004), ("c", -0.5009))]
+    for r, h, leep in zip(reports, (3.9712, 3.9708, 3.9651), (-1.2341, -1.2344, -1.2349)):
+        r.scores.update(hscore=h, leep=leep, nce=leep, linear_probe={"accuracy": 0.9, "ci_low": 0.77, "ci_high": 0.96, "num_folds": 5})
+        r.predicted_ci = (0.77, 0.96)
+        r.cost = {"latency_ms_p50": 5.0, "latency_ms_p95": 6.0, "num_params": 10**6, "macs": 10**8, "state_dict_mb": 4.0,
+                  "peak_memory_mb": 9.0, "throughput_img_s": 100.0, "throughput_batch_size": 16, "device": "cpu"}
+    ordered = order_candidates(reports)
+    assert [r.label for r in ordered] == ["a", "b", "c"] and ordered[0].evidence > ordered[1].evidence > ordered[2].evidence
+    ranking = RankingResult(ordered, Limits(), {"root": str(tmp_path), "num_ranking_items": 40, "majority_class": "x",
+                                                "majority_rate": 0.5}, "cpu", {"total": 1.0})
+    console = Console(width=250, record=True)
+    for table in _ranking_tables(ranking):
+        console.print(table)
+    text = console.export_text()
+    assert "LogME ↑" in text and "H-score ↑" in text and "LEEP ↑" in text and "evidence ↑" in text
+    assert "↑ = higher is better, for every score" in text and "evidence = the mean of the candidate's normalised ranks" in text
+    rows = [line for line in text.splitlines() if line.startswith("│ ")][:3]
+    assert [r.split("│")[7].strip() for r in rows] == ["3.9712", "3.9708", "3.9651"]  # H-score column
+    assert [r.split("│")[6].strip() for r in rows] == ["-0.5001", "-0.5004", "-0.5009"]  # LogME column
+    assert [r.split("│")[9].strip() for r in rows] == ["-1.2341", "-1.2344", "-1.2349"]  # LEEP column
+    words = explain(ordered[0], ordered, Limits())
+    assert "H-score 3.9712 (1 of 3)" in words and "LogME -0.5001 (1 of 3)" in words and "the mean of its normalised ranks" in words
+    saved = ranking.as_dict()["legend"]
+    assert "higher is better" in saved["scores"] and "hscore" in saved["higher_is_better"] and "H-score" in saved["evidence"]
+
+
+class _FakeMachine:
+    """A clock and forwards that cost 10 ms, or 30 ms in a slow phase of the machine (another process on its cores)."""
+
+    def __init__(self, slow_from_ms: float, slow_to_ms: float):
+        self.now_ms, self.slow = 0.0, (slow_from_ms, slow_to_ms)
+        self.calls: list[str] = []
+
+    def timer(self) -> float:
+        return self.now_ms / 1000
+
+    def probe(self, name: str):
+        from transferkit.selection.cost import LatencyProbe
+
+        def forward(x):
+            self.calls.append(name)
+            self.now_ms += 30.0 if self.slow[0] <= self.now_ms < self.slow[1] else 10.0
+
+        return LatencyProbe(forward, None)
+
+
+def test_latencies_are_timed_round_robin_with_the_first_candidate_rotating():
+    from transferkit.selection import interleaved_latencies
+
+    machine = _FakeMachine(1e9, 1e9)  # never slow
+    stats = interleaved_latencies([machine.probe(n) for n in "abc"], num_runs=4, rounds=2, timer=machine.timer)
+    # each round: every candidate in turn, one untimed forward then its 2 timed ones; round 2 starts with the second
+    assert "".join(machine.calls) == "aaabbbccc" + "bbbcccaaa"
+    for s in stats:
+        assert s["latency_ms_p50"] == pytest.approx(10.0) and s["latency_ms_spread"] == pytest.approx((10.0, 10.0))
+        assert s["latency_rounds"] == 2 and "interleaved round-robin with 2 other candidates" in s["latency_method"]
+    machine = _FakeMachine(1e9, 1e9)
+    (alone,) = interleaved_latencies([machine.probe("a")], num_runs=20, timer=machine.timer)
+    assert len(machine.calls) == 30 and alone["latency_rounds"] == 10  # 20 timed in 10 rounds of 2, each after 1 untimed
+
+
+def test_identical_weights_timed_through_a_slow_phase_come_out_alike():
+    """Timed one after the other (the old way), a slow phase of the machine fell on one copy of mobilenet_v2 and not on
+    the other (30.6 vs 14.4 ms in one run); interleaved, it falls on both alike."""
+    from transferkit.selection import interleaved_latencies
+
+    machine = _FakeMachine(200, 1e9)  # another job starts 0.2 s in and stays
+    one, two = interleaved_latencies([machine.probe("a"), machine.probe("b")], num_runs=20, timer=machine.timer)
+    assert one["latency_ms_p50"] == pytest.approx(30.0) and two["latency_ms_p50"] == pytest.approx(30.0)
+    assert one["latency_ms_spread"] == pytest.approx((10.0, 30.0)) and two["latency_ms_spread"] == pytest.approx((10.0, 30.0))  # and the spread says it moved
+    # the same machine on the old schedule: 22 forwards of a (2 warm-up + 20 timed), then 22 of b
+    machine = _FakeMachine(200, 1e9)
+    probes = {n: machine.probe(n) for n in "ab"}
+    old = {}
+    for name, p in probes.items():
+        times = []
+        for i in range(22):
+            t0 = machine.now_ms
+            p.forward(None)
+            if i >= 2:
+                times.append(machine.now_ms - t0)
+        old[name] = float(np.median(times))
+    assert old["a"] == pytest.approx(10.0) and old["b"] == pytest.approx(30.0)  # what made the pick flip
+
+
+def test_a_limit_inside_the_latency_spread_is_said_and_rank_times_candidates_together(image_folder, tiny_weights, monkeypatch):
+    from transferkit.selection import cost as cost_module
+
+    assert Limits(max_latency_ms=25).straddled({"latency_ms_p50": 26.0, "latency_ms_spread": (24.0, 31.0), "latency_rounds": 5}) == [
+        "latency 24.0–31.0 ms (the medians of its 5 timing rounds) straddles the 25 ms limit (--max-latency-ms): measurement noise "
+        "can decide whether it is kept; re-run on an idle machine or loosen the limit."]
+    assert Limits(max_latency_ms=35).straddled({"latency_ms_p50": 26.0, "latency_ms_spread": (24.0, 31.0)}) == []
+    assert Limits().straddled({"latency_ms_p50": 26.0, "latency_ms_spread": (24.0, 31.0)}) == []
+
+    seen = []
+
+    def fake(probes, *, num_runs=20, **kwargs):  # no real timing: the first candidate straddles 25 ms, the second is well under
+        seen.append(len(probes))
+        return [{"latency_ms_p50": p50, "latency_ms_p95": p50 + 1, "latency_ms_spread": spread, "latency_rounds": 5,
+                 "latency_method": "fake"} for p50, spread in zip((26.0, 5.0), ((24.0, 31.0), (4.0, 6.0)))]
+
+    monkeypatch.setattr(cost_module, "interleaved_latencies", fake)
+    ranking = rank_backbones(image_folder, [f"{TINY}:{tiny_weights}", f"{TINY}:none"], max_latency_ms=25, **FAST)
+    assert seen == [2]  # both candidates timed in one interleaved measurement
+    first, second = ranking.candidates[1], ranking.candidates[0]
+    assert first.status == "excluded" and first.cost["latency_ms_spread"] == (24.0, 31.0)
+    assert first.warnings and "straddles the 25 ms limit" in first.warnings[0] and "straddles" in first.explanation
+    assert second.status == "ranked" and second.warnings == []
+    res = CliRunner().invoke(app, ["rank", str(image_folder), "--candidates", f"{TINY}:{tiny_weights},{TINY}:none", "--max-latency-ms", "25",
+                                   "-q", "--no-explain"], env={"COLUMNS": "300"})
+    assert res.exit_code == 0, res.output
+    flat = " ".join(res.output.split())
+    assert "latency 24.0–31.0 ms (the medians of its 5 timing rounds) straddles the 25 ms limit" in flat and "4.0–6.0" in flat

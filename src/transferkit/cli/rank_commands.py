@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -18,31 +19,64 @@ def _num(v, fmt: str) -> str:
     return format(v, fmt) if v is not None else "-"
 
 
+def _weights_hint(best) -> str:
+    """``--weights`` of the "next:" hint: the weights that were ranked. A random-init control names the file (the folder
+    for a text encoder) the ranking saved in the cache, so fit reuses its cached features and records its sha256;
+    ``--weights none`` would train another random network, uncached."""
+    if best.candidate.weights == "auto":
+        return ""
+    path = best.weights_record.get("path") if best.candidate.is_control else best.candidate.weights
+    return f" --weights {shlex.quote(str(path))}" if path else " --weights none"
+
+
 def _ranking_tables(ranking) -> tuple[Table, Table]:
-    """Evidence (task similarity) and size/cost (quality, fit with the limits) of the ranked candidates."""
-    from ..selection.rank import throughput_of
+    """Evidence (task similarity) and size/cost (quality, fit with the limits) of the ranked candidates.
+
+    Every score is higher-is-better (↑, with the legend under the table); each column gets the decimals it needs for the
+    shown values to order as the places do (H-score 3.97 for three candidates placed 1st/2nd/3rd hid what decided)."""
+    from ..selection.rank import SCORES_LEGEND, baseline_words, distinct_decimals, evidence_columns, evidence_definition, throughput_of
 
     is_text = ranking.modality == "text"
     unit = "texts" if is_text else "images"
     where = f"{Path(ranking.data['root']).name}, {ranking.data['num_ranking_items']} training {unit}"
     evidence = Table(title=f"transfer evidence ({where})", header_style="bold")
     not_applicable = "n/a" if is_text else "-"  # text encoders have no source classifier (see the note below the table)
-    for col in ("#", "candidate", "pred. acc % (95% CI)", "evidence", "LogME", "H-score", "k-NN %", "LEEP", "NCE"):
+    majority, rate = ranking.data.get("majority_class"), ranking.data.get("majority_rate")
+    legend = [SCORES_LEGEND + ".", evidence_definition(evidence_columns(ranking.ranked, ranking.strategy)[0])]
+    if rate is not None:
+        legend.append(f"baseline: {baseline_words(majority)}" + (" (the majority class)" if majority is not None else "")
+                      + f" is right on {100 * rate:.1f} % of the training {unit}; ! = pred. acc not clearly above it.")
+    evidence.caption, evidence.caption_justify = "\n".join(legend), "left"
+    for col in ("#", "candidate", "pred. acc % (95% CI) ↑", "bal. acc % ↑", "evidence ↑", "LogME ↑", "H-score ↑", "k-NN % ↑", "LEEP ↑",
+                "NCE ↑"):
         evidence.add_column(col, justify="left" if col == "candidate" else "right", no_wrap=True)
+
+    def decimals(key: str, at_least: int, scale: float = 1.0) -> int:
+        return distinct_decimals([None if (v := c.scores.get(key)) is None else scale * v for c in ranking.ranked], at_least)
+
+    digits = {"logme": decimals("logme", 3), "hscore": decimals("hscore", 2), "knn_accuracy": decimals("knn_accuracy", 1, 100.0),
+              "leep": decimals("leep", 3), "nce": decimals("nce", 3),
+              "evidence": distinct_decimals([c.evidence for c in ranking.ranked], 2)}
     cost = Table(title=f"size, quality and cost on {ranking.device}" + (" (latency: the median-length training text)" if is_text else ""),
                  header_style="bold")
-    columns = (("#", "candidate", "published", "params M", "GMACs", "GMACs@max", "MB", "p50 ms", "p95 ms", "texts/s", "peak MB", "Pareto")
-               if is_text else ("#", "candidate", "top-1", "params M", "GMACs", "MB", "p50 ms", "p95 ms", "img/s", "peak MB", "Pareto"))
+    columns = (("#", "candidate", "published", "params M", "GMACs", "GMACs@max", "MB", "p50 ms", "rounds ms", "p95 ms", "texts/s", "peak MB",
+                "Pareto") if is_text else
+               ("#", "candidate", "top-1", "params M", "GMACs", "MB", "p50 ms", "rounds ms", "p95 ms", "img/s", "peak MB", "Pareto"))
+    cost.caption = ("p50: the median of the timing rounds' medians, the candidates timed in turn (round-robin); rounds: the lowest "
+                    "and highest round median (how much the machine moved it)")
     for col in columns:
         cost.add_column(col, justify="left" if col == "candidate" else "right", no_wrap=True)
     for c in ranking.ranked:
         s, q, k = c.scores, c.quality, c.cost
         label = c.label + (" (control)" if c.candidate.is_control else "")
         lo, hi = c.predicted_ci
-        evidence.add_row(str(c.rank), label, f"{100 * c.predicted_accuracy:.1f} ({100 * lo:.0f}-{100 * hi:.0f})", f"{c.evidence:.2f}",
-                         _num(s.get("logme"), ".3f"), _num(s.get("hscore"), ".2f"), f"{100 * s['knn_accuracy']:.1f}",
-                         _num(s.get("leep"), ".3f") if "leep" in s else not_applicable,
-                         _num(s.get("nce"), ".3f") if "nce" in s else not_applicable)
+        below = c.majority_rate is not None and lo <= c.majority_rate  # the CI reaches the majority-class rate
+        evidence.add_row(str(c.rank), label, f"{100 * c.predicted_accuracy:.1f} ({100 * lo:.0f}-{100 * hi:.0f})" + (" [yellow]![/]" if below else ""),
+                         _num(None if c.predicted_balanced_accuracy is None else 100 * c.predicted_balanced_accuracy, ".1f"),
+                         f"{c.evidence:.{digits['evidence']}f}", _num(s.get("logme"), f".{digits['logme']}f"),
+                         _num(s.get("hscore"), f".{digits['hscore']}f"), f"{100 * s['knn_accuracy']:.{digits['knn_accuracy']}f}",
+                         _num(s.get("leep"), f".{digits['leep']}f") if "leep" in s else not_applicable,
+                         _num(s.get("nce"), f".{digits['nce']}f") if "nce" in s else not_applicable)
         rate, _ = throughput_of(k)
         row = [str(c.rank), label]
         if is_text:
@@ -50,7 +84,9 @@ def _ranking_tables(ranking) -> tuple[Table, Table]:
                     f"{k['macs_max_length'] / 1e9:.2f}"]
         else:
             row += [_num(q.get("imagenet_top1"), ".1f"), f"{k['num_params'] / 1e6:.1f}", f"{k['macs'] / 1e9:.2f}"]
-        row += [f"{k['state_dict_mb']:.1f}", f"{k['latency_ms_p50']:.1f}", f"{k['latency_ms_p95']:.1f}", f"{rate:.1f}",
+        spread = k.get("latency_ms_spread")
+        row += [f"{k['state_dict_mb']:.1f}", f"{k['latency_ms_p50']:.1f}", f"{spread[0]:.1f}–{spread[1]:.1f}" if spread else "-",
+                f"{k['latency_ms_p95']:.1f}", f"{rate:.1f}",
                 f"{k['peak_memory_mb']:.0f}", "[green]yes[/]" if c.on_pareto_front else ""]
         cost.add_row(*row)
     return evidence, cost
@@ -69,7 +105,8 @@ def rank(
     modality: Annotated[str, typer.Option(help="auto (a folder is images, a .csv/.tsv/.jsonl/.txt file is text), image or text.")] = "auto",
     text_col: Annotated[Optional[str], typer.Option(help="Text data: the text column (default: detected).")] = None,
     label_col: Annotated[Optional[str], typer.Option(help="Text data: the label column (default: detected).")] = None,
-    max_params: Annotated[Optional[int], typer.Option(help="Limit: parameters of the backbone.")] = None,
+    max_params: Annotated[Optional[float], typer.Option(metavar="N", help="Limit: parameters of the backbone, a whole number "
+                                                        "(3000000 or 3e6).")] = None,
     max_size_mb: Annotated[Optional[float], typer.Option(help="Limit: fp32 weights size in MB.")] = None,
     max_latency_ms: Annotated[Optional[float], typer.Option(help="Limit: batch-1 latency p50 on --device, in ms.")] = None,
     max_memory_mb: Annotated[Optional[float], typer.Option(help="Limit: peak memory of a batch-1 forward, in MB.")] = None,
@@ -92,6 +129,7 @@ def rank(
 ) -> None:
     """Rank candidate backbones (images) or text encoders (texts) for your data and limits: evidence, size/quality, measured cost."""
     from ..selection import rank_backbones
+    from ..selection.rank import baseline_words
 
     names = [c for c in (candidates or "").split(",") if c.strip()] or None
     if candidates is not None and names is None:  # "--candidates ','" would otherwise rank every registered backbone
@@ -122,6 +160,9 @@ def rank(
     for c in ranking.candidates:
         if c.status != "ranked":
             console.print(f"[yellow]{c.status}[/] {c.label}: {c.reason}")
+    for c in ranking.candidates:
+        for warning in c.warnings:
+            console.print(f"[yellow]warning[/] {c.label}: {warning}")
     if explain:
         for c in ranking.ranked:
             console.print(f"[bold]{c.label}[/]: {c.explanation}")
@@ -141,15 +182,17 @@ def rank(
                   + " (the reason of each is above). " + ("Relax a limit or add candidates." if limited else "Add candidates, or fix their weights."))
         raise typer.Exit(code=1)
     console.print(Panel.fit(
-        f"best: [bold]{best.label}[/] (predicted accuracy {100 * best.predicted_accuracy:.1f} %, {best.cost['latency_ms_p50']:.1f} ms p50)\n"
+        f"best: [bold]{best.label}[/] (predicted accuracy {100 * best.predicted_accuracy:.1f} %"
+        + (f" [yellow]not clearly above {baseline_words(best.majority_class)}: {100 * best.majority_rate:.1f} %[/]" if best.warnings
+           and best.majority_rate is not None and best.predicted_ci[0] <= best.majority_rate else "")
+        + f", {best.cost['latency_ms_p50']:.1f} ms p50)\n"
         f"rule: linear-probe CV accuracy, ties (McNemar p >= 0.05) broken by "
         + ("transfer evidence" if ranking.strategy == "linear-probe" else f"LogME + published quality (strategy {ranking.strategy})")
         + "; details in --json\n"
         + (f"saved: {json_path}\n" if json_path else "") + (f"chart: {chart}\n" if chart is not None and ranking.ranked else "")
         + f"next: transferkit {'fit-text' if ranking.modality == 'text' else 'fit'} {data} --model {best.name}"
         + (f" --strategy {ranking.strategy}" if ranking.strategy != "linear-probe" else "")
-        + (" --weights none" if best.candidate.is_control else "")
-        + (f" --weights {best.candidate.weights}" if best.candidate.weights not in ("auto", "none") else "")
+        + _weights_hint(best)
         + (f" --stages {feature_stages}" if ranking.modality == "image" and feature_stages != DEFAULT_FEATURE_STAGES else "")
         + (f" --groups '{groups}'" if groups and ranking.modality == "image" else "")
         + (f" --groups-file {groups_file}" if groups_file and ranking.modality == "image" else ""),

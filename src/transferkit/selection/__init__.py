@@ -6,7 +6,7 @@ combines them (:mod:`.rank`). Images (a folder) and texts (a labelled .csv/.tsv/
 ranked over the registry's text encoders; ``modality="auto"`` tells them apart).
 """
 
-from .cost import CostReport, TextCostReport, measure_cost, measure_text_cost
+from .cost import CostReport, TextCostReport, interleaved_latencies, measure_cost, measure_text_cost
 from .rank import (
     RULE,
     Candidate,
@@ -25,5 +25,5 @@ from .rank import (
 )
 
 __all__ = ["RULE", "Candidate", "CandidateReport", "CostReport", "Limits", "RankingResult", "SelectionError", "TextCostReport",
-           "choose_backbone", "detect_modality", "mark_pareto_front", "measure_cost", "measure_text_cost", "order_candidates",
+           "choose_backbone", "detect_modality", "interleaved_latencies", "mark_pareto_front", "measure_cost", "measure_text_cost", "order_candidates",
            "random_init_text_folder", "random_init_weights", "rank_backbones", "score_features"]

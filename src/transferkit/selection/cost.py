@@ -1,6 +1,11 @@
 """What a backbone costs on the user's own device: latency, throughput, memory, size, compute.
 
-* latency at batch 1 (p50 / p95 over ``num_runs`` timed forwards after warm-up);
+* latency at batch 1, timed in rounds (:func:`interleaved_latencies`): ``num_runs`` timed forwards
+  split over ``LATENCY_ROUNDS`` rounds, each after one untimed forward; p50 = the median of the
+  rounds' medians, spread = their min-max, p95 over every timed forward. The ranking times its
+  candidates together, round-robin (each round times every candidate once, the first one
+  rotating), so a slow phase of a shared machine hits them all alike instead of whichever
+  candidate was being measured then;
 * throughput (images/s) at ``batch_size``;
 * peak memory of one batch-1 forward: on CUDA the allocator's peak
   (``torch.cuda.max_memory_allocated``); on CPU the peak of live tensor bytes (weights +
@@ -54,9 +59,62 @@ class CostReport:
     throughput_batch_size: int
     peak_memory_mb: float
     peak_memory_method: str
+    latency_ms_spread: tuple[float, float] | None = None  # min-max of the rounds' medians (see interleaved_latencies)
+    latency_rounds: int | None = None
+    latency_method: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+LATENCY_ROUNDS = 10  # rounds the timed forwards are split into (interleaved across candidates when several are timed)
+
+
+@dataclass(frozen=True)
+class LatencyProbe:
+    """A batch-1 forward ready to be timed: ``forward(x)`` (see :func:`interleaved_latencies`)."""
+
+    forward: Callable[[Any], None]
+    x: Any
+
+
+@torch.inference_mode()
+def interleaved_latencies(probes: list[LatencyProbe], *, num_runs: int = 20, rounds: int = LATENCY_ROUNDS, warmup_per_round: int = 1,
+                          timer: Callable[[], float] = time.perf_counter) -> list[dict[str, Any]]:
+    """Batch-1 latency of each probe, timed round-robin so the machine's slow and fast phases hit every probe alike.
+
+    ``num_runs`` timed forwards per probe, split over ``rounds`` rounds; in each round every probe runs
+    ``warmup_per_round`` untimed forwards (its weights back in the caches) and then its share of timed ones, the
+    probes in turn, the first one rotating from round to round (round r starts with probe r mod n). Per probe:
+    ``latency_ms_p50`` = the median of its rounds' medians, ``latency_ms_spread`` = [min, max] of them (how much the
+    machine moved it), ``latency_ms_p95`` over all its timed forwards. Same total timed forwards as one block of
+    ``num_runs``, plus ``rounds * warmup_per_round`` untimed ones.
+    """
+    rounds = max(1, min(int(rounds), int(num_runs)))
+    per_round = -(-int(num_runs) // rounds)
+    n = len(probes)
+    times: list[list[list[float]]] = [[[] for _ in range(rounds)] for _ in probes]
+    for r in range(rounds):
+        for j in range(n):
+            i = (r + j) % n
+            probe = probes[i]
+            for _ in range(warmup_per_round):
+                probe.forward(probe.x)
+            for _ in range(per_round):
+                t0 = timer()
+                probe.forward(probe.x)
+                times[i][r].append((timer() - t0) * 1000)
+    method = (f"median of {rounds} round medians ({per_round} timed batch-1 forwards each, after {warmup_per_round} untimed)"
+              + (f", interleaved round-robin with {n - 1} other candidate{'s' if n > 2 else ''}" if n > 1 else ""))
+    return [latency_summary(t, method) for t in times]
+
+
+def latency_summary(rounds_ms: list[list[float]], method: str = "") -> dict[str, Any]:
+    """p50 (median of the rounds' medians), p95 (of every run), the spread (min-max of the rounds' medians)."""
+    medians = [float(np.median(r)) for r in rounds_ms]
+    p50 = float(np.median(medians))
+    return {"latency_ms_p50": p50, "latency_ms_p95": max(p50, float(np.percentile([t for r in rounds_ms for t in r], 95))),
+            "latency_ms_spread": (min(medians), max(medians)), "latency_rounds": len(medians), "latency_method": method}
 
 
 class _LiveTensorBytes(TorchDispatchMode):
@@ -142,15 +200,6 @@ def _peak_memory(forward: Callable[[Any], None], x: Any, dev: torch.device, resi
     return tracker.peak, f"peak live tensor bytes in a torch dispatch mode (weights + activations, {what})"
 
 
-def _latencies_ms(forward: Callable[[Any], None], x: Any, num_runs: int) -> list[float]:
-    times = []
-    for _ in range(num_runs):
-        t0 = time.perf_counter()
-        forward(x)
-        times.append((time.perf_counter() - t0) * 1000)
-    return times
-
-
 def _throughput(forward: Callable[[Any], None], xb: Any, batch_size: int, num_runs: int) -> float:
     """Inputs per second over ``num_runs`` forwards of the batch ``xb`` (after one untimed forward)."""
     forward(xb)
@@ -170,9 +219,10 @@ def _throughput_batches(forward: Callable[[Any], None], batches: list[Any], size
 
 
 @torch.inference_mode()
-def measure_cost(backbone: Backbone, *, device: str = "auto", batch_size: int = 16, num_runs: int = 20,
-                 num_warmup: int = 3, num_throughput_runs: int = 3) -> CostReport:
-    """Measure ``backbone`` on ``device`` (see the module docstring for what each number is)."""
+def prepare_cost(backbone: Backbone, *, device: str = "auto", batch_size: int = 16, num_warmup: int = 3,
+                 num_throughput_runs: int = 3) -> tuple[dict[str, Any], LatencyProbe]:
+    """Everything of :func:`measure_cost` but the latency (size, FLOPs, peak memory, throughput), and the batch-1
+    forward to time: the ranking times the candidates' probes together (:func:`interleaved_latencies`)."""
     dev = resolve_device(device)
     backbone.eval().to(dev)
     size = int(backbone.data_cfg["input_size"][-1])
@@ -184,26 +234,24 @@ def measure_cost(backbone: Backbone, *, device: str = "auto", batch_size: int = 
         forward(x1)
 
     peak, method = _peak_memory(forward, x1, dev, _tensor_bytes(backbone) + x1.numel() * x1.element_size(), "batch 1")
-    times = _latencies_ms(forward, x1, num_runs)
     throughput = _throughput(forward, torch.randn(batch_size, 3, size, size, device=dev), batch_size, num_throughput_runs)
 
     path = backbone.weights_record.get("path")
     file_mb = Path(path).stat().st_size / 2**20 if path and Path(path).is_file() else None
-    return CostReport(
-        device=str(dev),
-        input_size=size,
-        num_params=sum(p.numel() for p in backbone.parameters()),
-        state_dict_mb=_state_dict_mb(backbone),
-        weights_file_mb=file_mb,
-        macs=flops // 2,
-        flops=flops,
-        latency_ms_p50=float(np.percentile(times, 50)),
-        latency_ms_p95=float(np.percentile(times, 95)),
-        throughput_img_s=float(throughput),
-        throughput_batch_size=batch_size,
-        peak_memory_mb=peak / 2**20,
-        peak_memory_method=method,
-    )
+    static = dict(device=str(dev), input_size=size, num_params=sum(p.numel() for p in backbone.parameters()),
+                  state_dict_mb=_state_dict_mb(backbone), weights_file_mb=file_mb, macs=flops // 2, flops=flops,
+                  throughput_img_s=float(throughput), throughput_batch_size=batch_size, peak_memory_mb=peak / 2**20,
+                  peak_memory_method=method)
+    return static, LatencyProbe(forward, x1)
+
+
+def measure_cost(backbone: Backbone, *, device: str = "auto", batch_size: int = 16, num_runs: int = 20,
+                 num_warmup: int = 3, num_throughput_runs: int = 3) -> CostReport:
+    """Measure ``backbone`` on ``device`` (see the module docstring for what each number is)."""
+    static, probe = prepare_cost(backbone, device=device, batch_size=batch_size, num_warmup=num_warmup,
+                                 num_throughput_runs=num_throughput_runs)
+    (latency,) = interleaved_latencies([probe], num_runs=num_runs)
+    return CostReport(**static, **latency)
 
 
 @dataclass(frozen=True)
@@ -227,6 +275,9 @@ class TextCostReport:
     peak_memory_mb: float
     peak_memory_method: str
     typical_text: str
+    latency_ms_spread: tuple[float, float] | None = None  # min-max of the rounds' medians (see interleaved_latencies)
+    latency_rounds: int | None = None
+    latency_method: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -254,10 +305,20 @@ def _eager_attention(encoder) -> Iterator[None]:
             encoder.set_attn_implementation(before)
 
 
-@torch.inference_mode()
 def measure_text_cost(backbone, texts: list[str], *, device: str = "auto", batch_size: int = 16, num_runs: int = 20,
                       num_warmup: int = 3, num_throughput_runs: int = 3) -> TextCostReport:
-    """Measure a :class:`~transferkit.backbones.text.TextBackbone` on ``device`` with the user's ``texts``.
+    """Measure a :class:`~transferkit.backbones.text.TextBackbone` on ``device`` with the user's ``texts``
+    (:func:`prepare_text_cost`, then the latency of its typical text timed in rounds)."""
+    static, probe = prepare_text_cost(backbone, texts, device=device, batch_size=batch_size, num_warmup=num_warmup,
+                                      num_throughput_runs=num_throughput_runs)
+    (latency,) = interleaved_latencies([probe], num_runs=num_runs)
+    return TextCostReport(**static, **latency)
+
+
+@torch.inference_mode()
+def prepare_text_cost(backbone, texts: list[str], *, device: str = "auto", batch_size: int = 16, num_warmup: int = 3,
+                      num_throughput_runs: int = 3) -> tuple[dict[str, Any], LatencyProbe]:
+    """Everything of :func:`measure_text_cost` but the latency, and the batch-1 forward of the typical text to time.
 
     Latency: batch 1 on :func:`typical_text`. Throughput: ``batch_size * num_throughput_runs``
     texts spread evenly over the data's lengths, in length order, in batches of ``batch_size``
@@ -284,7 +345,6 @@ def measure_text_cost(backbone, texts: list[str], *, device: str = "auto", batch
 
     input_bytes = sum(v.numel() * v.element_size() for v in x1.values())
     peak, method = _peak_memory(forward, x1, dev, _tensor_bytes(backbone) + input_bytes, "batch 1, typical text")
-    times = _latencies_ms(forward, x1, num_runs)
 
     tokenized = backbone.tokenize(texts)
     by_length = sorted(range(len(texts)), key=lambda i: (len(tokenized[i]["input_ids"]), i))
@@ -298,7 +358,7 @@ def measure_text_cost(backbone, texts: list[str], *, device: str = "auto", batch
     if path:
         p = Path(path)
         wfile = next((p / f for f in ("model.safetensors", "pytorch_model.bin") if (p / f).is_file()), p if p.is_file() else None)
-    return TextCostReport(
+    static = dict(
         device=str(dev),
         num_tokens=num_tokens,
         max_length=int(backbone.max_length),
@@ -309,11 +369,10 @@ def measure_text_cost(backbone, texts: list[str], *, device: str = "auto", batch
         flops=flops,
         macs_max_length=flops_max // 2,
         flops_max_length=flops_max,
-        latency_ms_p50=float(np.percentile(times, 50)),
-        latency_ms_p95=float(np.percentile(times, 95)),
         throughput_texts_s=float(throughput),
         throughput_batch_size=batch_size,
         peak_memory_mb=peak / 2**20,
         peak_memory_method=method,
         typical_text=typical[:200],
     )
+    return static, LatencyProbe(forward, x1)

@@ -10,7 +10,9 @@ The rule (``RULE`` below, also written into every result):
 
 1. Candidates without weights on this machine are listed as *unavailable*, with the reason.
    Candidates that break a limit (``max_params``, ``max_size_mb``, ``max_latency_ms``,
-   ``max_memory_mb``) are listed as *excluded*, naming the limit; they are not scored.
+   ``max_memory_mb``) are listed as *excluded*, naming the limit; they are not scored. Latency is
+   timed for all candidates together, round-robin over rounds (the median of the rounds' medians);
+   a limit inside a candidate's spread of round medians is reported as a warning (noise may decide).
 2. **Predicted accuracy** = the out-of-fold accuracy of a linear probe (standardised features
    + logistic regression), k-fold cross-validated inside the training data, with a 95 %
    Wilson interval. It is the most direct estimate of a frozen-base fit.
@@ -43,7 +45,8 @@ The rule (``RULE`` below, also written into every result):
 
 from __future__ import annotations
 
-import json
+import math
+import numbers
 import os
 import time
 from dataclasses import dataclass, field
@@ -62,6 +65,10 @@ STRATEGIES = ("linear-probe", "finetune", "lora", "auto")
 MODALITIES = ("auto", "image", "text")
 TEXT_LEEP_NOTE = ("not applicable to text encoders: LEEP and NCE score a source classifier's class probabilities, "
                   "and a pretrained text encoder has no source classifier")
+SCORE_NAMES = {"logme": "LogME", "hscore": "H-score", "knn_accuracy": "k-NN accuracy", "leep": "LEEP", "nce": "NCE",
+               "published_quality": "published quality"}
+SCORES_LEGEND = ("↑ = higher is better, for every score (LogME, LEEP and NCE are log-likelihoods: negative numbers, "
+                 "nearer 0 is better)")
 LIMIT_FLAGS = {"max_params": "--max-params", "max_size_mb": "--max-size-mb", "max_latency_ms": "--max-latency-ms",
                "max_memory_mb": "--max-memory-mb"}
 
@@ -81,7 +88,7 @@ def evidence_scores(strategy: str = "linear-probe") -> tuple[str, ...]:
 class Limits:
     """The user's limits; ``None`` = no limit. Sizes in MB (2**20 bytes), latency = batch-1 p50."""
 
-    max_params: int | None = None
+    max_params: int | None = None  # a whole number; 3e6 and numpy integers are accepted (stored as int)
     max_size_mb: float | None = None
     max_latency_ms: float | None = None
     max_memory_mb: float | None = None
@@ -89,10 +96,22 @@ class Limits:
     def __post_init__(self) -> None:
         for name in LIMIT_FLAGS:
             v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            if v is None:
+                continue
+            # any real number (numpy's too: np.int64 from a table, np.float32), but not a bool
+            if isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real):
                 raise SelectionError(f"{LIMIT_FLAGS[name]} must be a number, got {v!r} ({type(v).__name__}).")
-            if v is not None and not v > 0:
+            if not v > 0:
                 raise SelectionError(f"{LIMIT_FLAGS[name]} must be a positive number, got {v!r}.")
+            if not math.isfinite(v):
+                raise SelectionError(f"{LIMIT_FLAGS[name]} must be a positive number, got {v!r}: leave the limit out for no limit.")
+            if name == "max_params":
+                if float(v) != math.floor(v):
+                    raise SelectionError(f"{LIMIT_FLAGS[name]} must be a whole number of parameters, got {v!r}.")
+                v = int(v)  # 3e6 -> 3000000
+            else:
+                v = float(v)
+            object.__setattr__(self, name, v)  # plain Python numbers: the JSON record and messages read them as written
 
     def broken(self, cost: dict[str, Any]) -> list[str]:
         """The limits ``cost`` breaks, each named with the measured value (only known values are checked)."""
@@ -106,6 +125,18 @@ class Limits:
                 bound_shown = f"{bound / 1e6:.2f} M" if key == "num_params" else f"{bound:g}{unit}"
                 out.append(f"{what} {shown} > {LIMIT_FLAGS[limit]} {bound_shown}")
         return out
+
+    def straddled(self, cost: dict[str, Any]) -> list[str]:
+        """A warning when ``max_latency_ms`` falls inside the measured latency spread (the rounds' medians, min-max):
+        the machine's noise, not the candidate, can then decide whether it is kept."""
+        bound, spread = self.max_latency_ms, cost.get("latency_ms_spread")
+        if bound is None or not spread or not spread[0] <= bound <= spread[1] or spread[0] == spread[1]:
+            return []
+        lo, hi = spread
+        rounds = cost.get("latency_rounds")
+        return [f"latency {lo:.1f}–{hi:.1f} ms (the medians of its {rounds or 'several'} timing rounds) straddles the {bound:g} ms "
+                f"limit ({LIMIT_FLAGS['max_latency_ms']}): measurement noise can decide whether it is kept; re-run on an idle "
+                "machine or loosen the limit."]
 
     def as_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in LIMIT_FLAGS}
@@ -167,6 +198,9 @@ class CandidateReport:
     timing_s: dict[str, float] = field(default_factory=dict)
     oof_correct: np.ndarray | None = field(default=None, repr=False)
     modality: str = "image"  # or "text"
+    majority_class: str | None = None  # the most frequent class of the ranking data ...
+    majority_rate: float | None = None  # ... and its share: the accuracy of always answering it (the baseline)
+    warnings: list[str] = field(default_factory=list)  # what the user should know before trusting the numbers
 
     @property
     def name(self) -> str:
@@ -176,11 +210,19 @@ class CandidateReport:
     def label(self) -> str:
         return self.candidate.label
 
+    @property
+    def predicted_balanced_accuracy(self) -> float | None:
+        """The linear probe's out-of-fold balanced accuracy (mean recall over the classes): shown beside the predicted
+        accuracy, which on imbalanced data can be high by answering the majority class."""
+        return (self.scores.get("linear_probe") or {}).get("balanced_accuracy")
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "label": self.label, "weights": self.candidate.weights, "is_control": self.candidate.is_control,
             "modality": self.modality, "status": self.status, "reason": self.reason, "rank": self.rank, "tier": self.tier,
             "predicted_accuracy": self.predicted_accuracy, "predicted_ci95": list(self.predicted_ci) if self.predicted_ci else None,
+            "predicted_balanced_accuracy": self.predicted_balanced_accuracy, "majority_class": self.majority_class,
+            "majority_rate": self.majority_rate, "warnings": self.warnings,
             "evidence": self.evidence, "on_pareto_front": self.on_pareto_front, "scores": self.scores,
             "score_notes": self.score_notes, "quality": self.quality, "cost": self.cost, "weights_record": self.weights_record,
             "explanation": self.explanation, "timing_s": self.timing_s,
@@ -213,24 +255,18 @@ class RankingResult:
     def as_dict(self) -> dict[str, Any]:
         return {"best": self.best.label if self.best else None, "modality": self.modality, "strategy": self.strategy,
                 "evidence_scores": list(evidence_scores(self.strategy)), "rule": self.rule, "notes": self.notes,
+                "legend": {"higher_is_better": [*EVIDENCE_SCORES, "linear_probe", "predicted_accuracy", "evidence"],
+                           "scores": SCORES_LEGEND, "evidence": evidence_definition(evidence_columns(self.ranked, self.strategy)[0])},
                 "limits": self.limits.as_dict(), "device": self.device, "data": self.data, "timing_s": self.timing_s,
                 "candidates": [c.as_dict() for c in self.candidates]}
 
     def save_json(self, path: str | os.PathLike) -> Path:
+        """Write the record as strict JSON (a non-finite number is written as ``null``, never ``NaN``/``Infinity``)."""
+        from ..json_files import write_json
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(path.suffix + ".tmp")
-        tmp.write_text(json.dumps(self.as_dict(), indent=2, default=_json_default))
-        os.replace(tmp, path)
-        return path
-
-
-def _json_default(o: Any) -> Any:
-    if isinstance(o, (np.floating, np.integer)):
-        return o.item()
-    if isinstance(o, (Path, os.PathLike)):
-        return str(o)
-    return str(o)
+        return write_json(path, self.as_dict())
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,6 +295,42 @@ def random_init_weights(name: str, seed: int, folder: str | os.PathLike) -> Path
     return path
 
 
+def balanced_accuracy(correct: np.ndarray, labels: np.ndarray) -> float:
+    """Mean over the classes present of the share of their examples predicted right (mean recall)."""
+    correct, labels = np.asarray(correct, bool), np.asarray(labels)
+    return float(np.mean([correct[labels == c].mean() for c in np.unique(labels)]))
+
+
+def majority_baseline(labels: np.ndarray, classes: list[str]) -> tuple[str | None, float]:
+    """The most frequent class (first of a tie; ``None`` when every class is the same size) and its share: what always
+    answering it scores."""
+    counts = np.bincount(np.asarray(labels, np.int64), minlength=len(classes))
+    top = int(np.argmax(counts))
+    if (counts == counts[top]).all():
+        return None, float(counts[top] / counts.sum())
+    return str(classes[top]) if top < len(classes) else str(top), float(counts[top] / counts.sum())
+
+
+def baseline_words(majority_class: str | None) -> str:
+    """How the majority-class baseline is named: ``always answering PNEUMONIA``, or chance for classes of one size."""
+    return f"always answering {majority_class}" if majority_class is not None else "always answering one class (all are the same size)"
+
+
+def baseline_warning(report: CandidateReport) -> str | None:
+    """A warning when the predicted accuracy is not clearly above the majority-class rate (its 95 % CI reaches it)."""
+    acc, rate, name = report.predicted_accuracy, report.majority_rate, baseline_words(report.majority_class)
+    if acc is None or rate is None or report.predicted_ci is None or report.predicted_ci[0] > rate:
+        return None
+    unit = "texts" if report.modality == "text" else "images"
+    bal = report.predicted_balanced_accuracy
+    bal_words = f"; balanced accuracy {_pct(bal)}" if bal is not None else ""
+    if acc <= rate:
+        return (f"predicted accuracy {_pct(acc)} is no better than {name} ({_pct(rate)} of the training {unit}"
+                f"{bal_words}): it has not shown that it tells the classes apart.")
+    return (f"predicted accuracy {_pct(acc)} is not clearly better than {name} ({_pct(rate)} of the training "
+            f"{unit}; its 95 % CI reaches down to {_pct(report.predicted_ci[0])}{bal_words}).")
+
+
 def score_features(features: np.ndarray, labels: np.ndarray, *, source_probabilities: np.ndarray | None = None,
                    num_folds: int = 5, seed: int = 0, groups: np.ndarray | None = None) -> tuple[dict[str, Any], np.ndarray]:
     """All transferability scores of one feature matrix; also the linear probe's out-of-fold hits.
@@ -268,7 +340,8 @@ def score_features(features: np.ndarray, labels: np.ndarray, *, source_probabili
     scores: dict[str, Any] = {}
     t = time.perf_counter()
     probe = linear_probe_accuracy(features, labels, num_folds=num_folds, seed=seed, groups=groups)
-    scores["linear_probe"] = {**probe.as_dict(), "seconds": time.perf_counter() - t}
+    scores["linear_probe"] = {**probe.as_dict(), "balanced_accuracy": balanced_accuracy(probe.correct, labels),
+                              "seconds": time.perf_counter() - t}
     t = time.perf_counter()
     scores["knn_accuracy"] = knn_accuracy(features, labels, num_folds=num_folds, seed=seed, groups=groups).accuracy
     scores["logme"] = logme_score(features, labels)
@@ -340,6 +413,26 @@ def evidence_columns(scored: list[CandidateReport], strategy: str = "linear-prob
                 continue
         used.append(score)
     return used, notes
+
+
+def evidence_definition(used: list[str] | tuple[str, ...]) -> str:
+    """What a candidate's "evidence" number is (rule, point 3), naming the scores it is made of."""
+    if not used:
+        return "evidence: no transferability score could be compared, so it is 0 for every candidate."
+    names = ", ".join(SCORE_NAMES.get(u, u) for u in used)
+    return (f"evidence = the mean of the candidate's normalised ranks among the ranked candidates on {names} (per score: "
+            "1 = best, 0 = worst or missing), from 0 to 1; it orders the candidates inside a tier, and a tier holds the candidates "
+            "whose predicted accuracy is not significantly below its leader's (McNemar).")
+
+
+def distinct_decimals(values, at_least: int, at_most: int = 6) -> int:
+    """The fewest decimals (from ``at_least``) with which values that differ are shown differently, so the shown values order
+    as the values do (up to ``at_most``; equal values stay equal)."""
+    vals = sorted({float(v) for v in values if v is not None and math.isfinite(v)})
+    for d in range(at_least, at_most + 1):
+        if len({f"{v:.{d}f}" for v in vals}) == len(vals):
+            return d
+    return at_most
 
 
 def order_candidates(reports: list[CandidateReport], *, alpha: float = 0.05, strategy: str = "linear-probe") -> list[CandidateReport]:
@@ -441,7 +534,8 @@ def explain(report: CandidateReport, scored: list[CandidateReport], limits: Limi
         return f"Not ranked: {report.reason}"
     size, source = _size_words(report), _source_words(report)
     if report.status == "excluded":
-        return f"Excluded: breaks {report.reason}. Size and quality: {size}; {source}."
+        return " ".join([f"Excluded: breaks {report.reason}. Size and quality: {size}; {source}."]
+                        + [f"Warning: {w[0].upper()}{w[1:]}" for w in report.warnings])
     if report.status == "failed":
         return f"Failed: {report.reason}"
     s = report.scores
@@ -453,13 +547,20 @@ def explain(report: CandidateReport, scored: list[CandidateReport], limits: Limi
         v = s.get(key)
         return f"{vals.index(v) + 1} of {len(vals)}" if v is not None and v in vals else "n/a"
 
+    def shown(key: str, at_least: int) -> str:  # enough decimals that the shown values order as the places do
+        d = distinct_decimals([r.scores.get(key) for r in scored], at_least)
+        return f"{s[key]:.{d}f}"
+
     lp = s["linear_probe"]
     sim = (f"Task similarity: a linear probe on its frozen {'embeddings' if unit == 'text' else 'features'} is right on "
            f"{_pct(lp['accuracy'])} of the training {unit}s in {lp['num_folds']}-fold cross-validation "
-           f"(95 % CI {_pct(lp['ci_low'])}-{_pct(lp['ci_high'])}); "
-           f"k-NN {_pct(s['knn_accuracy'])}; LogME {s['logme']:.3f} ({place('logme')}), H-score {s['hscore']:.2f} ({place('hscore')})")
+           f"(95 % CI {_pct(lp['ci_low'])}-{_pct(lp['ci_high'])}"
+           + (f"; balanced accuracy {_pct(lp['balanced_accuracy'])}" if lp.get("balanced_accuracy") is not None else "")
+           + (f"; {baseline_words(report.majority_class)} scores {_pct(report.majority_rate)}" if report.majority_rate is not None else "")
+           + "); "
+           f"k-NN {_pct(s['knn_accuracy'])}; LogME {shown('logme', 3)} ({place('logme')}), H-score {shown('hscore', 2)} ({place('hscore')})")
     if "leep" in s:
-        sim += f", LEEP {s['leep']:.3f} ({place('leep')}), NCE {s['nce']:.3f} ({place('nce')})"
+        sim += f", LEEP {shown('leep', 3)} ({place('leep')}), NCE {shown('nce', 3)} ({place('nce')})"
     else:
         sim += f"; LEEP/NCE not available ({report.score_notes.get('leep', 'no ImageNet classifier')})"
     sim += "."
@@ -473,8 +574,9 @@ def explain(report: CandidateReport, scored: list[CandidateReport], limits: Limi
            + (f"; within every limit set ({', '.join(within)})." if within else "; no limits set."))
     verdict = (f"Rank {report.rank} of {n} (tier {report.tier}: predicted accuracy {_pct(report.predicted_accuracy)}, "
                f"{'fine-tuning evidence (LogME, published quality)' if strategy != 'linear-probe' else 'transfer evidence'} "
-               f"{report.evidence:.2f} of 1)" + (", on the accuracy/latency Pareto front." if report.on_pareto_front else "."))
-    return " ".join([verdict, sim, quality, fit])
+               f"{report.evidence:.{distinct_decimals([r.evidence for r in scored], 2)}f} of 1: the mean of its normalised ranks, "
+               f"1 = best of the {n} on every score, 0 = worst)" + (", on the accuracy/latency Pareto front." if report.on_pareto_front else "."))
+    return " ".join([verdict, sim, quality, fit] + [f"Warning: {w[0].upper()}{w[1:]}" for w in report.warnings])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -552,7 +654,7 @@ def rank_backbones(
     candidates: list[str | Candidate] | None = None,
     *,
     limits: Limits | None = None,
-    max_params: int | None = None,
+    max_params: int | float | None = None,
     max_size_mb: float | None = None,
     max_latency_ms: float | None = None,
     max_memory_mb: float | None = None,
@@ -640,8 +742,11 @@ def rank_backbones(
         texts = [r.text for r in records]
         labels = np.array([r.label for r in records], dtype=np.int64)
 
-        def evaluate(cand: Candidate) -> CandidateReport:
-            return _evaluate_text_candidate(cand, texts, labels, limits, cache, dev, **common)
+        def prepare(cand: Candidate) -> CandidateReport | _Loaded:
+            return _prepare_text_candidate(cand, texts, limits, cache, dev, seed=seed, throughput_batch_size=throughput_batch_size)
+
+        def evaluate(cand: Candidate, loaded: _Loaded) -> CandidateReport:
+            return _evaluate_text_candidate(cand, texts, labels, limits, cache, dev, **common, loaded=loaded)
     else:
         from ..data.subjects import subject_rule
 
@@ -653,38 +758,74 @@ def rank_backbones(
         rule = subject_rule(groups, groups_file) or splits.subjects
         subjects = np.array(rule.subject_ids(r.path for r in records)) if rule is not None else None
 
-        def evaluate(cand: Candidate) -> CandidateReport:
-            return _evaluate_candidate(cand, records, labels, limits, cache, dev, groups=subjects, feature_stages=feature_stages, **common)
+        def prepare(cand: Candidate) -> CandidateReport | _Loaded:
+            return _prepare_candidate(cand, limits, cache, dev, seed=seed, throughput_batch_size=throughput_batch_size,
+                                      feature_stages=feature_stages)
 
+        def evaluate(cand: Candidate, loaded: _Loaded) -> CandidateReport:
+            return _evaluate_candidate(cand, records, labels, limits, cache, dev, groups=subjects, feature_stages=feature_stages,
+                                       **common, loaded=loaded)
+
+    # Every candidate is loaded and measured first; then their batch-1 latencies are timed together, round-robin, so a
+    # slow phase of a shared machine slows them all alike (timed one after the other, one candidate's 20 forwards
+    # could fall in a slow phase and another's not: the same weights measured 30.6 and 14.4 ms in one run); then the
+    # limits, the features and the scores, one candidate at a time (each released when done).
     reports: list[CandidateReport] = []
+    timing = {}
     with track("ranking candidates", len(cands), unit="model", enabled=progress) as advance:
+        loaded: list[tuple[int, _Loaded]] = []
         for cand in cands:
-            reports.append(evaluate(cand))
-            advance(1, info=cand.label)
+            advance(0, info=f"cost of {cand.label}")
+            item = prepare(cand)
+            if isinstance(item, _Loaded):
+                loaded.append((len(reports), item))
+                reports.append(item.report)
+            else:
+                reports.append(item)
+                advance(1, info=cand.label)
+        if loaded:
+            from .cost import interleaved_latencies
+
+            advance(0, info=f"latency of {len(loaded)} candidate{'s' if len(loaded) > 1 else ''}, interleaved")
+            t0 = time.perf_counter()
+            for (_, item), latency in zip(loaded, interleaved_latencies([item.probe for _, item in loaded], num_runs=latency_runs)):
+                item.cost.update(latency)
+            timing["latency"] = time.perf_counter() - t0
+        for i, item in loaded:
+            reports[i] = evaluate(item.report.candidate, item)
+            item.backbone = item.probe = None  # its memory back before the next candidate's features
+            advance(1, info=item.report.label)
 
     ordered = order_candidates(reports, strategy=strategy)
     _, notes = evidence_columns(ordered, strategy)
     rest = [r for r in reports if r.status != "ranked"]
     rest.sort(key=lambda r: ["excluded", "failed", "unavailable"].index(r.status))
+    summary = splits.summary()
+    majority, majority_rate = majority_baseline(labels, summary["classes"])
+    for r in ordered:  # display and warnings only: the order above does not depend on them
+        r.majority_class, r.majority_rate = majority, majority_rate
+        if (warning := baseline_warning(r)) is not None:
+            r.warnings.append(warning)
     for r in ordered + rest:
         r.explanation = explain(r, ordered, limits, strategy)
-    summary = splits.summary()
     if found == "text":
         root = str(splits.tables[0].path) if splits.tables else str(data)
         data_info = {"root": root, "modality": "text", "classes": summary["classes"], "num_ranking_texts": len(records),
                      "num_ranking_items": len(records), "ranking_splits": ["train", "val"], "test_split_read": False,
-                     "num_skipped": summary["num_skipped"], "splits": splits.source}
+                     "num_skipped": summary["num_skipped"], "splits": splits.source, "majority_class": majority,
+                     "majority_rate": majority_rate}
     else:
         data_info = {"root": summary["root"], "modality": "image", "classes": summary["classes"], "num_ranking_images": len(records),
                      "num_ranking_items": len(records), "ranking_splits": ["train", "val"], "test_split_read": False,
-                     "num_skipped": summary["num_skipped"], "groups": summary.get("groups"), "feature_stages": feature_stages}
+                     "num_skipped": summary["num_skipped"], "groups": summary.get("groups"), "feature_stages": feature_stages,
+                     "majority_class": majority, "majority_rate": majority_rate}
     if found == "text":
         unused = [o for o, on in (("groups", groups is not None), ("groups_file", groups_file is not None),
                                   ("feature_stages", feature_stages != DEFAULT_FEATURE_STAGES)) if on]
         if unused:
             notes.append(f"{', '.join(unused)}: image options, not used on texts (copies of a text are kept together instead)")
-    return RankingResult(ordered + rest, limits, data_info, dev, {"total": time.perf_counter() - t_start}, modality=found, notes=notes,
-                         strategy=strategy)
+    return RankingResult(ordered + rest, limits, data_info, dev, {"total": time.perf_counter() - t_start, **timing}, modality=found,
+                         notes=notes, strategy=strategy)
 
 
 def _excluded_by_params_before_loading(report: CandidateReport, limits: Limits, num_params: int | None) -> bool:
@@ -705,16 +846,35 @@ def _excluded_by_published_params(report: CandidateReport, limits: Limits, num_p
     return False
 
 
-def _excluded_by_cost(report: CandidateReport, cost: dict[str, Any], limits: Limits, started: float) -> bool:
-    """Record the measured ``cost`` (timed from ``started``: loading and measuring) into ``report``; mark it
-    excluded (True) when the cost breaks a limit."""
+def _excluded_by_cost(report: CandidateReport, cost: dict[str, Any], limits: Limits) -> bool:
+    """Record the measured ``cost`` into ``report``; mark it excluded (True) when the cost breaks a limit. A limit inside
+    the measured latency spread is a warning either way: noise, not the candidate, may have decided."""
     report.cost = cost
-    report.timing_s["cost"] = time.perf_counter() - started
+    report.warnings += limits.straddled(cost)
     broken = limits.broken(report.cost)
     if broken:
         report.status, report.reason = "excluded", "; ".join(broken)
         return True
     return False
+
+
+@dataclass
+class _Loaded:
+    """A candidate loaded and measured but for its latency, which is timed together with the others' (interleaved)."""
+
+    report: CandidateReport
+    backbone: Any
+    cost: dict[str, Any]
+    probe: Any  # cost.LatencyProbe
+
+
+def _measure_latency_alone(loaded: _Loaded, latency_runs: int) -> None:
+    from .cost import interleaved_latencies
+
+    t0 = time.perf_counter()
+    (latency,) = interleaved_latencies([loaded.probe], num_runs=latency_runs)
+    loaded.cost.update(latency)
+    loaded.report.timing_s["latency"] = time.perf_counter() - t0
 
 
 def _score_into(report: CandidateReport, feats: np.ndarray, labels: np.ndarray, probs: np.ndarray | None, *, num_folds: int,
@@ -734,13 +894,12 @@ def _score_into(report: CandidateReport, feats: np.ndarray, labels: np.ndarray, 
     return report
 
 
-def _evaluate_candidate(cand: Candidate, records, labels, limits: Limits, cache, device: str, *, seed, num_folds, batch_size,
-                        throughput_batch_size, latency_runs, progress, groups=None, feature_stages=1) -> CandidateReport:
-    """Weights, limits, cost and evidence of one image candidate (stops early when it cannot be ranked)."""
+def _prepare_candidate(cand: Candidate, limits: Limits, cache, device: str, *, seed, throughput_batch_size, feature_stages=1
+                       ) -> CandidateReport | _Loaded:
+    """Weights, the cheap limit, loading and every cost but the latency of one image candidate: a report when it stops
+    there (no weights, over --max-params), else the loaded candidate whose latency is timed next."""
     from ..backbones import backbone_num_params, get_backbone_spec, load_backbone
-    from ..backbones.imagenet_head import ImageNetHeadUnavailableError, imagenet_probabilities
-    from ..features import extract_features
-    from .cost import measure_cost
+    from .cost import prepare_cost
 
     spec = get_backbone_spec(cand.name)
     top1 = None if cand.is_control else spec.imagenet_top1
@@ -777,9 +936,29 @@ def _evaluate_candidate(cand: Candidate, records, labels, limits: Limits, cache,
         return report
     report.weights_record = dict(backbone.weights_record, random_init_seed=seed if cand.is_control else None)
     backbone.feature_stages = min(feature_stages, backbone.max_feature_stages)
-    # 3. cost on the user's device, then the limits
-    cost = measure_cost(backbone, device=device, batch_size=throughput_batch_size, num_runs=latency_runs).as_dict()
-    if _excluded_by_cost(report, cost, limits, t0):
+    # 3. cost on the user's device (the latency is timed later, with the other candidates')
+    static, probe = prepare_cost(backbone, device=device, batch_size=throughput_batch_size)
+    report.timing_s["cost"] = time.perf_counter() - t0
+    return _Loaded(report, backbone, static, probe)
+
+
+def _evaluate_candidate(cand: Candidate, records, labels, limits: Limits, cache, device: str, *, seed, num_folds, batch_size,
+                        throughput_batch_size, latency_runs, progress, groups=None, feature_stages=1,
+                        loaded: _Loaded | None = None) -> CandidateReport:
+    """Weights, limits, cost and evidence of one image candidate (stops early when it cannot be ranked). ``loaded``: the
+    candidate already prepared and its latency timed with the others' (:func:`rank_backbones`); else both are done here."""
+    from ..backbones.imagenet_head import ImageNetHeadUnavailableError, imagenet_probabilities
+    from ..features import extract_features
+
+    if loaded is None:
+        loaded = _prepare_candidate(cand, limits, cache, device, seed=seed, throughput_batch_size=throughput_batch_size,
+                                    feature_stages=feature_stages)
+        if isinstance(loaded, CandidateReport):
+            return loaded
+        _measure_latency_alone(loaded, latency_runs)
+    report, backbone = loaded.report, loaded.backbone
+    # 3. the limits on the measured cost
+    if _excluded_by_cost(report, loaded.cost, limits):
         return report
     # 4. evidence from frozen features of the training images
     t0 = time.perf_counter()
@@ -866,17 +1045,13 @@ def _text_unavailable_reason(cand: Candidate, spec, exc: Exception) -> str:
             f"internet and copy its Hugging Face cache (~/.cache/huggingface/hub) here.")
 
 
-def _evaluate_text_candidate(cand: Candidate, texts: list[str], labels: np.ndarray, limits: Limits, cache, device: str, *, seed,
-                             num_folds, batch_size, throughput_batch_size, latency_runs, progress) -> CandidateReport:
-    """Weights, limits, cost and evidence of one text encoder (stops early when it cannot be ranked).
-
-    Evidence comes from the frozen encoder's pooled embeddings of the training texts; LEEP and
-    NCE do not apply (no source classifier) and are marked so, not computed.
-    """
+def _prepare_text_candidate(cand: Candidate, texts: list[str], limits: Limits, cache, device: str, *, seed, throughput_batch_size
+                            ) -> CandidateReport | _Loaded:
+    """Weights, the cheap limit, loading and every cost but the latency of one text encoder: a report when it stops there,
+    else the loaded encoder whose latency is timed next (with the other candidates')."""
     from ..backbones import get_backbone_spec
     from ..backbones.text import load_text_backbone, resolve_text_model
-    from ..text.features import embed_texts
-    from .cost import measure_text_cost
+    from .cost import prepare_text_cost
 
     spec = None if Path(cand.name).expanduser().is_dir() else get_backbone_spec(cand.name)
     report = CandidateReport(cand, "ranked", quality=_text_quality(cand, spec), modality="text")
@@ -908,9 +1083,31 @@ def _evaluate_text_candidate(cand: Candidate, texts: list[str], labels: np.ndarr
         return report
     report.weights_record = dict(backbone.weights_record, random_init_seed=seed if cand.is_control else None,
                                  pooling=backbone.pooling, max_length=backbone.max_length)
-    # 3. cost on the user's device with the user's texts, then the limits
-    cost = measure_text_cost(backbone, texts, device=device, batch_size=throughput_batch_size, num_runs=latency_runs).as_dict()
-    if _excluded_by_cost(report, cost, limits, t0):
+    # 3. cost on the user's device with the user's texts (the latency is timed later, with the other candidates')
+    static, probe = prepare_text_cost(backbone, texts, device=device, batch_size=throughput_batch_size)
+    report.timing_s["cost"] = time.perf_counter() - t0
+    return _Loaded(report, backbone, static, probe)
+
+
+def _evaluate_text_candidate(cand: Candidate, texts: list[str], labels: np.ndarray, limits: Limits, cache, device: str, *, seed,
+                             num_folds, batch_size, throughput_batch_size, latency_runs, progress,
+                             loaded: _Loaded | None = None) -> CandidateReport:
+    """Weights, limits, cost and evidence of one text encoder (stops early when it cannot be ranked). ``loaded``: as for
+    :func:`_evaluate_candidate`.
+
+    Evidence comes from the frozen encoder's pooled embeddings of the training texts; LEEP and
+    NCE do not apply (no source classifier) and are marked so, not computed.
+    """
+    from ..text.features import embed_texts
+
+    if loaded is None:
+        loaded = _prepare_text_candidate(cand, texts, limits, cache, device, seed=seed, throughput_batch_size=throughput_batch_size)
+        if isinstance(loaded, CandidateReport):
+            return loaded
+        _measure_latency_alone(loaded, latency_runs)
+    report, backbone = loaded.report, loaded.backbone
+    # 3. the limits on the measured cost
+    if _excluded_by_cost(report, loaded.cost, limits):
         return report
     # 4. evidence from the frozen encoder's embeddings of the training texts
     t0 = time.perf_counter()
