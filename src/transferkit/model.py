@@ -7,7 +7,6 @@ pickle anywhere.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
@@ -19,6 +18,7 @@ import torch
 from torch import nn
 
 from .backbones import Backbone, load_backbone
+from .backbones._weights import file_sha256  # memoised on (path, size, mtime)
 from .data import BadImageError, make_transforms, open_image
 from .errors import ConfigError, ModelFolderError, TrainingError
 from .evaluation import predict_labels, resolve_positive
@@ -52,14 +52,6 @@ def write_model_folder(module: nn.Module, directory: str | os.PathLike, config: 
 
 
 WEIGHTS_SHA256_KEY = "model_file_sha256"
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _scalar_problem(name: str, value: Any) -> str | None:
