@@ -338,3 +338,13 @@ def test_error_messages_keep_bracketed_text_rich_would_take_for_markup(image_fol
     # a positive class named "[bold]" (or a path like "x[1].png") vanished from the error line: rich read it as markup
     result = invoke("fit", image_folder, "--model", TINY, "--weights", tiny_weights, "--positive", "[bold]", "--out", tmp_path / "r")
     assert_clean_failure(result, "[bold]")
+
+
+def test_fit_takes_max_params_written_as_3e6_as_rank_does(image_folder, tiny_weights, tmp_path):
+    # rank took --max-params 3e6, fit and fit-text answered "Invalid value for '--max-params'"
+    result = invoke("fit", image_folder, "--model", TINY, "--weights", tiny_weights, "--max-params", "3e6", "--out", tmp_path / "r")
+    assert_clean_failure(result, "the limits max_params (--max-params) choose among the candidates only")
+    from transferkit.cli.app import app as cli_app  # fit-text parses it too (the refusal comes from fit_text, after parsing)
+
+    text = runner.invoke(cli_app, ["fit-text", str(tmp_path / "none.csv"), "--max-params", "3e6", "--model", "x"])
+    assert "Invalid value for '--max-params'" not in text.output

@@ -80,6 +80,22 @@ def test_fp32_onnx_export_writes_folder_and_passes_parity(tiny_model, fp32_expor
     assert sum(r["label"] == Path(r["path"]).parent.name for r in ours) >= len(files) - 2
 
 
+def test_quantization_prints_nothing_to_stdout(fp32_export, tmp_path, capsys):
+    # onnxruntime's percentile calibrator printed "Collecting tensor data and making histogram ..." to stdout:
+    # `benchmark --json` was then no JSON, and -q did not silence it
+    import json
+
+    import numpy as np
+
+    from transferkit.export.quantize import quantize_static_int8
+
+    cfg = json.loads((fp32_export / "export.json").read_text())
+    calibration = np.random.default_rng(0).normal(size=(8, *cfg["preprocessing"]["input_size"])).astype(np.float32)
+    capsys.readouterr()
+    quantize_static_int8(fp32_export / "model.onnx", tmp_path / "int8.onnx", calibration, calibrate_method="percentile")
+    assert (tmp_path / "int8.onnx").is_file() and capsys.readouterr().out == ""
+
+
 def test_int8_export_is_smaller_and_agrees(tiny_model, fp32_export, tmp_path):
     model_dir, data = tiny_model
     result = export_model(model_dir, tmp_path / "int8", quantize="int8", calibration=data, num_calibration=20,

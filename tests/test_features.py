@@ -205,6 +205,15 @@ def test_spaces_lists_each_feature_space_and_remove_frees_it(backbone, records, 
     assert cache.remove(row["key"]) == row["bytes"] and cache.spaces() == []
     with pytest.raises(KeyError):
         cache.remove("../" + cache_dir.name)  # only folders directly inside the cache
+    # rank keeps its random-init controls beside the feature spaces and tells the user to fit with that file: `cache clear`
+    # deleted it, and `cache info` listed it as a feature space of '?'
+    controls = cache_dir / "random-init"
+    controls.mkdir()
+    (controls / "mobilenet_v2-seed0.safetensors").write_bytes(b"weights")
+    assert cache.spaces() == [] and len(cache) == 0
+    with pytest.raises(KeyError):
+        cache.remove("random-init")
+    assert (controls / "mobilenet_v2-seed0.safetensors").is_file()
     assert cache_dir.is_dir()
     _, stats = _extract(backbone, records, cache)
     assert stats.num_computed == unique  # computed again, not served from memory

@@ -174,7 +174,7 @@ def test_limits_beside_a_fixed_model_are_refused_not_ignored(image_folder, tiny_
     # `fit --model tf_efficientnet_lite2 --max-size-mb 1` trained and saved the 18.6 MB model without a word
     from transferkit.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"max_size_mb \(--max-size-mb\), max_latency_ms \(--max-latency-ms\) choose the backbone"):
+    with pytest.raises(ConfigError, match=r"the limits max_size_mb \(--max-size-mb\), max_latency_ms \(--max-latency-ms\) choose among the candidates only"):
         tk.fit(image_folder, model=TINY, weights=str(tiny_weights), max_size_mb=1, max_latency_ms=1, out=tmp_path / "run",
                progress=False, report=False)
     assert not (tmp_path / "run").exists()

@@ -511,3 +511,14 @@ def test_a_dense_head_checks_its_sizes_and_the_width_of_its_input(model, tmp_pat
     folder = _saved_with_config(model, tmp_path, lambda cfg: cfg["head"].update(hidden_dim=-3))
     with pytest.raises(ModelFolderError, match="hidden_dim must be None or 0"):
         tk.load(folder)
+
+
+def test_a_threshold_or_temperature_set_after_construction_is_checked_when_set(model, tmp_path):
+    # `m.threshold = 5; m.save_pretrained(...)` wrote a folder tk.load refused; `m.temperature = 0` made predict blame the weights
+    with pytest.raises(tk.errors.ConfigError, match="'threshold' is 5"):
+        model.threshold = 5
+    with pytest.raises(tk.errors.ConfigError, match="'temperature' is 0"):
+        model.temperature = 0
+    model.threshold, model.temperature = 0.7, 1.5
+    back = tk.load(model.save_pretrained(tmp_path / "m"))
+    assert (back.threshold, back.temperature) == (0.7, 1.5)

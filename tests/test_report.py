@@ -333,3 +333,18 @@ def test_class_names_no_font_can_draw_are_numbered_in_the_plots_with_a_key(tmp_p
         assert "cannot draw some class names" not in html
     else:
         assert "so the plots number them: class 0 = 健康; class 1 = 病気." in html
+
+
+def test_the_report_summary_does_not_call_an_unfitted_temperature_fitted(binary_run, tmp_path):
+    # it printed "warning: temperature scaling not fitted ... stays 1" and then "temperature 1.000 (fitted on validation)"
+    run = tmp_path / "run"
+    shutil.copytree(binary_run, run)
+    result = runner.invoke(app, ["report", str(run), "--resamples", "200", "--gallery", "0", "--no-leakage-check"],
+                           env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    out = " ".join(result.output.split())
+    summary = json.loads((run / "report.json").read_text())["calibration"]
+    if summary["fitted"]:
+        assert "(fitted on validation)" in out
+    else:  # the tiny run's validation split is classified without an error: no temperature can be fitted
+        assert "not fitted" in out and "(fitted on validation)" not in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 import json
 from pathlib import Path
 
@@ -317,6 +318,11 @@ def test_fit_text_names_a_class_too_rare_for_its_splits_and_leaves_no_run_folder
     (["transferkit", "fit-text", "data.csv", "--out", "r"], "transferkit fit-text --resume RUN", "256 images"),
     (["transferkit", "predict-text", "RUN", "good"], "run the same command again", "images"),
     (["transferkit", "fit", "data/", "--out", "r"], "transferkit fit --resume RUN", "fit-text"),
+    # every other command got the fit message ("stored every 256 images ... transferkit fit --resume RUN")
+    (["transferkit", "rank", "reviews.csv", "-q"], "the feature cache", "--resume"),
+    (["transferkit", "predict", "RUN", "good phone"], "Nothing was written", "--resume"),
+    (["transferkit", "export", "RUN", "--out", "x"], "export folder was not finished", "--resume"),
+    (["transferkit", "-q"], "Nothing was written", "--resume"),
 ])
 def test_a_ctrl_c_before_the_command_runs_is_said_in_the_words_of_that_command(monkeypatch, capsys, argv, said, not_said):
     """A Ctrl-C during fit-text's imports said "features ... stored every 256 images ... `transferkit fit --resume RUN`"."""
@@ -349,3 +355,20 @@ def test_evaluate_text_on_one_class_says_why_roc_auc_is_undefined(fitted, tmp_pa
     assert "ROC-AUC undefined: no example of class 'neg' in only_pos.csv (6 examples): ROC-AUC needs both classes" in res.stderr
     m = json.loads(runner.invoke(app, ["evaluate-text", str(run), str(f), "--include-training-texts", "--json"]).stdout)
     assert m["binary"]["roc_auc"] is None and "roc_auc" in m["undefined"]
+
+
+def test_a_non_utf8_locale_neither_ends_a_run_with_a_traceback_nor_mangles_arguments():
+    # LC_ALL=C: printing "…" after a finished fit-text raised UnicodeEncodeError (exit 1, traceback), and a text argument
+    # with an emoji reached the tokenizer as lone surrogates (TypeError: TextEncodeInput must be Union[...])
+    import subprocess
+    import sys
+
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONCOERCECLOCALE": "0", "PYTHONUTF8": "0"}
+    env.pop("PYTHONIOENCODING", None)
+    code = ("import sys; from transferkit.cli.app import _never_fail_on_output; from transferkit.cli.text_commands import "
+            "read_text_inputs; _never_fail_on_output(); print('saved \\u2026 \\u5065\\u5eb7'); "
+            "print(ascii(read_text_inputs(sys.argv[1:], None, None)))")
+    done = subprocess.run([sys.executable, "-c", code, "love it \U0001F600"], capture_output=True, env=env, stdin=subprocess.DEVNULL)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    lines = done.stdout.decode("ascii").splitlines()
+    assert lines[0].startswith("saved ") and lines[1] == ascii(["love it \U0001F600"])

@@ -413,7 +413,7 @@ def test_fit_text_refuses_limits_beside_a_fixed_encoder(sentiment_csv: Path, tin
     # `fit-text --model all-mpnet-base-v2 --max-params 1000` trained the 109 M-parameter encoder without a word
     from transferkit.errors import ConfigError
 
-    with pytest.raises(ConfigError, match=r"max_params \(--max-params\) choose the encoder"):
+    with pytest.raises(ConfigError, match=r"the limits max_params \(--max-params\) choose among the encoders only"):
         _fit(sentiment_csv, tiny_bert, "linear-probe", tmp_path / "run", max_params=1000)
     assert not (tmp_path / "run").exists()
 

@@ -240,9 +240,10 @@ def fit(
     if given and config.backbone != "auto":  # they choose among candidates: beside a fixed model they would be ignored
         from .errors import ConfigError
 
-        raise ConfigError(f"{', '.join(given)} choose the backbone among the candidates with model='auto' (--model auto); "
-                          f"the model is fixed to {config.backbone!r}, so they would not be checked. Drop them, use --model auto, "
-                          f"or check {config.backbone} first with `transferkit rank DATA --candidates {config.backbone} --max-...`.")
+        raise ConfigError(f"the limits {', '.join(given)} choose among the candidates only with model='auto' (--model auto); "
+                          f"this run trains {config.backbone!r} (given, or the default), so they would not be checked. Drop them, "
+                          f"use --model auto, or check {config.backbone} first with `transferkit rank DATA --candidates "
+                          f"{config.backbone} --max-...`.")
     from .data.subjects import subject_rule
 
     subject_rule(config.data.groups, config.data.groups_file)  # a bad pattern or table fails before any ranking or run folder

@@ -74,6 +74,34 @@ def check_batch_size(batch_size: Any) -> int:
     return int(batch_size)
 
 
+class DecisionScalars:
+    """``threshold`` and ``temperature`` as checked attributes (mixed into the image and text classifiers): a value set
+    after construction (``model.temperature = 0``) is refused when it is set, not first when the saved folder will not
+    load, or when every prediction has turned into NaN."""
+
+    @property
+    def threshold(self) -> float:
+        return self._threshold
+
+    @threshold.setter
+    def threshold(self, value: Any) -> None:
+        problem = _scalar_problem("threshold", value)
+        if problem:
+            raise ConfigError(f"{problem}.")
+        self._threshold = float(value)
+
+    @property
+    def temperature(self) -> float:
+        return self._temperature
+
+    @temperature.setter
+    def temperature(self, value: Any) -> None:
+        problem = _scalar_problem("temperature", value)
+        if problem:
+            raise ConfigError(f"{problem}.")
+        self._temperature = float(value)
+
+
 def check_scalars(threshold: Any, temperature: Any) -> None:
     """A model's ``threshold`` and ``temperature`` checked when it is built: a folder saved with a bad one would never load
     again (:func:`check_saved_scalars`), and a temperature of 0 turns every prediction into NaN."""
@@ -121,7 +149,7 @@ def load_weights_strictly(model: nn.Module, weights_path: Path, expected_sha256:
                                "model folder again, or train it again (a lower learning rate, if it diverged).")
 
 
-class TransferModel(nn.Module):
+class TransferModel(DecisionScalars, nn.Module):
     """Images -> logits over ``classes``; the unit that is saved, loaded, evaluated and exported."""
 
     def __init__(

@@ -171,7 +171,7 @@ def fit(
     freeze_bn: Annotated[bool, typer.Option("--freeze-bn/--train-bn", help="Fine-tuning: keep all BatchNorm statistics frozen (default), or update those of unfrozen blocks.")] = True,
     resume: Annotated[Optional[Path], typer.Option(help="Continue an interrupted run folder from its last checkpoint (other options are read from it).")] = None,
     seeds: Annotated[int, typer.Option(min=1, help="Run this many seeds (seed, seed+1, ...) into OUT/seed-K and report mean ± std.")] = 1,
-    max_params: Annotated[Optional[int], typer.Option(help="--model auto: largest parameter count allowed.")] = None,
+    max_params: Annotated[Optional[float], typer.Option(metavar="N", help="--model auto: largest parameter count allowed (a whole number; 3e6 is 3000000).")] = None,
     max_size_mb: Annotated[Optional[float], typer.Option(help="--model auto: largest weights size (MB).")] = None,
     max_latency_ms: Annotated[Optional[float], typer.Option(help="--model auto: largest batch-1 latency on this device (ms, p50).")] = None,
     max_memory_mb: Annotated[Optional[float], typer.Option(help="--model auto: largest peak inference memory (MB).")] = None,
@@ -480,28 +480,48 @@ def models(
 from . import cache_commands, export_commands, rank_commands, report_commands, text_commands  # noqa: E402,F401
 
 
-_INTERRUPTED = ("[yellow]interrupted.[/] Run the same command again: features computed so far are in the cache (stored every "
-                "256 images) and are not computed twice. A fit whose RUN/config.json still says \"running\" also continues with "
-                "`transferkit fit --resume RUN`.")
-_INTERRUPTED_TEXT = {
+_AGAIN = "[yellow]interrupted.[/] Nothing was written; run the same command again."
+_CACHED = ("[yellow]interrupted.[/] Run the same command again: the {what} computed so far are in the feature cache and are not "
+           "computed twice.")
+_INTERRUPTED = {
+    "fit": ("[yellow]interrupted.[/] Run the same command again: features computed so far are in the cache (stored every "
+            "256 images) and are not computed twice. A fit whose RUN/config.json still says \"running\" also continues with "
+            "`transferkit fit --resume RUN`."),
     "fit-text": ("[yellow]interrupted.[/] Run the same command again: text embeddings computed so far are in the cache (stored "
                  "once each split's texts are embedded) and are not computed twice. A finetune or lora run whose "
                  "RUN/config.json still says \"running\" also continues with `transferkit fit-text --resume RUN`."),
-    "evaluate-text": "[yellow]interrupted.[/] Nothing was written; run the same command again.",
-    "predict-text": "[yellow]interrupted.[/] Nothing was written; run the same command again.",
+    "rank": _CACHED.format(what="features (or text embeddings)"),
+    "report": "[yellow]interrupted.[/] The report was not written (the run itself is unchanged); run the same command again.",
+    "export": "[yellow]interrupted.[/] The export folder was not finished; run the same command again (with --overwrite if it asks).",
+    "benchmark": "[yellow]interrupted.[/] Nothing was measured to the end; run the same command again.",
+    "cache": "[yellow]interrupted.[/] Feature spaces already deleted stay deleted; run the same command again for the rest.",
 }
 
 
 def _interrupted_message(argv: list[str] | None = None) -> str:
-    """What to say of a Ctrl-C no command handled (e.g. during the imports): the image message, or the one of the text
-    command on the command line (its name is the first argument that is not an option)."""
+    """What to say of a Ctrl-C no command handled (e.g. during the imports), in the words of the command on the command
+    line (its name is the first argument that is not an option): where work is kept and how to go on, or that nothing was
+    written (evaluate, predict, models ...)."""
     command = next((a for a in (sys.argv if argv is None else argv)[1:] if not a.startswith("-")), None)
-    return _INTERRUPTED_TEXT.get(command, _INTERRUPTED)
+    return _INTERRUPTED.get(command, _AGAIN)
+
+
+def _never_fail_on_output() -> None:
+    """Under a non-UTF-8 locale (LC_ALL=C, a Windows code page) printing "…" or a CJK class name raised UnicodeEncodeError
+    and ended a finished fit with a traceback: characters the terminal cannot show are replaced instead."""
+    for stream in (sys.stdout, sys.stderr):
+        encoding = (getattr(stream, "encoding", None) or "").lower().replace("-", "").replace("_", "")
+        if encoding not in ("utf8", "utf8sig") and hasattr(stream, "reconfigure"):
+            try:
+                stream.reconfigure(errors="replace")
+            except (ValueError, OSError):  # a stream that cannot be reconfigured: leave it
+                pass
 
 
 def main() -> None:
     from ..launch import is_main_process
 
+    _never_fail_on_output()
     try:
         app()
     except KeyboardInterrupt:  # outside training (which saves a checkpoint and says how to resume): e.g. during feature extraction

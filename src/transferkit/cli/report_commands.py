@@ -51,7 +51,8 @@ def report(
             table.add_row(name.replace("_", " "), f"{iv['estimate']:.3f}", f"[{iv['low']:.3f}, {iv['high']:.3f}]")
     console.print(table)
     cal = s["calibration"]
-    lines = [f"calibration: temperature {cal['temperature']:.3f} (fitted on validation); test ECE {cal['test_ece_before']:.3f} -> {cal['test_ece_after']:.3f}, "
+    how = "fitted on validation" if cal.get("fitted", True) else "not fitted: see the warning"
+    lines = [f"calibration: temperature {cal['temperature']:.3f} ({how}); test ECE {cal['test_ece_before']:.3f} -> {cal['test_ece_after']:.3f}, "
              f"test NLL {cal['test_nll_before']:.3f} -> {cal['test_nll_after']:.3f}"]
     op = s.get("operating_point")
     if op:

@@ -84,7 +84,7 @@ def fit_text_cmd(
     final: Annotated[bool, typer.Option("--final/--no-final", help="With --cv: also train and save a model on all rows.")] = True,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     report: Annotated[bool, typer.Option("--report/--no-report", help="With a test split: write RUN/report.html (metrics with intervals, calibration, misclassified texts with token attributions).")] = True,
-    max_params: Annotated[Optional[int], typer.Option(help="--model auto: limit on encoder parameters.")] = None,
+    max_params: Annotated[Optional[float], typer.Option(metavar="N", help="--model auto: limit on encoder parameters (a whole number; 3e6 is 3000000).")] = None,
     max_size_mb: Annotated[Optional[float], typer.Option(help="--model auto: limit on fp32 weights size in MB.")] = None,
     max_latency_ms: Annotated[Optional[float], typer.Option(help="--model auto: limit on batch-1 latency p50 on this device, in ms.")] = None,
     max_memory_mb: Annotated[Optional[float], typer.Option(help="--model auto: limit on peak memory of a batch-1 forward, in MB.")] = None,
@@ -231,7 +231,9 @@ def read_text_inputs(texts: list[str] | None, file: Path | None, text_col: str |
     """Texts to classify from the arguments, ``--file`` (one per line, or a .csv/.jsonl column) and stdin
     ('-', or nothing with piped input); shared by ``predict-text`` and ``predict`` on text models. Rows of the file that
     cannot be parsed are left out and reported on stderr (count, first lines)."""
-    items = [t for t in (texts or []) if t != "-"]
+    # under a non-UTF-8 locale (LC_ALL=C) Python keeps the bytes of non-ASCII arguments as lone surrogates, which the
+    # tokenizer refuses with a TypeError: recover the UTF-8 the terminal sent (undecodable bytes become U+FFFD)
+    items = [t.encode(sys.getfilesystemencoding(), "surrogateescape").decode("utf-8", "replace") for t in (texts or []) if t != "-"]
     for t in items:  # a file name given as a text: it was classified as the string itself
         try:
             is_file = Path(t).expanduser().is_file()

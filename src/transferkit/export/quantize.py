@@ -7,11 +7,13 @@ fly), the usual choice for transformer encoders.
 
 from __future__ import annotations
 
+import io
+
 import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stdout
 from pathlib import Path
 from typing import Any
 
@@ -115,20 +117,23 @@ def quantize_static_int8(
         prepared = _preprocess(fp32_path, Path(tmp) / "prepared.onnx")
         if exclude_head:
             excluded += [n for n in head_node_names(prepared) if n not in excluded]
-        quantize_static(
-            str(prepared),
-            str(out_path),
-            _ArrayReader(input_name, calibration),
-            quant_format=QuantFormat.QDQ if quant_format == "qdq" else QuantFormat.QOperator,
-            per_channel=per_channel,
-            reduce_range=reduce_range,
-            activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
-            calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-                              "percentile": CalibrationMethod.Percentile}[calibrate_method],
-            nodes_to_exclude=excluded or None,
-            extra_options={"CalibTensorRangeSymmetric": False},
-        )
+        # onnxruntime's calibrators print progress ("Collecting tensor data and making histogram ...") to stdout, which
+        # broke `benchmark --json` / `export --json` output and ignored -q: kept out of stdout
+        with redirect_stdout(io.StringIO()):
+            quantize_static(
+                str(prepared),
+                str(out_path),
+                _ArrayReader(input_name, calibration),
+                quant_format=QuantFormat.QDQ if quant_format == "qdq" else QuantFormat.QOperator,
+                per_channel=per_channel,
+                reduce_range=reduce_range,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                calibrate_method={"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+                                  "percentile": CalibrationMethod.Percentile}[calibrate_method],
+                nodes_to_exclude=excluded or None,
+                extra_options={"CalibTensorRangeSymmetric": False},
+            )
     return {
         "method": "static",
         "tool": "onnxruntime.quantization.quantize_static",

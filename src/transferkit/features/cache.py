@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 import uuid
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 FEATURES_VERSION = 1
+_KEY = re.compile(r"[0-9a-f]{24}")  # a feature space's folder name: feature_key()
 STALE_TMP_SECONDS = 3600  # a .tmp older than this is a dead writer's, not one still writing
 
 
@@ -172,8 +174,7 @@ class FeatureCache:
         from safetensors import safe_open
 
         rows = []
-        folders = sorted(p for p in self.cache_dir.glob("*") if p.is_dir()) if self.cache_dir.is_dir() else []
-        for folder in folders:
+        for folder in self._space_folders():
             try:
                 meta = json.loads((folder / "meta.json").read_text())
             except (OSError, ValueError):
@@ -194,10 +195,17 @@ class FeatureCache:
                          "last_written": max((f.stat().st_mtime for f in files), default=folder.stat().st_mtime)})
         return rows
 
+    def _space_folders(self) -> list[Path]:
+        """The feature-space folders (named by :func:`feature_key`): not the other things kept beside them, such as the
+        random-init control weights that `rank` saves in ``random-init/`` and tells the user to fit with."""
+        if not self.cache_dir.is_dir():
+            return []
+        return sorted(p for p in self.cache_dir.iterdir() if p.is_dir() and _KEY.fullmatch(p.name))
+
     def remove(self, key: str) -> int:
         """Delete one feature space (its folder); returns the bytes freed. Its vectors are computed again when needed."""
         folder = self._dir(key)
-        if not folder.is_dir() or folder.parent.resolve() != self.cache_dir.resolve():
+        if not _KEY.fullmatch(key) or not folder.is_dir():
             raise KeyError(key)
         freed = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
         shutil.rmtree(folder)
@@ -205,4 +213,4 @@ class FeatureCache:
         return freed
 
     def __len__(self) -> int:
-        return sum(len(self._index(p.name)) for p in self.cache_dir.glob("*") if p.is_dir())
+        return sum(len(self._index(p.name)) for p in self._space_folders())

@@ -225,7 +225,7 @@ def write_report(
     else:
         saved_note = "(not saved: --no-calibrate)"
     calibration = {
-        "temperature": t, "num_bins": NUM_BINS, "saved": calibrate, "saved_note": saved_note,
+        "temperature": t, "fitted": not scaler.note_, "num_bins": NUM_BINS, "saved": calibrate, "saved_note": saved_note,
         "val_nll_before": negative_log_likelihood(val_logits, val.y_true), "val_nll_after": negative_log_likelihood(val_logits, val.y_true, t),
         "test_nll_before": negative_log_likelihood(test_logits, test.y_true), "test_nll_after": negative_log_likelihood(test_logits, test.y_true, t),
         "val_ece_before": before_val.ece, "val_ece_after": after_val.ece, "test_ece_before": before_test.ece, "test_ece_after": after_test.ece,

@@ -428,9 +428,9 @@ def fit_text(
     if given and config.backbone != "auto":  # they choose among the encoders: beside a fixed one they would be ignored
         from ..errors import ConfigError
 
-        raise ConfigError(f"{', '.join(given)} choose the encoder among the candidates with model='auto' (--model auto); the "
-                          f"model is fixed to {config.backbone!r}, so they would not be checked. Drop them, use --model auto, or "
-                          f"check it first with `transferkit rank DATA --candidates {config.backbone} --max-...`.")
+        raise ConfigError(f"the limits {', '.join(given)} choose among the encoders only with model='auto' (--model auto); "
+                          f"this run trains {config.backbone!r} (given, or the default), so they would not be checked. Drop them, "
+                          f"use --model auto, or check it first with `transferkit rank DATA --candidates {config.backbone} --max-...`.")
     tuning = config.strategy != "linear-probe"
     accelerator = None
     if not tuning:

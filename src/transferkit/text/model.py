@@ -23,6 +23,7 @@ from ..backbones.text import TextBackbone
 from ..errors import ModelFolderError
 from ..evaluation import predict_labels, resolve_positive
 from ..heads import DenseHead
+from ..model import DecisionScalars
 from ..runtime.predictor import prediction_record
 
 TEXT_FORMAT = "transferkit.text-classifier"
@@ -31,7 +32,7 @@ WEIGHTS_NAME = "model.safetensors"
 ADAPTER_DIR = "adapter"
 
 
-class TextClassifier(nn.Module):
+class TextClassifier(DecisionScalars, nn.Module):
     """Texts -> logits over ``classes``: the unit that is saved, loaded, evaluated and predicted."""
 
     def __init__(self, backbone: TextBackbone, head: DenseHead, classes: Sequence[str], *, positive: str | None = None,
