@@ -539,6 +539,11 @@ def test_input_that_is_not_a_float_batch_of_three_channels_is_named_with_how_to_
                     call(x)
     with torch.no_grad():
         assert backbone.embed(torch.rand(2, 3, 64, 64)).shape == (2, backbone.num_features)
+        # float64 (numpy's default) gave torch's "expected scalar type Double but found Float"
+        with pytest.raises(DataError, match=r"the backbone's weights are float32 and the input is float64: convert the input"):
+            backbone.embed(torch.rand(2, 3, 64, 64, dtype=torch.float64))
+        with torch.autocast("cpu", dtype=torch.bfloat16):  # mixed precision casts inputs itself: not refused
+            assert backbone.embed(torch.rand(2, 3, 64, 64, dtype=torch.bfloat16)).shape == (2, backbone.num_features)
 
 
 def test_a_name_that_is_not_a_string_is_an_unknown_backbone_error():

@@ -128,6 +128,12 @@ class Backbone(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_image_batch(x)
+        weight = next(self.body.parameters(), None)
+        if weight is not None and x.dtype != weight.dtype and not torch.is_autocast_enabled(x.device.type):
+            from ..errors import DataError
+
+            raise DataError(f"the backbone's weights are {str(weight.dtype).replace('torch.', '')} and the input is "
+                            f"{str(x.dtype).replace('torch.', '')}: convert the input, x.to({weight.dtype}) (x.float() for float32).")
         if self._test_views == "flips" and not self.training:
             return self._pooled(flip_views(x)).unflatten(0, (4, -1)).mean(0)
         return self._pooled(x)
